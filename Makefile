@@ -1,0 +1,56 @@
+# The book's two commands:  make book  (quick profile, HTML in _build/html)  and  make test.
+# Both create .venv on first use and install the exact versions pinned in constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NBVAL_TIMEOUT ?= 900
+
+# Datasets: $BN_DATA_DIR if set, else the offline caches in ../shared/data when they exist
+# (else bn_utils downloads them). Absolute, because notebooks run inside chapters/.
+ifneq ($(BN_DATA_DIR),)
+export BN_DATA_DIR := $(abspath $(BN_DATA_DIR))
+else ifneq ($(wildcard ../shared/data/mnist.npz),)
+export BN_DATA_DIR := $(abspath ../shared/data)
+endif
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test install pytest nbval book-smoke clean clean-notebooks benchmarks
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book]"
+	@touch $@
+
+# Executes every chapter at the quick profile (cached: unchanged chapters are not re-run).
+book: $(STAMP)
+	BN_PROFILE=quick $(BIN)/jupyter-book build . -W --keep-going
+	@echo "The book: $(CURDIR)/_build/html/index.html"
+
+test: pytest nbval book-smoke
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+# Every chapter runs at the smoke profile; cells marked NBVAL_CHECK_OUTPUT must print what is stored.
+nbval: $(STAMP)
+	BN_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax \
+		--nbval-cell-timeout=$(NBVAL_TIMEOUT) chapters
+
+# A broken toc, reference, equation or chapter fails here (warnings are errors). Its own build
+# folder, so the smoke outputs never end up in the real book's execution cache.
+book-smoke: $(STAMP)
+	BN_PROFILE=smoke $(BIN)/jupyter-book build . -W --keep-going --path-output _build/smoke
+
+benchmarks: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-notebooks: $(STAMP)
+	$(BIN)/python tools/clean_notebooks.py chapters/*.ipynb
+
+clean:
+	rm -rf _build runs

@@ -1,0 +1,230 @@
+"""Results remember: stored metrics with their provenance.
+
+A record is ``results/<chapter>/<name>__<profile>__<digest>.json`` (metrics, config, commit, device,
+times) plus an optional ``.npz`` beside it for arrays. Both are written atomically (a temporary
+file, then ``os.replace``), the ``.npz`` first, so the ``.json`` marks a complete record: a killed
+writer leaves the previous record or none, never half a file.
+
+``load_or_run`` is the one call a chapter makes. It returns a stored record when one may be
+trusted, else runs the experiment and stores it:
+
+* ``full`` records are reused whatever code wrote them (they are the expensive GPU runs that are
+  committed with the book);
+* ``smoke``/``quick`` records are reused only if ``bn_utils``' source is unchanged since they were
+  written (they are cheap; reusing stale ones would show numbers the code no longer gives);
+* with ``prefer_full=True`` a chapter executed at the unmodified ``quick`` profile shows the stored
+  ``full`` record when there is one, and says so in the caption.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .profiles import Config
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def results_dir() -> Path:
+    """Return the results root: ``BN_RESULTS_DIR``, else ``results/`` of the checkout or cwd."""
+    env = os.environ.get("BN_RESULTS_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if (REPO_DIR / "pyproject.toml").exists():
+        return REPO_DIR / "results"
+    return Path.cwd() / "results"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Return a hash of bn_utils' source files: cheap records are trusted only under the same code."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def git_commit() -> str:
+    """Return the checkout's commit (``+dirty`` if it has uncommitted changes), or ``unknown``."""
+    try:
+        run = functools.partial(subprocess.run, cwd=REPO_DIR, capture_output=True, text=True,
+                                timeout=10)
+        sha = run(["git", "rev-parse", "--short=12", "HEAD"]).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", "bn_utils"])
+        return sha + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_description(device: Any = None) -> str:
+    """Return a human name of the device the runs use, e.g. ``cpu (2 threads)`` or the GPU model."""
+    import torch
+
+    from .train import default_device
+
+    dev = torch.device(device) if device is not None else default_device()
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def provenance(device: Any = None) -> dict:
+    """Return where and with what a record was made: commit, code digest, device, versions."""
+    import torch
+
+    return {
+        "commit": git_commit(),
+        "code_digest": code_digest(),
+        "device": device_description(device),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+    }
+
+
+@dataclass
+class Record:
+    """One stored result: metrics (JSON), arrays (npz), the config and the provenance."""
+
+    chapter: str
+    name: str
+    config: dict
+    metrics: dict
+    arrays: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def profile(self) -> str:
+        """Return the profile the record was made with."""
+        return self.config.get("profile", "custom")
+
+    def __getitem__(self, key: str) -> Any:
+        """Return a metric or an array by name."""
+        if key in self.arrays:
+            return self.arrays[key]
+        return self.metrics[key]
+
+    def caption(self) -> str:
+        """Return one line saying where the numbers come from: profile, commit, device, date."""
+        when = self.meta.get("finished", "")[:10]
+        source = "stored" if self.meta.get("loaded") else "this run"
+        return (f"{self.profile} profile ({source}: commit {self.meta.get('commit', '?')}, "
+                f"{self.meta.get('device', '?')}, {when})")
+
+
+def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:
+    base = results_dir() / chapter / f"{name}__{cfg.profile}__{cfg.digest()}"
+    return base.with_suffix(".json"), base.with_suffix(".npz")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None  # NaN is not JSON; a diverged run says so in its own field
+    return value
+
+
+def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | None = None) -> Record:
+    """Store ``output`` (NumPy arrays go to the npz, the rest to JSON) and return the record."""
+    import io
+
+    arrays = {k: np.asarray(v) for k, v in output.items() if isinstance(v, np.ndarray)}
+    metrics = {k: v for k, v in output.items() if k not in arrays}
+    json_path, npz_path = _paths(chapter, name, cfg)
+    meta = {**provenance(), **(meta or {})}
+    meta.setdefault("finished", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if arrays:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(npz_path, buf.getvalue())
+        meta["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    doc = {"chapter": chapter, "name": name, "config": cfg.to_dict(), "meta": meta,
+           "metrics": _to_jsonable(metrics), "arrays": sorted(arrays)}
+    text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(json_path, text.encode())
+    return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
+
+
+def load(chapter: str, name: str, cfg: Config) -> Record | None:
+    """Return the stored record of exactly this config, or None if there is none (or it is broken)."""
+    json_path, npz_path = _paths(chapter, name, cfg)
+    if not json_path.exists():
+        return None
+    try:
+        doc = json.loads(json_path.read_text())
+        arrays = {}
+        if doc.get("arrays"):
+            blob = npz_path.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != doc["meta"].get("arrays_sha256"):
+                return None  # the npz belongs to another write; treat as missing
+            with np.load(npz_path) as z:
+                arrays = {k: z[k] for k in doc["arrays"]}
+    except (OSError, ValueError, KeyError):
+        return None
+    if doc.get("config") != cfg.to_dict():
+        return None
+    meta = {**doc["meta"], "loaded": True}
+    return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
+
+
+def _trusted(record: Record) -> bool:
+    return record.profile == "full" or record.meta.get("code_digest") == code_digest()
+
+
+def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
+                prefer_full: bool = False) -> Record:
+    """Return the trusted stored record for ``cfg`` (or, with ``prefer_full``, the full profile's),
+    else run ``fn(cfg)``, store its output and return the new record."""
+    if prefer_full and cfg.profile == "quick" and cfg.is_profile_default() \
+            and os.environ.get("BN_USE_STORED", "1") != "0":
+        stored = load(chapter, name, type(cfg).for_profile("full"))
+        if stored is not None:
+            return stored
+    stored = load(chapter, name, cfg)
+    if stored is not None and _trusted(stored):
+        return stored
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    output = fn(cfg)
+    meta = {"started": started, "seconds": round(time.perf_counter() - t0, 3)}
+    return save(chapter, name, cfg, output, meta=meta)

@@ -1,0 +1,213 @@
+"""One small training loop, shared by every chapter.
+
+``fit`` runs SGD steps over an iterator of minibatches, evaluates every ``eval_every`` steps,
+records the metrics in a :class:`History`, stops (and records ``diverged``) when the loss becomes
+NaN or infinite, can checkpoint and resume, and calls hooks at chosen steps. It never touches the
+global RNG in between steps, so measuring (hooks) does not change the trajectory.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def default_device() -> torch.device:
+    """Return ``BN_DEVICE`` if set, else CUDA when available, else the CPU."""
+    name = os.environ.get("BN_DEVICE")
+    if name:
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"BN_DEVICE={name!r} but CUDA is not available here")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class History:
+    """Metrics of a run: train loss every ``log_every`` steps, eval metrics every ``eval_every``."""
+
+    step: list = field(default_factory=list)          # steps at which train loss was logged
+    loss: list = field(default_factory=list)          # mean train loss over the last interval
+    eval_step: list = field(default_factory=list)     # steps at which eval ran
+    evals: dict = field(default_factory=dict)         # metric name -> list, aligned with eval_step
+    lr: list = field(default_factory=list)            # learning rate at each logged step
+    diverged: bool = False
+    diverged_at: int | None = None
+    steps_done: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Return the history as plain lists (JSON-ready)."""
+        return asdict(self)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
+    """Return the top-1 accuracy of ``model`` on ``(x, y)`` in eval mode (mode restored after)."""
+    return evaluate(model, x, y, batch_size)["accuracy"]
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> dict:
+    """Return ``{"accuracy", "loss"}`` of ``model`` on ``(x, y)`` in eval mode (mode restored)."""
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start: start + batch_size]).float()
+            target = y[start: start + batch_size]
+            loss += F.cross_entropy(logits, target, reduction="sum").item()
+            correct += (logits.argmax(1) == target).sum().item()
+    model.train(was_training)
+    return {"accuracy": correct / len(x), "loss": loss / len(x)}
+
+
+def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y) -> None:
+    """Run a measuring hook, then restore the RNG, BN buffers, gradients and mode it may touch."""
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    hook(step, model, x, y)
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+    with torch.no_grad():
+        for k, v in model.named_buffers():
+            v.copy_(buffers[k])
+    for p in model.parameters():
+        p.grad = None
+    model.train()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    from .results import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def fit(model: nn.Module, batches: Iterator, *, steps: int,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable = F.cross_entropy,
+        lr_at: Callable[[int], float] | None = None,
+        eval_fn: Callable[[nn.Module], dict] | None = None,
+        eval_every: int = 0,
+        log_every: int = 50,
+        hooks: dict[int, list[Callable]] | Callable | None = None,
+        checkpoint: Path | str | None = None,
+        checkpoint_every: int = 0,
+        progress: bool | str = True) -> History:
+    """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
+
+    ``lr_at(step)`` sets the learning rate before each step (a schedule); ``eval_fn(model)``
+    returns a dict of metrics, run at step 0, every ``eval_every`` steps and at the end;
+    ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
+    listed steps) and must not change the model; with ``checkpoint`` the run saves its state every
+    ``checkpoint_every`` steps and resumes from it when restarted.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be a positive integer")
+    hist = History()
+    start = 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        hist = History(**state["history"])
+        start = state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        # the caller re-creates the batch iterator; skip what the killed run consumed
+        if hasattr(batches, "skip"):
+            batches.skip(start)
+        else:
+            for _ in range(start):
+                next(batches)
+
+    def run_eval(step: int) -> None:
+        if eval_fn is None:
+            return
+        hist.eval_step.append(step)
+        for k, v in eval_fn(model).items():
+            hist.evals.setdefault(k, []).append(float(v))
+
+    if start == 0:
+        run_eval(0)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
+                   leave=False, mininterval=1.0)
+    running = torch.zeros((), device=next(model.parameters()).device)
+    since_log = 0
+    t_start = time.perf_counter()
+    model.train()
+    for step in range(start, steps):
+        x, y = next(batches)
+        if hooks is not None:
+            todo = hooks.get(step, []) if isinstance(hooks, dict) else [hooks]
+            for hook in todo:
+                _without_side_effects(hook, step, model, x, y)
+        lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach().float()
+        since_log += 1
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            mean_loss = (running / since_log).item()
+            running.zero_()
+            since_log = 0
+            hist.step.append(done)
+            hist.loss.append(mean_loss)
+            hist.lr.append(lr)
+            if not math.isfinite(mean_loss):
+                hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
+                break
+        if eval_fn is not None and eval_every and (done % eval_every == 0) and done != steps:
+            run_eval(done)
+        if bar is not None:
+            bar.update(1)
+        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps:
+            hist.steps_done = done
+            hist.seconds += time.perf_counter() - t_start
+            t_start = time.perf_counter()
+            _save_checkpoint(ckpt, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "history": hist.to_dict(), "step": done, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+    else:
+        hist.steps_done = steps
+        run_eval(steps)
+    if bar is not None:
+        bar.close()
+    hist.seconds += time.perf_counter() - t_start
+    return hist
