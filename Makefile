@@ -15,6 +15,7 @@ else ifneq ($(wildcard ../shared/data/mnist.npz),)
 export BN_DATA_DIR := $(abspath ../shared/data)
 endif
 export MPLBACKEND := Agg
+export BN_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test install pytest nbval book-smoke clean clean-notebooks benchmarks

@@ -35,3 +35,39 @@ def glue(name: str, value: Any) -> Any:
         return value
     _glue(name, value, display=False)
     return value
+
+
+class Table:
+    """A small table that shows as HTML in the book, Markdown in Colab and text in a console."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]] | list[dict[str, Any]],
+                 fmt: str | dict[str, str] = "{:.3f}", index: str = ""):
+        if isinstance(rows, dict):
+            rows = [{index: name, **values} for name, values in rows.items()]
+        self.rows = rows
+        self.columns = list(dict.fromkeys(k for r in rows for k in r))
+        self.fmt = fmt
+
+    def cell(self, column: str, value: Any) -> str:
+        """Return one value as text: numbers through the column's format, the rest with str."""
+        fmt = self.fmt.get(column, "{}") if isinstance(self.fmt, dict) else self.fmt
+        if isinstance(value, float):
+            return "diverged" if value != value else fmt.format(value)
+        return "—" if value is None else str(value)
+
+    def _text_rows(self) -> list[list[str]]:
+        return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
+
+    def _repr_markdown_(self) -> str:
+        head = "| " + " | ".join(self.columns) + " |\n|" + "---|" * len(self.columns)
+        return head + "".join("\n| " + " | ".join(r) + " |" for r in self._text_rows())
+
+    def _repr_html_(self) -> str:
+        th = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in self._text_rows())
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self) -> str:
+        rows = [self.columns, *self._text_rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
+        return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows)

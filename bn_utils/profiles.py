@@ -163,13 +163,14 @@ class Config:
                 if getattr(self, f.name) != getattr(base, f.name)}
 
     @classmethod
-    def describe(cls) -> str:
-        """Return a table of the parameters: name, paper default, profile values, doc."""
+    def describe(cls) -> list[dict]:
+        """Return one row per parameter: its name, value in each profile, and what it means."""
         rows = []
         for f in dataclasses.fields(cls):
             if f.name == "profile":
                 continue
-            per = {p: cls.PROFILES[p].get(f.name, f.default) for p in PROFILES}
-            rows.append(f"{f.name:>14}  smoke={per['smoke']!r:<10} quick={per['quick']!r:<10} "
-                        f"full={per['full']!r:<10} {f.metadata.get('doc', '')}")
-        return "\n".join(rows)
+            row = {"parameter": f.name}
+            row.update({p: cls.PROFILES[p].get(f.name, f.default) for p in PROFILES})
+            row["meaning"] = f.metadata.get("doc", "")
+            rows.append(row)
+        return rows

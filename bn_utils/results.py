@@ -228,3 +228,9 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     output = fn(cfg)
     meta = {"started": started, "seconds": round(time.perf_counter() - t0, 3)}
     return save(chapter, name, cfg, output, meta=meta)
+
+
+def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:
+    """Return where a long run of ``cfg`` keeps its checkpoint (``train.fit(checkpoint=...)``)."""
+    json_path, _ = _paths(chapter, name, cfg)
+    return json_path.parent / "checkpoints" / json_path.with_suffix(".pt").name

@@ -81,6 +81,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return {"accuracy": correct / len(x), "loss": loss / len(x)}
 
 
+def _tqdm():
+    """Return tqdm's notebook bar where Jupyter widgets are installed, else its text bar."""
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
+    return tqdm
+
+
 def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y) -> None:
     """Run a measuring hook, then restore the RNG, BN buffers, gradients and mode it may touch."""
     rng = torch.get_rng_state()
@@ -123,7 +134,8 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     returns a dict of metrics, run at step 0, every ``eval_every`` steps and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; with ``checkpoint`` the run saves its state every
-    ``checkpoint_every`` steps and resumes from it when restarted.
+    ``checkpoint_every`` steps and resumes from it when restarted. The progress bar is off when
+    ``BN_PROGRESS=0`` (the book's builds set it).
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
@@ -156,10 +168,8 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     if start == 0:
         run_eval(0)
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
+    if progress and os.environ.get("BN_PROGRESS", "1") != "0":
+        bar = _tqdm()(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
                    leave=False, mininterval=1.0)
     running = torch.zeros((), device=next(model.parameters()).device)
     since_log = 0

@@ -1,0 +1,128 @@
+"""Chapter 01: watch the input distribution of one hidden layer move during training.
+
+The same MLP trains twice on MNIST, without and with BN; every ``eval_every`` steps we record the
+mean and std of one hidden layer's pre-activations (over its units and a fixed probe batch of test
+images) and the 15th/50th/85th percentiles of one of its units, plus the test accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from .. import data, measure, models, plotting, results, train
+from ..profiles import Config, param
+
+CHAPTER = "01_covariate_shift"
+NETS = {"no_bn": "none", "bn": "bn"}
+LABELS = {"no_bn": "without BN", "bn": "with BN"}
+
+
+@dataclass(frozen=True)
+class ShiftConfig(Config):
+    """The covariate-shift demonstration (defaults: the ``full`` profile)."""
+
+    steps: int = param(20_000, "SGD steps per network", min=1)
+    batch_size: int = param(60, "examples per minibatch (as in the paper's MNIST experiment)", min=2)
+    lr: float = param(0.5, "SGD learning rate, the same for both networks", min=1e-6, max=100.0)
+    hidden: tuple = param((100, 100, 100), "hidden layer widths", item_min=1)
+    activation: str = param("sigmoid", "hidden nonlinearity", choices=tuple(models.ACTIVATIONS))
+    layer: int = param(3, "hidden layer whose inputs we watch (1 = first)", min=1)
+    unit: int = param(0, "unit of that layer whose percentiles we plot", min=0)
+    eval_every: int = param(200, "steps between measurements", min=1)
+    probe_size: int = param(2000, "test images the distributions are measured on", min=10)
+    n_train: int = param(60_000, "training images used", min=100, max=60_000)
+    seed: int = param(0, "random seed (initialisation and minibatch order)", min=0)
+
+    PROFILES: ClassVar[dict] = {
+        "full": {},
+        "quick": {"steps": 4000, "eval_every": 100},
+        "smoke": {"steps": 60, "eval_every": 20, "n_train": 1000, "probe_size": 200},
+    }
+
+    def validate(self) -> None:
+        """Check that the watched layer and unit exist."""
+        if self.layer > len(self.hidden):
+            raise ValueError(f"parameter layer={self.layer} must be <= the number of hidden "
+                             f"layers ({len(self.hidden)})")
+        if self.unit >= self.hidden[self.layer - 1]:
+            raise ValueError(f"parameter unit={self.unit} must be < the layer's width "
+                             f"{self.hidden[self.layer - 1]}")
+
+
+def train_pair(cfg: ShiftConfig) -> dict:
+    """Train the network without and with BN; return each one's History (as a dict) by name."""
+    device = train.default_device()
+    x_tr, y_tr, x_te, y_te = data.tensors("mnist", device, flatten=True, n_train=cfg.n_train,
+                                          seed=cfg.seed)
+    probe = x_te[: cfg.probe_size]
+    out = {}
+    for name, norm in NETS.items():
+        train.seed_everything(cfg.seed)
+        model = models.mlp((784, *cfg.hidden, 10), activation_name=cfg.activation, norm=norm).to(device)
+        watched = models.activation_inputs(model)[cfg.layer - 1]
+
+        def eval_fn(m: torch.nn.Module, watched: int = watched) -> dict:
+            stats = measure.preactivation_stats(m, watched, probe, unit=cfg.unit)
+            return {**stats, "test_accuracy": train.accuracy(m, x_te, y_te)}
+
+        hist = train.fit(model, data.batches(x_tr, y_tr, cfg.batch_size, seed=cfg.seed),
+                         steps=cfg.steps, optimizer=torch.optim.SGD(model.parameters(), lr=cfg.lr),
+                         eval_fn=eval_fn, eval_every=cfg.eval_every, progress=LABELS[name])
+        out[name] = hist.to_dict()
+    return out
+
+
+def run(cfg: ShiftConfig) -> results.Record:
+    """Return the stored record of ``cfg`` (the full one when the quick profile is asked for and
+    a full record exists), training and storing it if needed."""
+    return results.load_or_run(CHAPTER, "shift", cfg, train_pair, prefer_full=True)
+
+
+def summary(record: results.Record) -> dict:
+    """Return, per network, how far the watched layer's mean and std travelled over training
+    (max − min after the first measurement) and the final test accuracy."""
+    out = {}
+    for name in NETS:
+        ev = record[name]["evals"]
+        mean, std = np.array(ev["mean"][1:]), np.array(ev["std"][1:])
+        out[name] = {"mean_range": float(np.ptp(mean)), "std_range": float(np.ptp(std)),
+                     "final_accuracy": ev["test_accuracy"][-1]}
+    return out
+
+
+def plot(record: results.Record, cfg: ShiftConfig):
+    """Figure: test accuracy, the layer's mean ± std, and one unit's percentiles, over training."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    layer = record.config["layer"]
+    for name in NETS:
+        h = record[name]
+        steps, ev = np.array(h["eval_step"]), h["evals"]
+        color = plotting.COLORS[name]
+        axes[0].plot(steps, ev["test_accuracy"], color=color, label=LABELS[name])
+        mean, std = np.array(ev["mean"]), np.array(ev["std"])
+        axes[1].plot(steps, mean, color=color, label=LABELS[name])
+        axes[1].fill_between(steps, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
+    for ax, name in zip(axes[2:], NETS):
+        ev = record[name]["evals"]
+        plotting.percentile_bands(ax, record[name]["eval_step"], ev["p15"], ev["p50"], ev["p85"],
+                                  color=plotting.COLORS[name])
+    plotting.label(axes[0], title="Test accuracy", xlabel="training step", ylabel="accuracy")
+    plotting.label(axes[1], title=f"Hidden layer {layer}: mean ± std of inputs to σ",
+                   xlabel="training step", ylabel="pre-activation")
+    for ax, name in zip(axes[2:], NETS):
+        plotting.label(ax, title=f"One unit of layer {layer}, {LABELS[name]}",
+                       xlabel="training step", ylabel="input to σ (percentiles)")
+    lo = min(ax.get_ylim()[0] for ax in axes[2:])
+    hi = max(ax.get_ylim()[1] for ax in axes[2:])
+    for ax in axes[2:]:
+        ax.set_ylim(lo, hi)  # one scale, so the two units' drift compares by eye
+    plotting.caption(fig, f"MNIST, 784-{'-'.join(map(str, record.config['hidden']))}-10 "
+                          f"{record.config['activation']} MLP. Source: {record.caption()}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,30 @@
+"""Shared test set-up: tests never download, never write into the checkout's results/."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+os.environ["BN_OFFLINE"] = "1"          # tests never download
+os.environ.setdefault("BN_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+if "BN_DATA_DIR" not in os.environ and (SHARED_DATA / "mnist.npz").exists():
+    os.environ["BN_DATA_DIR"] = str(SHARED_DATA)
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    """Every test writes its results under its own temporary folder."""
+    monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path / "results"))
+
+
+def _has(name: str) -> bool:
+    folder = Path(os.environ.get("BN_DATA_DIR", "/nonexistent"))
+    return (folder / f"{name}.npz").exists() or (folder / f"{name}_jpeg.npz").exists()
+
+
+needs_mnist = pytest.mark.skipif(not _has("mnist"), reason="mnist.npz not in BN_DATA_DIR")
+needs_cifar10 = pytest.mark.skipif(not _has("cifar10"), reason="CIFAR-10 not in BN_DATA_DIR")
