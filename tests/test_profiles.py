@@ -1,0 +1,105 @@
+"""Profiles and configs: the right values per profile, and one clear error for nonsense."""
+
+from dataclasses import FrozenInstanceError, dataclass
+from typing import ClassVar
+
+import pytest
+
+from bn_utils.profiles import Config, check_profile, current_profile, param
+
+
+@dataclass(frozen=True)
+class Toy(Config):
+    steps: int = param(1000, "SGD steps", min=1)
+    lr: float = param(0.1, min=1e-8)
+    activation: str = param("sigmoid", choices=("sigmoid", "relu"))
+    seeds: tuple = param((0, 1, 2), item_min=0)
+    bn: bool = param(True)
+    PROFILES: ClassVar[dict] = {"full": {}, "quick": {"steps": 100, "seeds": (0,)},
+                                "smoke": {"steps": 5, "seeds": (0,)}}
+
+
+def test_each_profile_applies_its_changes_to_the_paper_defaults():
+    assert Toy.for_profile("full") == Toy(profile="full")
+    quick = Toy.for_profile("quick")
+    assert (quick.steps, quick.seeds, quick.lr) == (100, (0,), 0.1)
+    assert Toy.for_profile("smoke").steps == 5
+
+
+def test_overrides_replace_fields_and_none_means_profile_value():
+    cfg = Toy.for_profile("quick", steps=7, lr=None, activation="relu")
+    assert (cfg.steps, cfg.lr, cfg.activation) == (7, 0.1, "relu")
+    assert cfg.changes() == {"steps": 7, "activation": "relu"}
+    assert not cfg.is_profile_default() and Toy.for_profile("quick").is_profile_default()
+
+
+def test_values_are_coerced_to_the_field_type():
+    cfg = Toy.for_profile("smoke", lr=1, seeds=[3, 4], steps=20.0)
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.seeds == (3, 4) and cfg.steps == 20 and isinstance(cfg.steps, int)
+    assert Toy.for_profile("smoke", seeds=5).seeds == (5,)  # papermill's `-p seeds 5`
+
+
+@pytest.mark.parametrize("profile", ["fast", "", "FULL"])
+def test_unknown_profile_names_the_value_and_the_allowed_ones(profile):
+    with pytest.raises(ValueError, match=rf"unknown profile {profile!r}; choose one of smoke, quick, full"):
+        Toy.for_profile(profile)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"steps": 0}, r"steps=0 must be >= 1"),
+    ({"steps": -5}, r"steps=-5 must be >= 1"),
+    ({"lr": float("nan")}, r"lr=nan is not a number"),
+    ({"steps": 1.5}, r"steps=1.5 should be of type int"),
+    ({"steps": "many"}, r"steps='many' should be of type int"),
+    ({"bn": 1}, r"bn=1 should be of type bool"),
+    ({"activation": "swish"}, r"activation='swish' is not allowed; choose from 'sigmoid', 'relu'"),
+    ({"seeds": (0, -1)}, r"seeds=\(0, -1\) must be >= 0"),
+    ({"seeds": ()}, r"seeds=\(\) must not be empty"),
+    ({"stpes": 10}, r"unknown parameter stpes for Toy; allowed: steps, lr, activation, seeds, bn"),
+])
+def test_nonsense_parameters_raise_one_clear_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        Toy.for_profile("quick", **overrides)
+
+
+def test_configs_are_frozen_and_digest_is_stable_and_sensitive():
+    a, b = Toy.for_profile("quick"), Toy.for_profile("quick")
+    with pytest.raises(FrozenInstanceError):
+        a.steps = 3
+    assert a.digest() == b.digest() and len(a.digest()) == 10
+    assert a.digest() != a.replace(steps=101).digest()
+    assert a.digest() != Toy.for_profile("smoke").digest()
+    assert a.to_dict()["seeds"] == [0]
+
+
+def test_describe_lists_every_parameter_per_profile():
+    rows = {r["parameter"]: r for r in Toy.describe()}
+    assert list(rows) == ["steps", "lr", "activation", "seeds", "bn"]
+    assert (rows["steps"]["smoke"], rows["steps"]["quick"], rows["steps"]["full"]) == (5, 100, 1000)
+    assert rows["steps"]["meaning"] == "SGD steps"
+
+
+def test_current_profile_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("BN_PROFILE", raising=False)
+    assert current_profile() == "quick"
+    monkeypatch.setenv("BN_PROFILE", "full")
+    assert current_profile() == "full"
+    monkeypatch.setenv("BN_PROFILE", "huge")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        current_profile()
+    assert check_profile("smoke") == "smoke"
+
+
+def test_cross_field_validation_runs_for_every_instance():
+    @dataclass(frozen=True)
+    class Pair(Config):
+        low: int = param(1)
+        high: int = param(2)
+
+        def validate(self):
+            if self.low >= self.high:
+                raise ValueError(f"low={self.low} must be < high={self.high}")
+
+    with pytest.raises(ValueError, match="low=3 must be < high=2"):
+        Pair.for_profile("smoke", low=3)

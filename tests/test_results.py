@@ -1,0 +1,156 @@
+"""Stored results: round trips, provenance, which records are trusted, and atomic writes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from bn_utils import results
+from bn_utils.profiles import Config, param
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Exp(Config):
+    steps: int = param(100, min=1)
+    PROFILES: ClassVar[dict] = {"full": {}, "quick": {"steps": 10}, "smoke": {"steps": 2}}
+
+
+class Counter:
+    """An experiment that counts its calls and returns metrics and an array."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, cfg):
+        self.calls += 1
+        return {"accuracy": 0.5 + cfg.steps / 1000, "curve": np.arange(cfg.steps, dtype=np.float32),
+                "history": {"loss": [1.0, float("nan")]}}
+
+
+def test_load_or_run_stores_then_loads_without_rerunning():
+    fn, cfg = Counter(), Exp.for_profile("smoke")
+    first = results.load_or_run("ch", "exp", cfg, fn)
+    second = results.load_or_run("ch", "exp", cfg, fn)
+    assert fn.calls == 1
+    assert second["accuracy"] == first["accuracy"] == 0.502
+    np.testing.assert_array_equal(second["curve"], np.arange(2, dtype=np.float32))
+    assert second["history"]["loss"] == [1.0, None]  # NaN is stored as null, JSON stays valid
+    assert second.meta["loaded"] and not first.meta.get("loaded")
+    assert first.path.name == f"exp__smoke__{cfg.digest()}.json"
+
+
+def test_record_carries_config_and_provenance():
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("smoke", steps=3), Counter())
+    doc = json.loads(rec.path.read_text())
+    assert doc["config"] == {"profile": "smoke", "steps": 3}
+    for key in ("commit", "code_digest", "device", "torch", "python", "started", "finished", "seconds"):
+        assert key in doc["meta"], key
+    assert doc["meta"]["device"].startswith(("cpu", "cuda"))
+    assert "smoke profile (this run: commit" in rec.caption()
+
+
+def test_cheap_records_are_rerun_when_the_code_changed(monkeypatch):
+    fn, cfg = Counter(), Exp.for_profile("quick")
+    results.load_or_run("ch", "exp", cfg, fn)
+    monkeypatch.setattr(results, "code_digest", lambda: "another-code")
+    results.load_or_run("ch", "exp", cfg, fn)
+    assert fn.calls == 2
+
+
+def test_full_records_are_kept_across_code_changes(monkeypatch):
+    fn, cfg = Counter(), Exp.for_profile("full")
+    results.load_or_run("ch", "exp", cfg, fn)
+    monkeypatch.setattr(results, "code_digest", lambda: "another-code")
+    results.load_or_run("ch", "exp", cfg, fn)
+    assert fn.calls == 1
+
+
+def test_quick_profile_prefers_a_stored_full_record_and_says_so(monkeypatch):
+    fn = Counter()
+    results.load_or_run("ch", "exp", Exp.for_profile("full"), fn)
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_full=True)
+    assert fn.calls == 1 and rec.profile == "full" and rec["accuracy"] == 0.6
+    assert rec.caption().startswith("full profile (stored: commit")
+    # an overridden quick config, the smoke profile, or BN_USE_STORED=0 run their own experiment
+    results.load_or_run("ch", "exp", Exp.for_profile("quick", steps=11), fn, prefer_full=True)
+    results.load_or_run("ch", "exp", Exp.for_profile("smoke"), fn, prefer_full=True)
+    monkeypatch.setenv("BN_USE_STORED", "0")
+    assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_full=True).profile == "quick"
+    assert fn.calls == 4
+
+
+def test_a_record_whose_arrays_do_not_match_is_treated_as_missing():
+    cfg = Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, Counter())
+    np.savez(rec.path.with_suffix(".npz"), curve=np.zeros(2))
+    assert results.load("ch", "exp", cfg) is None
+
+
+def test_a_record_of_another_config_is_not_loaded():
+    cfg = Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, Counter())
+    doc = json.loads(rec.path.read_text())
+    doc["config"]["steps"] = 99
+    rec.path.write_text(json.dumps(doc))
+    assert results.load("ch", "exp", cfg) is None
+
+
+WRITER = """
+import os, sys, time, numpy as np
+from bn_utils import results
+sys.path.insert(0, {tests!r})
+from test_results import Exp
+cfg = Exp.for_profile("smoke")
+results.save("ch", "exp", cfg, {{"version": 1, "curve": np.ones(3)}})
+print("saved", flush=True)
+real_fsync = os.fsync
+os.fsync = lambda fd: (print("writing", flush=True), time.sleep(60))
+results.save("ch", "exp", cfg, {{"version": 2, "curve": np.full(10**6, 2.0)}})
+"""
+
+
+def test_a_killed_writer_leaves_the_previous_record_intact(tmp_path):
+    env = {**os.environ, "BN_RESULTS_DIR": str(tmp_path / "results")}
+    code = WRITER.format(tests=str(REPO / "tests"))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "saved"
+    assert proc.stdout.readline().strip() == "writing"  # the new npz is half-way to disk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    os.environ["BN_RESULTS_DIR"] = env["BN_RESULTS_DIR"]
+    rec = results.load("ch", "exp", Exp.for_profile("smoke"))
+    assert rec is not None and rec["version"] == 1
+    np.testing.assert_array_equal(rec["curve"], np.ones(3))
+
+
+def test_atomic_write_cleans_up_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "f.json"
+    target.write_text("old")
+
+    def boom(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_bytes(target, b"new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path))
+    assert results.results_dir() == tmp_path
+    monkeypatch.delenv("BN_RESULTS_DIR")
+    assert results.results_dir() == REPO / "results"
+    cp = results.checkpoint_path("ch", "exp", Exp.for_profile("smoke"))
+    assert cp.parent.name == "checkpoints" and cp.suffix == ".pt"

@@ -1,0 +1,124 @@
+"""The training loop: it learns, records, stops on divergence, resumes, and hooks leave no trace."""
+
+import math
+
+import pytest
+import torch
+
+from bn_utils import data, models, train
+
+
+def _toy(n=256, d=20, classes=4, seed=0):
+    """A linearly separable toy problem (x, y)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    w = torch.randn(d, classes, generator=g)
+    return x, (x @ w).argmax(1)
+
+
+def _run(norm="bn", steps=60, lr=0.5, hooks=None, checkpoint=None, checkpoint_every=0, eval_every=20):
+    x, y = _toy()
+    train.seed_everything(0)
+    model = models.mlp((20, 32, 32, 4), activation_name="relu", norm=norm)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    hist = train.fit(model, data.batches(x, y, 32, seed=0), steps=steps, optimizer=opt,
+                     eval_fn=lambda m: train.evaluate(m, x, y), eval_every=eval_every, log_every=10,
+                     hooks=hooks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=False)
+    return model, hist
+
+
+@pytest.mark.parametrize("norm", ["none", "bn"])
+def test_fit_learns_a_separable_problem(norm):
+    _, hist = _run(norm, lr=0.1, steps=100)
+    assert hist.evals["accuracy"][0] < 0.6 < 0.9 < hist.evals["accuracy"][-1]
+    assert hist.evals["loss"][-1] < hist.evals["loss"][0] / 2
+    assert not hist.diverged and hist.steps_done == 100
+
+
+def test_history_logs_and_evaluates_on_schedule():
+    _, hist = _run(steps=50, eval_every=20)
+    assert hist.step == [10, 20, 30, 40, 50]
+    assert hist.eval_step == [0, 20, 40, 50]
+    assert len(hist.evals["accuracy"]) == len(hist.evals["loss"]) == 4
+    assert hist.lr == [0.5] * 5 and hist.seconds > 0
+
+
+def test_a_loss_that_becomes_inf_stops_the_run_and_is_recorded():
+    _, hist = _run(norm="none", lr=1e6, steps=200)
+    assert hist.diverged and hist.diverged_at == hist.step[-1] < 200
+    assert not math.isfinite(hist.loss[-1])
+    assert hist.steps_done == hist.diverged_at
+
+
+def test_lr_schedule_is_applied_before_each_step():
+    x, y = _toy()
+    model = models.mlp((20, 8, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    seen = []
+    hist = train.fit(model, data.batches(x, y, 32), steps=30, optimizer=opt, log_every=10,
+                     lr_at=lambda step: seen.append(step) or 0.1 / (1 + step), progress=False)
+    assert seen == list(range(30))
+    assert hist.lr == pytest.approx([0.1 / 10, 0.1 / 20, 0.1 / 30])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 30)
+
+
+def test_measuring_hooks_do_not_change_the_trajectory():
+    def meddle(step, model, x, y):
+        # what a careless measurement does: train-mode forwards (BN buffers move), gradients,
+        # random draws
+        model.train()
+        model(x + torch.randn_like(x)).sum().backward()
+        torch.rand(100)
+
+    _, plain = _run(steps=40)
+    _, measured = _run(steps=40, hooks={0: [meddle], 15: [meddle], 39: [meddle]})
+    _, every_step = _run(steps=40, hooks=meddle)
+    assert plain.loss == measured.loss == every_step.loss
+    assert plain.evals == measured.evals
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model_ref, ref = _run(steps=40)
+
+    def crash(step, model, x, y):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10, hooks={25: [crash]})
+    assert ckpt.exists()
+    model_resumed, resumed = _run(steps=40, checkpoint=ckpt, checkpoint_every=10)
+    assert resumed.steps_done == 40 and resumed.step == ref.step
+    assert resumed.loss == pytest.approx(ref.loss, rel=1e-6)
+    assert resumed.evals["accuracy"] == ref.evals["accuracy"]
+    for a, b in zip(model_ref.state_dict().values(), model_resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5])
+def test_nonpositive_steps_raise(steps):
+    x, y = _toy()
+    model = models.mlp((20, 4))
+    with pytest.raises(ValueError, match=f"steps={steps!r} must be a positive integer"):
+        train.fit(model, data.batches(x, y, 8), steps=steps,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_evaluate_restores_the_training_mode_and_counts_correctly():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    model.train()
+    assert train.accuracy(model, x, y, batch_size=3) == 0.75
+    assert model.training
+
+
+def test_default_device_follows_bn_device(monkeypatch):
+    monkeypatch.setenv("BN_DEVICE", "cpu")
+    assert train.default_device() == torch.device("cpu")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("BN_DEVICE", "cuda")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            train.default_device()
