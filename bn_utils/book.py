@@ -71,3 +71,24 @@ class Table:
         rows = [self.columns, *self._text_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
         return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows)
+
+
+class Source:
+    """The source code of a function, shown as a highlighted block (one hop from prose to code)."""
+
+    def __init__(self, obj: Any):
+        import inspect
+
+        self.code = inspect.getsource(obj)
+        self.where = f"{obj.__module__}.{obj.__qualname__}"
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self.where}`\n\n```python\n{self.code}```"
+
+    def __repr__(self) -> str:
+        return self.code
+
+
+def show_source(obj: Any) -> Source:
+    """Return a displayable view of ``obj``'s source code (a function or class of bn_utils)."""
+    return Source(obj)
