@@ -21,7 +21,7 @@ def _as_float64_array(a):
 
 
 def rel_error(x, y):
-    """Return the largest elementwise relative error max(|x - y| / max(1e-8, |x| + |y|)) as a float."""
+    """Return the largest elementwise relative error max(|x-y| / max(1e-8, |x|+|y|)), a float."""
     x, y = _as_float64_array(x), _as_float64_array(y)
     if x.shape != y.shape:
         # NumPy would broadcast (5,) against (4, 5) and report a meaningless small error.
@@ -39,7 +39,8 @@ def numerical_gradient_scalar(f, x, h=1e-5):
     exactly afterwards, so ``f`` may close over arrays that share memory with it.
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("numerical_gradient_scalar needs a float NumPy array x (float64 for checks)")
+        raise TypeError("numerical_gradient_scalar needs a float NumPy array x "
+                        "(float64 for checks)")
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
     while not it.finished:

@@ -41,7 +41,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
 
 
 def batchnorm_backward(dout, cache):
-    """Closed-form BN backward. Returns (dx (N, D), dgamma (D,), dbeta (D,)) for upstream dout (N, D).
+    """Closed-form BN backward of dout (N, D). Returns (dx (N, D), dgamma (D,), dbeta (D,)).
 
     dx = (gamma * inv_std / N) * (N * dout - sum(dout) - xhat * sum(dout * xhat)), sums over
     the batch: every x_i moves the mean and variance seen by all the others, which is what the
@@ -101,7 +101,7 @@ def _normalise(x, eps):
 
 
 class BatchNormFunction(torch.autograd.Function):
-    """Training-mode BN with the closed-form backward; ``BatchNormFunction.apply(x, gamma, beta, eps)``.
+    """Training-mode BN with the closed-form backward: ``BatchNormFunction.apply(x, g, b, eps)``.
 
     x: (N, C) or (N, C, *spatial); gamma, beta: (C,) or None (meaning 1 and 0).
     Returns the normalised output, shaped like x.
@@ -150,7 +150,11 @@ class BatchNormFunction(torch.autograd.Function):
 
 
 class _BatchNorm(nn.Module):
-    """Shared state and forward of BatchNorm1d/2d; subclasses say which input dims they accept."""
+    """Shared state and forward of BatchNorm1d/2d; subclasses say which input dims they accept.
+
+    The constructor is torch's, including the keyword-only ``bias`` of recent releases: with
+    ``affine=True, bias=False`` BN learns a scale but no shift.
+    """
 
     # state_dict version 2 is the one with num_batches_tracked; torch's modules use the same
     # number, so state dicts travel between ours and torch's in both directions.
@@ -214,14 +218,15 @@ class _BatchNorm(nn.Module):
                                  f"got input size {x.size()}")
             if self.eps <= 0:
                 # A constant channel has variance 0; eps is all that keeps 1/sqrt finite.
-                raise ValueError(f"batch_norm eps must be positive during training, but got {self.eps}")
+                raise ValueError("batch_norm eps must be positive during training, "
+                                 f"but got {self.eps}")
         elif self.eps < 0:
             raise ValueError(f"batch_norm eps must be non-negative, but got {self.eps}")
 
     # -- running statistics -----------------------------------------------------------------
 
     def _update_running_stats(self, x):
-        """Return nothing; fold this batch's mean and unbiased variance into the running estimates."""
+        """Return nothing; fold this batch's mean and unbiased variance into the running ones."""
         self.num_batches_tracked.add_(1)
         if x.numel() == 0:
             return  # an empty batch has no statistics; torch counts it but leaves the estimates
@@ -241,13 +246,13 @@ class _BatchNorm(nn.Module):
     # -- forward ----------------------------------------------------------------------------
 
     def forward(self, x):
-        """Return BN of x: batch statistics in training (or with no running stats), else running ones."""
+        """Return BN of x, with batch statistics in training or when there are no running ones."""
         self._check_input_dim(x)
         use_batch_stats = self.training or self.running_mean is None or self.running_var is None
         self._check_can_normalise(x, use_batch_stats)
         if use_batch_stats:
             if self.training and self.track_running_stats and self.running_mean is not None:
-                self._update_running_stats(x.detach())
+                self._update_running_stats(x)
             return BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
 
         # Inference: fixed statistics make BN a per-channel affine map of x.
@@ -305,17 +310,24 @@ def _running_stats_or_raise(bn):
     return bn.running_mean, bn.running_var
 
 
-def bn_affine(bn):
-    """Return (scale, shift), (C,) tensors with eval-mode bn(x) = scale * x + shift per channel."""
+def _scale_shift_float64(bn):
+    """Return float64 (scale, shift) of eval-mode bn: gamma / sqrt(var + eps), beta - mean*scale."""
     mean, var = _running_stats_or_raise(bn)
     with torch.no_grad():
-        scale = torch.rsqrt(var + bn.eps)
+        # float64 so that callers who combine these with other weights round only once.
+        scale = torch.rsqrt(var.double() + bn.eps)
         if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -mean * scale
+            scale = scale * bn.weight.double()
+        shift = -mean.double() * scale
         if bn.bias is not None:
-            shift = shift + bn.bias
-    return scale.detach().clone(), shift.detach().clone()
+            shift = shift + bn.bias.double()
+    return scale, shift
+
+
+def bn_affine(bn):
+    """Return (scale, shift), (C,) tensors with eval-mode bn(x) = scale * x + shift per channel."""
+    scale, shift = _scale_shift_float64(bn)
+    return scale.to(bn.running_var.dtype), shift.to(bn.running_var.dtype)
 
 
 def fold_batchnorm(layer, bn):
@@ -337,16 +349,16 @@ def fold_batchnorm(layer, bn):
                            groups=layer.groups, bias=True, padding_mode=layer.padding_mode,
                            device=layer.weight.device, dtype=layer.weight.dtype)
     else:
-        raise TypeError(f"fold_batchnorm folds into nn.Linear or nn.Conv2d, got {type(layer).__name__}")
+        raise TypeError("fold_batchnorm folds into nn.Linear or nn.Conv2d, "
+                        f"got {type(layer).__name__}")
     if bn.num_features != out_channels:
         raise ValueError(f"bn has {bn.num_features} channels but the layer outputs {out_channels}")
 
-    scale, shift = bn_affine(bn)
+    scale, shift = _scale_shift_float64(bn)
     with torch.no_grad():
-        # Compute in float64 and round once, so the folded layer is as close as its dtype allows.
+        # Multiply in float64 and round once, so the folded layer is as close as its dtype allows.
         w = layer.weight.double()
-        b = layer.bias.double() if layer.bias is not None else torch.zeros_like(scale, dtype=torch.float64)
-        scale, shift = scale.double(), shift.double()
+        b = torch.zeros_like(scale) if layer.bias is None else layer.bias.double()
         folded.weight.copy_(w * scale.view([-1] + [1] * (w.dim() - 1)))
         folded.bias.copy_(b * scale + shift)
     return folded
