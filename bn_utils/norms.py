@@ -209,6 +209,14 @@ class _BatchNorm(nn.Module):
     def _check_input_dim(self, x):
         raise NotImplementedError
 
+    def _check_channels(self, x):
+        """Raise RuntimeError, with torch's message, if x's C differs from our per-channel sizes."""
+        # Checked before anything changes, so a wrong input cannot half-update the running stats.
+        for name in ("running_mean", "running_var", "weight", "bias"):
+            t = getattr(self, name)
+            if t is not None and t.numel() != x.shape[1]:
+                raise RuntimeError(f"{name} should contain {x.shape[1]} elements not {t.numel()}")
+
     def _check_can_normalise(self, x, use_batch_stats):
         """Raise ValueError, with torch's messages, where BN of x is undefined."""
         if use_batch_stats:
@@ -248,6 +256,7 @@ class _BatchNorm(nn.Module):
     def forward(self, x):
         """Return BN of x, with batch statistics in training or when there are no running ones."""
         self._check_input_dim(x)
+        self._check_channels(x)
         use_batch_stats = self.training or self.running_mean is None or self.running_var is None
         self._check_can_normalise(x, use_batch_stats)
         if use_batch_stats:

@@ -498,6 +498,18 @@ def test_batch_of_one_with_spatial_extent_trains_like_torch(ours_cls, torch_cls,
     torch.testing.assert_close(ours.running_var, ref.running_var, **TOL[torch.float64])
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kwargs", [{}, {"affine": False}, {"track_running_stats": False}],
+                         ids=["default", "affine_false", "no_running_stats"])
+def test_wrong_channel_count_raises_like_torch_and_changes_nothing(kwargs, training):
+    x = torch.randn(4, 5)
+    ours = BatchNorm1d(3, **kwargs).train(training)
+    ref = nn.BatchNorm1d(3, **kwargs).train(training)
+    assert _raised(ours, x) == _raised(ref, x)
+    if ours.num_batches_tracked is not None:
+        assert int(ours.num_batches_tracked) == 0  # torch counts the rejected batch in training
+
+
 def test_zero_eps_in_training_raises_value_error_like_torch():
     x = torch.randn(4, 3)
     assert _raised(BatchNorm1d(3, eps=0.0), x) == _raised(nn.BatchNorm1d(3, eps=0.0), x)
