@@ -1,0 +1,66 @@
+"""Gradient checks: compare an analytic gradient with finite differences.
+
+The CS231n recipe, with one change of habit: a check here is a number that a test or a
+notebook ``assert``s on, never something that is only printed.
+
+    err = rel_error(dx, numerical_gradient(f, x, dout))
+    assert err < 1e-8, f"backward disagrees with finite differences: {err:.1e}"
+
+Use float64 inputs: with float32 the central difference's rounding error (about
+eps_float32 / h) swamps the quantity being checked.
+"""
+
+import numpy as np
+
+
+def _as_float64_array(a):
+    """Return ``a`` (NumPy array, torch tensor or number) as a float64 NumPy array."""
+    if hasattr(a, "detach"):  # a torch tensor; checked by duck typing so NumPy users need no torch
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def rel_error(x, y):
+    """Return the largest elementwise relative error max(|x-y| / max(1e-8, |x|+|y|)), a float."""
+    x, y = _as_float64_array(x), _as_float64_array(y)
+    if x.shape != y.shape:
+        # NumPy would broadcast (5,) against (4, 5) and report a meaningless small error.
+        raise ValueError(f"rel_error needs equal shapes, got {x.shape} and {y.shape}")
+    if x.size == 0:
+        return 0.0
+    # The 1e-8 floor keeps entries where both are (nearly) zero from dividing by zero.
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+
+
+def numerical_gradient_scalar(f, x, h=1e-5):
+    """Return d f(x) / dx (shape of x) for a scalar-valued f, by central differences.
+
+    ``x`` is a float NumPy array that is changed in place one entry at a time and restored
+    exactly afterwards, so ``f`` may close over arrays that share memory with it.
+    """
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise TypeError("numerical_gradient_scalar needs a float NumPy array x "
+                        "(float64 for checks)")
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        f_plus = float(f(x))
+        x[ix] = old - h
+        f_minus = float(f(x))
+        x[ix] = old  # restore the saved value, not old + h - h, which may round differently
+        grad[ix] = (f_plus - f_minus) / (2 * h)
+        it.iternext()
+    return grad
+
+
+def numerical_gradient(f, x, dout, h=1e-5):
+    """Return the gradient of sum(f(x) * dout) w.r.t. x (shape of x), by central differences.
+
+    This is what a backward pass computes when handed the upstream gradient ``dout``;
+    ``x`` is modified in place temporarily and restored.
+    """
+    dout = np.asarray(dout)
+    return numerical_gradient_scalar(lambda z: np.sum(f(z) * dout), x, h)
