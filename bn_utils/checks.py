@@ -32,6 +32,16 @@ def rel_error(x, y):
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
+def norm_rel_error(x, y):
+    """Return ||x - y|| / max(||x||, ||y||): a relative error of the whole array, which, unlike
+    ``rel_error``, is not dominated by entries that are nearly zero."""
+    x, y = _as_float64_array(x), _as_float64_array(y)
+    if x.shape != y.shape:
+        raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
+    scale = max(np.linalg.norm(x), np.linalg.norm(y))
+    return 0.0 if scale == 0 else float(np.linalg.norm(x - y) / scale)
+
+
 def numerical_gradient_scalar(f, x, h=1e-5):
     """Return d f(x) / dx (shape of x) for a scalar-valued f, by central differences.
 
@@ -60,7 +70,24 @@ def numerical_gradient(f, x, dout, h=1e-5):
     """Return the gradient of sum(f(x) * dout) w.r.t. x (shape of x), by central differences.
 
     This is what a backward pass computes when handed the upstream gradient ``dout``;
-    ``x`` is modified in place temporarily and restored.
+    ``x`` is modified in place temporarily and restored. The two outputs are subtracted
+    elementwise *before* they are weighted and summed: outputs that the perturbation does not
+    touch then cancel exactly, instead of leaving round-off of the size of the whole sum
+    (which, divided by 2h, would swamp small gradient entries).
     """
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise TypeError("numerical_gradient needs a float NumPy array x (float64 for checks)")
     dout = np.asarray(dout)
-    return numerical_gradient_scalar(lambda z: np.sum(f(z) * dout), x, h)
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        out_plus = np.array(f(x), dtype=np.float64, copy=True)
+        x[ix] = old - h
+        out_minus = np.array(f(x), dtype=np.float64, copy=True)
+        x[ix] = old
+        grad[ix] = np.sum((out_plus - out_minus) * dout) / (2 * h)
+        it.iternext()
+    return grad

@@ -135,9 +135,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def nb_error(err: Exception) -> str:
-    """Return the last lines of a failed cell's error (papermill) or the error itself."""
+    """Return a failed cell's error and the end of its traceback (papermill), or the error itself."""
+    import re
+
     name, value = getattr(err, "ename", None), getattr(err, "evalue", None)
-    return f"the chapter failed: {name}: {value}" if name else f"{type(err).__name__}: {err}"
+    if not name:
+        return f"{type(err).__name__}: {err}"
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(getattr(err, "traceback", []) or [])).splitlines()
+    where = "\n".join(lines[-12:-1])
+    return f"the chapter failed: {name}: {value}" + (f"\n{where}" if where else "")
 
 
 if __name__ == "__main__":
