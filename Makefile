@@ -18,7 +18,7 @@ export MPLBACKEND := Agg
 export BN_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install pytest nbval book-smoke clean clean-notebooks benchmarks
+.PHONY: book test install pytest nbval book-smoke clean clean-notebooks benchmarks store-checked-outputs
 
 install: $(STAMP)
 
@@ -55,3 +55,10 @@ clean-notebooks: $(STAMP)
 
 clean:
 	rm -rf _build runs
+
+# After changing a cell marked NBVAL_CHECK_OUTPUT: execute the chapters (smoke) and store only
+# those cells' outputs, so that nbval has something to compare with.
+store-checked-outputs: $(STAMP)
+	cd chapters && for nb in [0-9][0-9]_*.ipynb; do \
+		BN_PROFILE=smoke ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
+	$(BIN)/python tools/clean_notebooks.py chapters/*.ipynb
