@@ -59,8 +59,11 @@ class Table:
         return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
 
     def _repr_markdown_(self) -> str:
-        head = "| " + " | ".join(self.columns) + " |\n|" + "---|" * len(self.columns)
-        return head + "".join("\n| " + " | ".join(r) + " |" for r in self._text_rows())
+        def esc(text: str) -> str:  # a "|" inside a cell (e.g. "max |x − y|") would split it
+            return str(text).replace("|", "\\|")
+
+        head = "| " + " | ".join(map(esc, self.columns)) + " |\n|" + "---|" * len(self.columns)
+        return head + "".join("\n| " + " | ".join(map(esc, r)) + " |" for r in self._text_rows())
 
     def _repr_html_(self) -> str:
         th = "".join(f"<th>{c}</th>" for c in self.columns)
