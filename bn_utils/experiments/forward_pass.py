@@ -545,6 +545,7 @@ def pasted_keras_momentum_bn(width: int, keras_momentum: float = 0.99) -> nn.Bat
     return nn.BatchNorm1d(width, momentum=keras_momentum)
 
 
+@one_cpu_thread
 def last_batch_gap(momentum: float, batches: int = 500, batch_size: int = 16,
                    seed: int = 0) -> dict:
     """Return, for torch's BatchNorm1d with ``momentum`` after ``batches`` batches of N(0, 1) data
@@ -936,36 +937,35 @@ def fold_check(cfg: ForwardConfig) -> dict:
             "layers before": len(model), "layers after": len(folded)}
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Return the median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def fold_timing(cfg: ForwardConfig) -> list[dict]:
     """Return the median inference time of the conv net on one batch, unfolded and folded
-    (channels_last, inference_mode; printed, not asserted: timings depend on the machine)."""
+    (channels_last, inference_mode; printed, not asserted: timings depend on the machine).
+
+    The two networks run alternately, so that a machine busy with other work slows both alike."""
     device = train.default_device()
     model, images = _prepared_convnet(cfg)
-    folded = fold_model(model)
+    nets = {"conv → BN (unfolded)": model, "BN folded into conv": fold_model(model)}
     images = images.to(device).contiguous(memory_format=torch.channels_last)
-    rows = []
-    for name, net in (("conv → BN (unfolded)", model), ("BN folded into conv", folded)):
-        net = net.to(device).to(memory_format=torch.channels_last)
+    nets = {k: v.to(device).to(memory_format=torch.channels_last) for k, v in nets.items()}
 
-        def infer(net=net):
-            with torch.inference_mode():
-                net(images)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+    def seconds(net: nn.Module) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            net(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
 
-        rows.append({"network": name, "median ms per batch":
-                     _median_seconds(infer, cfg.timing_repeats) * 1e3})
+    times = {k: [] for k in nets}
+    for net in nets.values():
+        seconds(net)  # warm-up: allocations and lazy initialisation are not what we time
+    for _ in range(cfg.timing_repeats):
+        for name, net in nets.items():
+            times[name].append(seconds(net))
+    rows = [{"network": k, "median ms per batch": float(np.median(v)) * 1e3}
+            for k, v in times.items()]
     base = rows[0]["median ms per batch"]
     for row in rows:
         row["speed-up"] = base / row["median ms per batch"]
