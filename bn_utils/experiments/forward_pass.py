@@ -83,7 +83,7 @@ class ForwardConfig(Config):
                   "stream_steps": 1000, "bias_batches": 4000, "spread_draws": 200,
                   "spread_examples": 8, "timing_batch": 128, "timing_repeats": 15},
         "smoke": {"steps": 100, "eval_every": 25, "n_train": 1000, "n_test": 200,
-                  "stream_steps": 200, "bias_batch_sizes": (2, 4, 16), "bias_batches": 200,
+                  "stream_steps": 200, "bias_batch_sizes": (2, 4, 16), "bias_batches": 2000,
                   "spread_batch_sizes": (2, 8, 32, 128), "spread_draws": 20,
                   "spread_examples": 3, "timing_batch": 16, "timing_repeats": 3},
     }
@@ -790,7 +790,8 @@ def eval_branch_table(record: results.Record) -> dict:
     """Return, per run, the final train loss (mean of the last logged interval), whether it
     diverged, the final test accuracy, hidden weight norm and fraction of saturated sigmoids."""
     rows = {}
-    for key, h in record.metrics.items():
+    runs = record.metrics if isinstance(record, results.Record) else record  # or the raw dict
+    for key, h in runs.items():
         ev = h["evals"]
         rows[key] = {"final train loss": h["loss"][-1] if h["loss"] else float("nan"),
                      "diverged": "yes" if h["diverged"] else "no",
