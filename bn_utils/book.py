@@ -59,8 +59,8 @@ class Table:
         return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
 
     def _repr_markdown_(self) -> str:
-        def esc(text: str) -> str:
-            return text.replace("|", "\\|")
+        def esc(text: str) -> str:  # a "|" inside a cell (e.g. "max |x − y|") would split it
+            return str(text).replace("|", "\\|")
 
         head = "| " + " | ".join(map(esc, self.columns)) + " |\n|" + "---|" * len(self.columns)
         return head + "".join("\n| " + " | ".join(map(esc, r)) + " |" for r in self._text_rows())

@@ -1,0 +1,315 @@
+"""Properties of chapter 02's experiment module: the momentum conventions, the buggy layers (they
+really have their bugs), the train-vs-eval measurement, folding, and the configuration."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bn_utils import norms
+from bn_utils.experiments import forward_pass as fwd
+from conftest import needs_mnist
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_intra_op_thread():
+    """Small tensors: one thread is faster, and on a busy machine much faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batches(k, n, d, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return [2 + 3 * torch.randn(n, d, generator=gen, dtype=dtype) for _ in range(k)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_every_profile_is_a_valid_config(profile):
+    cfg = fwd.ForwardConfig.for_profile(profile)
+    assert cfg.profile == profile and cfg.is_profile_default()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"batch_size": 5000, "n_train": 1000}, "batch_size=5000"),
+    ({"bug_batch_size": 2000, "n_train": 1000}, "bug_batch_size=2000"),
+    ({"spread_batch_sizes": (2, 4096), "n_train": 1000}, "spread_batch_sizes"),
+    ({"spread_examples": 50, "n_test": 20}, "spread_examples=50"),
+    ({"momenta": (0.1, 1.5)}, "momenta"),
+    ({"momenta": (0.0,)}, "momenta"),
+    ({"steps": 0}, "steps=0"),
+    ({"batch_size": 1}, "batch_size=1"),
+    ({"activation": "swish"}, "activation='swish'"),
+])
+def test_nonsense_values_fail_before_any_work_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fwd.ForwardConfig.for_profile("smoke", **overrides)
+
+
+def test_unknown_parameter_is_rejected_with_the_allowed_names():
+    with pytest.raises(ValueError, match="unknown parameter momentum.*allowed: .*bug_lr"):
+        fwd.ForwardConfig.for_profile("smoke", momentum=0.9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Momentum conventions
+
+
+@pytest.mark.parametrize("keras, torch_m", [(0.99, 0.01), (0.9, 0.1), (0.999, 0.001), (0.0, 1.0)])
+def test_keras_momentum_converts_to_one_minus_it_and_back(keras, torch_m):
+    assert fwd.keras_to_torch_momentum(keras) == pytest.approx(torch_m, abs=1e-15)
+    assert fwd.torch_to_keras_momentum(torch_m) == pytest.approx(keras, abs=1e-15)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_momentum_outside_zero_one_is_rejected(bad):
+    with pytest.raises(ValueError, match="must lie in"):
+        fwd.keras_to_torch_momentum(bad)
+    with pytest.raises(ValueError, match="must lie in"):
+        fwd.torch_to_keras_momentum(bad)
+
+
+def test_keras_update_with_m_equals_torch_update_with_one_minus_m():
+    running = moving = np.zeros(3)
+    for batch in np.random.default_rng(0).normal(size=(50, 3)):
+        running = fwd.torch_update(running, batch, fwd.keras_to_torch_momentum(0.99))
+        moving = fwd.keras_update(moving, batch, 0.99)
+    np.testing.assert_allclose(running, moving, rtol=1e-13, atol=1e-15)
+
+
+def test_torch_update_is_what_torch_batchnorm_does_to_its_running_mean():
+    bn = nn.BatchNorm1d(3, momentum=0.3, dtype=torch.float64)
+    expected = torch.zeros(3, dtype=torch.float64)
+    for x in _batches(4, 6, 3):
+        bn.train()(x)
+        expected = fwd.torch_update(expected, x.mean(0), 0.3)
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("module", [nn.BatchNorm1d, norms.BatchNorm1d])
+def test_paper_population_statistics_equal_the_momentum_none_cumulative_average(module):
+    batches = _batches(7, 5, 4)
+    bn = module(4, momentum=None, dtype=torch.float64).train()
+    for x in batches:
+        bn(x)
+    for k in range(4):
+        means = [x[:, k].mean().item() for x in batches]
+        variances = [x[:, k].var(correction=0).item() for x in batches]  # biased, as σ²_B
+        mean, var = fwd.paper_population_stats(means, variances, batch_size=5)
+        assert mean == pytest.approx(bn.running_mean[k].item(), rel=1e-13)
+        assert var == pytest.approx(bn.running_var[k].item(), rel=1e-13)
+
+
+def test_paper_population_statistics_need_batches_of_two():
+    with pytest.raises(ValueError, match="batch_size=1"):
+        fwd.paper_population_stats([0.0], [1.0], batch_size=1)
+
+
+def test_running_estimates_confirm_both_conversions_and_the_variance_bias():
+    cfg = fwd.ForwardConfig.for_profile("smoke", stream_steps=50, bias_batches=2000)
+    out = fwd.running_estimates(cfg)
+    assert max(fwd.convention_checks(out).values()) < 1e-12
+    assert out["momenta"] == ["0.1", "0.01", "None"] and len(out["mean_None"]) == 50
+    sizes = out["bias_sizes"]
+    # E[biased var] = 1 − 1/N; with 2000 batches the sampling error is a few per cent at most.
+    np.testing.assert_allclose(out["bias_biased"], 1 - 1 / sizes, atol=0.06)
+    np.testing.assert_allclose(out["bias_unbiased"], 1.0, atol=0.1)
+    assert out["bias_biased"][0] < 0.6  # N = 2: half the variance is missing
+
+
+# ---------------------------------------------------------------------------------------------
+# Bug (a): a Keras momentum pasted into PyTorch
+
+
+def test_pasted_keras_momentum_makes_the_running_mean_the_last_batch_mean():
+    bn = fwd.pasted_keras_momentum_bn(4)
+    assert bn.momentum == 0.99
+    batches = _batches(6, 10, 4, dtype=torch.float32)
+    with torch.no_grad():
+        for x in batches:
+            before = bn.running_mean.clone()
+            bn.train()(x)
+    last = batches[-1].mean(0)
+    # running = 0.01·before + 0.99·last: within 1 % of the gap between the two
+    gap = (before - last).abs()
+    assert torch.all((bn.running_mean - last).abs() <= 0.0101 * gap + 1e-6)
+
+
+def test_last_batch_gap_separates_pasted_from_converted_momentum():
+    pasted = fwd.last_batch_gap(0.99)
+    converted = fwd.last_batch_gap(0.01)
+    assert pasted["|running − last batch mean|"] < 0.1 * pasted["|running − population mean|"]
+    assert converted["|running − population mean|"] < 0.5 * pasted["|running − population mean|"]
+
+
+def test_precise_bn_holds_the_population_statistics_of_each_bn_input():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5, bias=False), nn.BatchNorm1d(5, momentum=0.9),
+                          nn.Sigmoid(), nn.Linear(5, 4, bias=False), nn.BatchNorm1d(4),
+                          nn.Sigmoid())
+    x = torch.randn(300, 6, dtype=torch.float32) * 2 + 1
+    exact = fwd.precise_bn(model, x)
+    assert not exact.training and model[1].momentum == 0.9  # the original is untouched
+    h1 = model[0](x).detach()
+    torch.testing.assert_close(exact[1].running_mean, h1.mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(exact[1].running_var, h1.var(0), rtol=1e-5, atol=1e-5)
+    # Layer 2's inputs: layer 1 normalised by its population statistics, as in eval mode.
+    h2 = model[3](torch.sigmoid(exact[1](h1))).detach()
+    torch.testing.assert_close(exact[4].running_mean, h2.mean(0), rtol=1e-5, atol=1e-5)
+    errors = fwd.running_stat_errors(exact, exact)
+    assert errors == {"mean_error": 0.0, "var_error": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bug (b): the output computed only in the eval branch
+
+
+def test_eval_branch_bn_differs_from_torch_in_train_mode():
+    x = _batches(1, 12, 5, dtype=torch.float32)[0]
+    buggy, ref = fwd.EvalBranchBatchNorm1d(5), nn.BatchNorm1d(5)
+    out, expected = buggy.train()(x), ref.train()(x)
+    assert (out - expected).abs().max() > 0.5
+    # The buggy output is not normalised per batch: its batch mean is far from β = 0.
+    assert out.mean(0).abs().max() > 0.5 and expected.mean(0).abs().max() < 1e-5
+
+
+def test_eval_branch_bn_updates_running_stats_like_torch_and_is_right_in_eval_mode():
+    buggy, ref = fwd.EvalBranchBatchNorm1d(5), nn.BatchNorm1d(5)
+    for x in _batches(3, 12, 5, dtype=torch.float32):
+        buggy.train()(x)
+        ref.train()(x)
+    torch.testing.assert_close(buggy.running_mean, ref.running_mean)
+    torch.testing.assert_close(buggy.running_var, ref.running_var)
+    probe = _batches(1, 7, 5, seed=1, dtype=torch.float32)[0]
+    torch.testing.assert_close(buggy.eval()(probe), ref.eval()(probe))  # an eval-only test passes
+
+
+def test_eval_branch_bn_passes_no_gradient_through_the_batch_statistics():
+    x = _batches(1, 12, 5, dtype=torch.float64)[0].requires_grad_(True)
+    buggy = fwd.EvalBranchBatchNorm1d(5).double()
+    dout = torch.randn(12, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    (dx,) = torch.autograd.grad(buggy.train()(x), x, dout)
+    # After the update, dy/dx is the constant γ / sqrt(running var + ε): an affine map.
+    torch.testing.assert_close(dx, dout * torch.rsqrt(buggy.running_var + buggy.eps))
+    assert dx.sum(0).abs().max() > 1e-3  # correct BN's input gradient sums to 0 per feature
+
+
+@needs_mnist
+def test_eval_branch_symptoms_table_shows_the_bug_and_our_module_equal_to_torch():
+    rows = fwd.eval_branch_symptoms(fwd.ForwardConfig.for_profile("smoke"))
+    torch_row, ours_row, buggy_row = rows
+    assert ours_row["max |out − torch|"] < 1e-5 and buggy_row["max |out − torch|"] > 0.1
+    assert buggy_row["max |Σ ∂L/∂x| over batch"] > 1.0 > 1e3 * torch_row["max |Σ ∂L/∂x| over batch"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bug (c): batch size 1
+
+
+def test_batch_size_one_fails_the_same_way_in_torch_and_ours_except_for_conv_maps():
+    rows = {(r["module"], r["input"], r["mode"]): r for r in fwd.batch_size_one_rows()}
+    assert all(r["torch"] == r["ours"] for r in rows.values())
+    assert rows[("BatchNorm1d", "1×4", "train")]["ours"].startswith(
+        "ValueError: Expected more than 1 value per channel when training")
+    assert rows[("BatchNorm2d", "1×4×1×1", "train")]["ours"].startswith("ValueError")
+    assert rows[("BatchNorm2d", "1×4×5×5", "train")]["ours"] == "ok"
+    assert rows[("BatchNorm1d", "1×4", "eval")]["ours"] == "ok"
+
+
+def test_train_mode_bn2d_on_one_image_is_instance_norm():
+    assert fwd.single_image_is_instance_norm(seed=3) < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Train vs eval
+
+
+def _random_bn_mlp(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 8, bias=False), nn.BatchNorm1d(8), nn.Sigmoid(),
+                          nn.Linear(8, 8, bias=False), nn.BatchNorm1d(8), nn.Sigmoid(),
+                          nn.Linear(8, 3))
+    with torch.no_grad():  # non-trivial running statistics, so eval differs from train
+        model.train()(torch.randn(64, 6) * 2 + 1)
+    return model
+
+
+def test_stacked_train_forward_equals_one_train_mode_call_per_batch():
+    model = _random_bn_mlp()
+    batches = torch.randn(5, 9, 6, generator=torch.Generator().manual_seed(1))
+    stacked = fwd.stacked_train_forward(model, batches)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    for k in range(5):
+        expected = copy.deepcopy(model).train()(batches[k])
+        torch.testing.assert_close(stacked[k], expected, rtol=1e-5, atol=1e-6)
+    for k, v in model.named_buffers():  # the running statistics were not touched
+        torch.testing.assert_close(v, buffers[k])
+
+
+def test_batch_dependence_spread_shrinks_as_the_batch_grows():
+    model = _random_bn_mlp()
+    gen = torch.Generator().manual_seed(2)
+    pool, examples = torch.randn(500, 6, generator=gen), torch.randn(3, 6, generator=gen)
+    out = fwd.batch_dependence(model, examples, pool, (2, 8, 64), draws=100, seed=0)
+    assert out["outputs"].shape == (3, 3, 100, 3)
+    assert out["spread"][0] > out["spread"][1] > out["spread"][2] > 0
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out["eval_outputs"]), model.eval()(examples))
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference: folding
+
+
+def test_fold_model_removes_every_bn_and_keeps_the_eval_outputs():
+    torch.manual_seed(0)
+    model = fwd.small_convnet((4, 6, 5))
+    with torch.no_grad():
+        for bn in fwd._bn_layers(model):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.3)
+        model.train()(torch.randn(16, 1, 12, 12) * 2 + 0.5)
+    model.eval()
+    folded = fwd.fold_model(model)
+    assert not fwd._bn_layers(folded) and len(folded) == len(model) - 3
+    x = torch.randn(5, 1, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
+    assert fwd._bn_layers(model)  # the original keeps its BN layers
+
+
+def test_compare_with_torch_agrees_to_round_off_in_float64():
+    diffs = fwd.compare_with_torch("BatchNorm2d", (3, 2, 4, 5), torch.float64, None, steps=3)
+    assert set(diffs) == {"output", "∂L/∂x", "∂L/∂γ", "∂L/∂β", "running mean", "running var",
+                          "eval output"}
+    assert max(diffs.values()) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's MNIST runs, tiny
+
+
+@needs_mnist
+def test_momentum_changes_the_running_stats_but_not_the_weights():
+    cfg = fwd.ForwardConfig.for_profile("smoke", steps=30, eval_every=15, n_train=300, n_test=50,
+                                        spread_batch_sizes=(2, 8))
+    out = fwd.momentum_bug_runs(cfg)
+    assert out["max_weight_difference"] == 0.0
+    table = fwd.momentum_bug_table(out)  # a dict reads like a stored Record
+    small, default = table["0.001 (too small)"], table["0.1 (PyTorch default)"]
+    assert small["running-mean error (σ)"] > 2 * default["running-mean error (σ)"]
+
+
+@needs_mnist
+def test_normalisation_rows_give_zero_mean_unit_std_for_1d_and_2d():
+    rows = fwd.normalisation_rows(fwd.ForwardConfig.for_profile("smoke"))
+    assert [r["reduced over"] for r in rows] == ["N", "N, H, W"]
+    for r in rows:
+        assert r["max |mean| after"] < 1e-5 and r["max |std − 1| after"] < 1e-3
