@@ -22,6 +22,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -158,9 +159,9 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return None  # NaN is not JSON; a diverged run says so in its own field
+        return _to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and ±inf are not JSON; a diverged run says so in its own field
     return value
 
 
