@@ -73,16 +73,17 @@ def test_a_member_listed_twice_is_rejected():
 def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatch):
     import matplotlib.pyplot as plt
 
-    cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-0", "dropout-0.05"))
+    cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-0", "dropout-5pct"))
     inc.run_one(cfg.base().run_config("BN-x30", 0))          # what chapter 05 stored
     trained = []
     train_run = inc.train_run
     monkeypatch.setattr(inc, "train_run", lambda rc, **kw: (trained.append(rc.name),
                                                             train_run(rc, **kw))[1])
     record = ens.run(cfg)
-    assert trained == ["BN-x30-dropout-0.05_s3"]
+    assert trained == ["BN-x30-dropout-5pct_s3"]
     members = record["members"]
-    assert members["seed-0"]["reused_from_chapter_05"] and not members["dropout-0.05"]["reused_from_chapter_05"]
+    assert members["seed-0"]["reused_from_chapter_05"]
+    assert not members["dropout-5pct"]["reused_from_chapter_05"]
     top1 = [m["top1"] for m in members.values()]
     assert record["ensemble"]["top1"] == pytest.approx(record["by_size"][-1])
     assert record["gain_top1"] == pytest.approx(record["ensemble"]["top1"] - max(top1))

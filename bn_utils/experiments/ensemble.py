@@ -31,13 +31,13 @@ VARIANTS: dict[str, dict] = {
     "seed-0": {"seed": 0},
     "seed-1": {"seed": 1},
     "seed-2": {"seed": 2},
-    "dropout-0.05": {"seed": 3, "dropout": 0.05},
-    "dropout-0.10": {"seed": 4, "dropout": 0.10},
+    "dropout-5pct": {"seed": 3, "dropout": 0.05},
+    "dropout-10pct": {"seed": 4, "dropout": 0.10},
     "init-x2-final-bn": {"seed": 5, "init_gain": 2.0, "final_bn": True},
 }
 LABELS = {
     "seed-0": "BN-x30, seed 0", "seed-1": "BN-x30, seed 1", "seed-2": "BN-x30, seed 2",
-    "dropout-0.05": "+ dropout 5 %", "dropout-0.10": "+ dropout 10 %",
+    "dropout-5pct": "+ dropout 5 %", "dropout-10pct": "+ dropout 10 %",
     "init-x2-final-bn": "+ init x2, BN on last hidden",
 }
 # Ioffe & Szegedy (2015), Table 3 (ImageNet, ensemble of 6 BN-Inception networks, multi-crop):
@@ -66,7 +66,7 @@ class EnsembleConfig(Config):
     PROFILES: ClassVar[dict] = {
         "full": _mirror("full"),
         "quick": _mirror("quick"),
-        "smoke": {"members": ("seed-0", "seed-1", "dropout-0.05"), **_mirror("smoke")},
+        "smoke": {"members": ("seed-0", "seed-1", "dropout-5pct"), **_mirror("smoke")},
     }
 
     def validate(self) -> None:
@@ -196,9 +196,12 @@ def plot(record: results.Record):
         if a is None:
             ax_bar.annotate("diverged", (bar.get_x() + bar.get_width() / 2, 1), ha="center",
                             rotation=90, va="bottom")
+    ax_bar.bar_label(bars, labels=["" if a is None else f"{100 * a:.1f}" for a in accs],
+                     fontsize=8, padding=2)
     if ens is not None:
-        ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.COLORS["other"],
-                   label=f"ensemble of {record['n_used']}")
+        top = ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.COLORS["other"],
+                         label=f"ensemble of {record['n_used']}")
+        ax_bar.bar_label(top, fmt="%.1f", fontsize=8, padding=2)
     ax_bar.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
                       rotation=20, ha="right")
     valid = [h for h in heights if h > 0] + ([100 * ens["top1"]] if ens else [])

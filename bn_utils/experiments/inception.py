@@ -172,12 +172,10 @@ class AblationConfig(Config):
 
     PROFILES: ClassVar[dict] = {
         "full": {},
-        "quick": {"rows": (*ABLATION_ROWS, "Inception-x30"), "seeds": (0,),
-                  "epochs_inception": 8, "epochs_bn": 4, "n_train": 5120, "n_test": 2000,
-                  "evals_per_epoch": 2},
-        "smoke": {"rows": (*ABLATION_ROWS, "Inception-x30"), "seeds": (0,),
-                  "epochs_inception": 1, "epochs_bn": 1, "n_train": 256, "n_test": 200,
-                  "width": 8},
+        "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_bn": 4, "n_train": 4096,
+                  "n_test": 2000, "evals_per_epoch": 2},
+        "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_bn": 1, "n_train": 256,
+                  "n_test": 200, "width": 8},
     }
 
     def validate(self) -> None:
@@ -216,7 +214,7 @@ def rows_table(cfg: AblationConfig) -> list[dict]:
         rc = cfg.run_config(row, cfg.seeds[0])
         out.append({"row": row, "BN": "yes" if rc.bn else "no", "nonlinearity": rc.activation,
                     "lr": rc.lr, "dropout": rc.dropout, "weight decay": rc.weight_decay,
-                    f"lr x{rc.lr_decay} every (epochs)": rc.decay_epochs,
+                    f"lr x{rc.lr_decay:g} every (epochs)": round(rc.decay_epochs, 3),
                     "colour jitter": rc.jitter, "epochs": rc.epochs, "what": ROWS[row].note})
     return out
 
