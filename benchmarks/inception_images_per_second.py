@@ -33,15 +33,13 @@ def make_step(bn: bool, channels_last: bool, batch: int, *, foreach: bool | None
     if foreach is not None:
         for group in opt.param_groups:
             group["foreach"] = foreach
-    aug = augment.Augment(jitter=0.1)
+    aug = augment.Augment(jitter=0.1, channels_last=channels_last)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (batch, 32, 32, 3), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 10, (batch,), generator=gen)
 
     def step():
         xb = aug(x)
-        if not channels_last:
-            xb = xb.contiguous()
         loss = F.cross_entropy(model(xb), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

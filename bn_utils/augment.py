@@ -62,15 +62,17 @@ def colour_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
     return x.clamp_(0, 1)
 
 
-def normalise(x: torch.Tensor, name: str = "cifar10") -> torch.Tensor:
-    """Return uint8 (or [0, 1] float) ``(N, H, W, C)`` images as float32 ``(N, C, H, W)`` in
-    channels_last memory, standardised with the training set's per-channel mean and std."""
+def normalise(x: torch.Tensor, name: str = "cifar10", *, channels_last: bool = True) -> torch.Tensor:
+    """Return uint8 (or [0, 1] float) ``(N, H, W, C)`` images as float32 ``(N, C, H, W)``,
+    standardised with the training set's per-channel mean and std, in channels_last memory
+    (else contiguous NCHW)."""
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
     mean = x.new_tensor(data.MEAN[name])
     std = x.new_tensor(data.STD[name])
     # (N, H, W, C) contiguous permuted to NCHW *is* channels_last memory: no copy needed
-    return ((x - mean) / std).permute(0, 3, 1, 2)
+    out = ((x - mean) / std).permute(0, 3, 1, 2)
+    return out if channels_last else out.contiguous()
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,14 @@ class Augment:
     flip: bool = True
     jitter: float = 0.0
     name: str = "cifar10"
+    channels_last: bool = True
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Return the augmented, normalised float batch (N, C, H, W) of uint8 images (N, H, W, C)."""
         x = crop_flip(x, pad=self.pad, flip=self.flip)
         x = x.float().div_(255)
         x = colour_jitter(x, self.jitter)
-        return normalise(x, self.name)
+        return normalise(x, self.name, channels_last=self.channels_last)
 
 
 class AugmentedBatches:

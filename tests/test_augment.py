@@ -94,3 +94,11 @@ def test_augmented_batches_skip_keeps_the_order_of_an_uninterrupted_iterator():
 def test_negative_pad_is_rejected(bad):
     with pytest.raises(ValueError, match="pad"):
         augment.crop_flip(images(), pad=bad)
+
+
+def test_nchw_option_gives_the_same_values_in_contiguous_memory():
+    torch.manual_seed(0)
+    x = images(n=4, h=32, w=32)
+    out = augment.Augment(pad=0, flip=False, channels_last=False)(x)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, augment.normalise(x))
