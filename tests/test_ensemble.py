@@ -90,3 +90,16 @@ def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatc
     assert record["ensemble"]["top5"] >= record["ensemble"]["top1"]
     assert len(ens.table(record)) == 2 + 3
     plt.close(ens.plot(record))
+
+
+def test_members_keep_the_configs_order_when_loaded_from_sorted_json():
+    from bn_utils import results
+
+    cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-1", "dropout-5pct", "seed-0"))
+    member = {"top1": 0.5, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
+    out = {"members": {n: member for n in cfg.members}, "ensemble": {"top1": 0.6, "top5": 0.9},
+           "n_used": 3}
+    results.save(ens.CHAPTER, "ensemble", cfg, out)
+    loaded = results.load(ens.CHAPTER, "ensemble", cfg)
+    assert ens.member_names(loaded) == list(cfg.members)
+    assert [r["network"] for r in ens.table(loaded)[:3]] == [ens.LABELS[n] for n in cfg.members]

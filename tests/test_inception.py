@@ -289,3 +289,13 @@ def test_mean_curve_leaves_out_diverged_seeds():
     steps, mean = inc.mean_curve(row)
     assert list(steps) == [0, 10, 20]
     np.testing.assert_allclose(mean, [0.1, 0.3, 0.5])
+
+
+def test_rows_keep_table_order_when_loaded_from_sorted_json(tmp_path):
+    cfg = inc.AblationConfig.for_profile("smoke", rows=("Inception", "BN-x5", "BN-Baseline"))
+    metrics = {r: fake_row([0.1, 0.3]) for r in cfg.rows}
+    results.save(inc.CHAPTER, "ablation", cfg, metrics)
+    loaded = results.load(inc.CHAPTER, "ablation", cfg)
+    assert list(loaded.metrics) == sorted(cfg.rows)          # what JSON gives back
+    assert inc.ordered_rows(loaded) == ["Inception", "BN-Baseline", "BN-x5"]
+    assert list(inc.summary(loaded)) == ["Inception", "BN-Baseline", "BN-x5"]

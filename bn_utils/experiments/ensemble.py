@@ -160,14 +160,21 @@ def run(cfg: EnsembleConfig) -> results.Record:
     return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_full=True)
 
 
+def member_names(record: results.Record) -> list[str]:
+    """Return the record's members in the config's order (stored JSON sorts its keys)."""
+    return [n for n in record.config["members"] if n in record["members"]]
+
+
 def table(record: results.Record) -> list[dict]:
     """Return one line per member and one for the ensemble: top-1 and top-5 test accuracy (%),
     beside the paper's and the student reproduction's ensemble numbers."""
     pct = lambda v: None if v is None else 100 * v  # noqa: E731
-    rows = [{"network": LABELS[n], "top-1 %": pct(m["top1"]), "top-5 %": pct(m["top5"]),
-             "from": "chapter 05" if m["reused_from_chapter_05"] else "this chapter",
-             "diverged": "yes" if m["diverged"] else "no"}
-            for n, m in record["members"].items()]
+    members = record["members"]
+    rows = [{"network": LABELS[n], "top-1 %": pct(members[n]["top1"]),
+             "top-5 %": pct(members[n]["top5"]),
+             "from": "chapter 05" if members[n]["reused_from_chapter_05"] else "this chapter",
+             "diverged": "yes" if members[n]["diverged"] else "no"}
+            for n in member_names(record)]
     ens = record["ensemble"] or {}
     rows.append({"network": f"ensemble of {record['n_used']}", "top-1 %": pct(ens.get("top1")),
                  "top-5 %": pct(ens.get("top5")), "from": "averaged softmax", "diverged": "—"})
@@ -187,7 +194,7 @@ def plot(record: results.Record):
 
     fig, (ax_bar, ax_k) = plt.subplots(1, 2, figsize=(13, 4.2),
                                        gridspec_kw={"width_ratios": [1.6, 1]})
-    names = list(record["members"])
+    names = member_names(record)
     accs = [record["members"][n]["top1"] for n in names]
     ens = record["ensemble"]
     heights = [100 * (a if a is not None else 0.0) for a in accs]

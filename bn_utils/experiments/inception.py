@@ -378,6 +378,11 @@ def steps_to_reach(steps: np.ndarray, accuracy: np.ndarray, target: float) -> in
     return int(steps[hit[0]]) if len(hit) else None
 
 
+def ordered_rows(record: results.Record) -> list[str]:
+    """Return the record's rows in table order (stored JSON sorts its keys; the table does not)."""
+    return sorted(record.metrics, key=lambda r: list(ROWS).index(r) if r in ROWS else len(ROWS))
+
+
 def summary(record: results.Record) -> dict:
     """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
     row's mean curve), steps and epochs for the row's mean curve to reach it, the speed-up over
@@ -387,7 +392,8 @@ def summary(record: results.Record) -> dict:
     if TARGET_ROW in rows:
         target = float(np.nanmax(mean_curve(rows[TARGET_ROW])[1]))
     out = {}
-    for name, row in rows.items():
+    for name in ordered_rows(record):
+        row = rows[name]
         steps, mean = mean_curve(row)
         best = np.asarray(row["max_accuracy"], dtype=float)
         reach = steps_to_reach(steps, mean, target) if target is not None else None
@@ -438,15 +444,17 @@ def plot(record: results.Record):
     summ = summary(record)
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, row) in enumerate(record.metrics.items()):
-        colour = colours[i % len(colours)]
+    for i, name in enumerate(ordered_rows(record)):
+        row = record.metrics[name]
+        colour = colours[list(ROWS).index(name) % len(colours)] if name in ROWS else "0.5"
         steps, acc = curve(row)
         n_div = summ[name]["n_diverged"]
         label = name + (f" ({n_div}/{len(acc)} diverged)" if n_div else "")
         plotting.band(ax_acc, steps, 100 * acc, label=label, color=colour)
         reach = summ[name]["steps_to_target"]
-        if reach is not None:
-            ax_acc.plot([reach], [100 * summ[name]["target"]], "o", color=colour, ms=6)
+        if reach is not None:  # later rows draw smaller dots, so rows reaching together all show
+            ax_acc.plot([reach], [100 * summ[name]["target"]], "o", color=colour,
+                        ms=max(3, 10 - 1.5 * i), zorder=3 + i)
         for h in row["history"]:
             loss = np.array([np.nan if v is None else v for v in h["loss"]], dtype=float)
             ax_loss.plot(h["step"], loss, color=colour, lw=1, alpha=0.8)
