@@ -66,7 +66,7 @@ class EnsembleConfig(Config):
     PROFILES: ClassVar[dict] = {
         "full": _mirror("full"),
         "quick": _mirror("quick"),
-        "smoke": {"members": ("seed-0", "seed-1", "dropout-5pct"), **_mirror("smoke")},
+        "smoke": {"members": ("seed-0", "dropout-5pct"), **_mirror("smoke")},
     }
 
     def validate(self) -> None:
