@@ -22,6 +22,7 @@ import datetime as _dt
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -133,8 +134,9 @@ class Record:
 
 
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:
-    base = results_dir() / chapter / f"{name}__{cfg.profile}__{cfg.digest()}"
-    return base.with_suffix(".json"), base.with_suffix(".npz")
+    folder, stem = results_dir() / chapter, f"{name}__{cfg.profile}__{cfg.digest()}"
+    # appended, not Path.with_suffix: a name with a dot ("dropout-0.05") must keep its digest
+    return folder / f"{stem}.json", folder / f"{stem}.npz"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -158,9 +160,9 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return None  # NaN is not JSON; a diverged run says so in its own field
+        return _to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and ±inf are not JSON; a diverged run says so in its own field
     return value
 
 
@@ -233,4 +235,4 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
 def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:
     """Return where a long run of ``cfg`` keeps its checkpoint (``train.fit(checkpoint=...)``)."""
     json_path, _ = _paths(chapter, name, cfg)
-    return json_path.parent / "checkpoints" / json_path.with_suffix(".pt").name
+    return json_path.parent / "checkpoints" / (json_path.name[: -len(".json")] + ".pt")

@@ -221,3 +221,28 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         bar.close()
     hist.seconds += time.perf_counter() - t_start
     return hist
+
+
+class Autocast(nn.Module):
+    """Wrap a model so its forward runs under ``torch.autocast`` in ``dtype`` (mixed precision;
+    BN layers keep float32 parameters and statistics) and returns float32 outputs, so losses and
+    metrics stay in float32. ``dtype=None`` runs the model unchanged."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None):
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the wrapped model's output on ``x`` as float32."""
+        with torch.autocast(x.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):
+            return self.model(x).float()
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """Return the mixed-precision dtype worth using on ``device``: bfloat16 on CUDA GPUs that
+    support it (it needs no loss scaling, which ``fit`` does not do), else None (float32)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None

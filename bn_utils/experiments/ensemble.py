@@ -1,0 +1,231 @@
+"""Chapter 06: an ensemble of BN-x30 networks (Ioffe & Szegedy, Sec. 4.2.3), on CIFAR-10.
+
+Six members, each a BN-x30 run of chapter 05 that differs from the others as the paper's did:
+three differ only in their seed (initialisation, shuffling, augmentation), the others add dropout
+(5 % or 10 %), or larger initial conv weights with per-activation BN on the last hidden layer.
+The ensemble averages the members' softmax outputs on the test set.
+
+Members are chapter 05's runs: each is a :class:`~bn_utils.experiments.inception.RunConfig`
+stored on its own with its final test logits, so the plain BN-x30 seeds that chapter 05 trained
+are loaded, not trained again (they live in chapter 05's results folder), and the ensemble is
+computed from stored logits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .. import plotting, results
+from ..profiles import Config, param
+from . import inception
+
+CHAPTER = "06_ensemble"
+BASE_ROW = "BN-x30"
+
+# member name -> the seed and the changes to BN-x30 it trains with (the paper's variants)
+VARIANTS: dict[str, dict] = {
+    "seed-0": {"seed": 0},
+    "seed-1": {"seed": 1},
+    "seed-2": {"seed": 2},
+    "dropout-5pct": {"seed": 3, "dropout": 0.05},
+    "dropout-10pct": {"seed": 4, "dropout": 0.10},
+    "init-x2-final-bn": {"seed": 5, "init_gain": 2.0, "final_bn": True},
+}
+LABELS = {
+    "seed-0": "BN-x30, seed 0", "seed-1": "BN-x30, seed 1", "seed-2": "BN-x30, seed 2",
+    "dropout-5pct": "+ dropout 5 %", "dropout-10pct": "+ dropout 10 %",
+    "init-x2-final-bn": "+ init x2, BN on last hidden",
+}
+# Ioffe & Szegedy (2015), Table 3 (ImageNet, ensemble of 6 BN-Inception networks, multi-crop):
+# top-5 error on the validation set and (from the test server) on the test set, in %.
+PAPER = {"top5_error_validation": 4.9, "top5_error_test": 4.82}
+STUDENT = {"top1_accuracy": 73.64}   # the student reproduction's ensemble on CIFAR-10 (%)
+
+
+def _mirror(profile: str) -> dict:
+    """Return chapter 05's ``profile`` values of the training fields this chapter mirrors."""
+    ours = {"epochs_bn": "epochs", "width": "width", "n_train": "n_train", "n_test": "n_test"}
+    return {ours[k]: v for k, v in inception.AblationConfig.PROFILES[profile].items() if k in ours}
+
+
+@dataclass(frozen=True)
+class EnsembleConfig(Config):
+    """The ensemble (defaults: the ``full`` profile). The training fields mirror chapter 05's
+    profile values, so that its BN-x30 runs are exactly the ones the members reuse."""
+
+    members: tuple = param(tuple(VARIANTS), "ensemble members", choices=tuple(VARIANTS))
+    epochs: int = param(30, "training epochs of every member (chapter 05's BN rows)", min=1)
+    width: int = param(16, "TinyInception base width", min=2)
+    n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
+    n_test: int = param(10_000, "test images the ensemble is scored on", min=10, max=10_000)
+
+    PROFILES: ClassVar[dict] = {
+        "full": _mirror("full"),
+        "quick": _mirror("quick"),
+        "smoke": {"members": ("seed-0", "dropout-5pct"), **_mirror("smoke")},
+    }
+
+    def validate(self) -> None:
+        """Check that the members are distinct."""
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"parameter members={self.members!r} lists a member twice")
+
+    def base(self) -> inception.AblationConfig:
+        """Return chapter 05's config whose BN-x30 runs the members are built from."""
+        return inception.AblationConfig.for_profile(
+            self.profile if self.profile in inception.AblationConfig.PROFILES else "full",
+            epochs_bn=self.epochs, width=self.width, n_train=self.n_train, n_test=self.n_test)
+
+    def member(self, name: str) -> tuple[inception.RunConfig, str]:
+        """Return a member's run config and the chapter whose results folder keeps its record:
+        chapter 05's for plain BN-x30 seeds (so they are shared), this chapter's for variants."""
+        spec = dict(VARIANTS[name])
+        seed = spec.pop("seed")
+        if not spec:
+            return self.base().run_config(BASE_ROW, seed), inception.CHAPTER
+        return self.base().run_config(BASE_ROW, seed, row=f"{BASE_ROW}-{name}", **spec), CHAPTER
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Return the row-wise softmax of logits (N, C) in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
+    """Return the fraction of rows of ``scores`` (N, C) whose label is among their k largest."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(1).mean())
+
+
+def ensemble_probabilities(logits: list[np.ndarray]) -> np.ndarray:
+    """Return the ensemble's class probabilities: the average of the members' softmax outputs."""
+    return np.mean([softmax(z) for z in logits], axis=0)
+
+
+def subset_accuracies(logits: list[np.ndarray], labels: np.ndarray) -> list[float]:
+    """Return, for k = 1..n, the top-1 accuracy of a k-member ensemble averaged over every
+    subset of k members (k = n: the whole ensemble)."""
+    probs = [softmax(z) for z in logits]
+    out = []
+    for k in range(1, len(probs) + 1):
+        accs = [topk_accuracy(np.mean([probs[i] for i in sub], 0), labels)
+                for sub in itertools.combinations(range(len(probs)), k)]
+        out.append(float(np.mean(accs)))
+    return out
+
+
+def run_members(cfg: EnsembleConfig) -> dict:
+    """Load (or train) every member; return each member's scores, the ensemble's top-1/top-5
+    accuracy, its gain over the best member, and the accuracy by ensemble size."""
+    members, logits, labels = {}, [], None
+    for name in cfg.members:
+        rc, chapter = cfg.member(name)
+        record = inception.run_one(rc, chapter)
+        z = record["test_logits"].astype(np.float32)
+        y = record["test_labels"].astype(np.int64)
+        if labels is None:
+            labels = y
+        assert np.array_equal(labels, y), "members were scored on different test sets"
+        ok = not record["diverged"] and bool(np.isfinite(z).all())
+        members[name] = {"top1": topk_accuracy(z, y, 1) if ok else None,
+                         "top5": topk_accuracy(z, y, 5) if ok else None,
+                         "max_accuracy_during_training": record["max_accuracy"],
+                         "diverged": not ok, "seed": rc.seed, "stored_in": chapter,
+                         "reused_from_chapter_05": chapter == inception.CHAPTER}
+        if ok:
+            logits.append(z)
+    if not logits:
+        return {"members": members, "ensemble": None, "n_used": 0}
+    probs = ensemble_probabilities(logits)
+    ens = {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5)}
+    usable = {n: m for n, m in members.items() if not m["diverged"]}
+    best = max(usable, key=lambda n: usable[n]["top1"])
+    return {"members": members, "ensemble": ens, "n_used": len(logits), "best_member": best,
+            "gain_top1": ens["top1"] - usable[best]["top1"],
+            "gain_top5": ens["top5"] - max(m["top5"] for m in usable.values()),
+            "mean_member_top1": float(np.mean([m["top1"] for m in usable.values()])),
+            "by_size": subset_accuracies(logits, labels), "n_test": len(labels)}
+
+
+def run(cfg: EnsembleConfig) -> results.Record:
+    """Return the stored ensemble of ``cfg`` (the full one when the quick profile is asked for
+    and a full record exists), loading or training its members as needed."""
+    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_full=True)
+
+
+def member_names(record: results.Record) -> list[str]:
+    """Return the record's members in the config's order (stored JSON sorts its keys)."""
+    return [n for n in record.config["members"] if n in record["members"]]
+
+
+def table(record: results.Record) -> list[dict]:
+    """Return one line per member and one for the ensemble: top-1 and top-5 test accuracy (%),
+    beside the paper's and the student reproduction's ensemble numbers."""
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
+    members = record["members"]
+    rows = [{"network": LABELS[n], "top-1 %": pct(members[n]["top1"]),
+             "top-5 %": pct(members[n]["top5"]),
+             "from": "chapter 05" if members[n]["reused_from_chapter_05"] else "this chapter",
+             "diverged": "yes" if members[n]["diverged"] else "no"}
+            for n in member_names(record)]
+    ens = record["ensemble"] or {}
+    rows.append({"network": f"ensemble of {record['n_used']}", "top-1 %": pct(ens.get("top1")),
+                 "top-5 %": pct(ens.get("top5")), "from": "averaged softmax", "diverged": "—"})
+    rows.append({"network": "paper (ImageNet, 6 BN-Inceptions)", "top-1 %": None,
+                 "top-5 %": 100 - PAPER["top5_error_validation"],
+                 "from": f"top-5 error {PAPER['top5_error_validation']} % val, "
+                         f"{PAPER['top5_error_test']} % test", "diverged": "—"})
+    rows.append({"network": "student (CIFAR-10)", "top-1 %": STUDENT["top1_accuracy"],
+                 "top-5 %": None, "from": "ensemble of TinyInceptions", "diverged": "—"})
+    return rows
+
+
+def plot(record: results.Record):
+    """Figure: each member's and the ensemble's top-1 test accuracy (bars), and the accuracy of
+    a k-member ensemble (mean over all k-subsets) against k."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_bar, ax_k) = plt.subplots(1, 2, figsize=(13, 4.2),
+                                       gridspec_kw={"width_ratios": [1.6, 1]})
+    names = member_names(record)
+    accs = [record["members"][n]["top1"] for n in names]
+    ens = record["ensemble"]
+    heights = [100 * (a if a is not None else 0.0) for a in accs]
+    bars = ax_bar.bar(range(len(names)), heights, color=plotting.COLORS["bn"], label="member")
+    for bar, a in zip(bars, accs):
+        if a is None:
+            ax_bar.annotate("diverged", (bar.get_x() + bar.get_width() / 2, 1), ha="center",
+                            rotation=90, va="bottom")
+    ax_bar.bar_label(bars, labels=["" if a is None else f"{100 * a:.1f}" for a in accs],
+                     fontsize=8, padding=2)
+    if ens is not None:
+        top = ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.COLORS["other"],
+                         label=f"ensemble of {record['n_used']}")
+        ax_bar.bar_label(top, fmt="%.1f", fontsize=8, padding=2)
+    ax_bar.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
+                      rotation=20, ha="right")
+    valid = [h for h in heights if h > 0] + ([100 * ens["top1"]] if ens else [])
+    if valid:
+        ax_bar.set_ylim(max(0.0, min(valid) - 5), min(100.0, max(valid) + 3))
+    plotting.label(ax_bar, title="Top-1 test accuracy of each member and of the ensemble",
+                   xlabel="network", ylabel="test accuracy (%)")
+    if ens is not None:
+        ks = np.arange(1, len(record["by_size"]) + 1)
+        ax_k.plot(ks, 100 * np.asarray(record["by_size"]), "o-", color=plotting.COLORS["other"],
+                  label="mean over all k-member subsets")
+        ax_k.set_xticks(ks)
+    plotting.label(ax_k, title="Ensemble accuracy vs number of members",
+                   xlabel="members averaged (k)", ylabel="top-1 test accuracy (%)")
+    cfg = record.config
+    plotting.caption(fig, f"BN-x30 TinyInceptions (width {cfg['width']}, {cfg['epochs']} epochs on "
+                          f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images. "
+                          f"Source: {record.caption()}")
+    fig.tight_layout()
+    return fig

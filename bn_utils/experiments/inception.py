@@ -1,0 +1,483 @@
+"""Chapter 05: Ioffe & Szegedy's Inception ablations (their Figures 2 and 3), on CIFAR-10.
+
+Five rows, one network (:class:`bn_utils.inception_net.TinyInception`), momentum SGD::
+
+    Inception       no BN, lr 0.0015, dropout 0.4
+    BN-Baseline     BN before every nonlinearity, lr 0.0015
+    BN-x5           BN, lr x5,  the paper's modifications
+    BN-x30          BN, lr x30, the paper's modifications
+    BN-x5-Sigmoid   BN, lr x5,  the paper's modifications, sigmoid instead of ReLU
+
+plus two sanity rows without BN: ``Inception-x30`` (BN-x30's recipe, which may diverge) and
+``Inception-x5-Sigmoid`` (BN-x5-Sigmoid's; the paper reports that sigmoid Inception without BN
+stays at chance accuracy).
+"The paper's modifications" (their Sec. 4.2.1) are: no dropout, L2 weight decay / 5, learning-rate
+decay 6x faster, fewer photometric distortions; their other two (no local response normalisation,
+thorough shuffling) hold for every row here, since TinyInception has no LRN and every run
+reshuffles all of its training set each epoch.
+
+Every (row, seed) is one training run with its own stored record (``load_or_run`` of a
+:class:`RunConfig`), holding its history and its final test-set logits (float16), so a killed sweep
+resumes where it stopped (each run also checkpoints every epoch) and chapter 06 builds its ensemble
+from chapter 05's BN-x30 runs instead of training them again.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import augment, data, inception_net, plotting, results, train
+from ..profiles import Config, param
+
+CHAPTER = "05_cifar_inception"
+PAPER_BATCH = 32          # the paper's minibatch size; learning rates below are for it
+BASE_LR = 0.0015          # Inception's initial learning rate in the paper
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the ablation table: what differs from Inception."""
+
+    bn: bool
+    lr_mult: float
+    activation: str = "relu"
+    dropout: float = 0.0
+    accelerated: bool = False      # the paper's modifications (Sec. 4.2.1)
+    note: str = ""
+
+
+ROWS: dict[str, Row] = {
+    "Inception": Row(bn=False, lr_mult=1, dropout=0.4, note="no BN, dropout 0.4"),
+    "BN-Baseline": Row(bn=True, lr_mult=1, note="BN before each nonlinearity"),
+    "BN-x5": Row(bn=True, lr_mult=5, accelerated=True, note="lr x5, modifications"),
+    "BN-x30": Row(bn=True, lr_mult=30, accelerated=True, note="lr x30, modifications"),
+    "BN-x5-Sigmoid": Row(bn=True, lr_mult=5, activation="sigmoid", accelerated=True,
+                         note="sigmoid instead of ReLU, lr x5, modifications"),
+    "Inception-x30": Row(bn=False, lr_mult=30, accelerated=True,
+                         note="sanity row: BN-x30 without BN (may diverge)"),
+    "Inception-x5-Sigmoid": Row(bn=False, lr_mult=5, activation="sigmoid", accelerated=True,
+                                note="sanity row: BN-x5-Sigmoid without BN"),
+}
+SANITY_ROWS = ("Inception-x30", "Inception-x5-Sigmoid")
+ABLATION_ROWS = tuple(r for r in ROWS if r not in SANITY_ROWS)
+TARGET_ROW = "Inception"   # steps are counted to this row's best accuracy
+
+# Ioffe & Szegedy (2015), Figure 3 (ImageNet, Inception): steps to reach Inception's 72.2 %
+# top-1 validation accuracy, and the best accuracy reached. None: never reached.
+PAPER = {
+    "Inception": {"steps": 31.0e6, "max_accuracy": 72.2},
+    "BN-Baseline": {"steps": 13.3e6, "max_accuracy": 72.7},
+    "BN-x5": {"steps": 2.1e6, "max_accuracy": 73.0},
+    "BN-x30": {"steps": 2.7e6, "max_accuracy": 74.8},
+    "BN-x5-Sigmoid": {"steps": None, "max_accuracy": 69.8},
+}
+# The student reproduction on CIFAR-10 with a TinyInception (numbers as given in the book's
+# issue): best test accuracy (%) and epochs to reach the Inception row's best accuracy.
+STUDENT = {
+    "Inception": {"max_accuracy": 57.77, "epochs": 99},
+    "BN-Baseline": {"max_accuracy": 68.47, "epochs": 13},
+    "BN-x5": {"max_accuracy": 68.0, "epochs": 7},
+    "BN-x30": {"max_accuracy": 73.0, "epochs": 4},
+    "BN-x5-Sigmoid": {"max_accuracy": 55.92, "epochs": None},
+}
+
+
+@dataclass(frozen=True)
+class RunConfig(Config):
+    """One training run, fully resolved: what a (row, seed) of the table trains with."""
+
+    row: str = param("BN-x30", "the ablation row this run belongs to (a label)")
+    bn: bool = param(True, "BatchNorm before every nonlinearity")
+    activation: str = param("relu", "nonlinearity", choices=("relu", "sigmoid"))
+    lr: float = param(0.045, "initial learning rate", min=1e-6, max=1e4)
+    momentum: float = param(0.9, "SGD momentum", min=0.0, max=0.999)
+    weight_decay: float = param(1e-4, "L2 weight decay (conv and linear weights)", min=0.0)
+    lr_decay: float = param(0.96, "learning-rate factor per decay period", min=0.01, max=1.0)
+    decay_epochs: float = param(8 / 6, "epochs per decay period", min=1e-3)
+    dropout: float = param(0.0, "dropout before the classifier", min=0.0, max=0.9)
+    final_bn: bool = param(False, "per-activation BN on the pooled features")
+    init_gain: float = param(1.0, "factor on the initial conv weights", min=0.01, max=100.0)
+    jitter: float = param(0.1, "colour-jitter strength (0: none)", min=0.0, max=0.9)
+    pad: int = param(4, "random-crop padding in pixels (0: no crop)", min=0, max=16)
+    flip: bool = param(True, "random horizontal flips")
+    epochs: int = param(30, "training epochs", min=1)
+    batch_size: int = param(32, "examples per minibatch", min=2)
+    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2)
+    five: str = param("double3x3", "the 5x5 branch", choices=inception_net.FIVES)
+    n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
+    n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
+    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    channels_last: bool = param(True, "channels_last memory for the conv net")
+    amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
+    seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0)
+
+    def validate(self) -> None:
+        """Check that width is even and an epoch holds at least one eval interval."""
+        if self.width % 2:
+            raise ValueError(f"parameter width={self.width} must be even")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"parameter batch_size={self.batch_size} exceeds n_train={self.n_train}")
+        if self.evals_per_epoch > self.steps_per_epoch:
+            raise ValueError(f"parameter evals_per_epoch={self.evals_per_epoch} exceeds the "
+                             f"{self.steps_per_epoch} steps of an epoch")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Return the SGD steps of one pass over the training set (last partial batch dropped)."""
+        return self.n_train // self.batch_size
+
+    @property
+    def steps(self) -> int:
+        """Return the run's total SGD steps."""
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def name(self) -> str:
+        """Return the record name of this run (row and seed)."""
+        return f"{self.row}_s{self.seed}"
+
+
+@dataclass(frozen=True)
+class AblationConfig(Config):
+    """The ablation table (defaults: the ``full`` profile, one GPU)."""
+
+    rows: tuple = param(tuple(ROWS), "rows of the table to train", choices=tuple(ROWS))
+    seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0)
+    epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1)
+    epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1)
+    batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "
+                                "scale with it linearly)", min=2)
+    lr_scale: float = param(1.0, "multiplies every row's learning rate", min=1e-3, max=1e3)
+    momentum: float = param(0.9, "SGD momentum (the paper: momentum SGD)", min=0.0, max=0.999)
+    weight_decay: float = param(5e-4, "L2 weight decay; the modified rows use a fifth", min=0.0)
+    lr_decay: float = param(0.96, "lr factor per decay period (Inception: 4 % every 8 epochs)",
+                            min=0.01, max=1.0)
+    decay_epochs: float = param(8.0, "epochs per decay period; the modified rows: 6x fewer",
+                                min=1e-3)
+    jitter: float = param(0.2, "colour jitter of Inception and BN-Baseline", min=0.0, max=0.9)
+    jitter_modified: float = param(0.1, "colour jitter of the modified rows (fewer distortions)",
+                                   min=0.0, max=0.9)
+    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2)
+    n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
+    n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
+    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+
+    PROFILES: ClassVar[dict] = {
+        "full": {},
+        "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_bn": 4, "n_train": 4096,
+                  "n_test": 2000, "evals_per_epoch": 2},
+        "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_bn": 1, "n_train": 256,
+                  "n_test": 200, "width": 8},
+    }
+
+    def validate(self) -> None:
+        """Check that every run of the table is a valid :class:`RunConfig`."""
+        for row in self.rows:
+            self.run_config(row, self.seeds[0])
+
+    def run_config(self, row: str, seed: int, /, **changes) -> RunConfig:
+        """Return the fully resolved config of one (row, seed) run, with ``changes`` applied."""
+        spec = ROWS[row]
+        fast = spec.accelerated
+        fields = dict(
+            row=row, bn=spec.bn, activation=spec.activation,
+            lr=BASE_LR * spec.lr_mult * self.lr_scale * self.batch_size / PAPER_BATCH,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay / 5 if fast else self.weight_decay,
+            lr_decay=self.lr_decay,
+            decay_epochs=self.decay_epochs / 6 if fast else self.decay_epochs,
+            dropout=spec.dropout, jitter=self.jitter_modified if fast else self.jitter,
+            # the slow rows (Inception, its BN twin) train long; sanity rows as long as BN rows
+            epochs=self.epochs_inception if not (spec.bn or fast) else self.epochs_bn,
+            batch_size=self.batch_size, width=self.width, n_train=self.n_train,
+            n_test=self.n_test, evals_per_epoch=self.evals_per_epoch, seed=seed)
+        fields.update(changes)
+        return RunConfig(profile=self.profile, **fields)
+
+    def runs(self) -> list[RunConfig]:
+        """Return every run of the table, row by row."""
+        return [self.run_config(row, seed) for row in self.rows for seed in self.seeds]
+
+
+def rows_table(cfg: AblationConfig) -> list[dict]:
+    """Return one line per row: what it trains with (BN, nonlinearity, lr, decay, ...)."""
+    out = []
+    for row in cfg.rows:
+        rc = cfg.run_config(row, cfg.seeds[0])
+        out.append({"row": row, "BN": "yes" if rc.bn else "no", "nonlinearity": rc.activation,
+                    "lr": rc.lr, "dropout": rc.dropout, "weight decay": rc.weight_decay,
+                    f"lr x{rc.lr_decay:g} every (epochs)": round(rc.decay_epochs, 3),
+                    "colour jitter": rc.jitter, "epochs": rc.epochs, "what": ROWS[row].note})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One training run
+
+
+@functools.lru_cache(maxsize=2)
+def cifar_uint8(n_train: int, n_test: int, device: str) -> tuple[torch.Tensor, ...]:
+    """Return CIFAR-10 ``(x_train, y_train, x_test, y_test)`` on ``device``: uint8 (N, 32, 32, 3)
+    images, int64 labels (class-stratified subsets, the same for every run; decoded once)."""
+    x_tr, y_tr, x_te, y_te = data.load("cifar10", n_train=n_train, n_test=n_test, seed=0)
+    return tuple(torch.from_numpy(a).to(device) for a in (x_tr, y_tr, x_te, y_te))
+
+
+def build_model(rc: RunConfig) -> nn.Module:
+    """Return the run's TinyInception, He-initialised (then ``init_gain``), in channels_last if asked."""
+    train.seed_everything(rc.seed)
+    model = inception_net.TinyInception(width=rc.width, bn=rc.bn, act=rc.activation,
+                                        dropout=rc.dropout, five=rc.five, final_bn=rc.final_bn)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                m.weight.mul_(rc.init_gain)
+                if m.bias is not None:
+                    m.bias.zero_()
+    if rc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def optimizer(model: nn.Module, rc: RunConfig) -> torch.optim.SGD:
+    """Return momentum SGD with weight decay on conv and linear weights only (not BN, not biases)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": rc.weight_decay},
+                            {"params": rest, "weight_decay": 0.0}], lr=rc.lr, momentum=rc.momentum)
+
+
+def lr_schedule(rc: RunConfig):
+    """Return ``lr_at(step)``: ``lr * lr_decay ** floor(epoch / decay_epochs)`` (a staircase)."""
+    period = rc.decay_epochs * rc.steps_per_epoch
+
+    def lr_at(step: int) -> float:
+        return rc.lr * rc.lr_decay ** math.floor(step / period)
+    return lr_at
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, *,
+            channels_last: bool = True) -> torch.Tensor:
+    """Return float32 logits of ``model`` (eval mode, restored after) on uint8 images (N, H, W, C)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = augment.normalise(x[start: start + batch_size], channels_last=channels_last)
+            out.append(model(xb).float())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """Return ``{"accuracy", "loss"}`` of logits against labels (NaN logits count as wrong)."""
+    return {"accuracy": (logits.argmax(1) == y).float().mean().item(),
+            "loss": F.cross_entropy(logits, y).item()}
+
+
+def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
+    """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
+    diverged, and its final test logits (float16) and labels."""
+    device = train.default_device()
+    x_tr, y_tr, x_te, y_te = cifar_uint8(rc.n_train, rc.n_test, str(device))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
+    model = build_model(rc).to(device)
+    net = train.Autocast(model, train.amp_dtype(device) if rc.amp else None)
+    aug = augment.Augment(pad=rc.pad, flip=rc.flip, jitter=rc.jitter, channels_last=rc.channels_last)
+    batches = augment.AugmentedBatches(data.batches(x_tr, y_tr, rc.batch_size, seed=rc.seed), aug)
+    spe = rc.steps_per_epoch
+
+    def eval_fn(m: nn.Module) -> dict:
+        return scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
+
+    hist = train.fit(net, batches, steps=rc.steps, optimizer=optimizer(model, rc),
+                     lr_at=lr_schedule(rc), eval_fn=eval_fn, eval_every=spe // rc.evals_per_epoch,
+                     log_every=max(1, spe // 4), checkpoint=checkpoint, checkpoint_every=spe,
+                     progress=rc.name)
+    logits = predict(net, x_te, channels_last=rc.channels_last)
+    final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
+    return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
+            "max_accuracy": max(a for a in hist.evals["accuracy"] if math.isfinite(a)),
+            "final_accuracy": final,
+            "images_per_second": hist.steps_done * rc.batch_size / max(hist.seconds, 1e-9),
+            "test_logits": logits.cpu().numpy().astype(np.float16),
+            "test_labels": y_te.cpu().numpy().astype(np.int8)}
+
+
+def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
+    """Return the stored record of one run, training it if needed (resuming from its checkpoint
+    if an earlier attempt was killed; the checkpoint is removed once the record is stored)."""
+    ckpt = results.checkpoint_path(chapter, rc.name, rc)
+    record = results.load_or_run(chapter, rc.name, rc,
+                                 functools.partial(train_run, checkpoint=ckpt))
+    ckpt.unlink(missing_ok=True)
+    return record
+
+
+def run_table(cfg: AblationConfig) -> dict:
+    """Train (or load) every (row, seed) run; return per row its seeds' histories and summaries."""
+    out = {}
+    for row in cfg.rows:
+        runs = [run_one(cfg.run_config(row, seed)) for seed in cfg.seeds]
+        out[row] = {
+            "seeds": list(cfg.seeds),
+            "steps_per_epoch": runs[0]["steps_per_epoch"],
+            "history": [r["history"] for r in runs],
+            "diverged": [r["diverged"] for r in runs],
+            "max_accuracy": [r["max_accuracy"] for r in runs],
+            "final_accuracy": [r["final_accuracy"] for r in runs],
+            "images_per_second": [r["images_per_second"] for r in runs],
+        }
+    return out
+
+
+def run(cfg: AblationConfig) -> results.Record:
+    """Return the stored table of ``cfg`` (the full one when the quick profile is asked for and
+    a full record exists), training and storing what is missing."""
+    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_full=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis: curves, steps to the target accuracy, the comparison table
+
+
+def curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(eval steps, accuracy per seed)`` of a row (NaN where a diverged seed stopped)."""
+    hists = row["history"]
+    longest = max(hists, key=lambda h: len(h["eval_step"]))
+    steps = np.asarray(longest["eval_step"])
+    acc = np.full((len(hists), len(steps)), np.nan)
+    for i, h in enumerate(hists):
+        a = np.array([np.nan if v is None else v for v in h["evals"]["accuracy"]], dtype=float)
+        acc[i, : len(a)] = a
+    return steps, acc
+
+
+def mean_curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(eval steps, mean accuracy over the seeds that did not diverge)`` (all seeds if
+    every one diverged)."""
+    steps, acc = curve(row)
+    ok = ~np.asarray(row["diverged"])
+    return steps, np.nanmean(acc[ok] if ok.any() else acc, 0)
+
+
+def steps_to_reach(steps: np.ndarray, accuracy: np.ndarray, target: float) -> int | None:
+    """Return the first step whose accuracy is >= ``target``, or None if it never gets there."""
+    hit = np.flatnonzero(np.nan_to_num(accuracy, nan=-1.0) >= target - 1e-12)
+    return int(steps[hit[0]]) if len(hit) else None
+
+
+def ordered_rows(record: results.Record) -> list[str]:
+    """Return the record's rows in table order (stored JSON sorts its keys; the table does not)."""
+    return sorted(record.metrics, key=lambda r: list(ROWS).index(r) if r in ROWS else len(ROWS))
+
+
+def summary(record: results.Record) -> dict:
+    """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
+    row's mean curve), steps and epochs for the row's mean curve to reach it, the speed-up over
+    Inception, and how many seeds diverged."""
+    rows = record.metrics
+    target = None
+    if TARGET_ROW in rows:
+        target = float(np.nanmax(mean_curve(rows[TARGET_ROW])[1]))
+    out = {}
+    for name in ordered_rows(record):
+        row = rows[name]
+        steps, mean = mean_curve(row)
+        best = np.asarray(row["max_accuracy"], dtype=float)
+        reach = steps_to_reach(steps, mean, target) if target is not None else None
+        out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std()),
+                     "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
+                     "target": target, "steps_to_target": reach,
+                     "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"]}
+    base = out.get(TARGET_ROW, {}).get("steps_to_target")
+    for s in out.values():
+        s["speedup"] = base / s["steps_to_target"] if base and s["steps_to_target"] else None
+    return out
+
+
+def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
+    return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
+
+
+def comparison(summ: dict) -> list[dict]:
+    """Return the results table: ours beside the paper's ImageNet numbers and the student's."""
+    out = []
+    for name, s in summ.items():
+        paper, student = PAPER.get(name, {}), STUDENT.get(name, {})
+        steps = s["steps_to_target"]
+        out.append({
+            "row": name,
+            "max acc. % (ours)": _pm(s["max_accuracy"], s["max_accuracy_std"], s["n_seeds"]),
+            "steps to target (ours)": "—" if steps is None else f"{steps:,}",
+            "epochs to target (ours)": "—" if steps is None else f"{s['epochs_to_target']:.1f}",
+            "speed-up (ours)": "—" if s["speedup"] is None else f"{s['speedup']:.1f}x",
+            "diverged": f"{s['n_diverged']}/{s['n_seeds']}",
+            "paper max %": paper.get("max_accuracy"),
+            "paper steps to 72.2 %": _millions(paper.get("steps")) if paper else None,
+            "student max %": student.get("max_accuracy"),
+            "student epochs": (student.get("epochs") or "—") if student else None,
+        })
+    return out
+
+
+def _millions(steps: float | None) -> str:
+    return "—" if steps is None else f"{steps / 1e6:.1f}M"
+
+
+def plot(record: results.Record):
+    """Figure: test accuracy and training loss vs SGD steps, all rows; the target accuracy as a
+    dashed line, where each row reaches it as a dot, where a seed diverged as a cross."""
+    import matplotlib.pyplot as plt
+
+    summ = summary(record)
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(ordered_rows(record)):
+        row = record.metrics[name]
+        colour = colours[list(ROWS).index(name) % len(colours)] if name in ROWS else "0.5"
+        steps, acc = curve(row)
+        n_div = summ[name]["n_diverged"]
+        label = name + (f" ({n_div}/{len(acc)} diverged)" if n_div else "")
+        plotting.band(ax_acc, steps, 100 * acc, label=label, color=colour)
+        reach = summ[name]["steps_to_target"]
+        if reach is not None:  # later rows draw smaller dots, so rows reaching together all show
+            ax_acc.plot([reach], [100 * summ[name]["target"]], "o", color=colour,
+                        ms=max(3, 10 - 1.5 * i), zorder=3 + i)
+        for h in row["history"]:
+            loss = np.array([np.nan if v is None else v for v in h["loss"]], dtype=float)
+            ax_loss.plot(h["step"], loss, color=colour, lw=1, alpha=0.8)
+            if h["diverged"]:
+                ax_acc.plot([h["diverged_at"]], [10.0], "x", color=colour, ms=9, mew=2)
+                ax_loss.axvline(h["diverged_at"], color=colour, ls=":", lw=1)
+    target = next(iter(summ.values()))["target"] if summ else None
+    if target is not None:
+        ax_acc.axhline(100 * target, color="0.4", ls="--", lw=1,
+                       label=f"{TARGET_ROW}'s best ({100 * target:.1f} %)")
+    plotting.label(ax_acc, title="CIFAR-10 test accuracy (dot: reaches Inception's best; "
+                   "x: diverged)", xlabel="SGD step", ylabel="test accuracy (%)", legend=False)
+    plotting.label(ax_loss, title="Training loss (mean over each quarter epoch)",
+                   xlabel="SGD step", ylabel="cross-entropy (nats)", legend=False)
+    fig.legend(*ax_acc.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5))
+    cfg = record.config
+    plotting.caption(fig, f"TinyInception width {cfg['width']}, {cfg['n_train']:,} training / "
+                          f"{cfg['n_test']:,} test images, seeds {cfg['seeds']}. "
+                          f"Source: {record.caption()}")
+    fig.tight_layout()
+    return fig
+
+
+def planned_steps(cfg: AblationConfig) -> int:
+    """Return the SGD steps the whole table trains (every row and seed)."""
+    return sum(rc.steps for rc in cfg.runs())

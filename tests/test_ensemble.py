@@ -1,0 +1,105 @@
+"""The ensemble: averaging softmax on known logits, members shared with chapter 05."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_cifar10
+
+from bn_utils.experiments import ensemble as ens
+from bn_utils.experiments import inception as inc
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads mostly wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+LABELS = np.array([0, 1, 2, 0])
+# Three members on four examples of three classes. Each is right on two examples: A on 0 and 1,
+# B on 1 and 2, C on 0 and 2; on example 3 (label 0) A and C put class 0 second.
+A = np.log(np.array([[.8, .1, .1], [.1, .8, .1], [.5, .4, .1], [.35, .05, .6]]))
+B = np.log(np.array([[.1, .8, .1], [.1, .8, .1], [.1, .1, .8], [.1, .8, .1]]))
+C = np.log(np.array([[.8, .1, .1], [.5, .4, .1], [.1, .1, .8], [.35, .6, .05]]))
+
+
+def test_softmax_of_log_probabilities_gives_them_back():
+    np.testing.assert_allclose(ens.softmax(A + 3.0), np.exp(A), rtol=1e-12)
+
+
+def test_members_and_ensemble_accuracy_on_known_logits():
+    assert [ens.topk_accuracy(z, LABELS) for z in (A, B, C)] == [0.5, 0.5, 0.5]
+    probs = ens.ensemble_probabilities([A, B, C])
+    # averages: ex0 (.567,.333,.1) → 0 ✓; ex1 (.2,.7,.1) → 1 ✓; ex2 (.233,.2,.567) → 2 ✓;
+    # ex3 (.267,.483,.25) → 1 ✗: the ensemble gets 3 of 4 where every member got 2.
+    np.testing.assert_allclose(probs[3], [0.8 / 3, 1.45 / 3, 0.75 / 3])
+    assert ens.topk_accuracy(probs, LABELS, 1) == 0.75
+    assert ens.topk_accuracy(probs, LABELS, 2) == 1.0
+    assert ens.topk_accuracy(probs, LABELS, 3) == 1.0
+
+
+def test_accuracy_by_ensemble_size_averages_over_all_subsets():
+    by_size = ens.subset_accuracies([A, B, C], LABELS)
+    assert by_size[0] == pytest.approx(0.5)
+    pairs = [ens.topk_accuracy(ens.ensemble_probabilities(p), LABELS)
+             for p in ([A, B], [A, C], [B, C])]
+    assert by_size[1] == pytest.approx(np.mean(pairs))
+    assert by_size[2] == 0.75
+
+
+def test_plain_seed_members_are_chapter_05s_bn_x30_runs_in_every_profile():
+    for profile in ("smoke", "quick", "full"):
+        cfg = ens.EnsembleConfig.for_profile(profile)
+        ablation = inc.AblationConfig.for_profile(profile)
+        assert cfg.base() == ablation, profile
+        for name in ("seed-0", "seed-1", "seed-2"):
+            rc, chapter = cfg.member(name)
+            assert chapter == inc.CHAPTER
+            assert rc == ablation.run_config("BN-x30", ens.VARIANTS[name]["seed"])
+        rc, chapter = cfg.member("init-x2-final-bn")
+        assert chapter == ens.CHAPTER and rc.final_bn and rc.init_gain == 2.0 and rc.lr == 0.045
+    assert ens.EnsembleConfig.for_profile("full").members == tuple(ens.VARIANTS)
+
+
+def test_a_member_listed_twice_is_rejected():
+    with pytest.raises(ValueError, match="twice"):
+        ens.EnsembleConfig.for_profile("smoke", members=("seed-0", "seed-0"))
+
+
+@needs_cifar10
+def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-0", "dropout-5pct"))
+    inc.run_one(cfg.base().run_config("BN-x30", 0))          # what chapter 05 stored
+    trained = []
+    train_run = inc.train_run
+    monkeypatch.setattr(inc, "train_run", lambda rc, **kw: (trained.append(rc.name),
+                                                            train_run(rc, **kw))[1])
+    record = ens.run(cfg)
+    assert trained == ["BN-x30-dropout-5pct_s3"]
+    members = record["members"]
+    assert members["seed-0"]["reused_from_chapter_05"]
+    assert not members["dropout-5pct"]["reused_from_chapter_05"]
+    top1 = [m["top1"] for m in members.values()]
+    assert record["ensemble"]["top1"] == pytest.approx(record["by_size"][-1])
+    assert record["gain_top1"] == pytest.approx(record["ensemble"]["top1"] - max(top1))
+    assert record["ensemble"]["top5"] >= record["ensemble"]["top1"]
+    assert len(ens.table(record)) == 2 + 3
+    plt.close(ens.plot(record))
+
+
+def test_members_keep_the_configs_order_when_loaded_from_sorted_json():
+    from bn_utils import results
+
+    cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-1", "dropout-5pct", "seed-0"))
+    member = {"top1": 0.5, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
+    out = {"members": {n: member for n in cfg.members}, "ensemble": {"top1": 0.6, "top5": 0.9},
+           "n_used": 3}
+    results.save(ens.CHAPTER, "ensemble", cfg, out)
+    loaded = results.load(ens.CHAPTER, "ensemble", cfg)
+    assert ens.member_names(loaded) == list(cfg.members)
+    assert [r["network"] for r in ens.table(loaded)[:3]] == [ens.LABELS[n] for n in cfg.members]

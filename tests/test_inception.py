@@ -1,0 +1,301 @@
+"""TinyInception, the ablation table's configs, training, resuming, divergence and the analysis."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import needs_cifar10
+
+from bn_utils import augment, results, train
+from bn_utils.experiments import inception as inc
+from bn_utils.inception_net import InceptionBlock, TinyInception
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two threads mostly wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+
+def conv_params(c_in, c_out, k, bn):
+    """Weights, plus a bias without BN or BN's gamma and beta with it."""
+    return c_in * c_out * k * k + (2 * c_out if bn else c_out)
+
+
+def expected_params(width, bn, final_bn=False):
+    h = width // 2
+
+    def block(c):
+        return (conv_params(c, h, 1, bn)                                             # 1x1
+                + conv_params(c, h, 1, bn) + conv_params(h, width, 3, bn)            # 1x1→3x3
+                + conv_params(c, h, 1, bn) + conv_params(h, width, 3, bn)            # 1x1→3x3
+                + conv_params(width, width, 3, bn)                                   # →3x3
+                + conv_params(c, h, 1, bn))                                          # pool→1x1
+    feats = 3 * width
+    return (conv_params(3, width, 3, bn) + block(width) + block(feats)
+            + (2 * feats if final_bn else 0) + feats * 10 + 10)
+
+
+@pytest.mark.parametrize("bn", [True, False])
+@pytest.mark.parametrize("width", [16, 8])
+def test_parameter_count_matches_the_layer_by_layer_formula(width, bn):
+    model = TinyInception(width=width, bn=bn, dropout=0.0 if bn else 0.4)
+    assert sum(p.numel() for p in model.parameters()) == expected_params(width, bn)
+
+
+def test_the_students_width_has_12538_parameters_with_bn_and_12362_without():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(TinyInception(width=16, bn=True)) == 12538
+    assert count(TinyInception(width=16, bn=False)) == 12362
+    assert count(TinyInception(width=16, final_bn=True)) == expected_params(16, True, True)
+
+
+@pytest.mark.parametrize("five", ["5x5", "double3x3"])
+def test_output_shapes_of_blocks_and_network(five):
+    x = torch.randn(5, 3, 32, 32)
+    model = TinyInception(width=16, five=five)
+    assert model(x).shape == (5, 10)
+    assert model.block1(model.pool1(model.stem(x))).shape == (5, 48, 16, 16)
+    block = InceptionBlock(16, b1=8, b3_reduce=8, b3=16, b5_reduce=8, b5=16, pool_proj=8, five=five)
+    assert block(torch.randn(2, 16, 7, 9)).shape == (2, 48, 7, 9)
+
+
+def test_bn_sits_before_every_nonlinearity_and_convs_lose_their_bias():
+    model = TinyInception(width=8, bn=True)
+    seqs = [m for m in model.modules() if isinstance(m, torch.nn.Sequential)
+            and isinstance(m[0], torch.nn.Conv2d)]
+    assert len(seqs) == 15  # stem + 7 per block
+    for s in seqs:
+        assert s[0].bias is None and isinstance(s[1], torch.nn.BatchNorm2d)
+        assert isinstance(s[2], torch.nn.ReLU)
+    plain = TinyInception(width=8, bn=False, act="sigmoid", dropout=0.4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert any(isinstance(m, torch.nn.Sigmoid) for m in plain.modules())
+    assert isinstance(plain.dropout, torch.nn.Dropout) and plain.dropout.p == 0.4
+
+
+def test_channels_last_input_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = TinyInception(width=8).eval()
+    x = torch.randn(4, 3, 32, 32)
+    ref = model(x)
+    cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_widths_and_dropout_are_rejected():
+    with pytest.raises(ValueError, match="width"):
+        TinyInception(width=7)
+    with pytest.raises(ValueError, match="dropout"):
+        TinyInception(dropout=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table's configuration
+
+
+def test_the_full_table_has_the_papers_five_rows_and_their_settings():
+    cfg = inc.AblationConfig.for_profile("full")
+    assert set(inc.ABLATION_ROWS) <= set(cfg.rows)
+    assert inc.ABLATION_ROWS == ("Inception", "BN-Baseline", "BN-x5", "BN-x30", "BN-x5-Sigmoid")
+    runs = {row: cfg.run_config(row, 0) for row in inc.ABLATION_ROWS}
+    assert {r: rc.lr for r, rc in runs.items()} == pytest.approx(
+        {"Inception": 0.0015, "BN-Baseline": 0.0015, "BN-x5": 0.0075, "BN-x30": 0.045,
+         "BN-x5-Sigmoid": 0.0075})
+    assert [rc.bn for rc in runs.values()] == [False, True, True, True, True]
+    assert [rc.dropout for rc in runs.values()] == [0.4, 0, 0, 0, 0]
+    assert runs["BN-x5-Sigmoid"].activation == "sigmoid"
+    assert all(runs[r].activation == "relu" for r in ("Inception", "BN-Baseline", "BN-x5", "BN-x30"))
+    slow, fast = runs["BN-Baseline"], runs["BN-x5"]
+    assert fast.weight_decay == pytest.approx(slow.weight_decay / 5)      # L2 reduced 5x
+    assert fast.decay_epochs == pytest.approx(slow.decay_epochs / 6)      # lr decay 6x faster
+    assert fast.jitter < slow.jitter                                       # fewer distortions
+    assert runs["Inception"].epochs == 100 and runs["BN-x30"].epochs == 30
+    assert cfg.seeds == (0, 1, 2) and runs["BN-x30"].batch_size == 32
+
+
+def test_every_profile_builds_and_runs_are_distinct_records():
+    for profile in ("smoke", "quick", "full"):
+        cfg = inc.AblationConfig.for_profile(profile)
+        names = [(rc.name, rc.digest()) for rc in cfg.runs()]
+        assert len(set(names)) == len(names) == len(cfg.rows) * len(cfg.seeds)
+    assert len(inc.rows_table(inc.AblationConfig.for_profile("full"))) == len(inc.ROWS)
+
+
+def test_learning_rates_scale_linearly_with_the_batch():
+    cfg = inc.AblationConfig.for_profile("full", batch_size=128)
+    assert cfg.run_config("BN-x30", 0).lr == pytest.approx(0.045 * 4)
+
+
+def test_nonsense_fails_before_any_work():
+    with pytest.raises(ValueError, match="rows"):
+        inc.AblationConfig.for_profile("quick", rows=("BN-x40",))
+    with pytest.raises(ValueError, match="evals_per_epoch"):
+        inc.AblationConfig.for_profile("smoke", evals_per_epoch=100)
+
+
+def test_lr_schedule_is_a_staircase_of_the_decay_factor():
+    rc = inc.AblationConfig.for_profile("full").run_config("BN-x5", 0)
+    lr_at, spe = inc.lr_schedule(rc), rc.steps_per_epoch
+    period = rc.decay_epochs * spe
+    assert lr_at(0) == lr_at(int(period) - 1) == pytest.approx(rc.lr)
+    assert lr_at(int(period) + 1) == pytest.approx(rc.lr * 0.96)
+    assert lr_at(int(10 * period) + 1) == pytest.approx(rc.lr * 0.96 ** 10)
+
+
+def test_weight_decay_skips_bn_parameters_and_biases():
+    rc = inc.RunConfig(width=8, n_train=256, n_test=100, epochs=1)
+    model = inc.build_model(rc)
+    opt = inc.optimizer(model, rc)
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decayed) == ("weight" in name and p.ndim > 1), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def small_run(**changes):
+    fields = dict(row="BN-x30", width=8, n_train=256, n_test=100, epochs=2, evals_per_epoch=2,
+                  profile="smoke")
+    fields.update(changes)
+    return inc.RunConfig(**fields)
+
+
+@needs_cifar10
+def test_a_few_steps_on_256_images_reduce_the_loss():
+    rc = small_run(epochs=4, jitter=0.0)
+    x, y, _, _ = inc.cifar_uint8(rc.n_train, rc.n_test, "cpu")
+    model = inc.build_model(rc)
+    xb = augment.normalise(x)
+
+    def loss():
+        with torch.no_grad():
+            return F.cross_entropy(model(xb), y).item()
+
+    before = loss()
+    batches = augment.AugmentedBatches(inc.data.batches(x, y, 32, seed=0), augment.Augment())
+    train.fit(model, batches, steps=rc.steps, optimizer=inc.optimizer(model, rc), progress=False)
+    after = loss()
+    assert after < before - 0.1, f"loss went from {before:.3f} to {after:.3f}"
+
+
+class Killed(Exception):
+    """Stands for the process being killed right after a checkpoint was written."""
+
+
+@needs_cifar10
+def test_a_run_is_stored_and_a_killed_run_resumes_to_the_same_record(tmp_path, monkeypatch):
+    rc = small_run(epochs=2)
+    monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path / "uninterrupted"))
+    whole = inc.run_one(rc)
+    assert whole.path.name.startswith("BN-x30_s0__smoke__")
+    assert whole["history"]["steps_done"] == rc.steps == 16
+    assert whole["history"]["eval_step"] == [0, 4, 8, 12, 16]
+    logits, labels = whole["test_logits"], whole["test_labels"]
+    assert logits.dtype == np.float16 and logits.shape == (100, 10) and labels.shape == (100,)
+    assert (logits.argmax(1) == labels).mean() == pytest.approx(whole["final_accuracy"], abs=0.011)
+    assert not results.checkpoint_path(inc.CHAPTER, rc.name, rc).exists()
+
+    monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path / "killed"))
+    save = train._save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        raise Killed
+
+    monkeypatch.setattr(train, "_save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        inc.run_one(rc)
+    ckpt = results.checkpoint_path(inc.CHAPTER, rc.name, rc)
+    assert ckpt.exists() and not list(ckpt.parent.parent.glob("*.json"))
+    monkeypatch.setattr(train, "_save_checkpoint", save)
+    skipped = []
+    skip = augment.AugmentedBatches.skip
+    monkeypatch.setattr(augment.AugmentedBatches, "skip",
+                        lambda self, n: (skipped.append(n), skip(self, n)))
+    resumed = inc.run_one(rc)
+
+    assert skipped == [rc.steps_per_epoch], "the second attempt did not start from the checkpoint"
+    assert resumed.path.name == whole.path.name
+    assert resumed.meta.get("loaded") is None and not ckpt.exists()
+    a, b = whole["history"], resumed["history"]
+    assert b["steps_done"] == a["steps_done"] == rc.steps
+    assert b["eval_step"] == a["eval_step"]
+    np.testing.assert_allclose(b["evals"]["accuracy"], a["evals"]["accuracy"], atol=1e-6)
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(resumed["test_logits"], whole["test_logits"])
+
+
+@needs_cifar10
+def test_a_diverged_run_is_recorded_tabled_and_plotted():
+    import matplotlib.pyplot as plt
+
+    cfg = inc.AblationConfig.for_profile("smoke", rows=("Inception", "Inception-x30"),
+                                         lr_scale=300.0)
+    record = inc.run(cfg)
+    assert record.metrics["Inception-x30"]["diverged"] == [True]
+    doc = json.loads(record.path.read_text())  # strict JSON: no NaN or inf slipped through
+    assert doc["metrics"]["Inception-x30"]["history"][0]["diverged_at"] is not None
+    summ = inc.summary(record)
+    assert summ["Inception-x30"]["n_diverged"] == 1
+    assert {r["row"]: r["diverged"] for r in inc.comparison(summ)}["Inception-x30"] == "1/1"
+    fig = inc.plot(record)
+    assert any("diverged" in t.get_text() for t in fig.legends[0].get_texts())
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis on known curves
+
+
+def fake_row(acc, spe=10, diverged=False):
+    steps = [i * spe for i in range(len(acc))]
+    hist = {"eval_step": steps, "evals": {"accuracy": acc}, "step": steps, "loss": [1.0] * len(acc),
+            "diverged": diverged, "diverged_at": steps[-1] if diverged else None}
+    return {"steps_per_epoch": spe, "history": [hist], "diverged": [diverged],
+            "max_accuracy": [max(acc)]}
+
+
+def test_steps_to_target_and_speedup_on_known_curves():
+    metrics = {"Inception": fake_row([0.1, 0.2, 0.3, 0.5]),
+               "BN-x5": fake_row([0.1, 0.5, 0.6, 0.6]),
+               "BN-x5-Sigmoid": fake_row([0.1, 0.2, 0.2, 0.4])}
+    record = results.Record("05", "ablation", {}, metrics)
+    summ = inc.summary(record)
+    assert summ["Inception"]["target"] == pytest.approx(0.5)
+    assert summ["Inception"]["steps_to_target"] == 30 and summ["BN-x5"]["steps_to_target"] == 10
+    assert summ["BN-x5"]["epochs_to_target"] == pytest.approx(1.0)
+    assert summ["BN-x5"]["speedup"] == pytest.approx(3.0)
+    assert summ["BN-x5-Sigmoid"]["steps_to_target"] is None
+    assert summ["BN-x5-Sigmoid"]["speedup"] is None
+
+
+def test_mean_curve_leaves_out_diverged_seeds():
+    row = fake_row([0.1, 0.3, 0.5])
+    bad = fake_row([0.1, 0.2], diverged=True)
+    row["history"].append(bad["history"][0])
+    row["diverged"].append(True)
+    steps, mean = inc.mean_curve(row)
+    assert list(steps) == [0, 10, 20]
+    np.testing.assert_allclose(mean, [0.1, 0.3, 0.5])
+
+
+def test_rows_keep_table_order_when_loaded_from_sorted_json(tmp_path):
+    cfg = inc.AblationConfig.for_profile("smoke", rows=("Inception", "BN-x5", "BN-Baseline"))
+    metrics = {r: fake_row([0.1, 0.3]) for r in cfg.rows}
+    results.save(inc.CHAPTER, "ablation", cfg, metrics)
+    loaded = results.load(inc.CHAPTER, "ablation", cfg)
+    assert list(loaded.metrics) == sorted(cfg.rows)          # what JSON gives back
+    assert inc.ordered_rows(loaded) == ["Inception", "BN-Baseline", "BN-x5"]
+    assert list(inc.summary(loaded)) == ["Inception", "BN-Baseline", "BN-x5"]
