@@ -154,3 +154,22 @@ def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     assert results.results_dir() == REPO / "results"
     cp = results.checkpoint_path("ch", "exp", Exp.for_profile("smoke"))
     assert cp.parent.name == "checkpoints" and cp.suffix == ".pt"
+
+
+def test_non_finite_metrics_are_stored_as_null():
+    out = {"loss": [1.0, float("inf"), float("nan"), -float("inf"), np.float32("inf")],
+           "ok": np.float64(2.5)}
+    record = results.save("00_test", "run", Exp(profile="smoke"), out)
+    doc = json.loads(record.path.read_text())
+    assert doc["metrics"]["loss"] == [1.0, None, None, None, None]
+    assert doc["metrics"]["ok"] == 2.5
+
+
+def test_names_with_dots_keep_their_profile_and_digest_in_the_file_name():
+    a, b = Exp(profile="smoke", steps=1), Exp(profile="smoke", steps=2)
+    ra = results.save("00_test", "dropout-0.05", a, {"x": 1})
+    rb = results.save("00_test", "dropout-0.05", b, {"x": 2})
+    assert ra.path != rb.path and ra.path.name == f"dropout-0.05__smoke__{a.digest()}.json"
+    assert results.load("00_test", "dropout-0.05", a).metrics == {"x": 1}
+    assert results.checkpoint_path("00_test", "dropout-0.05", a).name == \
+        f"dropout-0.05__smoke__{a.digest()}.pt"
