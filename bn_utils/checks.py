@@ -43,27 +43,9 @@ def norm_rel_error(x, y):
 
 
 def numerical_gradient_scalar(f, x, h=1e-5):
-    """Return d f(x) / dx (shape of x) for a scalar-valued f, by central differences.
-
-    ``x`` is a float NumPy array that is changed in place one entry at a time and restored
-    exactly afterwards, so ``f`` may close over arrays that share memory with it.
-    """
-    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("numerical_gradient_scalar needs a float NumPy array x "
-                        "(float64 for checks)")
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        f_plus = float(f(x))
-        x[ix] = old - h
-        f_minus = float(f(x))
-        x[ix] = old  # restore the saved value, not old + h - h, which may round differently
-        grad[ix] = (f_plus - f_minus) / (2 * h)
-        it.iternext()
-    return grad
+    """Return d f(x) / dx (shape of x) for a scalar-valued f, by central differences
+    (``x`` is changed in place one entry at a time and restored exactly afterwards)."""
+    return numerical_gradient(f, x, 1.0, h)
 
 
 def numerical_gradient(f, x, dout, h=1e-5):
@@ -76,7 +58,7 @@ def numerical_gradient(f, x, dout, h=1e-5):
     (which, divided by 2h, would swamp small gradient entries).
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        raise TypeError("numerical_gradient needs a float NumPy array x (float64 for checks)")
+        raise TypeError("numerical gradients need a float NumPy array x (float64 for checks)")
     dout = np.asarray(dout)
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
@@ -87,7 +69,7 @@ def numerical_gradient(f, x, dout, h=1e-5):
         out_plus = np.array(f(x), dtype=np.float64, copy=True)
         x[ix] = old - h
         out_minus = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old
+        x[ix] = old  # restore the saved value, not old + h - h, which may round differently
         grad[ix] = np.sum((out_plus - out_minus) * dout) / (2 * h)
         it.iternext()
     return grad

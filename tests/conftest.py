@@ -15,6 +15,18 @@ if "BN_DATA_DIR" not in os.environ and (SHARED_DATA / "mnist.npz").exists():
     os.environ["BN_DATA_DIR"] = str(SHARED_DATA)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """The tests use small tensors: a second OpenMP thread gains nothing on them, and on a busy
+    2-core machine its spin-waiting made test files several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _results_in_tmp(tmp_path, monkeypatch):
     """Every test writes its results under its own temporary folder."""

@@ -9,14 +9,6 @@ from bn_utils.experiments import ensemble as ens
 from bn_utils.experiments import inception as inc
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads mostly wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 LABELS = np.array([0, 1, 2, 0])
 # Three members on four examples of three classes. Each is right on two examples: A on 0 and 1,

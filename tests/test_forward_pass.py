@@ -13,14 +13,6 @@ from bn_utils.experiments import forward_pass as fwd
 from conftest import needs_mnist
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_intra_op_thread():
-    """Small tensors: one thread is faster, and on a busy machine much faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _batches(k, n, d, seed=0, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)

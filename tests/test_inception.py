@@ -13,14 +13,6 @@ from bn_utils.experiments import inception as inc
 from bn_utils.inception_net import InceptionBlock, TinyInception
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads mostly wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # ---------------------------------------------------------------------------------------------
 # The network

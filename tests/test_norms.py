@@ -23,16 +23,6 @@ from bn_utils.norms import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_intra_op_thread():
-    """Run this module's tensors, all small, on one thread; restore the setting afterwards."""
-    # A second OpenMP thread gains nothing on tensors this size, and on a busy 2-core machine
-    # its spin-waiting between ops made this file several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # float64 comparisons are between two correct computations done in a different order, so they
 # agree to a few ulps. float32 ones carry ~6e-8 relative rounding per operation, and torch's
