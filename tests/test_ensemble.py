@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from conftest import needs_cifar10
 
 from bn_utils.experiments import ensemble as ens
