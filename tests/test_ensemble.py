@@ -8,7 +8,6 @@ from bn_utils.experiments import ensemble as ens
 from bn_utils.experiments import inception as inc
 
 
-
 LABELS = np.array([0, 1, 2, 0])
 # Three members on four examples of three classes. Each is right on two examples: A on 0 and 1,
 # B on 1 and 2, C on 0 and 2; on example 3 (label 0) A and C put class 0 second.

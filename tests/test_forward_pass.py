@@ -13,7 +13,6 @@ from bn_utils.experiments import forward_pass as fwd
 from conftest import needs_mnist
 
 
-
 def _batches(k, n, d, seed=0, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
     return [2 + 3 * torch.randn(n, d, generator=gen, dtype=dtype) for _ in range(k)]

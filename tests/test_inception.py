@@ -13,7 +13,6 @@ from bn_utils.experiments import inception as inc
 from bn_utils.inception_net import InceptionBlock, TinyInception
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The network
 

@@ -23,7 +23,6 @@ from bn_utils.norms import (
 )
 
 
-
 # float64 comparisons are between two correct computations done in a different order, so they
 # agree to a few ulps. float32 ones carry ~6e-8 relative rounding per operation, and torch's
 # kernel sums a channel in another order and precision than our mean/sum, so results
