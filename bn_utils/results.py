@@ -133,8 +133,9 @@ class Record:
 
 
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:
-    base = results_dir() / chapter / f"{name}__{cfg.profile}__{cfg.digest()}"
-    return base.with_suffix(".json"), base.with_suffix(".npz")
+    # append the suffixes (Path.with_suffix would cut a name like "lr0.1" at its dot)
+    stem = results_dir() / chapter / f"{name}__{cfg.profile}__{cfg.digest()}"
+    return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -233,4 +234,4 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
 def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:
     """Return where a long run of ``cfg`` keeps its checkpoint (``train.fit(checkpoint=...)``)."""
     json_path, _ = _paths(chapter, name, cfg)
-    return json_path.parent / "checkpoints" / json_path.with_suffix(".pt").name
+    return json_path.parent / "checkpoints" / (json_path.name[: -len(".json")] + ".pt")
