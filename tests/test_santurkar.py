@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils import data, models, results, train
-from bn_utils.experiments import noise, santurkar as S
+from bn_utils.experiments import noise, santurkar as S, smoothness
 
 
 @pytest.fixture(autouse=True)
@@ -37,28 +37,25 @@ def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
     return hist, model
 
 
-def _landscape_hooks(cfg, ctx):
-    from bn_utils import measure
-
-    def hook(step, model, x, y):
-        out = measure.gradient_landscape(model, lambda m: F.cross_entropy(m(x), y), [0.05, 0.2, 0.4],
-                                         seed=step)
-        return {"beta": out["beta"], "losses": out["losses"]}
-    return {0: [hook], 3: [hook]}
+def _all_hooks(cfg, ctx):
+    """Chapter 7's hooks (ICS, activations) and chapter 8's (landscape) at the same steps."""
+    landscape_cfg = smoothness.SmoothnessConfig.for_profile("smoke", measure_every=cfg.measure_every,
+                                                            n_step_sizes=3)
+    first, second = noise.make_hooks(cfg, ctx), smoothness.make_hooks(landscape_cfg, ctx)
+    return {k: first.get(k, []) + second.get(k, []) for k in set(first) | set(second)}
 
 
 @pytest.mark.parametrize("norm", ["bn", "noisy_bn"])
 def test_measurements_do_not_change_the_loss_curve(norm):
     plain, plain_model = _fit(norm, None)
-    both = lambda cfg, ctx: {k: noise.make_hooks(cfg, ctx).get(k, []) + _landscape_hooks(cfg, ctx).get(k, [])  # noqa: E731
-                             for k in range(6)}
-    measured, measured_model = _fit(norm, both)
+    measured, measured_model = _fit(norm, _all_hooks)
     assert measured.loss == plain.loss                      # bit for bit, noise draws included
     assert all(torch.equal(a, b) for a, b in zip(plain_model.state_dict().values(),
                                                    measured_model.state_dict().values()))
-    assert measured.measure_step == [0, 2, 3, 4]
-    assert len(measured.measures["ics_l2_L3"]) == 3 and len(measured.measures["beta"]) == 2
+    assert measured.measure_step == [0, 2, 4]
+    assert len(measured.measures["ics_l2_L3"]) == 3 and len(measured.measures["ls_beta"]) == 3
     assert np.asarray(measured.measures["act_pct_L5"]).shape == (3, 5)
+    assert np.asarray(measured.measures["ls_losses"]).shape == (3, 3)
 
 
 def test_hook_measurements_survive_a_resume(tmp_path):
@@ -93,6 +90,22 @@ def test_record_names_with_dots_do_not_collide():
     assert len(results.load("07_test", "run_lr0.01", cfg)["a"]) == 5
     assert results.checkpoint_path("07_test", "run_lr0.1", cfg).name.endswith("__smoke__"
                                                                               f"{cfg.digest()}.pt")
+
+
+def test_smoothness_config_runs_and_step_sizes():
+    cfg = smoothness.SmoothnessConfig.for_profile("quick")
+    names = [r.name for r in smoothness.runs(cfg)]
+    assert len(names) == len(set(names)) == 5 + 2 + 3
+    assert "vgg_bn_lr0.5_s0" in names and "dln_l1_lr1e-06_s0" in names
+    eta = cfg.step_sizes("vgg")
+    assert eta[0] == pytest.approx(0.05) and eta[-1] == pytest.approx(0.4) and len(eta) == cfg.n_step_sizes
+    assert cfg.step_sizes("dln")[-1] == pytest.approx(30e-6)
+    with pytest.raises(ValueError, match="step_range"):
+        smoothness.SmoothnessConfig.for_profile("smoke", step_range=(4.0, 0.5))
+    with pytest.raises(ValueError, match="must include"):
+        smoothness.SmoothnessConfig.for_profile("smoke", vgg_norms=("bn", "l1"))
+    with pytest.raises(ValueError, match="lp_over"):
+        smoothness.SmoothnessConfig.for_profile("smoke", lp_over="channel")
 
 
 def test_dln_data_is_a_linear_map_of_gaussian_inputs():
