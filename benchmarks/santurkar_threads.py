@@ -1,7 +1,9 @@
 """Chapters 7-8 on a CPU: seconds per SGD step of the quick profile's VGG-11 (width 1/8, batch
 128) and of the 25-layer deep linear network with BN, with 1 torch thread and with torch's
-default. Prints the ratios behind the ``cpu_threads=1`` default of ``SanturkarConfig`` (on busy
-shared cores, two threads for these small models were measured ~5-10x slower than one)."""
+default. Prints the ratios behind the ``cpu_threads=1`` default of ``SanturkarConfig``: on an
+idle 2-core machine two threads made the VGG step ~1.7x faster (the DLN no faster), but on the
+same cores shared with other jobs (load average 5-8) two threads were 5-10x *slower* than one,
+so one thread is the choice that keeps the quick profile within its budget in both cases."""
 
 import time
 
