@@ -89,3 +89,104 @@ def activation_inputs(model: nn.Sequential) -> list[int]:
     """Return the indices of the modules whose output feeds a nonlinearity (the pre-activations)."""
     acts = tuple(ACTIVATIONS[a] for a in ACTIVATIONS)
     return [i - 1 for i, m in enumerate(model) if isinstance(m, acts) and i > 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolutional and deep linear networks (Santurkar et al. 2018, chapters 7 and 8)
+
+
+def _variant(name: str, dims: int) -> Callable[[int], nn.Module]:
+    def make(width: int) -> nn.Module:
+        from .norm_variants import make_norm
+
+        return make_norm(name, width, dims)
+    return make
+
+
+# Name -> factory(channels) of a normalisation layer for (N, C, H, W) features.
+NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda width: nn.Identity(),
+    "bn": nn.BatchNorm2d,
+}
+# The variants of chapters 7-8 (bn_utils.norm_variants), with the paper's constants; give a
+# factory (norm_variants.norm_factory) to choose other ones.
+for _name in ("noisy_bn", "noise", "l1", "l2", "linf"):
+    NORMS_1D.setdefault(_name, _variant(_name, 1))
+    NORMS_2D.setdefault(_name, _variant(_name, 2))
+
+# Channels per 3x3 convolution ("M": 2x2 max-pooling), the VGG configurations of Simonyan &
+# Zisserman as commonly adapted to 32x32 CIFAR images (one linear classifier after the last pool).
+VGG_CONFIGS: dict[str, tuple] = {
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+}
+
+
+def _norm_maker(norm: str | Callable[[int], nn.Module], table: dict) -> Callable[[int], nn.Module]:
+    if isinstance(norm, str):
+        if norm not in table:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(table)}")
+        return table[norm]
+    return norm
+
+
+def _has_shift(layer: nn.Module) -> bool:
+    """True if a norm layer adds its own learned bias (then the layer before it needs none)."""
+    return isinstance(getattr(layer, "bias", None), nn.Parameter)
+
+
+def vgg(config: str = "vgg16", *, width: float = 1.0, norm: str | Callable[[int], nn.Module] = "none",
+        num_classes: int = 10, in_channels: int = 3, init: str = "glorot_uniform") -> nn.Sequential:
+    """Return a VGG for 32x32 images: per entry of ``VGG_CONFIGS[config]`` a 3x3 convolution →
+    norm → ReLU (channels × ``width``, at least 1) or a 2x2 max-pool, then one linear classifier.
+    A convolution drops its bias when the norm after it has a learned shift (BN's beta)."""
+    if config not in VGG_CONFIGS:
+        raise ValueError(f"unknown VGG {config!r}; choose one of {', '.join(VGG_CONFIGS)}")
+    if not (width > 0):
+        raise ValueError(f"width={width!r} must be positive")
+    make_norm = _norm_maker(norm, NORMS_2D)
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for entry in VGG_CONFIGS[config]:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        out = max(1, round(entry * width))
+        norm_layer = make_norm(out)
+        conv = nn.Conv2d(channels, out, 3, padding=1, bias=not _has_shift(norm_layer))
+        init_linear(conv, init)
+        layers += [conv, norm_layer, nn.ReLU()]
+        channels = out
+    head = nn.Linear(channels, num_classes)
+    init_linear(head, init)
+    return nn.Sequential(*layers, nn.Flatten(), head)
+
+
+def deep_linear(depth: int = 25, width: int = 10, *, norm: str | Callable[[int], nn.Module] = "none",
+                init: str = "glorot_uniform") -> nn.Sequential:
+    """Return a deep linear network: ``depth`` bias-free ``width x width`` linear layers, with a
+    norm layer after each but the last (no nonlinearity anywhere)."""
+    if not isinstance(depth, int) or depth < 1 or not isinstance(width, int) or width < 1:
+        raise ValueError(f"depth={depth!r} and width={width!r} must be positive integers")
+    make_norm = _norm_maker(norm, NORMS_1D)
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        linear = nn.Linear(width, width, bias=False)
+        init_linear(linear, init)
+        layers.append(linear)
+        if i < depth - 1:
+            layers.append(make_norm(width))
+    return nn.Sequential(*layers)
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """Return the convolutional and linear layers of ``model`` in registration (forward) order:
+    "layer k" of the chapters is ``weight_layers(model)[k - 1]``."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def relu_inputs(model: nn.Sequential) -> list[nn.Module]:
+    """Return the modules of a Sequential whose output enters a ReLU (for the VGG: the norm
+    layers, or the identities that stand in for them), in forward order."""
+    return [model[i - 1] for i, m in enumerate(model) if isinstance(m, nn.ReLU) and i > 0]

@@ -51,6 +51,8 @@ class History:
     eval_step: list = field(default_factory=list)     # steps at which eval ran
     evals: dict = field(default_factory=dict)         # metric name -> list, aligned with eval_step
     lr: list = field(default_factory=list)            # learning rate at each logged step
+    measure_step: list = field(default_factory=list)  # steps at which hooks returned measurements
+    measures: dict = field(default_factory=dict)      # name -> list, aligned with measure_step
     diverged: bool = False
     diverged_at: int | None = None
     steps_done: int = 0
@@ -92,12 +94,13 @@ def _tqdm():
     return tqdm
 
 
-def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y) -> None:
-    """Run a measuring hook, then restore the RNG, BN buffers, gradients and mode it may touch."""
+def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y):
+    """Run a measuring hook, then restore the RNG, BN buffers, gradients and mode it may touch;
+    return what the hook returned."""
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    hook(step, model, x, y)
+    out = hook(step, model, x, y)
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state_all(cuda_rng)
@@ -107,6 +110,7 @@ def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y) -> 
     for p in model.parameters():
         p.grad = None
     model.train()
+    return out
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -133,7 +137,8 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     ``lr_at(step)`` sets the learning rate before each step (a schedule); ``eval_fn(model)``
     returns a dict of metrics, run at step 0, every ``eval_every`` steps and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
-    listed steps) and must not change the model; with ``checkpoint`` the run saves its state every
+    listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
+    has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the run saves its state every
     ``checkpoint_every`` steps and resumes from it when restarted. The progress bar is off when
     ``BN_PROGRESS=0`` (the book's builds set it).
     """
@@ -179,8 +184,15 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         x, y = next(batches)
         if hooks is not None:
             todo = hooks.get(step, []) if isinstance(hooks, dict) else [hooks]
+            measured: dict = {}
             for hook in todo:
-                _without_side_effects(hook, step, model, x, y)
+                out = _without_side_effects(hook, step, model, x, y)
+                if isinstance(out, dict):
+                    measured.update(out)
+            if measured:
+                hist.measure_step.append(step)
+                for k, v in measured.items():
+                    hist.measures.setdefault(k, []).append(v)
         lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
         if lr_at is not None:
             for group in optimizer.param_groups:

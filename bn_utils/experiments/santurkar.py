@@ -1,0 +1,282 @@
+"""Chapters 7 and 8 (Santurkar et al. 2018): what the two chapters share.
+
+Two model families, as in the paper's Appendix A: a VGG on CIFAR-10 (SGD, batch 128, no
+augmentation, Glorot initialisation) and a 25-layer deep linear network (DLN) of width 10 fitted
+by full-batch gradient descent to ``y = A x`` on 1,000 Gaussian examples with a summed squared
+loss. One training function runs either with a chapter's measurement hooks
+(:func:`train_run`); :func:`sweep` stores every run as its own record (a killed sweep resumes
+where it stopped, a killed long run from its checkpoint) and merges them into one record for the
+chapter. The chapters' own parts are in ``noise.py`` (chapter 7) and ``smoothness.py`` (chapter 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import data, models, plotting, results, train
+from ..norm_variants import NORM_NAMES, norm_factory
+from ..profiles import Config, param
+
+LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
+          "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
+COLORS = {"none": plotting.COLORS["no_bn"], "bn": plotting.COLORS["bn"],
+          "noisy_bn": plotting.COLORS["noisy_bn"], "noise": "#66a182", "l1": "#30638e",
+          "l2": "#8d6a9f", "linf": "#2e4057"}
+ARCHS = ("vgg", "dln")
+
+
+@dataclass(frozen=True)
+class SanturkarConfig(Config):
+    """Fields both chapters share (defaults: the paper's protocol, the ``full`` profile)."""
+
+    vgg: str = param("vgg16", "VGG configuration (vgg16: 13 conv layers + a linear classifier)",
+                     choices=tuple(models.VGG_CONFIGS))
+    width: float = param(1.0, "VGG width multiplier (1: 64 to 512 channels)", min=0.01, max=4.0)
+    batch_size: int = param(128, "VGG minibatch size", min=2)
+    vgg_steps: int = param(15_000, "VGG SGD steps", min=1)
+    n_train: int = param(50_000, "CIFAR-10 training images (a class-stratified subset if fewer)",
+                         min=128, max=50_000)
+    n_test: int = param(10_000, "CIFAR-10 test images", min=100, max=10_000)
+    train_probe: int = param(10_000, "training images the training accuracy is measured on",
+                             min=100, max=50_000)
+    eval_every: int = param(500, "VGG steps between accuracy evaluations", min=1)
+    measure_every: int = param(100, "VGG steps between measurements", min=1)
+    dln_depth: int = param(25, "DLN layers", min=2)
+    dln_width: int = param(10, "DLN width (and input/output dimension)", min=1)
+    dln_examples: int = param(1000, "DLN examples (full batch)", min=2)
+    dln_steps: int = param(10_000, "DLN gradient-descent steps", min=1)
+    dln_measure_every: int = param(100, "DLN steps between measurements", min=1)
+    seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0)
+    checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1)
+    cpu_threads: int = param(1, "torch threads on a CPU (0: torch's default); these small models "
+                                "gain little from more and lose much on busy cores", min=0)
+
+    PROFILES: ClassVar[dict] = {"full": {}, "quick": {}, "smoke": {}}
+
+    def validate(self) -> None:
+        """Check the subsets fit in the data they are drawn from."""
+        if self.train_probe > self.n_train:
+            raise ValueError(f"parameter train_probe={self.train_probe} must be <= n_train={self.n_train}")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"parameter batch_size={self.batch_size} must be <= n_train={self.n_train}")
+
+    def norm_kwargs(self, norm: str) -> dict:
+        """Return the constructor arguments of a norm layer (the chapters add theirs)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: architecture, normalisation, learning rate and seed."""
+
+    arch: str
+    norm: str
+    lr: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS or self.norm not in NORM_NAMES or not self.lr > 0:
+            raise ValueError(f"bad run {self}: arch in {ARCHS}, norm in {NORM_NAMES}, lr > 0")
+
+    @property
+    def name(self) -> str:
+        """Return the run's record name, e.g. ``vgg_bn_lr0.1_s0``."""
+        return f"{self.group}_s{self.seed}"
+
+    @property
+    def group(self) -> str:
+        """Return the name without the seed (runs that differ only by seed are averaged)."""
+        return group(self.arch, self.norm, self.lr)
+
+
+def group(arch: str, norm: str, lr: float) -> str:
+    """Return the name of the runs of one network and learning rate, e.g. ``vgg_bn_lr0.1``."""
+    return f"{arch}_{norm}_lr{lr:g}"
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Use ``n`` torch threads for the duration when running on a CPU (0: leave as is)."""
+    if n <= 0 or train.default_device().type != "cpu":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@functools.lru_cache(maxsize=2)
+def _cifar(n_train: int, n_test: int, device: str):
+    return data.tensors("cifar10", torch.device(device), n_train=n_train, n_test=n_test, seed=0)
+
+
+def cifar(cfg: SanturkarConfig, device) -> tuple:
+    """Return ``(x_train, y_train, x_test, y_test)`` CIFAR-10 tensors (cached per process)."""
+    return _cifar(cfg.n_train, cfg.n_test, str(device))
+
+
+def dln_data(cfg: SanturkarConfig, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the DLN's data ``(x, A x)``: Gaussian inputs and a Gaussian 10x10 ``A`` (fixed seed,
+    the same for every run)."""
+    gen = torch.Generator().manual_seed(2018)
+    x = torch.randn(cfg.dln_examples, cfg.dln_width, generator=gen)
+    a = torch.randn(cfg.dln_width, cfg.dln_width, generator=gen)
+    return x.to(device), (x @ a.T).to(device)
+
+
+def squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return ``||out - target||²`` summed over the batch (the DLN's loss, as in the paper)."""
+    return (out.float() - target.float()).pow(2).sum()
+
+
+def build_model(cfg: SanturkarConfig, run: Run) -> nn.Module:
+    """Return the freshly initialised network of ``run`` (seed the RNG first)."""
+    dims = 2 if run.arch == "vgg" else 1
+    norm = norm_factory(run.norm, dims, **cfg.norm_kwargs(run.norm))
+    if run.arch == "vgg":
+        return models.vgg(cfg.vgg, width=cfg.width, norm=norm)
+    return models.deep_linear(cfg.dln_depth, cfg.dln_width, norm=norm)
+
+
+def measure_steps(steps: int, every: int) -> list[int]:
+    """Return the steps at which a run measures: 0, every, 2·every, ... (< steps)."""
+    return list(range(0, steps, every))
+
+
+@dataclass
+class Context:
+    """What a chapter's hooks may use: the model, its loss and a fixed probe batch."""
+
+    run: Run
+    model: nn.Module
+    loss_fn: Callable
+    probe_x: torch.Tensor
+    probe_y: torch.Tensor
+    steps: int
+
+
+HookMaker = Callable[[SanturkarConfig, Context], dict]
+
+
+def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> dict:
+    """Train one network with the chapter's hooks; return its curves and measurements as NumPy
+    arrays (``loss_step``, ``loss``, ``eval_step``, eval metrics, ``measure_step``, measures)."""
+    device = train.default_device()
+    train.seed_everything(run.seed)
+    model = build_model(cfg, run).to(device)
+    if run.arch == "vgg":
+        x_tr, y_tr, x_te, y_te = cifar(cfg, device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        pick = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(1))
+        px, py = x_tr[pick[: cfg.train_probe].to(device)], y_tr[pick[: cfg.train_probe].to(device)]
+        probe_idx = pick[-cfg.batch_size:].to(device)   # a fixed batch for activation statistics
+        batches = data.batches(x_tr, y_tr, cfg.batch_size, seed=run.seed)
+        loss_fn, steps, log_every = F.cross_entropy, cfg.vgg_steps, 50
+
+        def eval_fn(m: nn.Module) -> dict:
+            test = train.evaluate(m, x_te, y_te)
+            return {"train_accuracy": train.accuracy(m, px, py), "test_accuracy": test["accuracy"],
+                    "test_loss": test["loss"]}
+        ctx = Context(run, model, loss_fn, x_tr[probe_idx], y_tr[probe_idx], steps)
+        eval_every = cfg.eval_every
+    else:
+        x, y = dln_data(cfg, device)
+        batches = itertools.repeat((x, y))
+        loss_fn, steps, log_every, eval_fn, eval_every = squared_error, cfg.dln_steps, 10, None, 0
+        ctx = Context(run, model, loss_fn, x, y, steps)
+    ckpt = results.checkpoint_path(chapter, run.name, cfg)
+    hist = train.fit(model, batches, steps=steps, optimizer=torch.optim.SGD(model.parameters(), lr=run.lr),
+                     loss_fn=loss_fn, eval_fn=eval_fn, eval_every=eval_every, log_every=log_every,
+                     hooks=make_hooks(cfg, ctx), checkpoint=ckpt,
+                     checkpoint_every=cfg.checkpoint_every, progress=run.name)
+    ckpt.unlink(missing_ok=True)  # the record below holds everything the checkpoint did
+    out = {"loss_step": np.array(hist.step), "loss": np.array(hist.loss, float),
+           "eval_step": np.array(hist.eval_step), "measure_step": np.array(hist.measure_step),
+           "diverged": hist.diverged, "seconds": hist.seconds}
+    out.update({k: np.array(v, float) for k, v in hist.evals.items()})
+    out.update({k: np.array(v, float) for k, v in hist.measures.items()})
+    return out
+
+
+def sweep(chapter: str, cfg: SanturkarConfig, runs: Sequence[Run], make_hooks: HookMaker) -> dict:
+    """Run (or load) every run as its own record; return them merged as ``{"<run>/<key>": value}``."""
+    merged: dict = {}
+    for run in runs:
+        rec = results.load_or_run(chapter, run.name, cfg,
+                                  lambda c, run=run: train_run(chapter, c, run, make_hooks))
+        for key, value in {**rec.metrics, **rec.arrays}.items():
+            merged[f"{run.name}/{key}"] = value
+    return merged
+
+
+def unpack(record: results.Record) -> dict[str, dict]:
+    """Return a chapter record as ``{run name: {key: value}}``."""
+    out: dict[str, dict] = {}
+    for key, value in {**record.metrics, **record.arrays}.items():
+        if "/" in key:
+            name, field = key.split("/", 1)
+            out.setdefault(name, {})[field] = value
+    return out
+
+
+def seeds_of(runs: dict, group: str) -> list[dict]:
+    """Return the runs (one per seed) whose name starts with ``group`` + ``_s``."""
+    return [r for name, r in sorted(runs.items()) if name.rsplit("_s", 1)[0] == group]
+
+
+def stacked(members: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(x, seeds × points)`` of ``key`` over the seeds, NaN-padded where a run stopped
+    early (diverged)."""
+    series = [np.asarray(m[key], float) for m in members if key in m]
+    if not series:
+        return np.array([]), np.zeros((0, 0))
+    longest = max(range(len(series)), key=lambda i: len(series[i]))
+    x = np.asarray([m for m in members if key in m][longest][x_key], float)[: len(series[longest])]
+    ys = np.full((len(series), len(x)), np.nan)
+    for i, s in enumerate(series):
+        ys[i, : len(s)] = s[: len(x)]
+    return x, ys
+
+
+def plot_curve(ax, runs: dict, group: str, key: str, x_key: str, *, label: str, color=None,
+               column: int | None = None, kind: str = "std") -> bool:
+    """Plot ``key`` of a run group over ``x_key`` (mean with a band over seeds); return whether
+    there was anything to plot. ``column`` picks one column of a 2-D measure."""
+    members = seeds_of(runs, group)
+    if column is not None:
+        members = [{**m, key: np.asarray(m[key])[:, column]} for m in members if key in m]
+    x, ys = stacked(members, key, x_key)
+    if ys.size == 0:
+        return False
+    plotting.band(ax, x, ys, label=label, color=color, kind=kind)
+    return True
+
+
+def final(runs: dict, group: str, key: str) -> tuple[float, float]:
+    """Return mean and std over seeds of the last finite value of ``key`` in a run group."""
+    values = []
+    for m in seeds_of(runs, group):
+        v = np.asarray(m.get(key, []), float)
+        v = v[np.isfinite(v)]
+        values.append(v[-1] if v.size else np.nan)
+    return (float(np.mean(values)), float(np.std(values))) if values else (np.nan, np.nan)
+
+
+def fmt_pm(mean: float, std: float, n: int, digits: int = 3) -> str:
+    """Return ``mean ± std`` (or just the mean for one seed) as text."""
+    if not np.isfinite(mean):
+        return "diverged"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")

@@ -1,0 +1,191 @@
+"""Normalisation layers that Santurkar et al. (2018) use to pull BN's effects apart.
+
+* :class:`ActivationNoise`: the paper's time-varying noise (its Algorithm 1). At every forward
+  pass in training mode, each unit j draws the parameters of a fresh distribution,
+  ``mu_j ~ U(-n_mu, n_mu)`` and ``sigma_j ~ U(1, n_sigma)``; every activation a of that unit (every
+  example, and for convolutions every pixel: height and width count as batch) is then replaced
+  by ``s * a + m`` with ``m ~ U(mu_j - r_mu, mu_j + r_mu)`` and ``s ~ N(sigma_j, r_sigma)``
+  (``r_sigma`` read as a standard deviation). The identity in eval mode.
+* :class:`NoisyBatchNorm1d`/``2d``: torch's BN followed by that noise ("noisy BN"); in eval
+  mode exactly BN.
+* :class:`LpNorm`: centre each unit over the batch as BN does, then divide by an ℓp statistic
+  of the centred activations instead of the standard deviation (p = 1, 2, ∞).
+
+The paper describes the ℓp layers in one sentence; our reading of it (``over="layer"``, the
+default) is: for every example (for convolutions: every pixel of every example) take the ℓp
+norm of its centred activation vector over the units, and divide the layer by the average of
+these norms over the batch. We use the *mean-normalised* norm ``(mean_j |c_j|^p)^(1/p)`` (and
+``max_j |c_j|`` for p = ∞), which differs from the plain norm by the constant ``d^(1/p)`` and keeps
+activations of order one, like BN's. One scalar per layer: unlike BN, the scale of each unit is
+not controlled, which is the point of the paper's comparison. ``over="unit"`` is the other
+reading (a per-unit statistic over the batch); for p = 2 it is BN itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+# The paper's noise constants (Appendix A.2.1): n_mu, n_sigma, r_mu, r_sigma.
+NOISE_DEFAULTS = {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}
+LP_NORMS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+
+
+def activation_noise(a: torch.Tensor, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                     r_mu: float = 0.1, r_sigma: float = 0.1) -> torch.Tensor:
+    """Return ``s * a + m`` for ``a`` of shape (N, C, ...): per unit (dim 1) a fresh
+    ``mu ~ U(-n_mu, n_mu)``, ``sigma ~ U(1, n_sigma)``, per element ``m ~ U(mu ± r_mu)`` and
+    ``s ~ N(sigma, r_sigma)``. Draws from torch's global generator of ``a``'s device."""
+    if a.ndim < 2:
+        raise ValueError(f"activation_noise needs (N, C, ...) input, got shape {tuple(a.shape)}")
+    unit_shape = (1, a.shape[1]) + (1,) * (a.ndim - 2)
+    opts = {"device": a.device, "dtype": a.dtype}
+    mu = torch.empty(unit_shape, **opts).uniform_(-n_mu, n_mu)
+    sigma = torch.empty(unit_shape, **opts).uniform_(1.0, n_sigma)
+    m = mu + torch.empty_like(a).uniform_(-r_mu, r_mu)
+    s = sigma + r_sigma * torch.randn_like(a)
+    return s * a + m
+
+
+class ActivationNoise(nn.Module):
+    """The paper's time-varying, non-zero-mean, non-unit-variance noise; identity in eval mode."""
+
+    def __init__(self, num_features: int | None = None, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                 r_mu: float = 0.1, r_sigma: float = 0.1):
+        super().__init__()
+        if n_mu < 0 or n_sigma < 1 or r_mu < 0 or r_sigma < 0:
+            raise ValueError(f"noise needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0; got "
+                             f"{n_mu}, {n_sigma}, {r_mu}, {r_sigma}")
+        self.num_features = num_features
+        self.noise = {"n_mu": n_mu, "n_sigma": n_sigma, "r_mu": r_mu, "r_sigma": r_sigma}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the perturbed activations (training) or ``x`` itself (eval)."""
+        return activation_noise(x, **self.noise) if self.training else x
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.noise.items())
+
+
+class _NoisyBN:
+    """BN's output, then :func:`activation_noise` in training mode."""
+
+    def _init_noise(self, n_mu, n_sigma, r_mu, r_sigma) -> None:
+        ActivationNoise(n_mu=n_mu, n_sigma=n_sigma, r_mu=r_mu, r_sigma=r_sigma)  # validates
+        self.noise = {"n_mu": n_mu, "n_sigma": n_sigma, "r_mu": r_mu, "r_sigma": r_sigma}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return activation_noise(out, **self.noise) if self.training else out
+
+
+class NoisyBatchNorm1d(_NoisyBN, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` (same arguments, buffers and eval output) plus the paper's noise."""
+
+    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_kwargs):
+        nn.BatchNorm1d.__init__(self, num_features, **bn_kwargs)
+        self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
+
+
+class NoisyBatchNorm2d(_NoisyBN, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same arguments, buffers and eval output) plus the paper's noise."""
+
+    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
+                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_kwargs):
+        nn.BatchNorm2d.__init__(self, num_features, **bn_kwargs)
+        self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
+
+
+def lp_scale(c: torch.Tensor, p: float, over: str = "layer") -> torch.Tensor:
+    """Return the ℓp statistic of centred activations ``c`` (N, C, ...): ``over="layer"``: the
+    batch average of each example's mean-normalised ℓp norm over units (shape (1,)); ``"unit"``:
+    each unit's mean-normalised ℓp norm over the batch (shape (C,))."""
+    if over == "layer":
+        flat = c.movedim(1, -1).reshape(-1, c.shape[1])       # examples (and pixels) × units
+        dim = 1
+    elif over == "unit":
+        flat = c.movedim(1, 0).reshape(c.shape[1], -1)         # units × examples (and pixels)
+        dim = 1
+    else:
+        raise ValueError(f"over={over!r} must be 'layer' or 'unit'")
+    if math.isinf(p):
+        norms = flat.abs().amax(dim)
+    else:
+        norms = flat.abs().pow(p).mean(dim).pow(1.0 / p)
+    return norms.mean().reshape(1) if over == "layer" else norms
+
+
+class LpNorm(nn.Module):
+    """Centre each unit over the batch, divide by an ℓp statistic (:func:`lp_scale`), then the
+    affine ``gamma * x + beta``; running averages of the mean and the scale are used in eval mode.
+    Works for (N, C) and (N, C, H, W) inputs."""
+
+    def __init__(self, num_features: int, p: float, *, over: str = "layer", eps: float = 1e-5,
+                 momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        if not (p >= 1):
+            raise ValueError(f"p={p!r} must be >= 1 (1, 2 or inf)")
+        if over not in ("layer", "unit"):
+            raise ValueError(f"over={over!r} must be 'layer' or 'unit'")
+        self.num_features, self.p, self.over, self.eps, self.momentum = num_features, p, over, eps, momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_scale", torch.ones(1 if over == "layer" else num_features))
+        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ℓp-normalised ``x`` (batch statistics in training, running ones in eval)."""
+        if x.ndim < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"expected (N, {self.num_features}, ...) input, got {tuple(x.shape)}")
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        dims = [0, *range(2, x.ndim)]
+        if self.training:
+            mean = x.mean(dims)
+            c = x - mean.view(shape)
+            scale = lp_scale(c, self.p, self.over)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_scale.lerp_(scale.detach().to(self.running_scale.dtype), self.momentum)
+        else:
+            c = x - self.running_mean.view(shape).to(x.dtype)
+            scale = self.running_scale.to(x.dtype)
+        scale_shape = shape if self.over == "unit" else (1,) * x.ndim
+        out = c / (scale.view(scale_shape) + self.eps)
+        if self.weight is not None:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, p={self.p}, over={self.over!r}, eps={self.eps}"
+
+
+def make_norm(name: str, num_features: int, dims: int = 2, **kwargs) -> nn.Module:
+    """Return a fresh normalisation layer by name for (N, C) (``dims=1``) or (N, C, H, W) inputs:
+    ``none``, ``bn``, ``noisy_bn``, ``noise`` (noise without BN), ``l1``, ``l2``, ``linf``.
+    ``kwargs`` go to the layer (noise constants, ``over`` for the ℓp layers)."""
+    if dims not in (1, 2):
+        raise ValueError(f"dims={dims!r} must be 1 (dense) or 2 (convolutional)")
+    if name == "none":
+        return nn.Identity()
+    if name == "bn":
+        return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(num_features, **kwargs)
+    if name == "noisy_bn":
+        return (NoisyBatchNorm1d if dims == 1 else NoisyBatchNorm2d)(num_features, **kwargs)
+    if name == "noise":
+        return ActivationNoise(num_features, **kwargs)
+    if name in LP_NORMS:
+        return LpNorm(num_features, LP_NORMS[name], **kwargs)
+    raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_NAMES)}")
+
+
+NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
+
+
+def norm_factory(name: str, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
+    """Return ``width -> make_norm(name, width, dims, **kwargs)`` (what the model builders take)."""
+    make_norm(name, 1, dims, **kwargs)  # fail now on a bad name or argument, not deep in a builder
+    return lambda width: make_norm(name, width, dims, **kwargs)

@@ -1,0 +1,124 @@
+"""Chapters 7-8 experiment code: measurements never change the trajectory, hooks' records
+survive a resume, configs fail early, and record names with dots stay distinct."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bn_utils import data, models, results, train
+from bn_utils.experiments import noise, santurkar as S, smoothness
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread (two threads on busy shared cores cost ~10x)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
+    """Train a tiny VGG on random images with the given hooks; return (history, model)."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 32, 32, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    cfg = noise.NoiseConfig.for_profile("smoke", vgg="vgg11", watch_layers=(2, 5), ics_layers=(3, 7),
+                                        measure_every=2, vgg_steps=steps)
+    run = S.Run("vgg", norm, cfg.vgg_lrs[0], 0)
+    train.seed_everything(0)
+    model = models.vgg("vgg11", width=1 / 32, norm=norm)
+    ctx = S.Context(run, model, F.cross_entropy, x[:16], y[:16], steps)
+    hooks = hooks_from(cfg, ctx) if hooks_from else None
+    hist = train.fit(model, data.batches(x, y, 16, seed=0), steps=steps, log_every=1, hooks=hooks,
+                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False, **fit_kwargs)
+    return hist, model
+
+
+def _all_hooks(cfg, ctx):
+    """Chapter 7's hooks (ICS, activations) and chapter 8's (landscape) at the same steps."""
+    landscape_cfg = smoothness.SmoothnessConfig.for_profile("smoke", measure_every=cfg.measure_every,
+                                                            n_step_sizes=3)
+    first, second = noise.make_hooks(cfg, ctx), smoothness.make_hooks(landscape_cfg, ctx)
+    return {k: first.get(k, []) + second.get(k, []) for k in set(first) | set(second)}
+
+
+@pytest.mark.parametrize("norm", ["bn", "noisy_bn"])
+def test_measurements_do_not_change_the_loss_curve(norm):
+    plain, plain_model = _fit(norm, None)
+    measured, measured_model = _fit(norm, _all_hooks)
+    assert measured.loss == plain.loss                      # bit for bit, noise draws included
+    assert all(torch.equal(a, b) for a, b in zip(plain_model.state_dict().values(),
+                                                   measured_model.state_dict().values()))
+    assert measured.measure_step == [0, 2, 4]
+    assert len(measured.measures["ics_l2_L3"]) == 3 and len(measured.measures["ls_beta"]) == 3
+    assert np.asarray(measured.measures["act_pct_L5"]).shape == (3, 5)
+    assert np.asarray(measured.measures["ls_losses"]).shape == (3, 3)
+
+
+def test_hook_measurements_survive_a_resume(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    whole, _ = _fit("bn", noise.make_hooks, steps=6)
+    _fit("bn", noise.make_hooks, steps=6, checkpoint=ckpt, checkpoint_every=4)
+    assert ckpt.exists()                                    # left at step 4: as if killed there
+    resumed, _ = _fit("bn", noise.make_hooks, steps=6, checkpoint=ckpt, checkpoint_every=4)
+    assert resumed.measure_step == whole.measure_step
+    assert resumed.measures == whole.measures
+    assert resumed.loss == whole.loss
+
+
+def test_configs_fail_early_and_runs_are_named_without_collisions():
+    with pytest.raises(ValueError, match="watch_layers"):
+        noise.NoiseConfig.for_profile("smoke", watch_layers=(14,))
+    with pytest.raises(ValueError, match="train_probe"):
+        noise.NoiseConfig.for_profile("smoke", train_probe=600)
+    with pytest.raises(ValueError, match="bad run"):
+        S.Run("resnet", "bn", 0.1, 0)
+    cfg = noise.NoiseConfig.for_profile("quick")
+    names = [r.name for r in noise.runs(cfg)]
+    assert len(names) == len(set(names)) == 10
+    assert "vgg_noisy_bn_lr0.1_s0" in names and "dln_bn_lr1e-07_s0" in names
+
+
+def test_record_names_with_dots_do_not_collide():
+    cfg = noise.NoiseConfig.for_profile("smoke")
+    results.save("07_test", "run_lr0.1", cfg, {"a": np.arange(3)})
+    results.save("07_test", "run_lr0.01", cfg, {"a": np.arange(5)})
+    assert len(results.load("07_test", "run_lr0.1", cfg)["a"]) == 3
+    assert len(results.load("07_test", "run_lr0.01", cfg)["a"]) == 5
+    assert results.checkpoint_path("07_test", "run_lr0.1", cfg).name.endswith("__smoke__"
+                                                                              f"{cfg.digest()}.pt")
+
+
+def test_smoothness_config_runs_and_step_sizes():
+    cfg = smoothness.SmoothnessConfig.for_profile("quick")
+    names = [r.name for r in smoothness.runs(cfg)]
+    assert len(names) == len(set(names)) == 5 + 2 + 3
+    assert "vgg_bn_lr0.5_s0" in names and "dln_l1_lr1e-06_s0" in names
+    eta = cfg.step_sizes("vgg")
+    assert eta[0] == pytest.approx(0.05) and eta[-1] == pytest.approx(0.4) and len(eta) == cfg.n_step_sizes
+    assert cfg.step_sizes("dln")[-1] == pytest.approx(30e-6)
+    with pytest.raises(ValueError, match="step_range"):
+        smoothness.SmoothnessConfig.for_profile("smoke", step_range=(4.0, 0.5))
+    with pytest.raises(ValueError, match="must include"):
+        smoothness.SmoothnessConfig.for_profile("smoke", vgg_norms=("bn", "l1"))
+    with pytest.raises(ValueError, match="lp_over"):
+        smoothness.SmoothnessConfig.for_profile("smoke", lp_over="channel")
+
+
+def test_dln_data_is_a_linear_map_of_gaussian_inputs():
+    cfg = noise.NoiseConfig.for_profile("smoke")
+    x, y = S.dln_data(cfg, "cpu")
+    assert x.shape == y.shape == (1000, 10)
+    a = torch.linalg.lstsq(x, y).solution
+    assert torch.allclose(x @ a, y, atol=1e-4)
+    assert S.squared_error(x, y).item() == pytest.approx(((x - y) ** 2).sum().item())
+
+
+def test_stacked_pads_runs_that_stopped_early():
+    members = [{"k": np.array([1.0, 2, 3]), "s": np.array([0, 1, 2])}, {"k": np.array([4.0]), "s": np.array([0])}]
+    x, ys = S.stacked(members, "k", "s")
+    assert list(x) == [0, 1, 2] and np.isnan(ys[1, 1:]).all() and ys[1, 0] == 4
+    assert list(itertools.chain(S.measure_steps(10, 4))) == [0, 4, 8]
