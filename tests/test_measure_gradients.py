@@ -9,15 +9,6 @@ from torch import nn
 from bn_utils import measure, models
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread (two threads on busy shared cores cost ~10x)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _linear_net(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(4, 5, bias=False), nn.Linear(5, 3, bias=False),

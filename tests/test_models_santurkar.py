@@ -9,15 +9,6 @@ from torch import nn
 from bn_utils import models, norm_variants
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread (two threads on busy shared cores cost ~10x)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize("norm", ["none", "bn", "noisy_bn", "noise", "l1", "l2", "linf"])
 def test_vgg16_shapes_layers_and_biases(norm):
     torch.manual_seed(0)

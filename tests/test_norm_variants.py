@@ -9,15 +9,6 @@ from torch import nn
 from bn_utils import norm_variants as nv
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread (two threads on busy shared cores cost ~10x)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _train_both(a: nn.Module, b: nn.Module, steps: int = 5) -> None:
     gen = torch.Generator().manual_seed(0)
     a.train(), b.train()

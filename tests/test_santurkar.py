@@ -12,15 +12,6 @@ from bn_utils import data, models, results, train
 from bn_utils.experiments import noise, santurkar as S, smoothness
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread (two threads on busy shared cores cost ~10x)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
     """Train a tiny VGG on random images with the given hooks; return (history, model)."""
     gen = torch.Generator().manual_seed(0)
