@@ -138,8 +138,8 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     returns a dict of metrics, run at step 0, every ``eval_every`` steps and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
-    has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the run saves its state every
-    ``checkpoint_every`` steps and resumes from it when restarted. The progress bar is off when
+    has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
+    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted. The progress bar is off when
     ``BN_PROGRESS=0`` (the book's builds set it).
     """
     if not isinstance(steps, int) or steps < 1:
