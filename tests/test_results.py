@@ -173,3 +173,12 @@ def test_names_with_dots_keep_their_profile_and_digest_in_the_file_name():
     assert results.load("00_test", "dropout-0.05", a).metrics == {"x": 1}
     assert results.checkpoint_path("00_test", "dropout-0.05", a).name == \
         f"dropout-0.05__smoke__{a.digest()}.pt"
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        results.atomic_write_bytes(tmp_path / "r.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
