@@ -339,3 +339,11 @@ def test_lr_search_scores_every_grid_point_on_held_out_images():
     assert not any(m["bn"] for m in out["models"])
     assert out["val_accuracy"].shape[1] == 6
     assert out["chosen_lr"]["gaussian:0.01"]["relu"] == 0.3
+
+
+def test_config_of_a_record_is_the_config_that_made_it():
+    from bn_utils import results
+
+    cfg = mnist.MnistConfig.for_profile("quick", seeds=(4, 5))
+    record = results.save(mnist.CHAPTER, "dummy", cfg, {"x": 1})
+    assert mnist.config_of(record) == cfg
