@@ -223,9 +223,14 @@ class Batches:
         self.pos += 1
         return start
 
-    def __next__(self):
+    def next_indices(self):
+        """Return the indices (into ``x`` and ``y``) of the next minibatch, advancing the iterator:
+        what a caller that gathers several streams' batches at once (stacked models) needs."""
         start = self._next_index()
-        idx = self.order[start: start + self.batch_size]
+        return self.order[start: start + self.batch_size]
+
+    def __next__(self):
+        idx = self.next_indices()
         return self.x[idx], self.y[idx]
 
     def skip(self, n: int) -> None:

@@ -165,3 +165,13 @@ def test_shipped_cifar10_subset_has_the_documented_statistics():
     x_tr, y_tr, _, _ = data.load("cifar10", n_train=5000, n_test=10)
     assert x_tr.shape == (5000, 32, 32, 3) and np.bincount(y_tr).tolist() == [500] * 10
     np.testing.assert_allclose(x_tr.reshape(-1, 3).mean(0), (125.3, 122.9, 113.9), atol=1.5)
+
+
+def test_next_indices_walks_the_same_sequence_as_next():
+    x, y = torch.arange(40.0).view(20, 2), torch.arange(20)
+    by_batch = data.batches(x, y, 6, seed=3)
+    by_index = data.batches(x, y, 6, seed=3)
+    for _ in range(10):   # across several epochs (3 batches each)
+        xb, yb = next(by_batch)
+        idx = by_index.next_indices()
+        assert torch.equal(x[idx], xb) and torch.equal(y[idx], yb)

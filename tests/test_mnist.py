@@ -1,0 +1,349 @@
+"""Chapter 04 (MNIST, Ioffe & Szegedy §4.1): the config, the networks, the stacked trainer (equal
+to separate torch runs), the probes, the batch-size-1 pitfall, and short runs that learn."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bn_utils import data, models
+from bn_utils.experiments import mnist
+from conftest import needs_mnist
+
+SMALL = mnist.MnistConfig(hidden=(16, 12, 8), probe_units=4, n_train=300, val_size=10,
+                          batch_size=7)
+
+
+def small_nets(specs, fan_in=20):
+    """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
+    nets = []
+    for activation, bn, seed in specs:
+        torch.manual_seed(seed)
+        nets.append(models.mlp((fan_in, 16, 12, 10), activation_name=activation,
+                               norm="bn" if bn else "none"))
+    return nets
+
+
+def train_separately(net, x, y, seed, steps, lr, batch_size):
+    """Train one ordinary network with torch's SGD; return its per-step losses."""
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    batches = data.batches(x, y, batch_size, seed=seed)
+    losses = []
+    for _ in range(steps):
+        xb, yb = next(batches)
+        loss = F.cross_entropy(net(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def max_state_error(a: nn.Module, b: nn.Module) -> float:
+    """Return the largest difference between two modules' floating-point state."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return max((sa[k] - sb[k]).abs().max().item() for k in sa if sa[k].dtype.is_floating_point)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"batch_size": 0}, "batch_size=0"),
+    ({"batch_size": 1}, "over a batch of one example"),
+    ({"activations": ("sigmoid", "swish")}, "not allowed"),
+    ({"activations": ("relu",)}, "must include 'sigmoid'"),
+    ({"init": "orthogonal"}, "not allowed"),
+    ({"unit": 10, "probe_units": 10}, "unit=10"),
+    ({"probe_units": 101}, "probe_units=101"),
+    ({"seeds": (0, 0)}, "must not repeat"),
+    ({"thresholds": (0.95, 98.0)}, "accuracies <= 1"),
+    ({"val_size": 59_990}, "val_size"),
+])
+def test_bad_parameters_raise_a_clear_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        mnist.MnistConfig.for_profile("quick", **overrides)
+
+
+def test_full_profile_is_the_papers_protocol():
+    cfg = mnist.MnistConfig.for_profile("full")
+    assert (cfg.steps, cfg.batch_size, cfg.hidden) == (50_000, 60, (100, 100, 100))
+    assert len(cfg.seeds) >= 3 and set(cfg.activations) == {"sigmoid", "tanh", "relu"}
+    assert cfg.init == "gaussian" and cfg.n_train == 60_000 and cfg.n_test == 10_000
+
+
+# --- networks -----------------------------------------------------------------------------------
+
+
+def test_nets_have_bn_before_each_nonlinearity_and_share_initial_weights():
+    cfg = mnist.MnistConfig.for_profile("smoke")
+    plain, normed = mnist.build_nets(cfg, "sigmoid", 3)
+    kinds = [type(m) for m in normed]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.Sigmoid] * 3 + [nn.Linear]
+    assert [type(m) for m in plain] == [nn.Linear, nn.Sigmoid] * 3 + [nn.Linear]
+    lin_p = [m for m in plain if isinstance(m, nn.Linear)]
+    lin_n = [m for m in normed if isinstance(m, nn.Linear)]
+    assert [m.bias is None for m in lin_n] == [True, True, True, False]   # BN's beta instead
+    assert [(m.in_features, m.out_features) for m in lin_n] == [(784, 100), (100, 100),
+                                                                (100, 100), (100, 10)]
+    for a, b in zip(lin_p, lin_n):
+        assert torch.equal(a.weight, b.weight)
+    assert normed(torch.randn(5, 784)).shape == (5, 10)
+    # "small random Gaussian" weights of the stated std (78,400 draws: within 2%)
+    assert abs(lin_p[0].weight.std().item() - cfg.init_std) < 0.02 * cfg.init_std
+    assert not torch.equal(lin_p[0].weight, mnist.build_nets(cfg, "sigmoid", 4)[0][0].weight)
+
+
+def test_lecun_uniform_init_is_bounded_by_sqrt_3_over_fan_in():
+    cfg = mnist.MnistConfig.for_profile("smoke", init="lecun_uniform")
+    plain, _ = mnist.build_nets(cfg, "tanh", 0)
+    w = plain[0].weight
+    bound = (3 / 784) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+
+
+# --- the stacked trainer ------------------------------------------------------------------------
+
+
+def test_stacked_batch_norm_equals_torch_batchnorm1d_in_training_mode():
+    specs = [("sigmoid", True, 0), ("relu", True, 1), ("tanh", True, 2)]
+    nets = small_nets(specs)
+    stack = mnist.StackedMLP.from_models(nets)
+    x = torch.randn(3, 9, 20)
+    _, pre = stack.preactivations(x)
+    for i, net in enumerate(nets):
+        bn_out = net[1](net[0](x[i]))       # the first BN of the ordinary net, training mode
+        torch.testing.assert_close(pre[0][i].t(), bn_out, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stack.running_mean0[i], net[1].running_mean)
+        torch.testing.assert_close(stack.running_var0[i], net[1].running_var)
+
+
+def test_stacked_run_equals_separate_runs_over_five_steps():
+    """Mixed activations, BN flags, seeds and learning rates: each model of the stack follows
+    exactly the trajectory of its own ordinary torch run (its init, its minibatches, its lr)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 20), torch.randint(0, 10, (60,))
+    specs = [("sigmoid", False, 0), ("sigmoid", True, 0), ("relu", True, 1), ("tanh", False, 2),
+             ("tanh", True, 3)]
+    lrs = [0.1, 0.2, 0.3, 0.5, 0.05]
+    nets = small_nets(specs)
+    reference = [copy.deepcopy(n) for n in nets]
+    stack = mnist.StackedMLP.from_models(nets)
+    out = mnist.train_stack(stack, x, y, [s for *_, s in specs], steps=5, batch_size=7, lr=lrs,
+                            log_every=1)
+    for i, (net, lr, (_, _, seed)) in enumerate(zip(reference, lrs, specs)):
+        losses = train_separately(net, x, y, seed, 5, lr, 7)
+        np.testing.assert_allclose(out["train_loss"][:, i], losses, rtol=1e-5, atol=1e-6)
+        assert max_state_error(stack.to_models()[i], net) < 1e-5
+    # and in eval mode (running statistics) on shared inputs
+    stack.eval()
+    probe = torch.randn(11, 20)
+    with torch.no_grad():
+        logits = stack(probe)
+        for i, net in enumerate(reference):
+            torch.testing.assert_close(logits[i].t(), net.eval()(probe), rtol=1e-5, atol=1e-5)
+
+
+def test_from_models_and_to_models_round_trip():
+    nets = small_nets([("relu", True, 5), ("sigmoid", False, 6)])
+    for net in nets:   # non-trivial BN state
+        for m in net:
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+                m.weight.data.normal_()
+    back = mnist.StackedMLP.from_models(nets).to_models()
+    for a, b in zip(nets, back):
+        assert max_state_error(a, b) == 0.0
+
+
+def test_stack_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown activation"):
+        mnist.StackedMLP((4, 3, 2), ["swish"], [True])
+    with pytest.raises(ValueError, match="one activation and one normed flag"):
+        mnist.StackedMLP((4, 3, 2), ["relu", "relu"], [True])
+    stack = mnist.StackedMLP((4, 3, 2), ["relu"], [True])
+    with pytest.raises(ValueError, match="one seed per model"):
+        mnist.train_stack(stack, torch.zeros(8, 4), torch.zeros(8, dtype=torch.long), [0, 1],
+                          steps=1, batch_size=2, lr=0.1)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        mnist.train_stack(stack, torch.zeros(8, 4), torch.zeros(8, dtype=torch.long), [0],
+                          steps=1, batch_size=0, lr=0.1)
+
+
+def test_a_diverging_model_stops_alone():
+    torch.manual_seed(1)
+    x, y = torch.randn(60, 20) * 30, torch.randint(0, 10, (60,))
+    specs = [("relu", False, 0), ("relu", False, 0)]
+    stack = mnist.StackedMLP.from_models(small_nets(specs))
+    out = mnist.train_stack(stack, x, y, [0, 0], steps=40, batch_size=10, lr=[1e4, 1e-3],
+                            log_every=5, eval_fn=lambda s: {"w": s.weight[0].sum((1, 2))},
+                            eval_steps=[0, 20, 40])
+    assert out["diverged_at"][0] is not None and out["diverged_at"][1] is None
+    assert np.isnan(out["w"][-1, 0]) and np.isfinite(out["w"][:, 1]).all()
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(tmp_path):
+    torch.manual_seed(2)
+    x, y = torch.randn(50, 20), torch.randint(0, 10, (50,))
+    specs = [("sigmoid", True, 0), ("tanh", False, 1)]
+    nets = small_nets(specs)
+    straight = mnist.StackedMLP.from_models(nets)
+    full = mnist.train_stack(straight, x, y, [0, 1], steps=20, batch_size=6, lr=0.3, log_every=5)
+    ckpt = tmp_path / "ckpt.pt"
+    first = mnist.StackedMLP.from_models(nets)
+    mnist.train_stack(first, x, y, [0, 1], steps=20, batch_size=6, lr=0.3, log_every=5,
+                      checkpoint=ckpt, checkpoint_every=10)
+    assert ckpt.exists()    # the step-10 state, as a killed run would have left it
+    resumed = mnist.StackedMLP.from_models(nets)
+    again = mnist.train_stack(resumed, x, y, [0, 1], steps=20, batch_size=6, lr=0.3,
+                              log_every=5, checkpoint=ckpt, checkpoint_every=10)
+    assert max_state_error(resumed, straight) == 0.0
+    np.testing.assert_array_equal(again["train_loss"], full["train_loss"])
+
+
+# --- probes and schedules -------------------------------------------------------------------------
+
+
+def test_percentile_probe_returns_the_three_series_with_the_right_length():
+    torch.manual_seed(3)
+    x, y = torch.randn(80, 20), torch.randint(0, 10, (80,))
+    specs = [("sigmoid", False, 0), ("sigmoid", True, 0), ("relu", True, 1)]
+    stack = mnist.StackedMLP.from_models(small_nets(specs))
+    when = mnist.eval_schedule(30, 10, 0)
+    out = mnist.train_stack(stack, x, y, [0, 0, 1], steps=30, batch_size=8, lr=0.2,
+                            eval_fn=lambda s: mnist.test_metrics(s, x, y, units=5, chunk=33),
+                            eval_steps=when)
+    assert list(out["eval_step"]) == when == [0, 10, 20, 30]
+    for p in ("p15", "p50", "p85"):
+        assert out[p].shape == (len(when), 3, 5)
+    assert (out["p15"] <= out["p50"]).all() and (out["p50"] <= out["p85"]).all()
+    assert out["test_accuracy"].shape == (4, 3)
+    # the probe measures the inputs to the nonlinearity: check one against the ordinary net
+    net = stack.to_models()[1].eval()
+    with torch.no_grad():
+        z = net[:5](x)[:, :5]          # Linear, BN, σ, Linear, BN: the last hidden layer's input
+    np.testing.assert_allclose(out["p50"][-1, 1], np.percentile(z.numpy(), 50, axis=0),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_eval_schedule_has_the_ends_the_grid_and_log_spaced_steps():
+    when = mnist.eval_schedule(50_000, 2500, 20)
+    assert when == sorted(set(when)) and when[0] == 0 and when[-1] == 50_000
+    assert set(range(0, 50_001, 2500)) <= set(when)
+    early = [s for s in when if 100 <= s <= 1000]
+    assert len(early) == 21 and max(b / a for a, b in zip(early, early[1:])) < 1.3
+    assert mnist.eval_schedule(7, 5, 20) == [0, 5, 7]
+
+
+def test_steps_to_threshold_and_summary_on_a_known_record():
+    record = {"eval_step": np.array([0, 100, 200, 300]),
+              "test_accuracy": np.array([[0.1, 0.1], [0.96, 0.5], [0.97, np.nan], [0.99, 0.96]]),
+              "models": [{"activation": "relu", "init": "lecun_uniform", "bn": True, "seed": 0,
+                          "lr": 0.1},
+                         {"activation": "relu", "init": "lecun_uniform", "bn": False, "seed": 0,
+                          "lr": 0.1}]}
+    np.testing.assert_array_equal(mnist.steps_to(record, 0.95), [100, 300])
+    np.testing.assert_array_equal(mnist.steps_to(record, 0.98), [300, np.nan])
+    np.testing.assert_array_equal(mnist.accuracy_at(record, 250), [0.97, np.nan])
+    s = mnist.summary(record, (0.95, 0.98), at_step=100)
+    assert s["relu", True]["final_mean"] == 0.99 and s["relu", False]["steps_to_0.98_mean"] is None
+    rows = mnist.activation_table(record, (0.95, 0.98))
+    assert rows[0]["BN"] == "no" and rows[0]["steps to 98%"] == "not reached (0/1)"
+
+
+def test_choose_lr_takes_the_best_mean_and_counts_divergence_as_zero():
+    g, u = "gaussian:0.01", "lecun_uniform"
+    search = {"val_accuracy": np.array([[0.1] * 6, [0.9, np.nan, 0.8, 0.7, 0.5, 0.5]]),
+              "models": [{"activation": "relu", "init": g, "lr": 3.0},
+                         {"activation": "relu", "init": g, "lr": 10.0},
+                         {"activation": "tanh", "init": g, "lr": 0.1},
+                         {"activation": "tanh", "init": g, "lr": 1.0},
+                         {"activation": "tanh", "init": u, "lr": 1.0},
+                         {"activation": "tanh", "init": u, "lr": 0.3}]}
+    assert mnist.choose_lr(search) == {g: {"relu": 3.0, "tanh": 0.1}, u: {"tanh": 0.3}}
+
+
+def test_init_labels_parse_and_reject_nonsense():
+    assert mnist.parse_init("gaussian:0.01") == ("gaussian", 0.01)
+    assert mnist.init_label(*mnist.parse_init("gaussian:0.1")) == "gaussian:0.1"
+    assert mnist.parse_init("lecun_uniform")[0] == "lecun_uniform"
+    for bad in ("gaussian", "gaussian:-1", "gaussian:abc", "xavier"):
+        with pytest.raises(ValueError, match="lecun_uniform' or 'gaussian:STD"):
+            mnist.MnistConfig.for_profile("smoke", compare_inits=(bad,))
+
+
+# --- batch size 1 -------------------------------------------------------------------------------
+
+
+def test_any_batch_norm_equals_torch_for_batches_of_two_or_more():
+    torch.manual_seed(4)
+    ours, ref = mnist.AnyBatchNorm1d(6), nn.BatchNorm1d(6)
+    ours.weight.data.normal_()
+    ref.weight.data.copy_(ours.weight.data)
+    for n in (2, 5):
+        x = torch.randn(n, 6) * 3 + 1
+        torch.testing.assert_close(ours(x), ref(x))
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+    ours.eval(), ref.eval()
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_batch_of_one_in_training_mode_gives_beta_whatever_the_input():
+    bn = mnist.AnyBatchNorm1d(5)
+    bn.bias.data.normal_()
+    for _ in range(3):
+        assert torch.equal(bn(torch.randn(1, 5) * 100), bn.bias.detach().view(1, 5))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(5)(torch.randn(1, 5))    # torch refuses outright
+
+
+@needs_mnist
+def test_at_batch_size_one_bn_hidden_layers_never_move():
+    cfg = mnist.MnistConfig.for_profile("smoke", bs1_steps=30, lr=0.5, activations=("sigmoid",))
+    out = mnist.batch_size_one(cfg)
+    assert out["weight_change"][:3] == [0.0, 0.0, 0.0]   # exactly: zero gradient
+    assert out["weight_change"][3] > 0                    # only the output layer learns
+    assert out["train_mode_output_spread"] == 0.0         # the input does not matter
+
+
+# --- short runs that learn ----------------------------------------------------------------------
+
+
+@needs_mnist
+def test_a_short_run_on_a_small_mnist_subset_learns_with_and_without_bn():
+    cfg = mnist.MnistConfig.for_profile("smoke", steps=150, activations=("sigmoid", "relu"),
+                                        lr=0.5, n_train=2000, init_std=0.1)
+    out = mnist.train_all(cfg)
+    final = out["test_accuracy"][-1]
+    assert final.shape == (4,)
+    assert (final > 0.5).all(), f"accuracy after 150 steps: {final} (chance: 0.1)"
+    assert [m["bn"] for m in out["models"]] == [False, True, False, True]
+
+
+@needs_mnist
+def test_lr_search_scores_every_grid_point_on_held_out_images():
+    cfg = mnist.MnistConfig.for_profile("smoke", lr_grid=(0.001, 0.3), search_steps=60,
+                                        compare_inits=("gaussian:0.1",))
+    out = mnist.lr_search(cfg)
+    setups = [(m["activation"], m["init"], m["lr"]) for m in out["models"]]
+    assert setups == [("sigmoid", "gaussian:0.01", 0.001), ("sigmoid", "gaussian:0.01", 0.3),
+                      ("relu", "gaussian:0.01", 0.001), ("relu", "gaussian:0.01", 0.3),
+                      ("sigmoid", "gaussian:0.1", 0.001), ("sigmoid", "gaussian:0.1", 0.3)]
+    assert not any(m["bn"] for m in out["models"])
+    assert out["val_accuracy"].shape[1] == 6
+    assert out["chosen_lr"]["gaussian:0.01"]["relu"] == 0.3
+
+
+def test_config_of_a_record_is_the_config_that_made_it():
+    from bn_utils import results
+
+    cfg = mnist.MnistConfig.for_profile("quick", seeds=(4, 5))
+    record = results.save(mnist.CHAPTER, "dummy", cfg, {"x": 1})
+    assert mnist.config_of(record) == cfg
