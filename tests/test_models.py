@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import models
+from bn_utils import models, norm_variants
 
 
 def test_mlp_maps_inputs_to_logits_of_the_right_shape():
@@ -66,3 +66,63 @@ def test_lecun_uniform_init_is_bounded_by_sqrt_3_over_fan_in():
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.mlp(**kwargs)
+
+
+# The VGG and the deep linear network of chapters 7 and 8
+
+
+@pytest.mark.parametrize("norm", ["none", "bn", "noisy_bn", "noise", "l1", "l2", "linf"])
+def test_vgg16_shapes_layers_and_biases(norm):
+    torch.manual_seed(0)
+    net = models.vgg("vgg16", width=1 / 16, norm=norm)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    convs = [m for m in models.weight_layers(net) if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and len(models.weight_layers(net)) == 14
+    assert [c.out_channels for c in convs[:3]] == [4, 4, 8]           # 64, 64, 128 × 1/16
+    assert len(models.relu_inputs(net)) == 13
+    # a convolution keeps its bias only when no learned shift (beta) follows it
+    shifted = norm in ("bn", "noisy_bn", "l1", "l2", "linf")
+    assert all((c.bias is None) == shifted for c in convs)
+
+
+def test_vgg_glorot_init_and_bad_arguments():
+    torch.manual_seed(0)
+    conv = models.weight_layers(models.vgg("vgg11", width=0.5))[1]     # 32 -> 64 channels, 3x3
+    bound = (6 / (32 * 9 + 64 * 9)) ** 0.5
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
+    assert torch.all(conv.bias == 0)
+    with pytest.raises(ValueError, match="unknown VGG"):
+        models.vgg("vgg99")
+    with pytest.raises(ValueError, match="unknown norm"):
+        models.vgg(norm="layer")
+
+
+def test_vgg_takes_a_norm_factory():
+    net = models.vgg("vgg11", width=1 / 16, norm=norm_variants.norm_factory("noisy_bn", n_mu=0.0))
+    noisy = [m for m in net if isinstance(m, norm_variants.NoisyBatchNorm2d)]
+    assert len(noisy) == 8 and noisy[0].noise["n_mu"] == 0.0
+
+
+def test_deep_linear_network_structure():
+    net = models.deep_linear(25, 10, norm="bn")
+    assert len(models.weight_layers(net)) == 25
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in net) == 24
+    assert all(m.bias is None for m in models.weight_layers(net))
+    plain = models.deep_linear(25, 10)
+    assert len(models.weight_layers(plain)) == 25 and plain(torch.randn(3, 10)).shape == (3, 10)
+
+
+def test_deep_linear_network_with_bn_trains_on_a_toy_batch():
+    torch.manual_seed(0)
+    net = models.deep_linear(25, 10, norm="bn")
+    x = torch.randn(100, 10)
+    y = x @ torch.randn(10, 10).T
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    losses = []
+    for _ in range(150):
+        loss = (net(x) - y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(map(math.isfinite, losses)) and losses[-1] < 0.35 * losses[0], (losses[0], losses[-1])
