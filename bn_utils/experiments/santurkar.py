@@ -57,8 +57,8 @@ class SanturkarConfig(Config):
     dln_measure_every: int = param(100, "DLN steps between measurements", min=1)
     seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0)
     checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1)
-    cpu_threads: int = param(1, "torch threads on a CPU (0: torch's default); these small models "
-                                "gain little from more and lose much on busy cores", min=0)
+    cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default, fastest on an idle "
+                                "machine; 1 is faster on cores busy with other work)", min=0)
 
     PROFILES: ClassVar[dict] = {"full": {}, "quick": {}, "smoke": {}}
 
