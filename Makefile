@@ -27,8 +27,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book]"
 	@touch $@
 
+# Jupyter Book's execution cache knows a notebook's cells, not the bn_utils code they call:
+# when that code changes, forget the cached outputs of the book in $(1).
+define forget-stale-outputs
+	@digest=$$(cat bn_utils/*.py bn_utils/*/*.py | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(1)/.bn_utils_digest 2>/dev/null)" != "$$digest" ]; then \
+		rm -rf $(1)/.jupyter_cache; mkdir -p $(1); echo $$digest > $(1)/.bn_utils_digest; fi
+endef
+
 # Executes every chapter at the quick profile (cached: unchanged chapters are not re-run).
 book: $(STAMP)
+	$(call forget-stale-outputs,_build)
 	BN_PROFILE=quick $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
@@ -45,6 +54,7 @@ nbval: $(STAMP)
 # A broken toc, reference, equation or chapter fails here (warnings are errors). Its own build
 # folder, so the smoke outputs never end up in the real book's execution cache.
 book-smoke: $(STAMP)
+	$(call forget-stale-outputs,_build/smoke/_build)
 	BN_PROFILE=smoke $(BIN)/jupyter-book build . -W --keep-going --path-output _build/smoke
 
 benchmarks: $(STAMP)

@@ -37,11 +37,21 @@ def glue(name: str, value: Any) -> Any:
     return value
 
 
+def _readable(value: float) -> str:
+    """Return a float as text without hiding its size: 4 significant digits, whole numbers
+    without decimals, tiny or huge values with 3 significant digits (0.0005, not 0.001)."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    return f"{value:.3g}"
+
+
 class Table:
     """A small table that shows as HTML in the book, Markdown in Colab and text in a console."""
 
     def __init__(self, rows: dict[str, dict[str, Any]] | list[dict[str, Any]],
-                 fmt: str | dict[str, str] = "{:.3f}", index: str = ""):
+                 fmt: str | dict[str, str] | None = None, index: str = ""):
         if isinstance(rows, dict):
             rows = [{index: name, **values} for name, values in rows.items()]
         self.rows = rows
@@ -49,10 +59,13 @@ class Table:
         self.fmt = fmt
 
     def cell(self, column: str, value: Any) -> str:
-        """Return one value as text: numbers through the column's format, the rest with str."""
-        fmt = self.fmt.get(column, "{}") if isinstance(self.fmt, dict) else self.fmt
+        """Return one value as text: floats through the column's format (or a readable default),
+        the rest with str."""
+        fmt = self.fmt.get(column) if isinstance(self.fmt, dict) else self.fmt
         if isinstance(value, float):
-            return "diverged" if value != value else fmt.format(value)
+            if value != value:
+                return "diverged"
+            return fmt.format(value) if fmt else _readable(value)
         return "—" if value is None else str(value)
 
     def _text_rows(self) -> list[list[str]]:

@@ -11,3 +11,10 @@ def test_markdown_table_escapes_pipes_so_cells_stay_whole():
     assert count == [3, 3, 3]
     assert "max \\|x − y\\|" in lines[0] and "a\\|b" in lines[2]
     assert "<th>max |x − y|</th>" in table._repr_html_()
+
+
+def test_default_float_format_keeps_small_and_large_values_readable():
+    table = book.Table([{"wd": 5e-4, "lr": 0.0075, "steps": 50000.0, "acc": 0.97264, "eps": 1e-5}])
+    assert table._text_rows() == [["0.0005", "0.0075", "50000", "0.9726", "1e-05"]]
+    mixed = book.Table([{"a": 0.123456, "b": 0.5}], fmt={"a": "{:.2f}"})
+    assert mixed._text_rows() == [["0.12", "0.5"]]
