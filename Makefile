@@ -28,11 +28,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 # Jupyter Book's execution cache knows a notebook's cells, not the bn_utils code they call:
-# when that code changes, forget the cached outputs of the book in $(1).
+# when that code changes, forget the cached outputs (and Sphinx's record of what it read) in $(1).
 define forget-stale-outputs
 	@digest=$$(cat bn_utils/*.py bn_utils/*/*.py | sha256sum | cut -c1-16); \
 	if [ "$$(cat $(1)/.bn_utils_digest 2>/dev/null)" != "$$digest" ]; then \
-		rm -rf $(1)/.jupyter_cache; mkdir -p $(1); echo $$digest > $(1)/.bn_utils_digest; fi
+		rm -rf $(1)/.jupyter_cache $(1)/.doctrees; mkdir -p $(1); echo $$digest > $(1)/.bn_utils_digest; fi
 endef
 
 # Executes every chapter at the quick profile (cached: unchanged chapters are not re-run).
