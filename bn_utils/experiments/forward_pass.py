@@ -487,6 +487,8 @@ def measure_batch_dependence(cfg: ForwardConfig) -> dict:
     out = batch_dependence(model, x_te[: cfg.spread_examples], x_tr, cfg.spread_batch_sizes,
                            cfg.spread_draws, cfg.seed)
     out["labels"] = y_te[: cfg.spread_examples].cpu().numpy()
+    # Store the one example the figure shows, not every logit of every draw (megabytes at full).
+    out["example_logits"] = out.pop("outputs")[:, 0, :, int(out["labels"][0])]  # (sizes, draws)
     out["test_accuracy"] = train.accuracy(model, x_te, y_te)
     out["train_seconds"] = hist.seconds
     return out
@@ -506,7 +508,7 @@ def plot_batch_dependence(record: results.Record):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     sizes = np.array(record["batch_sizes"])
     label = int(record["labels"][0])
-    logits = record["outputs"][:, 0, :, label]  # (sizes, draws)
+    logits = record["example_logits"]  # (sizes, draws): example 0's true-class logit
     pos = np.arange(len(sizes))
     axes[0].violinplot(list(logits), positions=pos, showmedians=True)
     axes[0].axhline(record["eval_outputs"][0, label], color=plotting.COLORS["bn"], ls="--",
