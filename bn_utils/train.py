@@ -8,6 +8,7 @@ global RNG in between steps, so measuring (hooks) does not change the trajectory
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -32,6 +33,22 @@ def default_device() -> torch.device:
             raise ValueError(f"BN_DEVICE={name!r} but CUDA is not available here")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Use ``n`` torch threads while the block (or decorated function) runs on a CPU, then
+    restore the setting; ``n = 0`` or a GPU device leaves it as is. Small tensors gain nothing
+    from a second OpenMP thread, and on cores busy with other work its spin-waiting costs much."""
+    if n <= 0 or default_device().type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -113,7 +130,8 @@ def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y):
     return out
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically: a run killed while saving keeps the previous one."""
     from .results import atomic_write_bytes
 
     buf = io.BytesIO()
@@ -222,7 +240,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             hist.steps_done = done
             hist.seconds += time.perf_counter() - t_start
             t_start = time.perf_counter()
-            _save_checkpoint(ckpt, {
+            save_checkpoint(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "history": hist.to_dict(), "step": done, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})

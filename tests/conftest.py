@@ -19,12 +19,10 @@ if "BN_DATA_DIR" not in os.environ and (SHARED_DATA / "mnist.npz").exists():
 def _one_intra_op_thread():
     """The tests use small tensors: a second OpenMP thread gains nothing on them, and on a busy
     2-core machine its spin-waiting made test files several times slower."""
-    import torch
+    from bn_utils.train import cpu_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -199,18 +199,18 @@ def test_a_run_is_stored_and_a_killed_run_resumes_to_the_same_record(tmp_path, m
     assert not results.checkpoint_path(inc.CHAPTER, rc.name, rc).exists()
 
     monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path / "killed"))
-    save = train._save_checkpoint
+    save = train.save_checkpoint
 
     def save_then_die(path, state):
         save(path, state)
         raise Killed
 
-    monkeypatch.setattr(train, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         inc.run_one(rc)
     ckpt = results.checkpoint_path(inc.CHAPTER, rc.name, rc)
     assert ckpt.exists() and not list(ckpt.parent.parent.glob("*.json"))
-    monkeypatch.setattr(train, "_save_checkpoint", save)
+    monkeypatch.setattr(train, "save_checkpoint", save)
     skipped = []
     skip = augment.AugmentedBatches.skip
     monkeypatch.setattr(augment.AugmentedBatches, "skip",

@@ -17,10 +17,9 @@ Read top to bottom, in the chapter's order:
 from __future__ import annotations
 
 import copy
-import functools
 import time
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -104,26 +103,6 @@ class ForwardConfig(Config):
             raise ValueError(f"parameter momenta={self.momenta} must lie in (0, 1]")
 
 
-def one_cpu_thread(fn: Callable) -> Callable:
-    """Decorate ``fn`` to run with one intra-op thread on the CPU (the setting is restored).
-
-    This chapter's tensors are small (batches of 60 × 100): a second OpenMP thread gains nothing
-    on them, and on a busy machine its spin-waiting made training several times slower."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if train.default_device().type != "cpu":
-            return fn(*args, **kwargs)
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
 def _mnist(cfg: ForwardConfig, device=None):
     """Return MNIST as flat float tensors on ``device`` (default: the CPU), ``cfg``'s subsets."""
     return data.tensors("mnist", device, flatten=True, n_train=cfg.n_train, n_test=cfg.n_test,
@@ -153,7 +132,7 @@ def _stats_over(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dims), x.std(dims, correction=0)
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def normalisation_rows(cfg: ForwardConfig) -> list[dict]:
     """Return, for a dense (N, D) and a convolutional (N, C, H, W) input made from one real MNIST
     batch, what BN reduces over and each feature's mean and std before and after train-mode BN."""
@@ -251,7 +230,7 @@ def compare_with_torch(module: str, shape: tuple, dtype: torch.dtype, momentum: 
     return worst
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def torch_comparison_rows(cfg: ForwardConfig) -> list[dict]:
     """Return one row per case of ``COMPARISON_CASES``: the largest |ours − torch| per quantity."""
     rows = []
@@ -309,7 +288,7 @@ def _stream(cfg: ForwardConfig) -> torch.Tensor:
                                                   generator=gen, dtype=torch.float64)
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def running_estimates(cfg: ForwardConfig) -> dict:
     """Return the running mean and variance of one BN feature after each batch of the stream,
     for every momentum of ``cfg`` and the cumulative average (momentum None); the same stream
@@ -474,7 +453,7 @@ def batch_dependence(model: nn.Sequential, examples: torch.Tensor, pool: torch.T
             "eval_outputs": eval_out.numpy(), "spread": spread.numpy(), "offset": offset.numpy()}
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def measure_batch_dependence(cfg: ForwardConfig) -> dict:
     """Train the BN MLP for ``cfg.steps`` steps, then return its ``batch_dependence`` on
     ``cfg.spread_examples`` test images (batch mates from the training set) and its accuracy."""
@@ -547,7 +526,7 @@ def pasted_keras_momentum_bn(width: int, keras_momentum: float = 0.99) -> nn.Bat
     return nn.BatchNorm1d(width, momentum=keras_momentum)
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def last_batch_gap(momentum: float, batches: int = 500, batch_size: int = 16,
                    seed: int = 0) -> dict:
     """Return, for torch's BatchNorm1d with ``momentum`` after ``batches`` batches of N(0, 1) data
@@ -588,7 +567,7 @@ def running_stat_errors(model: nn.Module, exact: nn.Module) -> dict:
     return {"mean_error": float(np.mean(mean_err)), "var_error": float(np.mean(var_err))}
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def momentum_bug_runs(cfg: ForwardConfig) -> dict:
     """Train the BN MLP once per momentum of ``BUG_MOMENTA`` (same seed, same batches) and return,
     every ``eval_every`` steps, the running statistics' error against the population statistics of
@@ -704,7 +683,7 @@ class EvalBranchBatchNorm1d(nn.Module):
         return self.weight * xhat + self.bias
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def eval_branch_symptoms(cfg: ForwardConfig) -> list[dict]:
     """Return, for torch's BN, ours and the eval-branch BN on one real batch of first-layer
     pre-activations in train mode: the output's per-feature mean and std, its difference from
@@ -757,7 +736,7 @@ def hidden_weight_norm(model: nn.Sequential) -> float:
     return max(m.weight.detach().norm().item() for m in linears)
 
 
-@one_cpu_thread
+@train.cpu_threads(1)  # small tensors: one thread (see train.cpu_threads)
 def eval_branch_training(cfg: ForwardConfig) -> dict:
     """Train the MLP with torch's BN, the eval-branch BN and no BN, at ``cfg.lr`` and at the high
     ``cfg.bug_lr``, from the same initial weights and batches; return each run's History, with

@@ -422,7 +422,7 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
         if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done < steps:
             hist["train_seconds"] += time.perf_counter() - t_start
             t_start = time.perf_counter()
-            _save(ckpt, {"stack": stack.state_dict(), "hist": hist, "step": done,
+            train.save_checkpoint(ckpt, {"stack": stack.state_dict(), "hist": hist, "step": done,
                          "step_size": step_size})
     hist["train_seconds"] += time.perf_counter() - t_start
     if bar is not None:
@@ -435,15 +435,6 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
            if start == 0 else None}
     out.update({k: np.stack(v) for k, v in hist["evals"].items()})
     return out
-
-
-def _save(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically (a killed run leaves the previous one)."""
-    import io
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    results.atomic_write_bytes(path, buf.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------

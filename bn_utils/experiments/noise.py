@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import book, measure, models, plotting, results
+from .. import book, measure, models, plotting, results, train
 from ..profiles import param
 from . import santurkar as S
 
@@ -122,7 +122,7 @@ def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
 def run(cfg: NoiseConfig) -> results.Record:
     """Return the chapter's record (the stored full one at the unmodified quick profile, if any),
     training and storing every run that is missing."""
-    with S.cpu_threads(cfg.cpu_threads):
+    with train.cpu_threads(cfg.cpu_threads):
         return results.load_or_run(CHAPTER, "noise", cfg,
                                    lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_full=True)
 

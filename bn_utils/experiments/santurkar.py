@@ -11,11 +11,10 @@ chapter. The chapters' own parts are in ``noise.py`` (chapter 7) and ``smoothnes
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -101,20 +100,6 @@ class Run:
 def group(arch: str, norm: str, lr: float) -> str:
     """Return the name of the runs of one network and learning rate, e.g. ``vgg_bn_lr0.1``."""
     return f"{arch}_{norm}_lr{lr:g}"
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int) -> Iterator[None]:
-    """Use ``n`` torch threads for the duration when running on a CPU (0: leave as is)."""
-    if n <= 0 or train.default_device().type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @functools.lru_cache(maxsize=2)

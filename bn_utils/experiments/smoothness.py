@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import book, measure, plotting, results
+from .. import book, measure, plotting, results, train
 from ..norm_variants import NORM_NAMES
 from ..profiles import param
 from . import santurkar as S
@@ -103,7 +103,7 @@ def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
 def run(cfg: SmoothnessConfig) -> results.Record:
     """Return the chapter's record (the stored full one at the unmodified quick profile, if any),
     training and storing every run that is missing."""
-    with S.cpu_threads(cfg.cpu_threads):
+    with train.cpu_threads(cfg.cpu_threads):
         return results.load_or_run(CHAPTER, "smoothness", cfg,
                                    lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_full=True)
 
