@@ -14,11 +14,12 @@ export BN_DATA_DIR := $(abspath $(BN_DATA_DIR))
 else ifneq ($(wildcard ../shared/data/mnist.npz),)
 export BN_DATA_DIR := $(abspath ../shared/data)
 endif
-export MPLBACKEND := Agg
+# No MPLBACKEND here: a notebook kernel must keep its inline backend, or the book has no figures.
 export BN_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install pytest nbval book-smoke clean clean-notebooks benchmarks store-checked-outputs
+.PHONY: book test install pytest nbval book-smoke book-check browser reader-install check-versions \
+	clean clean-notebooks benchmarks store-checked-outputs set-repository
 
 install: $(STAMP)
 
@@ -41,10 +42,12 @@ book: $(STAMP)
 	BN_PROFILE=quick $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
-test: pytest nbval book-smoke
+test: pytest nbval book-smoke book-check
 
+# Unit tests, the wheel's contents and a reader's install (wheel in a fresh venv, one chapter run
+# outside the checkout). The built-book checks need the smoke build: they run in book-check.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/test_built_book.py
 
 # Every chapter runs at the smoke profile; cells marked NBVAL_CHECK_OUTPUT must print what is stored.
 nbval: $(STAMP)
@@ -56,6 +59,27 @@ nbval: $(STAMP)
 book-smoke: $(STAMP)
 	$(call forget-stale-outputs,_build/smoke/_build)
 	BN_PROFILE=smoke $(BIN)/jupyter-book build . -W --keep-going --path-output _build/smoke
+
+# The smoke build as a reader meets it: every figure an image, maths typeset offline, links that
+# resolve, the Colab button; in headless Chromium (installed by `make browser` where apt can).
+book-check: $(STAMP) browser
+	BN_BOOK_HTML=_build/smoke/_build/html $(BIN)/python -m pytest -p no:cacheprovider tests/test_built_book.py
+
+# Debian's chromium for the browser test, when it is missing and apt-get can install it (as root).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ echo "installing chromium with apt-get (browser test of the book)"; \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is not installed and apt-get cannot install it: the browser test will be skipped"; }
+
+# Another torch, as Colab has: a throw-away venv without constraints.txt, at the lowest versions
+# pyproject.toml claims, then pytest and every chapter at smoke.
+check-versions:
+	$(PYTHON) tools/check_versions.py
+
+# After changing repository.url in _config.yml: rewrite every chapter's setup cell and the README.
+set-repository: $(STAMP)
+	$(BIN)/python tools/set_repository.py
 
 benchmarks: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

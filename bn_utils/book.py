@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
-import sys
+import os
+import platform
 from typing import Any
 
 from .profiles import Config
 
 
 def setup(cfg: Config | None = None):
-    """Apply the plot style, print the profile, device and interpreter, and return the device."""
+    """Apply the plot style, print the profile, device and where stored results come from, and
+    return the device."""
     import torch
 
     from . import plotting
     from .results import device_description
     from .train import default_device
 
+    _inline_figures()
     plotting.use_style()
     device = default_device()
     profile = cfg.profile if cfg is not None else "?"
     changes = cfg.changes() if cfg is not None else {}
     extra = f" with {', '.join(f'{k}={v!r}' for k, v in changes.items())}" if changes else ""
     print(f"profile: {profile}{extra}\ndevice: {device_description(device)}\n"
-          f"torch {torch.__version__}, python {sys.executable}")
+          f"torch {torch.__version__}, python {platform.python_version()}\n{stored_results_line()}")
     return device
+
+
+def _inline_figures() -> None:
+    """In a notebook kernel, show figures inline even if MPLBACKEND=Agg was inherited (with Agg a
+    kernel draws every figure and displays none: the book would have no plots)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
+
+
+def stored_results_line() -> str:
+    """Return one line saying where stored results are read from and how many records are there."""
+    from .results import REPO_DIR, results_dir
+
+    root = results_dir()
+    count = sum(1 for _ in root.glob("*/*.json")) if root.is_dir() else 0
+    if os.environ.get("BN_RESULTS_DIR"):
+        where = "$BN_RESULTS_DIR"
+    elif root.parent == REPO_DIR:
+        where = "the checkout's results/"
+    else:
+        where = "./results"
+    if count == 0:
+        return f"stored results: none found in {where}; every experiment runs at this profile"
+    return f"stored results: {count} records in {where}"
 
 
 def glue(name: str, value: Any) -> Any:

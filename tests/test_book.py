@@ -18,3 +18,18 @@ def test_default_float_format_keeps_small_and_large_values_readable():
     assert table._text_rows() == [["0.0005", "0.0075", "50000", "0.9726", "1e-05"]]
     mixed = book.Table([{"a": 0.123456, "b": 0.5}], fmt={"a": "{:.2f}"})
     assert mixed._text_rows() == [["0.12", "0.5"]]
+
+
+def test_setup_line_says_when_no_stored_records_were_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path))
+    assert book.stored_results_line() == ("stored results: none found in $BN_RESULTS_DIR; "
+                                          "every experiment runs at this profile")
+    (tmp_path / "01_covariate_shift").mkdir()
+    (tmp_path / "01_covariate_shift" / "run__full__abc.json").write_text("{}")
+    assert book.stored_results_line() == "stored results: 1 records in $BN_RESULTS_DIR"
+
+
+def test_setup_prints_no_absolute_paths(capsys):
+    book.setup(None)
+    out = capsys.readouterr().out
+    assert "python 3." in out and "/" not in out.split("python", 1)[1].splitlines()[0]

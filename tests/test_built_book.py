@@ -1,0 +1,191 @@
+"""The built book as a reader meets it (run by `make book-check` on the smoke build; set
+BN_BOOK_HTML to another build's html folder to check that one): every figure is an image in the
+executed notebook and in the page, links resolve, the Colab button points at the configured
+repository, and, in headless Chromium, pages load cleanly with every equation typeset offline."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HTML = Path(os.environ.get("BN_BOOK_HTML", REPO / "_build" / "html")).resolve()
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHAPTERS = sorted(p.stem for p in (REPO / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# A cell "makes a figure" when a line (not a comment) assigns a figure or calls a plot function.
+FIGURE_LINE = re.compile(r"^(?!\s*#).*(\bfig\w*\s*=|\bplot\w*\(|plt\.)", re.M)
+
+if not (HTML / "index.html").is_file():
+    pytest.skip(f"no built book at {HTML} (make book-smoke, or set BN_BOOK_HTML)",
+                allow_module_level=True)
+
+
+def _pages() -> list[Path]:
+    return sorted([HTML / "chapters" / f"{c}.html" for c in CHAPTERS] + [HTML / "chapters" / "intro.html"])
+
+
+class _Html(HTMLParser):
+    """The links, ids and images of one page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids, self.images = [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> _Html:
+    parser = _Html()
+    parser.feed(path.read_text(errors="replace"))
+    return parser
+
+
+def _executed(chapter: str) -> dict:
+    """Return the chapter as the build executed it. A page built from Jupyter Book's execution
+    cache has its outputs in the cache, not in jupyter_execute/ (written there without them)."""
+    import nbformat
+
+    source = nbformat.read(REPO / "chapters" / f"{chapter}.ipynb", nbformat.NO_CONVERT)
+    cache_dir = HTML.parent / ".jupyter_cache"
+    if cache_dir.is_dir():
+        from jupyter_cache import get_cache
+
+        try:
+            return get_cache(cache_dir).merge_match_into_notebook(source)[1]
+        except KeyError:  # not in the cache: executed without it
+            pass
+    return nbformat.read(HTML.parent / "jupyter_execute" / "chapters" / f"{chapter}.ipynb",
+                         nbformat.NO_CONVERT)
+
+
+def _page_cells(chapter: str) -> list[str]:
+    """Return the HTML of each code cell of a chapter's page, in order."""
+    html = (HTML / "chapters" / f"{chapter}.html").read_text()
+    return re.split(r'<div class="cell(?: [\w-]+)* docutils container"', html)[1:]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_cell_that_makes_a_figure_has_an_image_and_the_page_shows_it(chapter):
+    code = [c for c in _executed(chapter).cells if c.cell_type == "code"]
+    cells = [i for i, c in enumerate(code) if FIGURE_LINE.search(c.source)]
+    missing = [i for i in cells if not any("image/png" in o.get("data", {}) for o in code[i].outputs)]
+    assert not missing, f"{chapter}: code cells {missing} make a figure but have no image output"
+    page = _page_cells(chapter)
+    assert len(page) == len(code), f"{chapter}: {len(code)} code cells, {len(page)} on the page"
+    no_img = [i for i in cells if not re.search(r'<img [^>]*src="[^"]*_images/[^"]+\.png"', page[i])]
+    assert not no_img, f"{chapter}: code cells {no_img} make a figure the page does not show"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_every_internal_link_and_anchor_resolves(page):
+    broken = []
+    for href in _parse(page).links:
+        url = urlparse(href)
+        if url.scheme or href.startswith(("mailto:", "javascript:")):
+            continue
+        target = (page.parent / unquote(url.path)).resolve() if url.path else page
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(href)
+        elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
+            broken.append(href)
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_colab_button_opens_this_chapter_from_the_configured_repository(chapter):
+    import yaml
+
+    repo = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    owner_name = urlparse(repo["url"]).path.strip("/")
+    want = (f"https://colab.research.google.com/github/{owner_name}/blob/{repo.get('branch', 'main')}"
+            f"/chapters/{chapter}.ipynb")
+    colab = [h for h in _parse(HTML / "chapters" / f"{chapter}.html").links if "colab" in h]
+    assert colab == [want], f"{chapter}: Colab links {colab}"
+
+
+# ---- in a real browser ----------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RAW_TEX = """() => {
+  const walker = document.createTreeWalker(document.querySelector('main') || document.body,
+                                           NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest('pre, code, script, style, .highlight, mjx-container')) continue;
+    const m = n.textContent.match(/\\\\\\(|\\\\\\[|\\$\\$/);
+    if (m) raw.push(n.textContent.trim().slice(0, 60));
+  }
+  return raw;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (make install installs it): browser test skipped")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make browser installs it with apt-get): "
+                    "browser test skipped")
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b, f"http://127.0.0.1:{server.server_port}"
+        b.close()
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_the_page_loads_cleanly_in_chromium_with_images_and_typeset_maths(browser, page):
+    b, base = browser
+    tab = b.new_page(viewport={"width": 1280, "height": 900})
+    errors, outside = [], []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.on("request", lambda r: outside.append(r.url)
+           if not r.url.startswith((base, "data:", "blob:")) else None)
+    tab.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())
+    tab.goto(f"{base}/{page.relative_to(HTML).as_posix()}", wait_until="load")
+    tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                          timeout=30_000)
+    tab.evaluate("() => MathJax.startup.promise")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}.png"), full_page=True)
+    broken = tab.evaluate("() => [...document.images].filter(i => !i.complete || !i.naturalWidth)"
+                          ".map(i => i.src)")
+    raw = tab.evaluate(RAW_TEX)
+    tab.close()
+    assert not broken, f"{page.name}: images that did not load: {broken}"
+    assert not raw, f"{page.name}: maths left as raw TeX: {raw[:3]}"
+    assert not errors, f"{page.name}: console errors: {errors[:3]}"
+    assert not outside, f"{page.name}: requests outside the book (offline reader): {outside[:3]}"
