@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import augment, data, inception_net, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "05_cifar_inception"
 PAPER_BATCH = 32          # the paper's minibatch size; learning rates below are for it
@@ -117,7 +117,7 @@ class RunConfig(Config):
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
     channels_last: bool = param(True, "channels_last memory for the conv net")
     amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
-    seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0)
+    seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0, max=SEED_MAX)
 
     def validate(self) -> None:
         """Check that width is even and an epoch holds at least one eval interval."""
@@ -150,7 +150,7 @@ class AblationConfig(Config):
     """The ablation table (defaults: the ``full`` profile, one GPU)."""
 
     rows: tuple = param(tuple(ROWS), "rows of the table to train", choices=tuple(ROWS))
-    seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0)
+    seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0, max=SEED_MAX)
     epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1)
     epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1)
     batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data, models, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "04_mnist"
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -52,7 +52,7 @@ class MnistConfig(Config):
     hidden: tuple = param((100, 100, 100), "hidden layer widths (paper: 3 x 100)", item_min=1)
     activations: tuple = param(ACTIVATIONS, "hidden nonlinearities compared (paper: sigmoid)",
                                choices=ACTIVATIONS)
-    seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0)
+    seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0, max=SEED_MAX)
     init: str = param("gaussian", "initial weights: gaussian (paper) or lecun_uniform "
                       "(the student reproduction)", choices=INITS)
     init_std: float = param(0.01, "std of the Gaussian initial weights (paper: 'small')",
@@ -62,7 +62,7 @@ class MnistConfig(Config):
     lr_grid: tuple = param((0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "learning rates the search tries",
                            item_min=1e-6)
     search_steps: int = param(5000, "SGD steps of each search run (nets without BN)", min=1)
-    search_seeds: tuple = param((0,), "seeds of the search runs", item_min=0)
+    search_seeds: tuple = param((0,), "seeds of the search runs", item_min=0, max=SEED_MAX)
     val_size: int = param(10_000, "training images held out to score the search", min=10)
     eval_every: int = param(2500, "steps between evaluations on the test set", min=1)
     evals_per_decade: int = param(20, "more evaluations, log-spaced: this many per factor of 10 "
@@ -341,8 +341,9 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
 
     ``eval_fn(stack)`` (run in eval mode without gradients at ``eval_steps``) returns per-model
     metrics, arrays with a leading model axis; they come back stacked as ``(evals, S, ...)``.
-    A model whose loss becomes NaN or infinite stops there (its learning rate is set to 0 and
-    its later metrics are NaN) while the others go on. With ``checkpoint``, the state is saved
+    A model whose loss diverges (``train.is_diverged``: NaN, infinite, or far above its first
+    minibatch's) stops there (its learning rate is set to 0 and its later metrics are NaN)
+    while the others go on. With ``checkpoint``, the state is saved
     every ``checkpoint_every`` steps and a restarted run resumes from it.
     """
     n_models = stack.n_models
@@ -353,13 +354,17 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     device = x.device
     step_size = torch.as_tensor(lr, dtype=torch.float32, device=device).expand(n_models).clone()
     hist = {"log_step": [], "train_loss": [], "eval_step": [], "evals": {},
-            "diverged_at": [None] * n_models, "train_seconds": 0.0, "eval_seconds": 0.0}
+            "diverged_at": [None] * n_models, "start_loss": None, "train_seconds": 0.0,
+            "eval_seconds": 0.0}
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = train.load_checkpoint(ckpt)   # NumPy arrays were stored as lists
         stack.load_state_dict(state["stack"])
-        hist, start, step_size = state["hist"], state["step"], state["step_size"]
+        hist, start, step_size = state["hist"], state["step"], state["step_size"].to(device)
+        hist["train_loss"] = [np.asarray(v, dtype=np.float32) for v in hist["train_loss"]]
+        hist["evals"] = {k: [np.asarray(v, dtype=np.float32) for v in vs]
+                         for k, vs in hist["evals"].items()}
     streams = [data.batches(x, y, batch_size, seed=s) for s in seeds]
     for stream in streams:
         stream.skip(start)
@@ -394,6 +399,8 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     for step in range(start, steps):
         idx = torch.stack([stream.next_indices() for stream in streams])   # (S, B)
         losses = per_model_loss(stack(x[idx]), y[idx])
+        if hist["start_loss"] is None:
+            hist["start_loss"] = losses.detach().cpu().tolist()
         grads = torch.autograd.grad(losses.sum(), params, allow_unused=True)
         with torch.no_grad():
             neg = (-step_size).view(n_models, 1, 1)   # every parameter is (S, ., .)
@@ -409,7 +416,7 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
             since_log = 0
             hist["log_step"].append(done)
             hist["train_loss"].append(mean)
-            for i in np.flatnonzero(~np.isfinite(mean)):
+            for i in np.flatnonzero(train.is_diverged(mean, hist["start_loss"])):
                 if hist["diverged_at"][i] is None:
                     hist["diverged_at"][i] = done
                     step_size[i] = 0.0
