@@ -2,7 +2,7 @@
 
     python -m bn_utils.run 04_mnist --profile full
     python -m bn_utils.run 02_forward_pass --profile smoke -p seed 3 --out /tmp/x
-    python -m bn_utils.run 04 --profile smoke -p seeds 0,1      # a tuple: 0,1 or (0, 1) or [0, 1]
+    python -m bn_utils.run 04 --profile smoke -p seeds 0,1 -p activations sigmoid,relu
     python -m bn_utils.run --list
 
 writes the executed notebook (parameters injected, visible in it) to ``--out`` (default ``runs/``)
@@ -122,14 +122,24 @@ def config_call(nb: Path) -> tuple[type, dict] | None:
     return None
 
 
-def check_config(nb: Path, profile: str, params: dict):
-    """Return the chapter's configuration for ``profile`` and ``params``, built as its setup cell
-    builds it (None if the chapter has none); raise ValueError on a nonsense value."""
+def check_config(nb: Path, profile: str, params: dict) -> tuple:
+    """Return ``(config, params)``: the chapter's configuration for ``profile`` and ``params``,
+    built as its setup cell builds it (None if it builds none), and the parameters to inject, a
+    string for a tuple field split at commas (``-p activations sigmoid,relu``); raise ValueError
+    on a nonsense value."""
+    import dataclasses
+
     found = config_call(nb)
     if found is None:
-        return None
+        return None, params
     cls, keywords = found
-    return cls.for_profile(profile, **{field: params.get(name) for field, name in keywords.items()})
+    tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+    params = dict(params)
+    for field, name in keywords.items():
+        if field in tuples and isinstance(params.get(name), str):
+            params[name] = [item.strip() for item in params[name].split(",")]
+    cfg = cls.for_profile(profile, **{field: params.get(name) for field, name in keywords.items()})
+    return cfg, params
 
 
 def check_writable(folder: Path | str, what: str) -> Path:
@@ -187,7 +197,7 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
         raise ValueError(f"unknown parameter {', '.join(unknown)} for {nb.stem}; allowed: {allowed}")
     if "profile" in params:
         raise ValueError("give the profile with --profile, not -p profile")
-    check_config(nb, profile, params)
+    _, params = check_config(nb, profile, params)
     out = check_writable(out, "--out")
     res = check_writable(results if results is not None else results_dir(), "--results")
     if (res / nb.stem).exists():

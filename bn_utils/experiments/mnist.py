@@ -714,10 +714,21 @@ def select(record: results.Record | dict, activation: str, bn: bool,
 
 
 def truncate(record: results.Record | dict, steps: int) -> dict:
-    """Return the evaluations of ``record`` up to step ``steps`` (and its models) as a dict."""
+    """Return the evaluations of ``record`` up to step ``steps`` (and its models, and where they
+    diverged within them) as a dict."""
     keep = np.asarray(record["eval_step"]) <= steps
+    div = _diverged_at(record)
     return {"models": record["models"], "eval_step": np.asarray(record["eval_step"])[keep],
-            "test_accuracy": np.asarray(record["test_accuracy"])[keep]}
+            "test_accuracy": np.asarray(record["test_accuracy"])[keep],
+            "diverged_at": [d if d is not None and d <= steps else None for d in div]}
+
+
+def _diverged_at(record: results.Record | dict) -> list:
+    """Return per model the step at which it diverged, or None (all None for old records)."""
+    try:
+        return list(record["diverged_at"])
+    except KeyError:
+        return [None] * len(record["models"])
 
 
 def steps_to(record: results.Record | dict, threshold: float) -> np.ndarray:
@@ -734,21 +745,28 @@ def accuracy_at(record: results.Record | dict, step: int) -> np.ndarray:
     return np.asarray(record["test_accuracy"])[np.flatnonzero(steps <= step)[-1]]
 
 
-def _mean_std(values, fmt: str = "{:.4f}") -> str:
-    """Return ``mean ± std`` of the finite values (with ``(k/n)`` if some are missing)."""
+def _mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
+    """Return ``mean ± std`` of the finite values (with ``(k/n)`` if some are missing; a missing
+    value of a model that diverged says ``diverged at step N``, given ``diverged_at`` per value)."""
     v = np.asarray(values, dtype=float)
     ok = v[np.isfinite(v)]
+    div = sorted({int(diverged_at[i]) for i in np.flatnonzero(~np.isfinite(v))
+                  if diverged_at is not None and diverged_at[i] is not None})
+    note = ("diverged at step " + ", ".join(f"{d:,}" for d in div)) if div else ""
     if not len(ok):
-        return f"not reached (0/{len(v)})"
-    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std()) if len(ok) > 1 else "")
-    return text + (f" ({len(ok)}/{len(v)})" if len(ok) < len(v) else "")
+        return note or f"not reached (0/{len(v)})"
+    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std()) if spread and len(ok) > 1 else "")
+    if len(ok) < len(v):
+        text += f" ({len(ok)}/{len(v)}" + (f"; {note}" if note else "") + ")"
+    return text
 
 
 def summary(record: results.Record | dict, thresholds: Sequence[float] = (0.95, 0.97, 0.98),
             at_step: int = 2500, init: str | None = None) -> dict:
     """Return per (activation, bn) the mean and std over seeds of the final test accuracy, the
     accuracy at ``at_step``, and per threshold the steps to reach it and how many seeds did
-    (only the models with initialisation ``init``, if given)."""
+    (only the models with initialisation ``init``, if given); ``final_text`` and
+    ``at_step_text`` say the same for prose, or where the seeds diverged."""
     out = {}
     models = [m for m in record["models"] if init in (None, m["init"])]
     for a in dict.fromkeys(m["activation"] for m in models):
@@ -758,9 +776,12 @@ def summary(record: results.Record | dict, thresholds: Sequence[float] = (0.95, 
                 continue
             final = np.asarray(record["test_accuracy"])[-1, idx]
             early = accuracy_at(record, at_step)[idx]
+            div = [_diverged_at(record)[i] for i in idx]
             row = {"final_mean": float(np.mean(final)), "final_std": float(np.std(final)),
                    "at_step_mean": float(np.mean(early)), "n_seeds": len(idx),
-                   "lr": record["models"][idx[0]]["lr"], "final": final.tolist()}
+                   "lr": record["models"][idx[0]]["lr"], "final": final.tolist(),
+                   "diverged_at": div, "final_text": _mean_std(final, diverged_at=div),
+                   "at_step_text": _mean_std(early, diverged_at=div, spread=False)}
             for t in thresholds:
                 s = steps_to(record, t)[idx]
                 row[f"steps_to_{t}"] = s.tolist()
@@ -776,9 +797,9 @@ def activation_table(record: results.Record | dict,
     rows = []
     for (a, bn), r in summary(record, thresholds).items():
         row = {"activation": a, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
-               f"test accuracy at step {int(record['eval_step'][-1]):,}": _mean_std(r["final"])}
+               f"test accuracy at step {int(record['eval_step'][-1]):,}": r["final_text"]}
         for t in thresholds:
-            row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}")
+            row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}", r["diverged_at"])
         rows.append(row)
     return rows
 
@@ -795,9 +816,28 @@ def distribution_drift(record: results.Record | dict, activation: str = "sigmoid
         idx = select(record, activation, bn)
         p15, p50, p85 = (np.asarray(record[f"p{p}"])[:, idx] for p in PERCENTILES)
         spread = p85 - p15
+        div = [_diverged_at(record)[i] for i in idx]
         out[bn] = {"median_range": np.ptp(p50[after], 0).ravel(),
                    "late_median_range": np.ptp(p50[late], 0).ravel(),
-                   "spread_range": np.ptp(spread[after], 0).ravel()}
+                   "spread_range": np.ptp(spread[after], 0).ravel(),
+                   "diverged_at": [d for d in div for _ in range(p50.shape[2])]}
+    return out
+
+
+def drift_ratios(record: results.Record | dict, activation: str = "sigmoid") -> dict:
+    """Return, as prose, how far the median and the spread move with BN relative to without
+    (``"43%"``, means over the units × seeds that did not diverge; or why there is no ratio)."""
+    d = distribution_drift(record, activation)
+    out = {}
+    for name, key in (("drift_ratio", "median_range"), ("spread_ratio", "spread_range")):
+        with_bn, without = (np.asarray(d[bn][key], dtype=float) for bn in (True, False))
+        ok_bn, ok_plain = with_bn[np.isfinite(with_bn)], without[np.isfinite(without)]
+        if not len(ok_bn) or not len(ok_plain):
+            out[name] = "not measurable (the runs diverged)"
+        elif ok_plain.mean() == 0:
+            out[name] = "not measurable (without BN it does not move)"
+        else:
+            out[name] = f"{ok_bn.mean() / ok_plain.mean():.0%}"
     return out
 
 
@@ -806,9 +846,12 @@ def drift_table(record: results.Record | dict, activation: str = "sigmoid") -> l
     rows = []
     for bn, d in distribution_drift(record, activation).items():
         rows.append({"network": f"{activation}, {LABELS[bn]}",
-                     "range of the median": _mean_std(d["median_range"], "{:.2f}"),
-                     "… over the second half": _mean_std(d["late_median_range"], "{:.2f}"),
-                     "range of the 15–85th spread": _mean_std(d["spread_range"], "{:.2f}"),
+                     "range of the median": _mean_std(d["median_range"], "{:.2f}",
+                                                      d["diverged_at"]),
+                     "… over the second half": _mean_std(d["late_median_range"], "{:.2f}",
+                                                         d["diverged_at"]),
+                     "range of the 15–85th spread": _mean_std(d["spread_range"], "{:.2f}",
+                                                              d["diverged_at"]),
                      "units × seeds": len(d["median_range"])})
     return rows
 
@@ -826,9 +869,10 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
         for bn in (False, True):
             r = summary(source, cfg.thresholds[:2], init=init)["sigmoid", bn]
             row = {"initialisation": init, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
-                   f"test accuracy at step {steps:,}": _mean_std(r["final"])}
+                   f"test accuracy at step {steps:,}": r["final_text"]}
             for t in cfg.thresholds[:2]:
-                row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}")
+                row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}",
+                                                     r["diverged_at"])
             rows.append(row)
     return rows
 
@@ -840,6 +884,7 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
     s = summary(record, cfg.thresholds)
     plain, bn = s["sigmoid", False], s["sigmoid", True]
     drift = distribution_drift(record)
+    moved = {k: _mean_std(d["median_range"], "{:.2f}", d["diverged_at"]) for k, d in drift.items()}
     last = int(record["eval_step"][-1])
     at = min(2500, last)
     t_mid = cfg.thresholds[len(cfg.thresholds) // 2]
@@ -848,19 +893,19 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
         {"claim": "BN net reaches higher test accuracy",
          "paper": "yes (Fig. 1a)",
          "student reproduction": "—",
-         "ours": f"{_mean_std(bn['final'])} vs {_mean_std(plain['final'])} without BN at step "
+         "ours": f"{bn['final_text']} vs {plain['final_text']} without BN at step "
                  f"{last:,} (n={n})"},
         {"claim": "BN net trains faster",
          "paper": "Fig. 1(a), not quantified",
          "student reproduction": "high accuracy by ~2,500 steps",
-         "ours": f"at step {at:,}: {bn['at_step_mean']:.4f} vs {plain['at_step_mean']:.4f}; "
-                 f"steps to {t_mid:.0%}: {_mean_std(bn[f'steps_to_{t_mid}'], '{:,.0f}')} vs "
-                 f"{_mean_std(plain[f'steps_to_{t_mid}'], '{:,.0f}')}"},
+         "ours": f"at step {at:,}: {bn['at_step_text']} vs {plain['at_step_text']}; "
+                 f"steps to {t_mid:.0%}: "
+                 f"{_mean_std(bn[f'steps_to_{t_mid}'], '{:,.0f}', bn['diverged_at'])} vs "
+                 f"{_mean_std(plain[f'steps_to_{t_mid}'], '{:,.0f}', plain['diverged_at'])}"},
         {"claim": "sigmoid inputs stable with BN, drifting without",
          "paper": "yes (Fig. 1b, c)",
          "student reproduction": "distributions stable with BN",
-         "ours": f"median moves by {_mean_std(drift[True]['median_range'], '{:.2f}')} with BN vs "
-                 f"{_mean_std(drift[False]['median_range'], '{:.2f}')} without "
+         "ours": f"median moves by {moved[True]} with BN vs {moved[False]} without "
                  f"({len(drift[True]['median_range'])} units × seeds)"},
     ]
     if inits["models"] and "lecun_uniform" in {m["init"] for m in inits["models"]}:
@@ -870,8 +915,8 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
         rows.append({"claim": "initial weights", "paper": "small random Gaussian",
                      "student reproduction": "LeCun uniform",
                      "ours": f"Gaussian, std {cfg.init_std:g}; with LeCun uniform, at step "
-                             f"{steps:,}: {_mean_std(lb['final'])} with BN vs "
-                             f"{_mean_std(lp['final'])} without"})
+                             f"{steps:,}: {lb['final_text']} with BN vs "
+                             f"{lp['final_text']} without"})
     rows.append({"claim": "minibatch size", "paper": "60", "student reproduction": "1 (by mistake)",
                  "ours": f"{cfg.batch_size}; at 1, BN's hidden layers never learn (weights moved "
                          f"by {max(bs1['weight_change'][:-1]):.1g}), test accuracy "
