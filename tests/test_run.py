@@ -34,7 +34,7 @@ def test_parameter_values_are_read_as_python_literals(text, value):
     assert run.parse_value(text) == value
 
 
-CRAFTED = "('\"); open(MARKER, \"w\").close(); (\"',)"
+CRAFTED = "('\"; open(MARKER, \"w\").close(); x = \"',)"
 
 
 def test_a_crafted_tuple_value_is_injected_as_a_string_not_as_code(tmp_path):
@@ -47,7 +47,7 @@ def test_a_crafted_tuple_value_is_injected_as_a_string_not_as_code(tmp_path):
     namespace = {"MARKER": str(marker)}
     exec(code, namespace)  # what the kernel runs
     assert not marker.exists()
-    assert namespace["seeds"] == ['"); open(MARKER, "w").close(); ("']
+    assert namespace["seeds"] == ['"; open(MARKER, "w").close(); x = "']
 
 
 def test_the_cli_refuses_a_crafted_value_before_a_kernel_starts(tmp_path):
