@@ -200,3 +200,13 @@ def test_is_diverged_compares_with_the_start():
     assert not train.is_diverged(2.3 * 999, 2.3) and train.is_diverged(2.3 * 1001, 2.3)
     assert train.is_diverged(float("nan"), 2.3) and train.is_diverged(float("inf"), 2.3)
     assert list(train.is_diverged([1.0, 1e9, float("nan")], [1.0, 1.0, 1.0])) == [False, True, True]
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    import re
+    from pathlib import Path
+
+    package = Path(train.__file__).parent
+    calls = [(p.name, m.group(0)) for p in package.rglob("*.py")
+             for m in re.finditer(r"torch\.load\([^)]*\)", p.read_text())]
+    assert calls and all("weights_only=True" in call for _, call in calls), calls
