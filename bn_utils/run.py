@@ -61,22 +61,17 @@ def parse_value(text: str):
         value = ast.literal_eval(text.strip())
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return text
-    if isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
-        return list(value)
-    if isinstance(value, SCALARS):
-        return value
-    raise ValueError(f"value {text!r} is not allowed: give a number, a string, True/False/None, "
-                     "or a list of those (0,1)")
+    return _safe(f"value {text!r}", value)
 
 
-def _safe(name: str, value):
+def _safe(what: str, value):
     """Return ``value`` in a form papermill writes safely (tuples as lists), or raise ValueError."""
     if isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
         return list(value)
     if isinstance(value, SCALARS):
         return value
-    raise ValueError(f"parameter {name}: a {type(value).__name__} is not allowed; give a number, "
-                     "a string, True/False/None, or a list of those")
+    raise ValueError(f"{what}: a {type(value).__name__} is not allowed; give a number, a string, "
+                     "True/False/None, or a list of those (0,1)")
 
 
 def notebook_parameters(path: Path) -> dict:
@@ -189,7 +184,7 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
 
     check_profile(profile)
     nb = resolve_chapter(chapter)
-    params = {name: _safe(name, value) for name, value in (params or {}).items()}
+    params = {name: _safe(f"parameter {name}", value) for name, value in (params or {}).items()}
     declared = notebook_parameters(nb)
     unknown = sorted(set(params) - set(declared))
     if unknown:

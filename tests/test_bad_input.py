@@ -35,8 +35,8 @@ TABLE = [
     ("08", ["lp_over", "batch"], "parameter lp_over='batch' is not allowed"),
     ("08", ["seeds", "(-1, 2)"], "parameter seeds=(-1, 2) must be >= 0"),
     ("08", ["nonsense", "1"], "unknown parameter nonsense for 08_santurkar_smoothness"),
-    ("02", ["seed", "{'a': 1}"], "value \"{'a': 1}\" is not allowed"),
-    ("02", ["seed", "b'1'"], "value \"b'1'\" is not allowed"),
+    ("02", ["seed", "{'a': 1}"], "value \"{'a': 1}\": a dict is not allowed"),
+    ("02", ["seed", "b'1'"], "value \"b'1'\": a bytes is not allowed"),
 ]
 
 

@@ -235,23 +235,23 @@ def test_a_flipped_jpeg_byte_fails_the_checksum(tmp_path, monkeypatch):
         data.load("cifar10")
 
 
-def test_a_jpeg_that_does_not_decode_is_named_by_split_and_index(tmp_path, monkeypatch):
-    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
-    _, raw = _write_cifar_jpeg(tmp_path)
+def _no_start_marker(raw):   # zeroes test image 3's start-of-image marker
     blob = raw["test_jpeg"].copy()
-    start = raw["test_offsets"][3]
-    blob[start: start + 4] = 0   # the JPEG's start-of-image marker
-    _rewrite(tmp_path, "cifar10_jpeg.npz", test_jpeg=blob)
-    with pytest.raises(data.DataError, match=rf"{tmp_path / 'cifar10_jpeg.npz'}: test image 3 "
-                                             "is not a readable JPEG"):
-        data.load("cifar10")
+    blob[raw["test_offsets"][3]: raw["test_offsets"][3] + 4] = 0
+    return {"test_jpeg": blob}
 
 
-def test_jpeg_offsets_that_do_not_cut_the_blob_are_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize("changes, message", [
+    (_no_start_marker, "/cifar10_jpeg.npz: test image 3 is not a readable JPEG"),
+    (lambda raw: {"train_offsets": raw["train_offsets"][:-1]},
+     "train_offsets has 30 entries for 30 labels"),
+])
+def test_a_jpeg_cache_that_does_not_decode_names_the_split_and_index(changes, message, tmp_path,
+                                                                     monkeypatch):
     monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
     _, raw = _write_cifar_jpeg(tmp_path)
-    _rewrite(tmp_path, "cifar10_jpeg.npz", train_offsets=raw["train_offsets"][:-1])
-    with pytest.raises(data.DataError, match="train_offsets has 30 entries for 30 labels"):
+    _rewrite(tmp_path, "cifar10_jpeg.npz", **changes(raw))
+    with pytest.raises(data.DataError, match=message):
         data.load("cifar10")
 
 

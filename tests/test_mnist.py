@@ -11,7 +11,7 @@ from torch import nn
 
 from bn_utils import data, models
 from bn_utils.experiments import mnist
-from conftest import needs_mnist
+from conftest import Planted, needs_mnist
 
 SMALL = mnist.MnistConfig(hidden=(16, 12, 8), probe_units=4, n_train=300, val_size=10,
                           batch_size=7)
@@ -352,19 +352,9 @@ def test_config_of_a_record_is_the_config_that_made_it():
 # --- bad input and divergence ---------------------------------------------------------------------
 
 
-class _Planted:
-    """A pickle that creates a file when it is unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_a_planted_pickle_checkpoint_is_refused_without_running(tmp_path):
     ckpt, marker = tmp_path / "ckpt.pt", tmp_path / "marker"
-    torch.save({"stack": _Planted(marker), "step": 1}, ckpt)
+    torch.save({"stack": Planted(marker), "step": 1}, ckpt)
     stack = mnist.StackedMLP.from_models(small_nets([("relu", False, 0)]))
     with pytest.raises(ValueError, match="not a plain checkpoint"):
         mnist.train_stack(stack, torch.randn(20, 20), torch.randint(0, 10, (20,)), [0], steps=4,

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Planted
 from torch import nn
 
 from bn_utils import data, models, train
@@ -151,19 +152,9 @@ def test_amp_dtype_is_none_on_the_cpu():
     assert train.amp_dtype("cpu") is None
 
 
-class _Planted:
-    """A pickle that creates a file when it is unpickled: what a planted checkpoint could do."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_a_planted_pickle_checkpoint_is_refused_without_running(tmp_path):
     ckpt, marker = tmp_path / "run.pt", tmp_path / "marker"
-    torch.save({"model": _Planted(marker), "step": 3}, ckpt)
+    torch.save({"model": Planted(marker), "step": 3}, ckpt)
     with pytest.raises(ValueError, match=f"checkpoint {ckpt} is not a plain checkpoint"):
         _run(steps=20, checkpoint=ckpt, checkpoint_every=10)
     assert not marker.exists()
