@@ -161,7 +161,7 @@ def check_writable(folder: Path | str, what: str) -> Path:
 def _remove_stale_temporaries(out: Path, stem: str) -> None:
     """Delete the temporary notebooks that killed runs of ``stem`` left in ``out`` (their process
     is gone; a running one's file is kept)."""
-    for tmp in out.glob(f".{stem}.*.ipynb"):
+    for tmp in out.glob(f".{stem}[._]*.ipynb"):   # [._]: also the pid-less names of older runs
         match = re.match(rf"^\.{re.escape(stem)}\.(\d+)\.", tmp.name)
         if match:
             try:
