@@ -81,7 +81,7 @@ def notebook_parameters(path: Path) -> dict:
     return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
 
 
-def _setup_source(nb: Path) -> list[str]:
+def _code_cells(nb: Path) -> list[str]:
     """Return the code cells of a notebook, IPython magics (``%pip``, ``!cmd``) replaced by ``pass``."""
     cells = json.loads(nb.read_text())["cells"]
     magic = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
@@ -92,7 +92,7 @@ def config_call(nb: Path) -> tuple[type, dict] | None:
     """Return the config class a chapter builds with ``<module>.<Class>.for_profile(profile, ...)``
     and its keywords (``{field: notebook parameter name}``), or None if it builds none."""
     modules: dict[str, str] = {}
-    for source in _setup_source(nb):
+    for source in _code_cells(nb):
         try:
             tree = ast.parse(source)
         except SyntaxError:
