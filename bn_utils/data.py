@@ -10,14 +10,22 @@ CIFAR-10 N×32×32×3 RGB) and int64 labels. It reads ``BN_DATA_DIR``:
 
 With neither file it downloads through torchvision and caches ``<name>.npz`` in ``BN_DATA_DIR``;
 offline, or with ``BN_OFFLINE=1``, it raises :class:`DataUnavailableError` naming ``BN_DATA_DIR``.
+
+Every file is checked before use: against ``SHA256SUMS`` in the same folder when that lists it,
+then its arrays (names, dtypes, shapes, label range, matching lengths, JPEG offsets); a JPEG that
+does not decode to a 32×32 RGB image is named by split and index. Any failure raises one
+:class:`DataError` that names the file; nothing trains on a file that fails.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +36,16 @@ MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465)}
 STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616)}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
+IMAGE_SHAPE = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
+N_CLASSES = 10
 
 
 class DataUnavailableError(RuntimeError):
     """The dataset is neither in BN_DATA_DIR nor downloadable."""
+
+
+class DataError(ValueError):
+    """A dataset file is truncated, corrupt, fails its checksum or holds the wrong arrays."""
 
 
 def data_dir() -> Path:
@@ -80,40 +94,124 @@ def _subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 def _files(name: str) -> dict:
-    """Return the arrays of a dataset's file, downloading it first if it is missing."""
+    """Return the checked arrays of a dataset's file, downloading it first if it is missing."""
     folder = data_dir()
     plain = folder / f"{name}.npz"
     jpeg = folder / f"{name}_jpeg.npz"
     if not plain.exists() and not (name == "cifar10" and jpeg.exists()):
         _download(name, plain)
     path = plain if plain.exists() else jpeg
-    return _read(str(path), path.stat().st_mtime_ns)
+    return _read(name, str(path), path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _read(path: str, _mtime_ns: int) -> dict:
-    """Return every array of an npz file (cached per process: decoding is paid once)."""
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+def _read(name: str, path: str, _mtime_ns: int) -> dict:
+    """Return every array of a dataset's npz file after checking its checksum and contents
+    (cached per process: hashing and decoding are paid once)."""
+    verify_checksum(Path(path))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+        raise DataError(f"{path} is not a complete .npz file ({type(err).__name__}: {err}); "
+                        "it may be truncated: delete it (it is downloaded again) or replace it") from None
+    check_arrays(name, arrays, path)
+    arrays["path"] = path   # for errors that name the file (a JPEG that does not decode)
+    return arrays
+
+
+def verify_checksum(path: Path) -> None:
+    """Raise DataError if ``SHA256SUMS`` beside ``path`` lists it with another digest (no-op if
+    there is no such file or it does not list ``path``)."""
+    sums = path.parent / "SHA256SUMS"
+    if not sums.exists():
+        return
+    expected = None
+    for line in sums.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+            expected = parts[0].lower()
+    if expected is None:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected:
+        raise DataError(f"{path} does not match its SHA256SUMS digest (corrupt or modified; "
+                        f"expected {expected[:12]}…, got {h.hexdigest()[:12]}…): replace the file")
+
+
+def check_arrays(name: str, arrays: dict, path: str) -> None:
+    """Raise DataError (naming ``path``) unless ``arrays`` hold a dataset's splits as described in
+    the module docstring: uint8 images of the right shape, integer labels 0..9, equal lengths."""
+    def fail(message: str):
+        raise DataError(f"{path}: {message}")
+
+    def need(key: str, dtype_kind: str, ndim: int) -> np.ndarray:
+        if key not in arrays:
+            fail(f"array {key!r} is missing (it holds {', '.join(sorted(arrays)) or 'nothing'})")
+        a = arrays[key]
+        if a.dtype.kind != dtype_kind or (dtype_kind == "u" and a.dtype != np.uint8):
+            want = "uint8" if dtype_kind == "u" else "integers"
+            fail(f"{key} has dtype {a.dtype}, expected {want}")
+        if a.ndim != ndim:
+            fail(f"{key} has shape {a.shape}, expected {ndim} dimensions")
+        return a
+
+    jpeg = name == "cifar10" and "train_jpeg" in arrays
+    for split in ("train", "test"):
+        y = arrays.get(f"y_{split}")
+        if y is not None and y.dtype.kind == "u":
+            y = arrays[f"y_{split}"] = y.astype(np.int64)
+        y = need(f"y_{split}", "i", 1)
+        if len(y) and (y.min() < 0 or y.max() >= N_CLASSES):
+            fail(f"y_{split} has labels {y.min()}..{y.max()}, expected 0..{N_CLASSES - 1}")
+        if jpeg:
+            blob = need(f"{split}_jpeg", "u", 1)
+            offsets = need(f"{split}_offsets", "i", 1)
+            if len(offsets) != len(y) + 1:
+                fail(f"{split}_offsets has {len(offsets)} entries for {len(y)} labels "
+                     f"(expected {len(y) + 1})")
+            if offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) <= 0):
+                fail(f"{split}_offsets do not cut {split}_jpeg ({len(blob)} bytes) into "
+                     "non-empty files from 0 to its end")
+        else:
+            x = need(f"x_{split}", "u", 1 + len(IMAGE_SHAPE[name]))
+            if x.shape[1:] != IMAGE_SHAPE[name]:
+                fail(f"x_{split} has images of shape {x.shape[1:]}, expected {IMAGE_SHAPE[name]}")
+            if len(x) != len(y):
+                fail(f"x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
 
 
 def _images(files: dict, split: str, idx: np.ndarray) -> np.ndarray:
     """Return the uint8 images ``idx`` of a split, decoding JPEGs if the file stores them."""
     if f"x_{split}" in files:
         return files[f"x_{split}"][idx]
-    return _decode_jpegs(files[f"{split}_jpeg"], files[f"{split}_offsets"], idx)
+    return _decode_jpegs(files[f"{split}_jpeg"], files[f"{split}_offsets"], idx,
+                         f"{files['path']}: {split}")
 
 
-def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray,
+                  where: str = "train") -> np.ndarray:
     """Return images ``idx`` of a JPEG blob as an (n, H, W, 3) uint8 array (decoded with Pillow,
-    in threads: Pillow releases the GIL while it decodes)."""
+    in threads: Pillow releases the GIL while it decodes); raise DataError naming ``where`` (the
+    file and split) and the index of an image that does not decode to 32×32 RGB."""
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image
 
     def decode(i: int) -> np.ndarray:
         raw = blob[offsets[i]: offsets[i + 1]].tobytes()
-        return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        try:
+            img = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - Pillow raises several types for corrupt files
+            raise DataError(f"{where} image {i} is not a readable JPEG "
+                            f"({type(err).__name__}: {err})") from None
+        if img.shape != IMAGE_SHAPE["cifar10"]:
+            raise DataError(f"{where} image {i} has shape {img.shape}, expected "
+                            f"{IMAGE_SHAPE['cifar10']}")
+        return img
 
     if len(idx) == 0:
         return np.zeros((0, 32, 32, 3), np.uint8)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 PROFILES = ("smoke", "quick", "full")
 DEFAULT_PROFILE = "quick"
+SEED_MAX = 2**32 - 1   # NumPy's and torch's seeds both accept 0 .. 2**32 - 1
 
 
 def current_profile() -> str:

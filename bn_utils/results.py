@@ -5,6 +5,11 @@ times) plus an optional ``.npz`` beside it for arrays. Both are written atomical
 file, then ``os.replace``), the ``.npz`` first, so the ``.json`` marks a complete record: a killed
 writer leaves the previous record or none, never half a file.
 
+Each ``.json`` carries ``digest``, a SHA-256 of its metrics, config and the ``.npz``'s own digest:
+a record whose numbers were edited, whose arrays belong to another write, or that is not a JSON
+object at all is refused with a warning naming the file and treated as missing (the experiment
+runs again). ``tools/add_record_digests.py`` adds the digest to records written before it existed.
+
 ``load_or_run`` is the one call a chapter makes. It returns a stored record when one may be
 trusted, else runs the experiment and stores it:
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -29,6 +35,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -171,8 +179,6 @@ def _to_jsonable(value: Any) -> Any:
 
 def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | None = None) -> Record:
     """Store ``output`` (NumPy arrays go to the npz, the rest to JSON) and return the record."""
-    import io
-
     arrays = {k: np.asarray(v) for k, v in output.items() if isinstance(v, np.ndarray)}
     metrics = {k: v for k, v in output.items() if k not in arrays}
     json_path, npz_path = _paths(chapter, name, cfg)
@@ -185,29 +191,53 @@ def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | Non
         meta["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
     doc = {"chapter": chapter, "name": name, "config": cfg.to_dict(), "meta": meta,
            "metrics": _to_jsonable(metrics), "arrays": sorted(arrays)}
+    doc["digest"] = record_digest(json.loads(json.dumps(doc, allow_nan=False)))
     text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False)
     atomic_write_bytes(json_path, text.encode())
     return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
 
 
+def record_digest(doc: dict) -> str:
+    """Return the SHA-256 of a stored record's metrics, config, names and arrays' digest (what
+    ``load`` checks; the provenance in ``meta`` may be annotated freely)."""
+    body = {k: doc.get(k) for k in ("chapter", "name", "config", "metrics", "arrays")}
+    body["arrays_sha256"] = (doc.get("meta") or {}).get("arrays_sha256")
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def _refuse(path: Path, why: str) -> None:
+    warnings.warn(f"{path}: {why}; treated as missing (the experiment runs again)", stacklevel=3)
+
+
 def load(chapter: str, name: str, cfg: Config) -> Record | None:
-    """Return the stored record of exactly this config, or None if there is none (or it is broken)."""
+    """Return the stored record of exactly this config, or None if there is none; a broken,
+    edited or non-object record gives None and a warning naming the file."""
     json_path, npz_path = _paths(chapter, name, cfg)
     if not json_path.exists():
         return None
     try:
         doc = json.loads(json_path.read_text())
-        arrays = {}
-        if doc.get("arrays"):
+    except (OSError, ValueError) as err:
+        return _refuse(json_path, f"not readable JSON ({err})")
+    if not isinstance(doc, dict) or not isinstance(doc.get("meta"), dict):
+        return _refuse(json_path, "not a JSON object with a meta object")
+    if doc.get("config") != cfg.to_dict():
+        return None  # another config with the same short hash
+    if doc.get("digest") != record_digest(doc):
+        what = "has no digest" if "digest" not in doc else "does not match its digest"
+        return _refuse(json_path, f"{what} (its metrics were edited, or it predates digests: "
+                                  "tools/add_record_digests.py)")
+    arrays = {}
+    if doc.get("arrays"):
+        try:
             blob = npz_path.read_bytes()
             if hashlib.sha256(blob).hexdigest() != doc["meta"].get("arrays_sha256"):
-                return None  # the npz belongs to another write; treat as missing
-            with np.load(npz_path) as z:
+                return _refuse(npz_path, "does not match its record's digest (edited, or from "
+                                         "another write)")
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in doc["arrays"]}
-    except (OSError, ValueError, KeyError):
-        return None
-    if doc.get("config") != cfg.to_dict():
-        return None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            return _refuse(npz_path, f"not readable ({type(err).__name__}: {err})")
     meta = {**doc["meta"], "loaded": True}
     return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
 

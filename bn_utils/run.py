@@ -2,18 +2,26 @@
 
     python -m bn_utils.run 04_mnist --profile full
     python -m bn_utils.run 02_forward_pass --profile smoke -p seed 3 --out /tmp/x
+    python -m bn_utils.run 04 --profile smoke -p seeds 0,1 -p activations sigmoid,relu
+    python -m bn_utils.run --list
 
 writes the executed notebook (parameters injected, visible in it) to ``--out`` (default ``runs/``)
 as ``<chapter>__<profile>.ipynb``; the chapter's results go to ``--results`` (default: the
-checkout's ``results/``, where full-profile results are committed). An unknown chapter, profile or
-parameter fails with one message before anything runs; a failed run leaves no notebook behind.
+checkout's ``results/``, where full-profile results are committed). Before anything runs, the
+runner builds the chapter's configuration from the parameters and checks that both folders are
+writable: an unknown chapter, profile or parameter, a nonsense value or an unwritable folder
+fails with one line (exit status 2). A failed or killed (SIGTERM) run leaves no notebook behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import importlib
+import json
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
@@ -40,12 +48,30 @@ def resolve_chapter(name: str) -> Path:
     return CHAPTERS_DIR / f"{matches[0]}.ipynb"
 
 
+SCALARS = (str, bool, int, float, type(None))
+
+
 def parse_value(text: str):
-    """Return a Python literal for a ``-p`` value (``3``, ``0.1``, ``(0, 1)``, ``True``), else the string."""
+    """Return a ``-p`` value: a number, ``True``/``False``/``None``, a list for ``0,1``, ``(0, 1)``
+    or ``[0, 1]``, else the text itself; raise ValueError for other Python literals.
+
+    Only these types reach papermill, which writes numbers and lists of them verbatim and
+    strings escaped (it would write a tuple unescaped, as code)."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        value = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return text
+    return _safe(f"value {text!r}", value)
+
+
+def _safe(what: str, value):
+    """Return ``value`` in a form papermill writes safely (tuples as lists), or raise ValueError."""
+    if isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
+        return list(value)
+    if isinstance(value, SCALARS):
+        return value
+    raise ValueError(f"{what}: a {type(value).__name__} is not allowed; give a number, a string, "
+                     "True/False/None, or a list of those (0,1)")
 
 
 def notebook_parameters(path: Path) -> dict:
@@ -55,15 +81,110 @@ def notebook_parameters(path: Path) -> dict:
     return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
 
 
+def _code_cells(nb: Path) -> list[str]:
+    """Return the code cells of a notebook, IPython magics (``%pip``, ``!cmd``) replaced by ``pass``."""
+    cells = json.loads(nb.read_text())["cells"]
+    magic = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+    return [magic.sub(r"\1pass", "".join(c["source"])) for c in cells if c["cell_type"] == "code"]
+
+
+def config_call(nb: Path) -> tuple[type, dict] | None:
+    """Return the config class a chapter builds with ``<module>.<Class>.for_profile(profile, ...)``
+    and its keywords (``{field: notebook parameter name}``), or None if it builds none."""
+    modules: dict[str, str] = {}
+    for source in _code_cells(nb):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bn_utils"):
+                for a in node.names:
+                    modules[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname and a.name.startswith("bn_utils"):
+                        modules[a.asname] = a.name
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == "for_profile" and isinstance(node.func.value, ast.Attribute)
+                  and isinstance(node.func.value.value, ast.Name)
+                  and node.func.value.value.id in modules):
+                module = importlib.import_module(modules[node.func.value.value.id])
+                cls = getattr(module, node.func.value.attr)
+                keywords = {k.arg: k.value.id for k in node.keywords
+                            if k.arg and isinstance(k.value, ast.Name)}
+                return cls, keywords
+    return None
+
+
+def check_config(nb: Path, profile: str, params: dict) -> tuple:
+    """Return ``(config, params)``: the chapter's configuration for ``profile`` and ``params``,
+    built as its setup cell builds it (None if it builds none), and the parameters to inject, a
+    string for a tuple field split at commas (``-p activations sigmoid,relu``); raise ValueError
+    on a nonsense value."""
+    import dataclasses
+
+    found = config_call(nb)
+    if found is None:
+        return None, params
+    cls, keywords = found
+    tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+    params = dict(params)
+    for field, name in keywords.items():
+        if field in tuples and isinstance(params.get(name), str):
+            params[name] = [item.strip() for item in params[name].split(",")]
+    cfg = cls.for_profile(profile, **{field: params.get(name) for field, name in keywords.items()})
+    return cfg, params
+
+
+def check_writable(folder: Path | str, what: str) -> Path:
+    """Return ``folder`` resolved if it is, or can be created as, a writable folder; else raise
+    ValueError saying why (a file, a read-only folder). Creates nothing."""
+    folder = Path(folder).expanduser().resolve()
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} {folder}: {probe} is a file, not a folder")
+    # the mode bits too: as root, a folder marked read-only would still accept the probe file
+    if not probe.stat().st_mode & 0o222 or not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {folder}: {probe} is not writable")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".bn-write-test.")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise ValueError(f"{what} {folder}: {probe} is not writable ({err.strerror})") from None
+    return folder
+
+
+def _remove_stale_temporaries(out: Path, stem: str) -> None:
+    """Delete the temporary notebooks that killed runs of ``stem`` left in ``out`` (their process
+    is gone; a running one's file is kept)."""
+    for tmp in out.glob(f".{stem}[._]*.ipynb"):   # [._]: also the pid-less names of older runs
+        match = re.match(rf"^\.{re.escape(stem)}\.(\d+)\.", tmp.name)
+        if match:
+            try:
+                os.kill(int(match.group(1)), 0)
+                continue  # that run is still going
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        tmp.unlink(missing_ok=True)
+
+
 def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
                 out: Path | str = "runs", results: Path | str | None = None,
                 device: str | None = None, timeout_s: int | None = None) -> Path:
     """Execute a chapter at ``profile`` with ``params``; return the executed notebook's path."""
     import papermill
 
+    from .results import results_dir
+
     check_profile(profile)
     nb = resolve_chapter(chapter)
-    params = dict(params or {})
+    params = {name: _safe(f"parameter {name}", value) for name, value in (params or {}).items()}
     declared = notebook_parameters(nb)
     unknown = sorted(set(params) - set(declared))
     if unknown:
@@ -71,17 +192,25 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
         raise ValueError(f"unknown parameter {', '.join(unknown)} for {nb.stem}; allowed: {allowed}")
     if "profile" in params:
         raise ValueError("give the profile with --profile, not -p profile")
-    out = Path(out).resolve()
+    _, params = check_config(nb, profile, params)
+    out = check_writable(out, "--out")
+    res = check_writable(results if results is not None else results_dir(), "--results")
+    if (res / nb.stem).exists():
+        check_writable(res / nb.stem, "--results")
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{nb.stem}__{profile}.ipynb"
+    _remove_stale_temporaries(out, nb.stem)
     env = {"BN_PROFILE": profile}
     if results is not None:
-        env["BN_RESULTS_DIR"] = str(Path(results).resolve())
+        env["BN_RESULTS_DIR"] = str(res)
     if device is not None:
         env["BN_DEVICE"] = device
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process' environment
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.stem}.", suffix=".ipynb")
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{nb.stem}.{os.getpid()}.", suffix=".ipynb")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make the executed notebook private
     os.close(fd)
     try:
         papermill.execute_notebook(str(nb), tmp, parameters={"profile": profile, **params},
@@ -98,11 +227,19 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
     return target
 
 
+class Terminated(BaseException):
+    """The run received SIGTERM (raised so that the temporary notebook and kernel are cleaned up)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(f"stopped by signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bn_utils.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapter", help="chapter name, e.g. 04_mnist (or 04, or mnist)")
+    parser.add_argument("chapter", nargs="?", help="chapter name, e.g. 04_mnist (or 04, or mnist)")
     parser.add_argument("--profile", default=os.environ.get("BN_PROFILE", "quick"),
                         help=f"one of {', '.join(PROFILES)} (default: $BN_PROFILE or quick)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -116,17 +253,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(chapters()))
         return 0
-    params = {name: parse_value(value) for name, value in args.parameter}
+    if args.chapter is None:
+        parser.error("the following arguments are required: chapter (or --list)")
     t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        params = {name: parse_value(value) for name, value in args.parameter}
         target = run_chapter(args.chapter, args.profile, params, out=args.out,
                              results=args.results, device=args.device, timeout_s=args.timeout)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated as err:
+        print(f"error: {err}; no notebook written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as err:  # noqa: BLE001 - papermill's execution error carries the cell's traceback
         print(f"error: {nb_error(err)}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     from .results import results_dir
 
     where = Path(args.results).resolve() if args.results else results_dir()

@@ -2,16 +2,19 @@
 
 ``fit`` runs SGD steps over an iterator of minibatches, evaluates every ``eval_every`` steps,
 records the metrics in a :class:`History`, stops (and records ``diverged``) when the loss becomes
-NaN or infinite, can checkpoint and resume, and calls hooks at chosen steps. It never touches the
-global RNG in between steps, so measuring (hooks) does not change the trajectory.
+NaN, infinite or :data:`DIVERGENCE_FACTOR` times its starting value, can checkpoint and resume,
+and calls hooks at chosen steps. It never touches the global RNG in between steps, so measuring
+(hooks) does not change the trajectory. Checkpoints hold only tensors, numbers, strings, lists
+and dicts, and are read with ``torch.load(weights_only=True)``: a file planted among them can
+fail to load, never run code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# A run whose logged mean loss exceeds this multiple of its first minibatch's loss has diverged,
+# even while the loss is still finite (a loss of 1e20 is not training).
+DIVERGENCE_FACTOR = 1e3
 
 
 def default_device() -> torch.device:
@@ -72,6 +79,7 @@ class History:
     measures: dict = field(default_factory=dict)      # name -> list, aligned with measure_step
     diverged: bool = False
     diverged_at: int | None = None
+    start_loss: float | None = None                   # loss of the first minibatch, before any step
     steps_done: int = 0
     seconds: float = 0.0
 
@@ -130,13 +138,50 @@ def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y):
     return out
 
 
+def is_diverged(loss, start_loss):
+    """Return whether ``loss`` (a number or array) is NaN, infinite or more than
+    ``DIVERGENCE_FACTOR`` times ``start_loss`` (elementwise for arrays)."""
+    loss = np.asarray(loss, dtype=float)
+    start = np.nan_to_num(np.asarray(start_loss, dtype=float), nan=np.inf)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(loss) | (loss > DIVERGENCE_FACTOR * np.maximum(np.abs(start), 1e-6))
+
+
+def _weights_only(value):
+    """Return ``value`` with NumPy arrays and scalars as lists and Python numbers, the form
+    ``torch.load(weights_only=True)`` reads (tensors, numbers, strings, lists, tuples, dicts)."""
+    if isinstance(value, dict):
+        return {k: _weights_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_weights_only(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically: a run killed while saving keeps the previous one."""
+    """Write a checkpoint atomically (a run killed while saving keeps the previous one), with NumPy
+    values as lists so that :func:`load_checkpoint` can read it without unpickling code."""
     from .results import atomic_write_bytes
 
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(_weights_only(state), buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
+    """Return the state saved by :func:`save_checkpoint`, read with ``weights_only=True``; raise a
+    ValueError naming the file if it holds anything else (a planted pickle never runs)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {path} is not a plain checkpoint of this code (refused "
+                         f"without running it: {first}); delete it to start the run afresh") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a dict; "
+                         "delete it to start the run afresh")
+    return state
 
 
 def fit(model: nn.Module, batches: Iterator, *, steps: int,
@@ -157,8 +202,9 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
     has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
-    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted. The progress bar is off when
-    ``BN_PROGRESS=0`` (the book's builds set it).
+    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted. A
+    logged loss that :func:`is_diverged` stops the run (``History.diverged_at``). The progress
+    bar is off when ``BN_PROGRESS=0`` (the book's builds set it).
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
@@ -166,7 +212,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         hist = History(**state["history"])
@@ -216,6 +262,8 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             for group in optimizer.param_groups:
                 group["lr"] = lr
         loss = loss_fn(model(x), y)
+        if hist.start_loss is None:
+            hist.start_loss = loss.item()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -229,7 +277,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             hist.step.append(done)
             hist.loss.append(mean_loss)
             hist.lr.append(lr)
-            if not math.isfinite(mean_loss):
+            if is_diverged(mean_loss, hist.start_loss):
                 hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
                 break
         if eval_fn is not None and eval_every and (done % eval_every == 0) and done != steps:

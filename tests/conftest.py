@@ -38,3 +38,14 @@ def _has(name: str) -> bool:
 
 needs_mnist = pytest.mark.skipif(not _has("mnist"), reason="mnist.npz not in BN_DATA_DIR")
 needs_cifar10 = pytest.mark.skipif(not _has("cifar10"), reason="CIFAR-10 not in BN_DATA_DIR")
+
+
+class Planted:
+    """A pickle that creates the file ``marker`` when it is unpickled: what a checkpoint planted
+    in a shared results folder could do (tests check it never runs)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

@@ -175,3 +175,93 @@ def test_next_indices_walks_the_same_sequence_as_next():
         xb, yb = next(by_batch)
         idx = by_index.next_indices()
         assert torch.equal(x[idx], xb) and torch.equal(y[idx], yb)
+
+
+# --- files that are wrong: one error that names the file, nothing trains on them ------------------
+
+
+def _rewrite(folder, name, **changes):
+    """Rewrite ``name`` in ``folder`` with some arrays replaced (as a careless conversion would)."""
+    with np.load(folder / name) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    np.savez(folder / name, **arrays)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (lambda a: {"x_train": a["x_train"].astype(np.float32) / 255},
+     r"x_train has dtype float32, expected uint8"),
+    (lambda a: {"y_train": a["y_train"][:-5]}, r"x_train has 50 images but y_train has 45 labels"),
+    (lambda a: {"y_test": a["y_test"] + 1}, r"y_test has labels 1..10, expected 0..9"),
+    (lambda a: {"y_train": a["y_train"].astype(np.float64)}, r"y_train has dtype float64"),
+    (lambda a: {"x_test": a["x_test"][:, :27]}, r"x_test has images of shape \(27, 28\)"),
+])
+def test_a_mnist_file_with_wrong_arrays_is_refused(changes, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
+    arrays = _write_mnist(tmp_path)
+    _rewrite(tmp_path, "mnist.npz", **changes(arrays))
+    with pytest.raises(data.DataError, match=rf"{tmp_path / 'mnist.npz'}: {message}"):
+        data.load("mnist")
+
+
+def test_a_truncated_npz_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
+    _write_mnist(tmp_path)
+    raw = (tmp_path / "mnist.npz").read_bytes()
+    (tmp_path / "mnist.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(data.DataError, match=rf"{tmp_path / 'mnist.npz'} is not a complete .npz"):
+        data.load("mnist")
+
+
+def _sha256sums(folder, *names):
+    import hashlib
+
+    lines = [f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}" for n in names]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+
+
+def test_a_flipped_jpeg_byte_fails_the_checksum(tmp_path, monkeypatch):
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
+    _, raw = _write_cifar_jpeg(tmp_path)
+    _sha256sums(tmp_path, "cifar10_jpeg.npz")
+    assert data.load("cifar10")[0].shape == (30, 32, 32, 3)   # intact: the digest matches
+    blob = raw["train_jpeg"].copy()
+    start, end = raw["train_offsets"][7], raw["train_offsets"][8]
+    blob[(start + end) // 2] ^= 0x10  # two bytes in the middle of image 7's compressed data
+    blob[(start + end) // 2 + 1] ^= 0x01
+    _rewrite(tmp_path, "cifar10_jpeg.npz", train_jpeg=blob)
+    with pytest.raises(data.DataError, match=rf"{tmp_path / 'cifar10_jpeg.npz'} does not match "
+                                             "its SHA256SUMS digest"):
+        data.load("cifar10")
+
+
+def _no_start_marker(raw):   # zeroes test image 3's start-of-image marker
+    blob = raw["test_jpeg"].copy()
+    blob[raw["test_offsets"][3]: raw["test_offsets"][3] + 4] = 0
+    return {"test_jpeg": blob}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (_no_start_marker, "/cifar10_jpeg.npz: test image 3 is not a readable JPEG"),
+    (lambda raw: {"train_offsets": raw["train_offsets"][:-1]},
+     "train_offsets has 30 entries for 30 labels"),
+])
+def test_a_jpeg_cache_that_does_not_decode_names_the_split_and_index(changes, message, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
+    _, raw = _write_cifar_jpeg(tmp_path)
+    _rewrite(tmp_path, "cifar10_jpeg.npz", **changes(raw))
+    with pytest.raises(data.DataError, match=message):
+        data.load("cifar10")
+
+
+def test_the_shipped_files_match_their_sha256sums():
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("BN_DATA_DIR", "/nonexistent"))
+    if not (folder / "SHA256SUMS").exists():
+        pytest.skip("no SHA256SUMS in BN_DATA_DIR")
+    for name in ("mnist.npz", "cifar10_jpeg.npz"):
+        if (folder / name).exists():
+            data.verify_checksum(folder / name)

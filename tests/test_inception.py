@@ -290,3 +290,25 @@ def test_rows_keep_table_order_when_loaded_from_sorted_json(tmp_path):
     assert list(loaded.metrics) == sorted(cfg.rows)          # what JSON gives back
     assert inc.ordered_rows(loaded) == ["Inception", "BN-Baseline", "BN-x5"]
     assert list(inc.summary(loaded)) == ["Inception", "BN-Baseline", "BN-x5"]
+
+
+def test_no_speedup_is_computed_to_a_chance_level_target():
+    # Inception diverged early: its best is chance level, which every row "reaches" at once
+    metrics = {"Inception": fake_row([0.1, 0.11, 0.1], diverged=True),
+               "BN-x5": fake_row([0.1, 0.5, 0.6])}
+    summ = inc.summary(results.Record("05", "ablation", {}, metrics))
+    assert summ["Inception"]["target_at_chance"]
+    assert all(s["steps_to_target"] is None and s["speedup"] is None for s in summ.values())
+    assert inc.reach_text(summ["Inception"]) == "diverged at step 20"
+    assert inc.reach_text(summ["BN-x5"]).startswith("no target: the best accuracy of Inception")
+    rows = {r["row"]: r for r in inc.comparison(summ)}
+    assert rows["Inception"]["steps to target (ours)"] == "diverged at step 20"
+    assert rows["BN-x5"]["speed-up (ours)"] == "—"
+
+
+def test_a_row_whose_seeds_all_diverged_says_where():
+    metrics = {"Inception": fake_row([0.1, 0.3, 0.5]), "BN-x30": fake_row([0.1, 0.2], diverged=True)}
+    summ = inc.summary(results.Record("05", "ablation", {}, metrics))
+    assert summ["BN-x30"]["diverged_at"] == 10 and summ["BN-x30"]["speedup"] is None
+    assert inc.reach_text(summ["BN-x30"]) == "diverged at step 10"
+    assert inc.reach_text(summ["Inception"]) == "20 steps (2.0 epochs)"

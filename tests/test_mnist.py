@@ -11,7 +11,7 @@ from torch import nn
 
 from bn_utils import data, models
 from bn_utils.experiments import mnist
-from conftest import needs_mnist
+from conftest import Planted, needs_mnist
 
 SMALL = mnist.MnistConfig(hidden=(16, 12, 8), probe_units=4, n_train=300, val_size=10,
                           batch_size=7)
@@ -347,3 +347,52 @@ def test_config_of_a_record_is_the_config_that_made_it():
     cfg = mnist.MnistConfig.for_profile("quick", seeds=(4, 5))
     record = results.save(mnist.CHAPTER, "dummy", cfg, {"x": 1})
     assert mnist.config_of(record) == cfg
+
+
+# --- bad input and divergence ---------------------------------------------------------------------
+
+
+def test_a_planted_pickle_checkpoint_is_refused_without_running(tmp_path):
+    ckpt, marker = tmp_path / "ckpt.pt", tmp_path / "marker"
+    torch.save({"stack": Planted(marker), "step": 1}, ckpt)
+    stack = mnist.StackedMLP.from_models(small_nets([("relu", False, 0)]))
+    with pytest.raises(ValueError, match="not a plain checkpoint"):
+        mnist.train_stack(stack, torch.randn(20, 20), torch.randint(0, 10, (20,)), [0], steps=4,
+                          batch_size=5, lr=0.1, checkpoint=ckpt, checkpoint_every=2)
+    assert not marker.exists()
+
+
+def test_a_finite_blow_up_is_divergence_and_is_reported_as_such(monkeypatch):
+    torch.manual_seed(4)
+    x, y = torch.randn(60, 20), torch.randint(0, 10, (60,))
+    stack = mnist.StackedMLP.from_models(small_nets([("relu", False, 0), ("relu", False, 1)]))
+    real, calls = mnist.per_model_loss, []
+
+    def blowing_up(logits, target):  # model 0's loss x1e20 from step 10 on: finite, but no training
+        calls.append(1)
+        return real(logits, target) * torch.tensor([1.0 if len(calls) <= 10 else 1e20, 1.0])
+
+    monkeypatch.setattr(mnist, "per_model_loss", blowing_up)
+    out = mnist.train_stack(stack, x, y, [0, 1], steps=40, batch_size=10, lr=[0.0, 0.1],
+                            log_every=5, eval_fn=lambda s: {"test_accuracy": torch.tensor([0.5, 0.5])},
+                            eval_steps=[0, 20, 40])
+    assert np.isfinite(out["train_loss"]).all()
+    assert out["diverged_at"] == [15, None]
+    out["models"] = [{"activation": "relu", "init": "g", "bn": b, "seed": 0, "lr": 0.1}
+                     for b in (False, True)]
+    rows = mnist.activation_table(out, (0.4, 0.9))
+    assert rows[0]["test accuracy at step 40"] == "diverged at step 15"
+    assert rows[0]["steps to 90%"] == "diverged at step 15"
+    assert rows[1]["steps to 90%"] == "not reached (0/1)"
+
+
+def test_drift_ratios_are_text_and_never_inf():
+    nan = np.nan
+    p = np.array([[[0.0], [0.0]], [[1.0], [nan]], [[2.0], [nan]]])   # (evals, models, units)
+    record = {"eval_step": np.array([0, 10, 20]), "p15": p - 1, "p50": p, "p85": p + 1,
+              "diverged_at": [None, 10],
+              "models": [{"activation": "sigmoid", "init": "g", "bn": b, "seed": 0, "lr": 0.1}
+                         for b in (False, True)]}
+    assert mnist.drift_ratios(record) == {"drift_ratio": "not measurable (the runs diverged)",
+                                          "spread_ratio": "not measurable (the runs diverged)"}
+    assert mnist.drift_table(record)[1]["range of the median"] == "diverged at step 10"

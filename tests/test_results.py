@@ -92,7 +92,8 @@ def test_a_record_whose_arrays_do_not_match_is_treated_as_missing():
     cfg = Exp.for_profile("smoke")
     rec = results.load_or_run("ch", "exp", cfg, Counter())
     np.savez(rec.path.with_suffix(".npz"), curve=np.zeros(2))
-    assert results.load("ch", "exp", cfg) is None
+    with pytest.warns(UserWarning, match=r"exp__smoke__\w+\.npz: does not match"):
+        assert results.load("ch", "exp", cfg) is None
 
 
 def test_a_record_of_another_config_is_not_loaded():
@@ -181,3 +182,40 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_record_whose_metrics_were_edited_is_refused_with_a_warning_naming_it():
+    fn, cfg = Counter(), Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, fn)
+    doc = json.loads(rec.path.read_text())
+    doc["metrics"]["accuracy"] = 0.99   # e.g. a chosen learning rate 0.3 -> 3.0
+    rec.path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=f"{rec.path}: does not match its digest"):
+        again = results.load_or_run("ch", "exp", cfg, fn)
+    assert fn.calls == 2 and again["accuracy"] == 0.502
+
+
+def test_provenance_may_be_annotated_without_breaking_the_digest():
+    cfg = Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, Counter())
+    doc = json.loads(rec.path.read_text())
+    doc["meta"]["note"] = "rerun on the lab GPU"
+    rec.path.write_text(json.dumps(doc))
+    assert results.load("ch", "exp", cfg)["accuracy"] == 0.502
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "3", '"a"', "{not json", '{"meta": 1}'])
+def test_a_record_that_is_not_a_json_object_is_missing_with_a_warning(text):
+    cfg = Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, Counter())
+    rec.path.write_text(text)
+    with pytest.warns(UserWarning, match=f"{rec.path}: not "):
+        assert results.load("ch", "exp", cfg) is None
+
+
+def test_every_committed_record_has_a_matching_digest():
+    records = sorted((REPO / "results").glob("*/*.json"))
+    assert records
+    for path in records:
+        doc = json.loads(path.read_text())
+        assert doc.get("digest") == results.record_digest(doc), path

@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from conftest import Planted
 from torch import nn
 
 from bn_utils import data, models, train
@@ -148,3 +150,54 @@ def test_bfloat16_autocast_returns_float32_and_keeps_bn_in_float32():
 
 def test_amp_dtype_is_none_on_the_cpu():
     assert train.amp_dtype("cpu") is None
+
+
+def test_a_planted_pickle_checkpoint_is_refused_without_running(tmp_path):
+    ckpt, marker = tmp_path / "run.pt", tmp_path / "marker"
+    torch.save({"model": Planted(marker), "step": 3}, ckpt)
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} is not a plain checkpoint"):
+        _run(steps=20, checkpoint=ckpt, checkpoint_every=10)
+    assert not marker.exists()
+
+
+def test_checkpoints_hold_only_what_weights_only_loading_reads(tmp_path):
+    import numpy as np
+
+    ckpt = tmp_path / "state.pt"
+    train.save_checkpoint(ckpt, {"a": np.arange(3, dtype=np.float32), "b": np.float64(0.5),
+                                 "c": [np.int64(2)], "t": torch.ones(2)})
+    state = train.load_checkpoint(ckpt)
+    assert state["a"] == [0.0, 1.0, 2.0] and state["b"] == 0.5 and state["c"] == [2]
+    assert torch.equal(state["t"], torch.ones(2))
+
+
+def test_a_loss_far_above_its_start_is_divergence_even_while_finite():
+    x, y = _toy()
+    model = models.mlp((20, 8, 4))
+    calls = []
+
+    def blowing_up(out, target):  # finite, but 1e20 times the loss after step 5
+        calls.append(1)
+        return F.cross_entropy(out, target) * (1.0 if len(calls) <= 5 else 1e20)
+
+    hist = train.fit(model, data.batches(x, y, 32), steps=50, optimizer=torch.optim.SGD(
+        model.parameters(), lr=0.0), loss_fn=blowing_up, log_every=5, progress=False)
+    assert all(math.isfinite(v) for v in hist.loss)
+    assert hist.diverged and hist.diverged_at == 10 == hist.steps_done
+    assert hist.start_loss == pytest.approx(hist.loss[0], rel=0.5)
+
+
+def test_is_diverged_compares_with_the_start():
+    assert not train.is_diverged(2.3 * 999, 2.3) and train.is_diverged(2.3 * 1001, 2.3)
+    assert train.is_diverged(float("nan"), 2.3) and train.is_diverged(float("inf"), 2.3)
+    assert list(train.is_diverged([1.0, 1e9, float("nan")], [1.0, 1.0, 1.0])) == [False, True, True]
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    import re
+    from pathlib import Path
+
+    package = Path(train.__file__).parent
+    calls = [(p.name, m.group(0)) for p in package.rglob("*.py")
+             for m in re.finditer(r"torch\.load\([^)]*\)", p.read_text())]
+    assert calls and all("weights_only=True" in call for _, call in calls), calls

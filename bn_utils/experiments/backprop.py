@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import checks, norms
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "03_backprop"
 # Shapes (N, D) that break things: not square, N = 2 (the smallest batch BN accepts), D = 1.
@@ -28,7 +28,7 @@ CHECK_CASES = (((4, 5), None), ((2, 3), 1.0), ((7, 1), None), ((16, 10), None))
 class BackpropConfig(Config):
     """What the chapter checks and times (the maths does not depend on a profile; the timing does)."""
 
-    seed: int = param(0, "seed of the random inputs and upstream gradients", min=0)
+    seed: int = param(0, "seed of the random inputs and upstream gradients", min=0, max=SEED_MAX)
     eps: float = param(1e-5, "BN's epsilon", min=0.0)
     timing_shape: tuple = param((256, 4096), "(N, D) of the timed batch", item_min=2)
     timing_repeats: int = param(50, "timed repetitions (the median is reported)", min=1)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import data, measure, models, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "01_covariate_shift"
 NETS = {"no_bn": "none", "bn": "bn"}
@@ -35,7 +35,7 @@ class ShiftConfig(Config):
     eval_every: int = param(200, "steps between measurements", min=1)
     probe_size: int = param(2000, "test images the distributions are measured on", min=10)
     n_train: int = param(60_000, "training images used", min=100, max=60_000)
-    seed: int = param(0, "random seed (initialisation and minibatch order)", min=0)
+    seed: int = param(0, "random seed (initialisation and minibatch order)", min=0, max=SEED_MAX)
 
     PROFILES: ClassVar[dict] = {
         "full": {},

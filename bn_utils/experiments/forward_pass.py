@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data, models, norms, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "02_forward_pass"
 
@@ -44,7 +44,7 @@ EVAL_BRANCH_NETS = ("torch BN", "eval-branch BN (buggy)", "no BN")
 class ForwardConfig(Config):
     """The forward-pass chapter's experiments (defaults: the ``full`` profile)."""
 
-    seed: int = param(0, "random seed (data subsets, initialisation, minibatches)", min=0)
+    seed: int = param(0, "random seed (data subsets, initialisation, minibatches)", min=0, max=SEED_MAX)
     hidden: tuple = param((100, 100, 100), "hidden widths of the BN MLP (the paper's MNIST net)",
                           item_min=1)
     activation: str = param("sigmoid", "hidden nonlinearity", choices=tuple(models.ACTIVATIONS))

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import augment, data, inception_net, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "05_cifar_inception"
 PAPER_BATCH = 32          # the paper's minibatch size; learning rates below are for it
@@ -69,6 +69,8 @@ ROWS: dict[str, Row] = {
 SANITY_ROWS = ("Inception-x30", "Inception-x5-Sigmoid")
 ABLATION_ROWS = tuple(r for r in ROWS if r not in SANITY_ROWS)
 TARGET_ROW = "Inception"   # steps are counted to this row's best accuracy
+CHANCE = 0.1               # accuracy of guessing one of CIFAR-10's ten classes
+CHANCE_MARGIN = 0.05       # a target below CHANCE + this is chance level: no steps, no speed-up
 
 # Ioffe & Szegedy (2015), Figure 3 (ImageNet, Inception): steps to reach Inception's 72.2 %
 # top-1 validation accuracy, and the best accuracy reached. None: never reached.
@@ -117,7 +119,7 @@ class RunConfig(Config):
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
     channels_last: bool = param(True, "channels_last memory for the conv net")
     amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
-    seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0)
+    seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0, max=SEED_MAX)
 
     def validate(self) -> None:
         """Check that width is even and an epoch holds at least one eval interval."""
@@ -150,7 +152,7 @@ class AblationConfig(Config):
     """The ablation table (defaults: the ``full`` profile, one GPU)."""
 
     rows: tuple = param(tuple(ROWS), "rows of the table to train", choices=tuple(ROWS))
-    seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0)
+    seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0, max=SEED_MAX)
     epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1)
     epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1)
     batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "
@@ -383,28 +385,54 @@ def ordered_rows(record: results.Record) -> list[str]:
     return sorted(record.metrics, key=lambda r: list(ROWS).index(r) if r in ROWS else len(ROWS))
 
 
+def diverged_at(row: dict) -> int | None:
+    """Return the first step at which a seed of ``row`` diverged if every seed did, else None."""
+    if not row["diverged"] or not all(row["diverged"]):
+        return None
+    steps = [h.get("diverged_at") for h in row["history"]]
+    return min((s for s in steps if s is not None), default=None)
+
+
 def summary(record: results.Record) -> dict:
     """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
     row's mean curve), steps and epochs for the row's mean curve to reach it, the speed-up over
-    Inception, and how many seeds diverged."""
+    Inception, how many seeds diverged and, if all did, where. A target at chance level
+    (Inception diverged or never learned) is no target: no steps and no speed-ups then."""
     rows = record.metrics
     target = None
     if TARGET_ROW in rows:
         target = float(np.nanmax(mean_curve(rows[TARGET_ROW])[1]))
+    at_chance = target is not None and not target >= CHANCE + CHANCE_MARGIN
     out = {}
     for name in ordered_rows(record):
         row = rows[name]
         steps, mean = mean_curve(row)
         best = np.asarray(row["max_accuracy"], dtype=float)
-        reach = steps_to_reach(steps, mean, target) if target is not None else None
+        reach = steps_to_reach(steps, mean, target) if target is not None and not at_chance \
+            else None
         out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std()),
                      "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
-                     "target": target, "steps_to_target": reach,
+                     "diverged_at": diverged_at(row), "target": target,
+                     "target_at_chance": at_chance, "steps_to_target": reach,
                      "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"]}
     base = out.get(TARGET_ROW, {}).get("steps_to_target")
     for s in out.values():
         s["speedup"] = base / s["steps_to_target"] if base and s["steps_to_target"] else None
     return out
+
+
+def reach_text(s: dict | None) -> str:
+    """Return how a row of ``summary`` reached the target, as prose: ``1,234 steps (3.1 epochs)``,
+    ``diverged at step N``, ``never (in this run)``, or why there is no target."""
+    if s is None:
+        return "never (in this run)"
+    if s["steps_to_target"] is not None:
+        return f"{s['steps_to_target']:,} steps ({s['epochs_to_target']:.1f} epochs)"
+    if s["diverged_at"] is not None:
+        return f"diverged at step {s['diverged_at']:,}"
+    if s["target_at_chance"]:
+        return f"no target: the best accuracy of {TARGET_ROW} is at chance level"
+    return "never (in this run)"
 
 
 def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
@@ -420,7 +448,8 @@ def comparison(summ: dict) -> list[dict]:
         out.append({
             "row": name,
             "max acc. % (ours)": _pm(s["max_accuracy"], s["max_accuracy_std"], s["n_seeds"]),
-            "steps to target (ours)": "—" if steps is None else f"{steps:,}",
+            "steps to target (ours)": f"{steps:,}" if steps is not None else
+            "—" if s["diverged_at"] is None else f"diverged at step {s['diverged_at']:,}",
             "epochs to target (ours)": "—" if steps is None else f"{s['epochs_to_target']:.1f}",
             "speed-up (ours)": "—" if s["speedup"] is None else f"{s['speedup']:.1f}x",
             "diverged": f"{s['n_diverged']}/{s['n_seeds']}",

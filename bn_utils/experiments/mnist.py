@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data, models, plotting, results, train
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 CHAPTER = "04_mnist"
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -52,7 +52,7 @@ class MnistConfig(Config):
     hidden: tuple = param((100, 100, 100), "hidden layer widths (paper: 3 x 100)", item_min=1)
     activations: tuple = param(ACTIVATIONS, "hidden nonlinearities compared (paper: sigmoid)",
                                choices=ACTIVATIONS)
-    seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0)
+    seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0, max=SEED_MAX)
     init: str = param("gaussian", "initial weights: gaussian (paper) or lecun_uniform "
                       "(the student reproduction)", choices=INITS)
     init_std: float = param(0.01, "std of the Gaussian initial weights (paper: 'small')",
@@ -62,7 +62,7 @@ class MnistConfig(Config):
     lr_grid: tuple = param((0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "learning rates the search tries",
                            item_min=1e-6)
     search_steps: int = param(5000, "SGD steps of each search run (nets without BN)", min=1)
-    search_seeds: tuple = param((0,), "seeds of the search runs", item_min=0)
+    search_seeds: tuple = param((0,), "seeds of the search runs", item_min=0, max=SEED_MAX)
     val_size: int = param(10_000, "training images held out to score the search", min=10)
     eval_every: int = param(2500, "steps between evaluations on the test set", min=1)
     evals_per_decade: int = param(20, "more evaluations, log-spaced: this many per factor of 10 "
@@ -341,8 +341,9 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
 
     ``eval_fn(stack)`` (run in eval mode without gradients at ``eval_steps``) returns per-model
     metrics, arrays with a leading model axis; they come back stacked as ``(evals, S, ...)``.
-    A model whose loss becomes NaN or infinite stops there (its learning rate is set to 0 and
-    its later metrics are NaN) while the others go on. With ``checkpoint``, the state is saved
+    A model whose loss diverges (``train.is_diverged``: NaN, infinite, or far above its first
+    minibatch's) stops there (its learning rate is set to 0 and its later metrics are NaN)
+    while the others go on. With ``checkpoint``, the state is saved
     every ``checkpoint_every`` steps and a restarted run resumes from it.
     """
     n_models = stack.n_models
@@ -353,13 +354,17 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     device = x.device
     step_size = torch.as_tensor(lr, dtype=torch.float32, device=device).expand(n_models).clone()
     hist = {"log_step": [], "train_loss": [], "eval_step": [], "evals": {},
-            "diverged_at": [None] * n_models, "train_seconds": 0.0, "eval_seconds": 0.0}
+            "diverged_at": [None] * n_models, "start_loss": None, "train_seconds": 0.0,
+            "eval_seconds": 0.0}
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = train.load_checkpoint(ckpt)   # NumPy arrays were stored as lists
         stack.load_state_dict(state["stack"])
-        hist, start, step_size = state["hist"], state["step"], state["step_size"]
+        hist, start, step_size = state["hist"], state["step"], state["step_size"].to(device)
+        hist["train_loss"] = [np.asarray(v, dtype=np.float32) for v in hist["train_loss"]]
+        hist["evals"] = {k: [np.asarray(v, dtype=np.float32) for v in vs]
+                         for k, vs in hist["evals"].items()}
     streams = [data.batches(x, y, batch_size, seed=s) for s in seeds]
     for stream in streams:
         stream.skip(start)
@@ -394,6 +399,8 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     for step in range(start, steps):
         idx = torch.stack([stream.next_indices() for stream in streams])   # (S, B)
         losses = per_model_loss(stack(x[idx]), y[idx])
+        if hist["start_loss"] is None:
+            hist["start_loss"] = losses.detach().cpu().tolist()
         grads = torch.autograd.grad(losses.sum(), params, allow_unused=True)
         with torch.no_grad():
             neg = (-step_size).view(n_models, 1, 1)   # every parameter is (S, ., .)
@@ -409,7 +416,7 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
             since_log = 0
             hist["log_step"].append(done)
             hist["train_loss"].append(mean)
-            for i in np.flatnonzero(~np.isfinite(mean)):
+            for i in np.flatnonzero(train.is_diverged(mean, hist["start_loss"])):
                 if hist["diverged_at"][i] is None:
                     hist["diverged_at"][i] = done
                     step_size[i] = 0.0
@@ -707,10 +714,21 @@ def select(record: results.Record | dict, activation: str, bn: bool,
 
 
 def truncate(record: results.Record | dict, steps: int) -> dict:
-    """Return the evaluations of ``record`` up to step ``steps`` (and its models) as a dict."""
+    """Return the evaluations of ``record`` up to step ``steps`` (and its models, and where they
+    diverged within them) as a dict."""
     keep = np.asarray(record["eval_step"]) <= steps
+    div = _diverged_at(record)
     return {"models": record["models"], "eval_step": np.asarray(record["eval_step"])[keep],
-            "test_accuracy": np.asarray(record["test_accuracy"])[keep]}
+            "test_accuracy": np.asarray(record["test_accuracy"])[keep],
+            "diverged_at": [d if d is not None and d <= steps else None for d in div]}
+
+
+def _diverged_at(record: results.Record | dict) -> list:
+    """Return per model the step at which it diverged, or None (all None for old records)."""
+    try:
+        return list(record["diverged_at"])
+    except KeyError:
+        return [None] * len(record["models"])
 
 
 def steps_to(record: results.Record | dict, threshold: float) -> np.ndarray:
@@ -727,21 +745,28 @@ def accuracy_at(record: results.Record | dict, step: int) -> np.ndarray:
     return np.asarray(record["test_accuracy"])[np.flatnonzero(steps <= step)[-1]]
 
 
-def _mean_std(values, fmt: str = "{:.4f}") -> str:
-    """Return ``mean ± std`` of the finite values (with ``(k/n)`` if some are missing)."""
+def _mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
+    """Return ``mean ± std`` of the finite values (with ``(k/n)`` if some are missing; a missing
+    value of a model that diverged says ``diverged at step N``, given ``diverged_at`` per value)."""
     v = np.asarray(values, dtype=float)
     ok = v[np.isfinite(v)]
+    div = sorted({int(diverged_at[i]) for i in np.flatnonzero(~np.isfinite(v))
+                  if diverged_at is not None and diverged_at[i] is not None})
+    note = ("diverged at step " + ", ".join(f"{d:,}" for d in div)) if div else ""
     if not len(ok):
-        return f"not reached (0/{len(v)})"
-    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std()) if len(ok) > 1 else "")
-    return text + (f" ({len(ok)}/{len(v)})" if len(ok) < len(v) else "")
+        return note or f"not reached (0/{len(v)})"
+    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std()) if spread and len(ok) > 1 else "")
+    if len(ok) < len(v):
+        text += f" ({len(ok)}/{len(v)}" + (f"; {note}" if note else "") + ")"
+    return text
 
 
 def summary(record: results.Record | dict, thresholds: Sequence[float] = (0.95, 0.97, 0.98),
             at_step: int = 2500, init: str | None = None) -> dict:
     """Return per (activation, bn) the mean and std over seeds of the final test accuracy, the
     accuracy at ``at_step``, and per threshold the steps to reach it and how many seeds did
-    (only the models with initialisation ``init``, if given)."""
+    (only the models with initialisation ``init``, if given); ``final_text`` and
+    ``at_step_text`` say the same for prose, or where the seeds diverged."""
     out = {}
     models = [m for m in record["models"] if init in (None, m["init"])]
     for a in dict.fromkeys(m["activation"] for m in models):
@@ -751,9 +776,12 @@ def summary(record: results.Record | dict, thresholds: Sequence[float] = (0.95, 
                 continue
             final = np.asarray(record["test_accuracy"])[-1, idx]
             early = accuracy_at(record, at_step)[idx]
+            div = [_diverged_at(record)[i] for i in idx]
             row = {"final_mean": float(np.mean(final)), "final_std": float(np.std(final)),
                    "at_step_mean": float(np.mean(early)), "n_seeds": len(idx),
-                   "lr": record["models"][idx[0]]["lr"], "final": final.tolist()}
+                   "lr": record["models"][idx[0]]["lr"], "final": final.tolist(),
+                   "diverged_at": div, "final_text": _mean_std(final, diverged_at=div),
+                   "at_step_text": _mean_std(early, diverged_at=div, spread=False)}
             for t in thresholds:
                 s = steps_to(record, t)[idx]
                 row[f"steps_to_{t}"] = s.tolist()
@@ -769,9 +797,9 @@ def activation_table(record: results.Record | dict,
     rows = []
     for (a, bn), r in summary(record, thresholds).items():
         row = {"activation": a, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
-               f"test accuracy at step {int(record['eval_step'][-1]):,}": _mean_std(r["final"])}
+               f"test accuracy at step {int(record['eval_step'][-1]):,}": r["final_text"]}
         for t in thresholds:
-            row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}")
+            row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}", r["diverged_at"])
         rows.append(row)
     return rows
 
@@ -788,9 +816,28 @@ def distribution_drift(record: results.Record | dict, activation: str = "sigmoid
         idx = select(record, activation, bn)
         p15, p50, p85 = (np.asarray(record[f"p{p}"])[:, idx] for p in PERCENTILES)
         spread = p85 - p15
+        div = [_diverged_at(record)[i] for i in idx]
         out[bn] = {"median_range": np.ptp(p50[after], 0).ravel(),
                    "late_median_range": np.ptp(p50[late], 0).ravel(),
-                   "spread_range": np.ptp(spread[after], 0).ravel()}
+                   "spread_range": np.ptp(spread[after], 0).ravel(),
+                   "diverged_at": [d for d in div for _ in range(p50.shape[2])]}
+    return out
+
+
+def drift_ratios(record: results.Record | dict, activation: str = "sigmoid") -> dict:
+    """Return, as prose, how far the median and the spread move with BN relative to without
+    (``"43%"``, means over the units × seeds that did not diverge; or why there is no ratio)."""
+    d = distribution_drift(record, activation)
+    out = {}
+    for name, key in (("drift_ratio", "median_range"), ("spread_ratio", "spread_range")):
+        with_bn, without = (np.asarray(d[bn][key], dtype=float) for bn in (True, False))
+        ok_bn, ok_plain = with_bn[np.isfinite(with_bn)], without[np.isfinite(without)]
+        if not len(ok_bn) or not len(ok_plain):
+            out[name] = "not measurable (the runs diverged)"
+        elif ok_plain.mean() == 0:
+            out[name] = "not measurable (without BN it does not move)"
+        else:
+            out[name] = f"{ok_bn.mean() / ok_plain.mean():.0%}"
     return out
 
 
@@ -799,9 +846,12 @@ def drift_table(record: results.Record | dict, activation: str = "sigmoid") -> l
     rows = []
     for bn, d in distribution_drift(record, activation).items():
         rows.append({"network": f"{activation}, {LABELS[bn]}",
-                     "range of the median": _mean_std(d["median_range"], "{:.2f}"),
-                     "… over the second half": _mean_std(d["late_median_range"], "{:.2f}"),
-                     "range of the 15–85th spread": _mean_std(d["spread_range"], "{:.2f}"),
+                     "range of the median": _mean_std(d["median_range"], "{:.2f}",
+                                                      d["diverged_at"]),
+                     "… over the second half": _mean_std(d["late_median_range"], "{:.2f}",
+                                                         d["diverged_at"]),
+                     "range of the 15–85th spread": _mean_std(d["spread_range"], "{:.2f}",
+                                                              d["diverged_at"]),
                      "units × seeds": len(d["median_range"])})
     return rows
 
@@ -819,9 +869,10 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
         for bn in (False, True):
             r = summary(source, cfg.thresholds[:2], init=init)["sigmoid", bn]
             row = {"initialisation": init, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
-                   f"test accuracy at step {steps:,}": _mean_std(r["final"])}
+                   f"test accuracy at step {steps:,}": r["final_text"]}
             for t in cfg.thresholds[:2]:
-                row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}")
+                row[f"steps to {t:.0%}"] = _mean_std(r[f"steps_to_{t}"], "{:,.0f}",
+                                                     r["diverged_at"])
             rows.append(row)
     return rows
 
@@ -833,6 +884,7 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
     s = summary(record, cfg.thresholds)
     plain, bn = s["sigmoid", False], s["sigmoid", True]
     drift = distribution_drift(record)
+    moved = {k: _mean_std(d["median_range"], "{:.2f}", d["diverged_at"]) for k, d in drift.items()}
     last = int(record["eval_step"][-1])
     at = min(2500, last)
     t_mid = cfg.thresholds[len(cfg.thresholds) // 2]
@@ -841,19 +893,19 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
         {"claim": "BN net reaches higher test accuracy",
          "paper": "yes (Fig. 1a)",
          "student reproduction": "—",
-         "ours": f"{_mean_std(bn['final'])} vs {_mean_std(plain['final'])} without BN at step "
+         "ours": f"{bn['final_text']} vs {plain['final_text']} without BN at step "
                  f"{last:,} (n={n})"},
         {"claim": "BN net trains faster",
          "paper": "Fig. 1(a), not quantified",
          "student reproduction": "high accuracy by ~2,500 steps",
-         "ours": f"at step {at:,}: {bn['at_step_mean']:.4f} vs {plain['at_step_mean']:.4f}; "
-                 f"steps to {t_mid:.0%}: {_mean_std(bn[f'steps_to_{t_mid}'], '{:,.0f}')} vs "
-                 f"{_mean_std(plain[f'steps_to_{t_mid}'], '{:,.0f}')}"},
+         "ours": f"at step {at:,}: {bn['at_step_text']} vs {plain['at_step_text']}; "
+                 f"steps to {t_mid:.0%}: "
+                 f"{_mean_std(bn[f'steps_to_{t_mid}'], '{:,.0f}', bn['diverged_at'])} vs "
+                 f"{_mean_std(plain[f'steps_to_{t_mid}'], '{:,.0f}', plain['diverged_at'])}"},
         {"claim": "sigmoid inputs stable with BN, drifting without",
          "paper": "yes (Fig. 1b, c)",
          "student reproduction": "distributions stable with BN",
-         "ours": f"median moves by {_mean_std(drift[True]['median_range'], '{:.2f}')} with BN vs "
-                 f"{_mean_std(drift[False]['median_range'], '{:.2f}')} without "
+         "ours": f"median moves by {moved[True]} with BN vs {moved[False]} without "
                  f"({len(drift[True]['median_range'])} units × seeds)"},
     ]
     if inits["models"] and "lecun_uniform" in {m["init"] for m in inits["models"]}:
@@ -863,8 +915,8 @@ def comparison_table(record: results.Record, bs1: results.Record, inits: results
         rows.append({"claim": "initial weights", "paper": "small random Gaussian",
                      "student reproduction": "LeCun uniform",
                      "ours": f"Gaussian, std {cfg.init_std:g}; with LeCun uniform, at step "
-                             f"{steps:,}: {_mean_std(lb['final'])} with BN vs "
-                             f"{_mean_std(lp['final'])} without"})
+                             f"{steps:,}: {lb['final_text']} with BN vs "
+                             f"{lp['final_text']} without"})
     rows.append({"claim": "minibatch size", "paper": "60", "student reproduction": "1 (by mistake)",
                  "ours": f"{cfg.batch_size}; at 1, BN's hidden layers never learn (weights moved "
                          f"by {max(bs1['weight_change'][:-1]):.1g}), test accuracy "

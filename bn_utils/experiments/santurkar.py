@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import data, models, plotting, results, train
 from ..norm_variants import NORM_NAMES, norm_factory
-from ..profiles import Config, param
+from ..profiles import SEED_MAX, Config, param
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
           "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
@@ -54,7 +54,7 @@ class SanturkarConfig(Config):
     dln_examples: int = param(1000, "DLN examples (full batch)", min=2)
     dln_steps: int = param(10_000, "DLN gradient-descent steps", min=1)
     dln_measure_every: int = param(100, "DLN steps between measurements", min=1)
-    seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0)
+    seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0, max=SEED_MAX)
     checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1)
     cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default, fastest on an idle "
                                 "machine; 1 is faster on cores busy with other work)", min=0)
