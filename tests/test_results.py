@@ -214,8 +214,13 @@ def test_a_record_that_is_not_a_json_object_is_missing_with_a_warning(text):
 
 
 def test_every_committed_record_has_a_matching_digest():
-    records = sorted((REPO / "results").glob("*/*.json"))
-    assert records
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "results/*/*.json"], cwd=REPO, capture_output=True,
+                             text=True).stdout.split()
+    records = [REPO / name for name in tracked]  # local smoke/quick records are not committed
+    if not records:
+        pytest.skip("not a git checkout")
     for path in records:
         doc = json.loads(path.read_text())
         assert doc.get("digest") == results.record_digest(doc), path
