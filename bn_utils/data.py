@@ -234,7 +234,7 @@ def _download(name: str, target: Path) -> None:
                                    f"download it (download failed: {err}).") from err
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    from .results import atomic_write_bytes
+    from .runtime import atomic_write_bytes
 
     atomic_write_bytes(target, buf.getvalue())
 

@@ -33,7 +33,6 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 import time
 import warnings
 import zipfile
@@ -44,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .profiles import Config
+from .runtime import atomic_write_bytes, default_device
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -86,8 +86,6 @@ def git_commit() -> str:
 def device_description(device: Any = None) -> str:
     """Return a human name of the device the runs use, e.g. ``cpu (2 threads)`` or the GPU model."""
     import torch
-
-    from .train import default_device
 
     dev = torch.device(device) if device is not None else default_device()
     if dev.type == "cuda":
@@ -145,24 +143,6 @@ def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:
     folder, stem = results_dir() / chapter, f"{name}__{cfg.profile}__{cfg.digest()}"
     # appended, not Path.with_suffix: a name with a dot ("dropout-0.05") must keep its digest
     return folder / f"{stem}.json", folder / f"{stem}.npz"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make stored results private
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _to_jsonable(value: Any) -> Any:

@@ -11,11 +11,9 @@ fail to load, never run code.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pickle
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,44 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import atomic_write_bytes
+from .runtime import cpu_threads, default_device, seed_everything  # noqa: F401 (train.X for callers)
+
 # A run whose logged mean loss exceeds this multiple of its first minibatch's loss has diverged,
 # even while the loss is still finite (a loss of 1e20 is not training).
 DIVERGENCE_FACTOR = 1e3
-
-
-def default_device() -> torch.device:
-    """Return ``BN_DEVICE`` if set, else CUDA when available, else the CPU."""
-    name = os.environ.get("BN_DEVICE")
-    if name:
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"BN_DEVICE={name!r} but CUDA is not available here")
-        return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Use ``n`` torch threads while the block (or decorated function) runs on a CPU, then
-    restore the setting; ``n = 0`` or a GPU device leaves it as is. Small tensors gain nothing
-    from a second OpenMP thread, and on cores busy with other work its spin-waiting costs much."""
-    if n <= 0 or default_device().type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 @dataclass
@@ -162,7 +128,6 @@ def _weights_only(value):
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write a checkpoint atomically (a run killed while saving keeps the previous one), with NumPy
     values as lists so that :func:`load_checkpoint` can read it without unpickling code."""
-    from .results import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(_weights_only(state), buf)
