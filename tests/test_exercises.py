@@ -283,3 +283,26 @@ def test_lp_scale_matches_the_layer():
     assert_rejects(ex.check_lp_scale(c_sum), "not the sum")
     assert_rejects(ex.check_lp_scale(lambda c, p: (np.abs(c) ** p).mean() ** (1 / p)), "norm first")
     assert_rejects(ex.check_lp_scale(lambda c, p: lp_scale(torch.as_tensor(c), p, "unit")), "one number")
+
+
+def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_and_a_try_it_list():
+    import json
+    import re
+    from pathlib import Path
+
+    chapters = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("0[1-8]_*.ipynb"))
+    assert len(chapters) == 8
+    for path in chapters:
+        cells = json.loads(path.read_text())["cells"]
+        code = [("".join(c["source"]), c["metadata"].get("tags", [])) for c in cells
+                if c["cell_type"] == "code"]
+        solutions = [i for i, (_, tags) in enumerate(code) if "hide-cell" in tags]
+        assert 3 <= len(solutions) <= 5, path.name
+        for i in solutions:
+            (stub, _), (check, _), (solution, _) = code[i - 2: i + 1]
+            name = re.search(r"ex\.(check_\w+)\(", check).group(1)
+            assert hasattr(ex, name) and not check.startswith("assert"), (path.name, check)
+            assert "raise NotImplementedError" in stub or "= None" in stub, (path.name, stub)
+            assert f"assert ex.{name}(" in solution, (path.name, solution)
+        try_it = "".join(cells[-1]["source"])
+        assert try_it.startswith("## Try it") and "python -m bn_utils.run" in try_it, path.name
