@@ -56,7 +56,9 @@ def check_sgd_step(fn) -> Result:
     import torch
 
     from .models import mlp
+    from .train import cpu_threads
 
+    @cpu_threads(1)  # tiny tensors: a second thread only spin-waits
     def run():
         torch.manual_seed(0)
         net0 = mlp((6, 5, 5, 3), activation_name="sigmoid", norm="bn").double()
