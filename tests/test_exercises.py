@@ -71,6 +71,11 @@ def test_number_exercises():
     assert_rejects(ex.check_weight_scale_gradient(1), "gradient does")
     assert_rejects(ex.check_noise_mean_scale(1.25), "upper end")
     assert_rejects(ex.check_jacobian_row_sum("zero"), "should be a number")
+    assert_rejects(ex.check_jacobian_row_sum(1), "subtracts the mean")
+    assert_rejects(ex.check_sigmoid_slope(1.0), "tanh")
+    assert_rejects(ex.check_weight_scale_gradient(2), "shrinks")
+    assert_rejects(ex.check_noise_mean_scale(1.0), "never below 1")
+    assert_rejects(ex.check_parameter_difference(1234), "is not the number")
 
 
 def test_bn_nhwc():
