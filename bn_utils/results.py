@@ -8,12 +8,12 @@ writer leaves the previous record or none, never half a file.
 ``load_or_run`` is the one call a chapter makes. It returns a stored record when one may be
 trusted, else runs the experiment and stores it:
 
-* ``full`` records are reused whatever code wrote them (they are the expensive GPU runs that are
-  committed with the book);
+* ``full`` and ``reference`` records are reused whatever code wrote them (they are the expensive
+  GPU and CPU runs that are committed with the book);
 * ``smoke``/``quick`` records are reused only if ``bn_utils``' source is unchanged since they were
   written (they are cheap; reusing stale ones would show numbers the code no longer gives);
 * with ``prefer_full=True`` a chapter executed at the unmodified ``quick`` profile shows the stored
-  ``full`` record when there is one, and says so in the caption.
+  ``full`` record when there is one (else the ``reference`` one), and says so in the caption.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
 
 
 def _trusted(record: Record) -> bool:
-    return record.profile == "full" or record.meta.get("code_digest") == code_digest()
+    return record.profile in ("full", "reference") or record.meta.get("code_digest") == code_digest()
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
@@ -222,9 +222,10 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     else run ``fn(cfg)``, store its output and return the new record."""
     if prefer_full and cfg.profile == "quick" and cfg.is_profile_default() \
             and os.environ.get("BN_USE_STORED", "1") != "0":
-        stored = load(chapter, name, type(cfg).for_profile("full"))
-        if stored is not None:
-            return stored
+        for best in ("full", "reference"):   # the best stored record the chapter defines
+            stored = load(chapter, name, type(cfg).for_profile(best)) if best in cfg.PROFILES else None
+            if stored is not None:
+                return stored
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return stored
