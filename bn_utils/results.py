@@ -190,9 +190,11 @@ def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | Non
     return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
 
 
-def load(chapter: str, name: str, cfg: Config) -> Record | None:
-    """Return the stored record of exactly this config, or None if there is none (or it is broken)."""
-    json_path, npz_path = _paths(chapter, name, cfg)
+def read(json_path: Path) -> Record | None:
+    """Return the record stored at ``json_path`` whatever its config, or None if it is missing
+    or broken (an npz that belongs to another write counts as broken)."""
+    json_path = Path(json_path)
+    npz_path = json_path.with_name(json_path.name[: -len(".json")] + ".npz")
     if not json_path.exists():
         return None
     try:
@@ -206,10 +208,17 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
                 arrays = {k: z[k] for k in doc["arrays"]}
     except (OSError, ValueError, KeyError):
         return None
-    if doc.get("config") != cfg.to_dict():
-        return None
     meta = {**doc["meta"], "loaded": True}
-    return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
+    return Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], arrays, meta, json_path)
+
+
+def load(chapter: str, name: str, cfg: Config) -> Record | None:
+    """Return the stored record of exactly this config, or None if there is none (or it is broken)."""
+    json_path, _ = _paths(chapter, name, cfg)
+    record = read(json_path)
+    if record is None or record.config != cfg.to_dict():
+        return None
+    return record
 
 
 def _trusted(record: Record) -> bool:

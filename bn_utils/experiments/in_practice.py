@@ -81,14 +81,16 @@ class PracticeConfig(Config):
 
     PROFILES: ClassVar[dict] = {
         "full": {},
-        "reference": {"cpu_threads": 1, "seeds": (0, 1), "n_train": 20_000, "n_test": 5000, "cnn_width": 8,
-                      "sweep_steps": 600, "mlp_width": 128, "mlp_steps": 1500, "eval_every": 150,
-                      "ga_population": 10, "ga_generations": 6, "ga_width": 256, "ga_steps": 300,
-                      "cost_repeats": 20, "ft_pretrain_steps": 800, "ft_steps": 200, "ft_n_train": 500},
-        "quick": {"cpu_threads": 1, "seeds": (0,), "n_train": 4000, "n_test": 500, "cnn_width": 4, "sweep_steps": 60,
+        # reference: the largest scale that runs in well under an hour on a busy 2-core CPU
+        "reference": {"cpu_threads": 1, "seeds": (0, 1), "n_train": 10_000, "n_test": 2000, "cnn_width": 8,
+                      "sweep_steps": 150, "mlp_width": 64, "mlp_steps": 600, "eval_every": 60,
+                      "ga_population": 6, "ga_generations": 4, "ga_keep": 2, "ga_width": 128, "ga_steps": 150,
+                      "cost_width": 512, "cost_inception_batch": 64, "cost_repeats": 10,
+                      "ft_pretrain_steps": 600, "ft_steps": 150, "ft_n_train": 500, "weight_decay": 1e-2},
+        "quick": {"cpu_threads": 1, "seeds": (0,), "n_train": 4000, "n_test": 500, "cnn_width": 4, "sweep_steps": 50,
                   "mlp_width": 64, "mlp_steps": 200, "eval_every": 40, "ga_population": 4,
                   "ga_generations": 3, "ga_keep": 2, "ga_width": 64, "ga_steps": 60, "cost_width": 64,
-                  "cost_inception_width": 4, "cost_inception_batch": 32, "cost_repeats": 5,
+                  "cost_inception_width": 4, "cost_inception_batch": 32, "cost_repeats": 15,
                   "ft_pretrain_steps": 200, "ft_steps": 60, "ft_n_train": 200, "weight_decay": 1e-2},
         "smoke": {"cpu_threads": 1, "seeds": (0,), "n_train": 512, "n_test": 200, "cnn_width": 4, "sweep_steps": 3,
                   "batch_sizes": (2, 8), "mlp_width": 16, "mlp_depth": 2, "mlp_steps": 6,
