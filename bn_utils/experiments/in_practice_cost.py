@@ -27,12 +27,12 @@ STUDENT = {"train": 1.356, "inference": 1.253}
 def fold_all(model: nn.Module) -> nn.Module:
     """Return an eval-mode copy of ``model`` in which every nn.Sequential has its (Linear or
     Conv2d, BN) pairs folded into one layer (``forward_pass.fold_model``)."""
-    model = copy.deepcopy(model).eval()
-    if isinstance(model, nn.Sequential):
-        return fold_model(model)
-    for name, child in list(model.named_children()):
-        setattr(model, name, fold_all(child))
-    return model
+    def fold(module: nn.Module) -> nn.Module:   # innermost first, so nested blocks fold too
+        for name, child in list(module.named_children()):
+            setattr(module, name, fold(child))
+        return fold_model(module) if isinstance(module, nn.Sequential) else module
+
+    return fold(copy.deepcopy(model).eval())
 
 
 def _seconds(fn, device: torch.device) -> float:
