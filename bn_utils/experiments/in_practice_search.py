@@ -75,7 +75,7 @@ def plot(record: results.Record, cfg: P.PracticeConfig):
         ax.axvline(math.log10(STUDENT["best_lr"][net]), color="0.4", ls="--", lw=1, label="student's best LR")
         plotting.label(ax, title=f"{'with BN' if net == 'bn' else 'no BN'}", xlabel="log10 learning rate",
                        ylabel="log10 L2 (weight decay)")
-    fig.colorbar(sc, ax=axes, label="generation")
+    fig.colorbar(sc, ax=axes, label="generation", ticks=range(len(pts)))
     plotting.caption(fig, record.caption())
     return fig
 
