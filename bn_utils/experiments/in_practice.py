@@ -82,11 +82,11 @@ class PracticeConfig(Config):
     PROFILES: ClassVar[dict] = {
         "full": {},
         # reference: the largest scale that runs in well under an hour on a busy 2-core CPU
-        "reference": {"cpu_threads": 1, "seeds": (0, 1), "n_train": 10_000, "n_test": 2000, "cnn_width": 8,
-                      "sweep_steps": 150, "mlp_width": 64, "mlp_steps": 600, "eval_every": 60,
-                      "ga_population": 6, "ga_generations": 4, "ga_keep": 2, "ga_width": 128, "ga_steps": 150,
+        "reference": {"cpu_threads": 1, "seeds": (0, 1, 2), "n_train": 10_000, "n_test": 2000, "cnn_width": 8,
+                      "sweep_steps": 200, "mlp_width": 64, "mlp_steps": 800, "eval_every": 80,
+                      "ga_population": 8, "ga_generations": 5, "ga_keep": 3, "ga_width": 128, "ga_steps": 150,
                       "cost_width": 512, "cost_inception_batch": 64, "cost_repeats": 10,
-                      "ft_pretrain_steps": 600, "ft_steps": 150, "ft_n_train": 500, "weight_decay": 1e-2},
+                      "ft_pretrain_steps": 800, "ft_steps": 200, "ft_n_train": 500, "weight_decay": 1e-2},
         "quick": {"cpu_threads": 1, "seeds": (0,), "n_train": 4000, "n_test": 500, "cnn_width": 4, "sweep_steps": 40,
                   "mlp_width": 64, "mlp_steps": 150, "eval_every": 30, "ga_population": 4,
                   "ga_generations": 3, "ga_keep": 2, "ga_width": 64, "ga_steps": 40, "cost_width": 64,
