@@ -13,12 +13,12 @@ runs again). ``tools/add_record_digests.py`` adds the digest to records written 
 ``load_or_run`` is the one call a chapter makes. It returns a stored record when one may be
 trusted, else runs the experiment and stores it:
 
-* ``full`` records are reused whatever code wrote them (they are the expensive GPU runs that are
-  committed with the book);
+* ``full`` and ``reference`` records are reused whatever code wrote them (they are the expensive
+  GPU and CPU runs that are committed with the book);
 * ``smoke``/``quick`` records are reused only if ``bn_utils``' source is unchanged since they were
   written (they are cheap; reusing stale ones would show numbers the code no longer gives);
 * with ``prefer_full=True`` a chapter executed at the unmodified ``quick`` profile shows the stored
-  ``full`` record when there is one, and says so in the caption.
+  ``full`` record when there is one (else the ``reference`` one), and says so in the caption.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | Non
 
 def record_digest(doc: dict) -> str:
     """Return the SHA-256 of a stored record's metrics, config, names and arrays' digest (what
-    ``load`` checks; the provenance in ``meta`` may be annotated freely)."""
+    ``read`` checks; the provenance in ``meta`` may be annotated freely)."""
     body = {k: doc.get(k) for k in ("chapter", "name", "config", "metrics", "arrays")}
     body["arrays_sha256"] = (doc.get("meta") or {}).get("arrays_sha256")
     return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
@@ -189,10 +189,11 @@ def _refuse(path: Path, why: str) -> None:
     warnings.warn(f"{path}: {why}; treated as missing (the experiment runs again)", stacklevel=3)
 
 
-def load(chapter: str, name: str, cfg: Config) -> Record | None:
-    """Return the stored record of exactly this config, or None if there is none; a broken,
-    edited or non-object record gives None and a warning naming the file."""
-    json_path, npz_path = _paths(chapter, name, cfg)
+def read(json_path: Path) -> Record | None:
+    """Return the record stored at ``json_path`` whatever its config, or None if there is none;
+    a broken, edited or non-object record gives None and a warning naming the file."""
+    json_path = Path(json_path)
+    npz_path = json_path.with_name(json_path.name[: -len(".json")] + ".npz")
     if not json_path.exists():
         return None
     try:
@@ -201,8 +202,6 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
         return _refuse(json_path, f"not readable JSON ({err})")
     if not isinstance(doc, dict) or not isinstance(doc.get("meta"), dict):
         return _refuse(json_path, "not a JSON object with a meta object")
-    if doc.get("config") != cfg.to_dict():
-        return None  # another config with the same short hash
     if doc.get("digest") != record_digest(doc):
         what = "has no digest" if "digest" not in doc else "does not match its digest"
         return _refuse(json_path, f"{what} (its metrics were edited, or it predates digests: "
@@ -219,11 +218,27 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
             return _refuse(npz_path, f"not readable ({type(err).__name__}: {err})")
     meta = {**doc["meta"], "loaded": True}
-    return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
+    return Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], arrays, meta, json_path)
+
+
+def load(chapter: str, name: str, cfg: Config) -> Record | None:
+    """Return the stored record of exactly this config, or None if there is none (another config
+    with the same short hash is none too); a broken or edited record warns, naming the file."""
+    json_path, _ = _paths(chapter, name, cfg)
+    if not json_path.exists():
+        return None
+    try:  # compare configs first: a record of another config is silently not ours
+        doc = json.loads(json_path.read_text())
+        if (isinstance(doc, dict) and isinstance(doc.get("meta"), dict)
+                and doc.get("config") != cfg.to_dict()):
+            return None
+    except (OSError, ValueError):
+        pass  # read() says what is wrong with it
+    return read(json_path)
 
 
 def _trusted(record: Record) -> bool:
-    return record.profile == "full" or record.meta.get("code_digest") == code_digest()
+    return record.profile in ("full", "reference") or record.meta.get("code_digest") == code_digest()
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
@@ -232,9 +247,10 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     else run ``fn(cfg)``, store its output and return the new record."""
     if prefer_full and cfg.profile == "quick" and cfg.is_profile_default() \
             and os.environ.get("BN_USE_STORED", "1") != "0":
-        stored = load(chapter, name, type(cfg).for_profile("full"))
-        if stored is not None:
-            return stored
+        for best in ("full", "reference"):   # the best stored record the chapter defines
+            stored = load(chapter, name, type(cfg).for_profile(best)) if best in cfg.PROFILES else None
+            if stored is not None:
+                return stored
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return stored

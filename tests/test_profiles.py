@@ -42,7 +42,7 @@ def test_values_are_coerced_to_the_field_type():
 
 @pytest.mark.parametrize("profile", ["fast", "", "FULL"])
 def test_unknown_profile_names_the_value_and_the_allowed_ones(profile):
-    with pytest.raises(ValueError, match=rf"unknown profile {profile!r}; choose one of smoke, quick, full"):
+    with pytest.raises(ValueError, match=rf"unknown profile {profile!r}; choose one of smoke, quick, reference, full"):
         Toy.for_profile(profile)
 
 

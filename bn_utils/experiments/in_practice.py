@@ -1,0 +1,238 @@
+"""Chapter 09: BN in practice. The configuration shared by its nine experiments and their helpers.
+
+The experiments live in ``in_practice_batch`` (train vs eval at small batches; the alternatives
+to BN), ``in_practice_mlp`` (placement, dropout, initialisation, weight decay), ``in_practice_search``
+(the genetic learning-rate / L2 search), ``in_practice_cost`` (time per step, folding) and
+``in_practice_finetune`` (fine-tuning with small batches). All train on MNIST subsets: a small
+CNN where the experiment is about batch statistics of images, an MLP elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+from .. import data, train
+from ..norm_alternatives import ALTERNATIVES, make_alternative
+from ..profiles import Config, param
+
+CHAPTER = "09_in_practice"
+PLACEMENTS = ("before", "after")
+DROPOUT_PLACES = ("none", "before_bn", "after_bn", "last_only")
+
+
+@dataclass(frozen=True)
+class PracticeConfig(Config):
+    """Chapter 9's experiments (defaults: the ``full`` profile, GPU scale)."""
+
+    seeds: tuple = param((0, 1, 2), "seeds of every training run (mean over seeds)", item_min=0)
+    n_train: int = param(60_000, "MNIST training images (class-stratified subset)", min=256)
+    n_test: int = param(10_000, "MNIST test images", min=100)
+    cpu_threads: int = param(0, "intra-op threads on CPU (0: torch's default)", min=0)
+    # 1-2: batch size and the alternatives to BN (small CNN)
+    batch_sizes: tuple = param((2, 4, 8, 32, 128), "training batch sizes of the sweep", item_min=2)
+    norms: tuple = param(ALTERNATIVES, "normalisations compared", choices=ALTERNATIVES)
+    cnn_width: int = param(16, "channels of the CNN's first convolution (the second has twice)", min=2)
+    sweep_steps: int = param(3000, "SGD steps of every run of the sweep (same for all batch sizes)", min=1)
+    sweep_lr: float = param(0.02, "learning rate of the sweep (SGD, momentum 0.9)", min=1e-6)
+    gn_groups: int = param(4, "groups of GroupNorm", min=1)
+    renorm_rmax: float = param(3.0, "Batch Renorm: final rmax (Ioffe 2017)", min=1.0)
+    renorm_dmax: float = param(5.0, "Batch Renorm: final dmax (Ioffe 2017)", min=0.0)
+    renorm_warmup: float = param(0.1, "Batch Renorm: fraction of steps trained as plain BN", min=0.0, max=1.0)
+    renorm_ramp: float = param(0.4, "Batch Renorm: fraction of steps over which the limits grow", min=0.0, max=1.0)
+    # 3-5, 8: placement, dropout, initialisation, weight decay (MLP)
+    mlp_width: int = param(256, "hidden units per layer of the MLP", min=2)
+    mlp_depth: int = param(3, "hidden layers of the MLP", min=1)
+    mlp_steps: int = param(3000, "SGD steps of each MLP run", min=1)
+    mlp_batch: int = param(64, "MLP batch size", min=2)
+    mlp_lr: float = param(0.05, "MLP learning rate (SGD, momentum 0.9)", min=1e-6)
+    dropout: float = param(0.5, "dropout probability of the dropout experiment", min=0.0, max=0.95)
+    init_scales: tuple = param((0.1, 1.0, 10.0), "factors on torch's default initial weights", item_min=1e-6)
+    weight_decay: float = param(5e-3, "weight decay of the scale-invariance experiment", min=0.0)
+    wd_lr: float = param(0.1, "learning rate of the weight-decay experiment (plain SGD)", min=1e-6)
+    eval_every: int = param(250, "steps between test evaluations of the curves", min=1)
+    # 6: the genetic learning-rate / L2 search
+    ga_population: int = param(10, "GA population (the student's 10)", min=2)
+    ga_generations: int = param(10, "GA generations (the student's 10)", min=1)
+    ga_keep: int = param(3, "GA survivors per generation (the student's 3)", min=1)
+    ga_mutation_std: float = param(1.5, "GA mutation std, in natural-log units (the student's 1.5)", min=1e-3)
+    ga_log10_lr: tuple = param((-4.0, 1.0), "GA bounds of log10 LR")
+    ga_log10_l2: tuple = param((-7.0, -1.0), "GA bounds of log10 L2 (SGD weight decay)")
+    ga_width: int = param(1000, "GA MLP hidden width (the student's 4 x 1000)", min=2)
+    ga_steps: int = param(2000, "SGD steps per GA candidate", min=1)
+    ga_batch: int = param(128, "GA batch size", min=2)
+    # 7: cost of BN
+    cost_width: int = param(1000, "cost: MLP hidden width (the student's 4 x 1000)", min=2)
+    cost_batch: int = param(1024, "cost: MLP batch (the student's 1024)", min=1)
+    cost_inception_width: int = param(16, "cost: TinyInception width", min=2)
+    cost_inception_batch: int = param(128, "cost: TinyInception batch", min=1)
+    cost_repeats: int = param(30, "cost: timed repetitions per network (median)", min=1)
+    # 9: fine-tuning with small batches
+    ft_pretrain_steps: int = param(3000, "fine-tuning: pre-training steps on digits 0-4 (batch 64)", min=1)
+    ft_steps: int = param(500, "fine-tuning: steps on digits 5-9", min=1)
+    ft_batch_sizes: tuple = param((2, 4), "fine-tuning batch sizes", item_min=2)
+    ft_lr: float = param(0.01, "fine-tuning learning rate (SGD, momentum 0.9)", min=1e-6)
+    ft_n_train: int = param(1000, "fine-tuning: training images of digits 5-9", min=8)
+
+    PROFILES: ClassVar[dict] = {
+        "full": {},
+        # reference: the largest scale that runs in well under an hour on a busy 2-core CPU
+        "reference": {"cpu_threads": 1, "seeds": (0, 1, 2), "n_train": 10_000, "n_test": 2000, "cnn_width": 8,
+                      "sweep_steps": 200, "mlp_width": 64, "mlp_steps": 800, "eval_every": 80,
+                      "ga_population": 8, "ga_generations": 5, "ga_keep": 3, "ga_width": 128, "ga_steps": 150,
+                      "cost_width": 512, "cost_inception_batch": 64, "cost_repeats": 10,
+                      "ft_pretrain_steps": 800, "ft_steps": 200, "ft_n_train": 500, "weight_decay": 1e-2},
+        "quick": {"cpu_threads": 1, "seeds": (0,), "n_train": 4000, "n_test": 500, "cnn_width": 4, "sweep_steps": 40,
+                  "mlp_width": 64, "mlp_steps": 150, "eval_every": 30, "ga_population": 4,
+                  "ga_generations": 3, "ga_keep": 2, "ga_width": 64, "ga_steps": 40, "cost_width": 64,
+                  "cost_inception_width": 4, "cost_inception_batch": 32, "cost_repeats": 10,
+                  "ft_pretrain_steps": 150, "ft_steps": 50, "ft_n_train": 200, "weight_decay": 1e-2},
+        "smoke": {"cpu_threads": 1, "seeds": (0,), "n_train": 512, "n_test": 200, "cnn_width": 4, "sweep_steps": 3,
+                  "batch_sizes": (2, 8), "mlp_width": 16, "mlp_depth": 2, "mlp_steps": 6,
+                  "eval_every": 3, "init_scales": (0.1, 10.0), "ga_population": 2, "ga_generations": 2,
+                  "ga_keep": 1, "ga_width": 8, "ga_steps": 3, "cost_width": 32, "cost_batch": 64,
+                  "cost_inception_width": 4, "cost_inception_batch": 8, "cost_repeats": 1,
+                  "ft_pretrain_steps": 4, "ft_steps": 3, "ft_n_train": 16},
+    }
+
+    def validate(self) -> None:
+        """Check the cross-field constraints (GA survivors, bounds, groups, batch sizes)."""
+        if self.ga_keep >= self.ga_population:
+            raise ValueError(f"parameter ga_keep={self.ga_keep} must be smaller than "
+                             f"ga_population={self.ga_population}")
+        for name in ("ga_log10_lr", "ga_log10_l2"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+                raise ValueError(f"parameter {name}={lo_hi} must be (low, high) with low < high")
+        if self.cnn_width % self.gn_groups:
+            raise ValueError(f"parameter gn_groups={self.gn_groups} must divide cnn_width={self.cnn_width}")
+        if max(self.batch_sizes + (self.mlp_batch, self.ga_batch)) > self.n_train:
+            raise ValueError(f"batch sizes must not exceed n_train={self.n_train}")
+
+    def renorm_kwargs(self, steps: int) -> dict:
+        """Return Batch Renorm's limits and schedule for a run of ``steps`` steps."""
+        return {"rmax": self.renorm_rmax, "dmax": self.renorm_dmax,
+                "warmup_steps": int(self.renorm_warmup * steps), "ramp_steps": int(self.renorm_ramp * steps)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Data, networks and one training run
+
+
+def mnist(cfg: PracticeConfig, *, flatten: bool) -> tuple[torch.Tensor, ...]:
+    """Return the chapter's MNIST subset as tensors ``(x_train, y_train, x_test, y_test)``."""
+    return data.tensors("mnist", flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
+
+
+def cnn(norm: str, width: int, *, groups: int = 4, renorm: dict | None = None) -> nn.Sequential:
+    """Return the small CNN: two (3x3 conv with stride 2 → norm → ReLU) blocks of ``width`` and
+    ``2 * width`` channels (28x28 → 14x14 → 7x7) and a linear classifier, for MNIST images."""
+    layers: list[nn.Module] = []
+    c_in = 1
+    for c in (width, 2 * width):
+        layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=norm == "none"),
+                   make_alternative(norm, c, 2, groups=groups, **(renorm or {})), nn.ReLU()]
+        c_in = c
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 49, 10))
+
+
+def practice_mlp(widths: tuple | list, *, act: str = "relu", norm: bool = True, placement: str = "before",
+                 dropout: float = 0.0, dropout_place: str = "none", init_scale: float = 1.0) -> nn.Sequential:
+    """Return an MLP with BN ``before`` or ``after`` each hidden nonlinearity (or none), dropout
+    ``before_bn`` (Linear → Dropout → BN), ``after_bn`` (after every hidden block) or ``last_only``
+    (before the classifier), and torch's default initial weights times ``init_scale``."""
+    from ..models import activation
+
+    if placement not in PLACEMENTS or dropout_place not in DROPOUT_PLACES:
+        raise ValueError(f"placement={placement!r} / dropout_place={dropout_place!r}: choose from "
+                         f"{PLACEMENTS} / {DROPOUT_PLACES}")
+    layers: list[nn.Module] = []
+    hidden = list(zip(widths[:-2], widths[1:-1]))
+    for i, (a, b) in enumerate(hidden):
+        linear = nn.Linear(a, b, bias=not norm or placement == "after")
+        with torch.no_grad():
+            linear.weight.mul_(init_scale)
+        layers.append(linear)
+        if dropout_place == "before_bn" and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        block = [nn.BatchNorm1d(b)] if norm else []
+        block = block + [activation(act)] if placement == "before" else [activation(act)] + block
+        layers += block
+        if (dropout_place == "after_bn" or (dropout_place == "last_only" and i == len(hidden) - 1)) \
+                and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    return nn.Sequential(*layers)
+
+
+def sgd(model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0):
+    """Return SGD over the model's parameters."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+        seed: int, momentum: float = 0.9, weight_decay: float = 0.0,
+        eval_fn: Callable | None = None, eval_every: int = 0, hooks=None) -> train.History:
+    """Train ``model`` with SGD on shuffled minibatches of (x, y) and return its History."""
+    return train.fit(model, data.batches(x, y, batch_size, seed=seed), steps=steps,
+                     optimizer=sgd(model, lr, momentum=momentum, weight_decay=weight_decay),
+                     eval_fn=eval_fn, eval_every=eval_every, log_every=max(1, min(50, steps // 5)),
+                     hooks=hooks, progress=False)
+
+
+def test_eval(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], dict]:
+    """Return an eval_fn giving the test accuracy (eval mode) of a model on (x, y)."""
+    return lambda m: {"test_accuracy": train.accuracy(m, x, y)}
+
+
+def final(history: train.History, key: str = "test_accuracy") -> float:
+    """Return the last value of an evaluated metric, NaN for a diverged run."""
+    return math.nan if history.diverged else history.evals[key][-1]
+
+
+def seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    """Return ``make()`` built after seeding torch (the same seed gives the same weights)."""
+    train.seed_everything(seed)
+    return make()
+
+
+def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Return the accuracy with every norm layer in training mode (batch statistics of test batches
+    of ``batch_size``), on a copy, so the model's running statistics are left as they were."""
+    net = copy.deepcopy(model).train()
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    n = len(x) // batch_size * batch_size
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            correct += (net(x[start: start + batch_size]).argmax(1) == y[start: start + batch_size]).sum().item()
+    return correct / n
+
+
+class FrozenNorms(nn.Module):
+    """Wrap a model so that its BN layers stay in eval mode (running statistics used and fixed)
+    even when ``train()`` is called: the usual way to fine-tune with small batches."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.train()
+
+    def train(self, mode: bool = True) -> "FrozenNorms":
+        """Set the mode of everything but the BN layers, which stay in eval mode; return self."""
+        super().train(mode)
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the wrapped model's output."""
+        return self.model(x)

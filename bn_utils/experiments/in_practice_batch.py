@@ -1,0 +1,118 @@
+"""Chapter 09, experiments 1-2: BN's two modes at small batches, and the alternatives to BN.
+
+One sweep: the small CNN with each normalisation (BN, Batch Renorm, LayerNorm, GroupNorm,
+RMSNorm, none) trains at each batch size for the same number of steps. For every run we keep
+the test accuracy in evaluation mode (running statistics) and, for the batch-dependent layers,
+in training mode (statistics of test batches of the training batch size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import plotting, results, train
+from . import in_practice as P
+
+BATCH_DEPENDENT = ("bn", "brn")
+LABELS = {"none": "no norm", "bn": "BatchNorm", "brn": "Batch Renorm", "ln": "LayerNorm",
+          "gn": "GroupNorm", "rms": "RMSNorm"}
+
+
+def sweep(cfg: P.PracticeConfig) -> dict:
+    """Return ``{"eval_acc", "train_acc"}``: arrays (norm, batch size, seed) of test accuracies."""
+    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=False)
+    shape = (len(cfg.norms), len(cfg.batch_sizes), len(cfg.seeds))
+    eval_acc, train_acc = np.full(shape, np.nan), np.full(shape, np.nan)
+    renorm = cfg.renorm_kwargs(cfg.sweep_steps)
+    for i, norm in enumerate(cfg.norms):
+        for j, b in enumerate(cfg.batch_sizes):
+            for k, seed in enumerate(cfg.seeds):
+                model = P.seeded(seed, lambda: P.cnn(norm, cfg.cnn_width, groups=cfg.gn_groups,
+                                                     renorm=renorm if norm == "brn" else None))
+                hist = P.fit(model, x_tr, y_tr, steps=cfg.sweep_steps, batch_size=b, lr=cfg.sweep_lr,
+                             seed=seed, eval_fn=P.test_eval(x_te, y_te))
+                eval_acc[i, j, k] = P.final(hist)
+                if norm in BATCH_DEPENDENT and not hist.diverged:
+                    train_acc[i, j, k] = P.train_mode_accuracy(model, x_te, y_te, b)
+    return {"eval_acc": eval_acc, "train_acc": train_acc}
+
+
+def run(cfg: P.PracticeConfig) -> results.Record:
+    """Return the sweep's record (stored, or trained now)."""
+    with train.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(P.CHAPTER, "batch_sweep", cfg, sweep, prefer_full=True)
+
+
+def breaking_batch(batch_sizes, accuracies, baseline) -> int | None:
+    """Return the largest batch size at which a normalisation does worse than ``baseline`` (no
+    normalisation, same batch size; a diverged run counts as worse), or None if it never does."""
+    acc = np.nan_to_num(np.asarray(accuracies, float), nan=0.0)
+    base = np.nan_to_num(np.asarray(baseline, float), nan=0.0)
+    broken = [b for b, a, c in zip(batch_sizes, acc, base) if a < c]
+    return max(broken) if broken else None
+
+
+def summary(record: results.Record, cfg: P.PracticeConfig) -> dict:
+    """Return per norm: the mean eval-mode accuracy per batch size, the train-mode one, and the
+    batch size at which it breaks (does worse than no normalisation; None: never)."""
+    ev, tr = np.nanmean(record["eval_acc"], 2), record["train_acc"]
+    base = ev[cfg.norms.index("none")] if "none" in cfg.norms else np.zeros(len(cfg.batch_sizes))
+    out = {}
+    for i, norm in enumerate(cfg.norms):
+        trm = np.nanmean(tr[i], 1) if not np.all(np.isnan(tr[i])) else np.full(len(cfg.batch_sizes), np.nan)
+        out[norm] = {"eval": ev[i], "train": trm,
+                     "breaks_at": None if norm == "none" else breaking_batch(cfg.batch_sizes, ev[i], base)}
+    return out
+
+
+def plot_modes(record: results.Record, cfg: P.PracticeConfig):
+    """Figure (experiment 1): BN's test accuracy in train and eval mode against the batch size."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    i = cfg.norms.index("bn")
+    for key, style, label in (("eval_acc", "-o", "eval mode (running statistics)"),
+                              ("train_acc", "--s", "train mode (statistics of the test batch)")):
+        acc = record[key][i]
+        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), fmt=style,
+                    color=plotting.COLORS["bn"], label=label, capsize=3)
+    ax.set_xscale("log", base=2)
+    plotting.label(ax, title=f"BN CNN on MNIST: the two modes ({len(cfg.seeds)} seed(s))",
+                   xlabel="batch size (training and evaluation)", ylabel="test accuracy")
+    plotting.caption(fig, record.caption())
+    return fig
+
+
+def plot_alternatives(record: results.Record, cfg: P.PracticeConfig):
+    """Figure (experiment 2): eval-mode test accuracy of every normalisation against batch size."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for i, norm in enumerate(cfg.norms):
+        acc = record["eval_acc"][i]
+        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), fmt="-o",
+                    label=LABELS[norm], capsize=3, ms=4)
+    ax.set_xscale("log", base=2)
+    plotting.label(ax, title=f"Same CNN, same steps: normalisations vs batch size ({len(cfg.seeds)} seed(s))",
+                   xlabel="batch size", ylabel="test accuracy (eval mode)")
+    plotting.caption(fig, record.caption())
+    return fig
+
+
+def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+    """Return one row per normalisation: eval-mode accuracy per batch size and where it breaks."""
+    rows = []
+    for norm, s in summary(record, cfg).items():
+        row = {"normalisation": LABELS[norm]}
+        row.update({f"batch {b}": float(a) for b, a in zip(cfg.batch_sizes, s["eval"])})
+        row["worse than no norm at batch ≤"] = s["breaks_at"] if s["breaks_at"] is not None else "never"
+        rows.append(row)
+    return rows
+
+
+def mode_gap(record: results.Record, cfg: P.PracticeConfig) -> dict:
+    """Return BN's train-mode minus eval-mode accuracy at the smallest and largest batch size."""
+    s = summary(record, cfg)["bn"]
+    gap = s["train"] - s["eval"]
+    return {"small": float(gap[0]), "large": float(gap[-1]),
+            "small_batch": cfg.batch_sizes[0], "large_batch": cfg.batch_sizes[-1]}

@@ -1,0 +1,127 @@
+"""Chapter 09, experiment 7: what BN costs in time, and what folding it into the layer before saves.
+
+Time per training step (forward, backward, SGD step) and per inference batch of the student's MLP
+(4 hidden layers) and of TinyInception, with and without BN, and at inference with BN folded into
+the preceding layer. The networks run alternately, so a machine busy with other work slows all of
+them alike; we report medians and their ratios, all from one run.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import results, train
+from ..inception_net import TinyInception
+from .forward_pass import fold_model
+from . import in_practice as P
+
+# The student's measurement: the MLP at batch 1024, BN / no BN.
+STUDENT = {"train": 1.356, "inference": 1.253}
+
+
+def fold_all(model: nn.Module) -> nn.Module:
+    """Return an eval-mode copy of ``model`` in which every nn.Sequential has its (Linear or
+    Conv2d, BN) pairs folded into one layer (``forward_pass.fold_model``)."""
+    def fold(module: nn.Module) -> nn.Module:   # innermost first, so nested blocks fold too
+        for name, child in list(module.named_children()):
+            setattr(module, name, fold(child))
+        return fold_model(module) if isinstance(module, nn.Sequential) else module
+
+    return fold(copy.deepcopy(model).eval())
+
+
+def _seconds(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _networks(cfg: P.PracticeConfig) -> dict:
+    """Return {family: (input shape, {"no BN", "BN"} models)} with trained-like BN statistics."""
+    widths = [784] + [cfg.cost_width] * 4 + [10]
+    torch.manual_seed(0)
+    nets = {"MLP": ((cfg.cost_batch, 784), {"no BN": P.practice_mlp(widths, norm=False),
+                                             "BN": P.practice_mlp(widths, norm=True)}),
+            "TinyInception": ((cfg.cost_inception_batch, 3, 32, 32),
+                              {"no BN": TinyInception(width=cfg.cost_inception_width, bn=False),
+                               "BN": TinyInception(width=cfg.cost_inception_width, bn=True)})}
+    return nets
+
+
+def timing(cfg: P.PracticeConfig) -> dict:
+    """Return median seconds per training step and per inference batch for every network."""
+    device = train.default_device()
+    out = {}
+    for family, (shape, nets) in _networks(cfg).items():
+        x = torch.randn(*shape, device=device)
+        y = torch.randint(0, 10, (shape[0],), device=device)
+        nets = {k: v.to(device) for k, v in nets.items()}
+        with torch.no_grad():
+            nets["BN"].train()(x)   # running statistics from one batch: folding needs some
+        nets["BN folded"] = fold_all(nets["BN"])
+        opts = {k: torch.optim.SGD(v.parameters(), lr=1e-3) for k, v in nets.items() if k != "BN folded"}
+
+        def step(k):
+            net = nets[k].train()
+            loss = nn.functional.cross_entropy(net(x), y)
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+
+        def infer(k):
+            with torch.inference_mode():
+                nets[k].eval()(x)
+
+        times = {f"{k}/{what}": [] for k in nets for what in ("train", "inference") if
+                 not (k == "BN folded" and what == "train")}
+        for _ in range(2):   # warm-up: allocations and lazy initialisation are not what we time
+            for key in times:
+                k, what = key.split("/")
+                (step if what == "train" else infer)(k)
+        for _ in range(cfg.cost_repeats):
+            for key in times:
+                k, what = key.split("/")
+                times[key].append(_seconds(lambda: (step if what == "train" else infer)(k), device))
+        for key, v in times.items():
+            out[f"{family}/{key}"] = float(np.median(v))
+    out["device"] = results.device_description(device)
+    return out
+
+
+def run(cfg: P.PracticeConfig) -> results.Record:
+    """Return the timing record (stored, or measured now)."""
+    with train.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(P.CHAPTER, "cost", cfg, timing, prefer_full=True)
+
+
+def ratios(record: results.Record) -> dict:
+    """Return per network family the BN / no-BN time ratios (train, inference, folded inference)."""
+    out = {}
+    for family in ("MLP", "TinyInception"):
+        t = {k.split("/", 1)[1]: v for k, v in record.metrics.items() if k.startswith(family + "/")}
+        out[family] = {"train": t["BN/train"] / t["no BN/train"],
+                       "inference": t["BN/inference"] / t["no BN/inference"],
+                       "folded inference": t["BN folded/inference"] / t["no BN/inference"]}
+    return out
+
+
+def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+    """Return the time ratios BN / no BN beside the student's (MLP at batch 1024)."""
+    r = ratios(record)
+    rows = [{"measurement": "student: MLP 4×1000, batch 1024 (Higgs)", "train step": STUDENT["train"],
+             "inference": STUDENT["inference"], "inference, BN folded": None}]
+    names = {"MLP": f"ours: MLP 4×{cfg.cost_width}, batch {cfg.cost_batch}",
+             "TinyInception": f"ours: TinyInception w{cfg.cost_inception_width}, batch {cfg.cost_inception_batch}"}
+    for family, v in r.items():
+        rows.append({"measurement": names[family], "train step": v["train"], "inference": v["inference"],
+                     "inference, BN folded": v["folded inference"]})
+    return rows

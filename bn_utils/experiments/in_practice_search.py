@@ -1,0 +1,93 @@
+"""Chapter 09, experiment 6: a genetic search of learning rate and L2, with and without BN.
+
+It follows a student project: 10 generations of 10 models, the best 3 kept, Gaussian mutation of
+log LR and log L2 with standard deviation 1.5, a 5-layer MLP (4 hidden layers of 1000), on the
+Higgs data set. Ours: the same search (``bn_utils.search.genetic_search``) on MNIST, the fitness
+being the accuracy on a held-out part of the training subset after a fixed number of SGD steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import plotting, results, train
+from ..search import genetic_search
+from . import in_practice as P
+
+# The student's numbers (Higgs, 5-layer MLP), for the table beside ours.
+STUDENT = {"best_lr": {"bn": 2.57, "none": 0.62}, "test_accuracy": {"bn": 0.7127, "none": 0.6872}}
+
+
+def search(cfg: P.PracticeConfig) -> dict:
+    """Return per network (``bn``, ``none``): the GA's points (generation, member, [ln LR, ln L2]),
+    validation scores, test accuracies, and the best point with its scores."""
+    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=True)
+    n_val = max(len(x_tr) // 6, 10)
+    x_fit, y_fit, x_val, y_val = x_tr[n_val:], y_tr[n_val:], x_tr[:n_val], y_tr[:n_val]
+    widths = [784] + [cfg.ga_width] * 4 + [10]
+    bounds = [tuple(math.log(10.0) * v for v in cfg.ga_log10_lr),
+              tuple(math.log(10.0) * v for v in cfg.ga_log10_l2)]
+    out = {}
+    for net in ("bn", "none"):
+        tests: dict = {}
+
+        def fitness(point, net=net, tests=tests):
+            lr, l2 = math.exp(point[0]), math.exp(point[1])
+            model = P.seeded(cfg.seeds[0], lambda: P.practice_mlp(widths, norm=net == "bn"))
+            h = P.fit(model, x_fit, y_fit, steps=cfg.ga_steps, batch_size=cfg.ga_batch, lr=lr,
+                      seed=cfg.seeds[0], momentum=0.0, weight_decay=l2)
+            if h.diverged:
+                tests[tuple(point)] = math.nan
+                return math.nan
+            tests[tuple(point)] = train.accuracy(model, x_te, y_te)
+            return train.accuracy(model, x_val, y_val)
+
+        res = genetic_search(fitness, bounds, population=cfg.ga_population, generations=cfg.ga_generations,
+                             keep=cfg.ga_keep, mutation_std=cfg.ga_mutation_std, seed=cfg.seeds[0])
+        out[f"{net}/points"], out[f"{net}/scores"] = res["points"], res["scores"]
+        out[f"{net}/test"] = np.asarray([[tests[tuple(p)] for p in gen] for gen in res["points"]])
+        out[f"{net}/best_lr"] = math.exp(res["best_point"][0])
+        out[f"{net}/best_l2"] = math.exp(res["best_point"][1])
+        out[f"{net}/best_val_accuracy"] = res["best_score"]
+        out[f"{net}/best_test_accuracy"] = tests[tuple(res["best_point"])]
+    return out
+
+
+def run(cfg: P.PracticeConfig) -> results.Record:
+    """Return the search's record (stored, or run now)."""
+    with train.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(P.CHAPTER, "ga_search", cfg, search, prefer_full=True)
+
+
+def plot(record: results.Record, cfg: P.PracticeConfig):
+    """Figure: the population of every generation in (log10 LR, log10 L2), with and without BN."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True, sharey=True)
+    for ax, net in zip(axes, ("none", "bn")):
+        pts = record[f"{net}/points"] / math.log(10.0)
+        gens = np.repeat(np.arange(len(pts)), pts.shape[1])
+        sc = ax.scatter(pts[..., 0].ravel(), pts[..., 1].ravel(), c=gens, cmap="viridis", s=18)
+        ax.scatter([math.log10(record[f"{net}/best_lr"])], [math.log10(record[f"{net}/best_l2"])],
+                   marker="*", s=200, color=plotting.COLORS["bn"], label="best")
+        ax.axvline(math.log10(STUDENT["best_lr"][net]), color="0.4", ls="--", lw=1, label="student's best LR")
+        plotting.label(ax, title=f"{'with BN' if net == 'bn' else 'no BN'}", xlabel="log10 learning rate",
+                       ylabel="log10 L2 (weight decay)")
+    fig.colorbar(sc, ax=axes, label="generation", ticks=range(len(pts)))
+    plotting.caption(fig, record.caption())
+    return fig
+
+
+def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+    """Return the student's and our best LR and test accuracy, with and without BN."""
+    rows = []
+    for net in ("bn", "none"):
+        rows.append({"network": "BN" if net == "bn" else "no BN",
+                     "student best LR (Higgs)": STUDENT["best_lr"][net],
+                     "our best LR (MNIST)": float(record[f"{net}/best_lr"]),
+                     "our best L2": float(record[f"{net}/best_l2"]),
+                     "student test acc.": STUDENT["test_accuracy"][net],
+                     "our test acc.": float(record[f"{net}/best_test_accuracy"])})
+    return rows

@@ -1,0 +1,187 @@
+"""What the book found: every chapter's headline claims beside the stored records (chapter 10).
+
+Each claim names its source (the paper or a student reproduction) and the number behind it
+there; ``ours`` is computed from the best record stored under ``results/`` (full > reference >
+quick > smoke), with its profile and seeds; a chapter without records says "not run at this
+scale". Nothing here trains: it only reads records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import results
+
+RANK = ("full", "reference", "quick", "smoke")
+NOT_RUN = "not run at this scale"
+
+
+def best_record(chapter: str, name: str, folder: Path | None = None) -> results.Record | None:
+    """Return the stored record ``name`` of ``chapter`` from the best profile there is, or None."""
+    folder = (folder or results.results_dir()) / chapter
+    found = []
+    for path in folder.glob(f"{name}__*.json"):
+        profile = path.name[len(name) + 2:].split("__")[0]
+        if profile in RANK:
+            found.append((RANK.index(profile), -path.stat().st_mtime, path))
+    for _, _, path in sorted(found):
+        record = results.read(path)
+        if record is not None:
+            return record
+    return None
+
+
+def _scale(record: results.Record) -> str:
+    seeds = record.config.get("seeds")
+    n = len(seeds) if isinstance(seeds, list) else 1
+    return f"{record.profile}, {n} seed{'s' if n != 1 else ''}"
+
+
+def _row(chapter: str, claim: str, source: str, theirs: str, record, measure: Callable) -> dict:
+    """Return one verdict row; ``measure(record)`` returns (ours as text, holds: bool)."""
+    if record is None:
+        return {"chapter": chapter, "claim": claim, "source": source, "their number": theirs,
+                "ours (profile, seeds)": NOT_RUN, "holds at our scale?": "not tested at this scale"}
+    ours, ok = measure(record)
+    return {"chapter": chapter, "claim": claim, "source": source, "their number": theirs,
+            "ours (profile, seeds)": f"{ours} ({_scale(record)})", "holds at our scale?": "yes" if ok else "no"}
+
+
+def _ch01(folder) -> list[dict]:
+    from .experiments import covariate_shift
+
+    rec = best_record(covariate_shift.CHAPTER, "shift", folder)
+
+    def stable(r):
+        s = covariate_shift.summary(r)
+        return (f"range of the watched layer's mean: {s['bn']['mean_range']:.2f} with BN, "
+                f"{s['no_bn']['mean_range']:.2f} without", s["bn"]["mean_range"] < s["no_bn"]["mean_range"])
+    return [_row("01", "BN keeps a layer's input distribution stable while the layers below learn",
+                 "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative", rec, stable)]
+
+
+def _ch02(folder) -> list[dict]:
+    from .experiments import forward_pass
+
+    est = best_record(forward_pass.CHAPTER, "running_estimates", folder)
+    branch = best_record(forward_pass.CHAPTER, "eval_branch", folder)
+
+    def population(r):
+        m, v = r["paper_mean"], r["paper_var"]
+        err = max(abs(m - r["true_mean"]) / r["true_var"] ** 0.5, abs(v - r["true_var"]) / r["true_var"])
+        return f"mean {m:.2f} (true {r['true_mean']:g}), variance {v:.2f} (true {r['true_var']:g})", err < 0.05
+
+    def eval_branch(r):
+        acc = {k: r[k]["evals"]["test_accuracy"][-1] for k in r.metrics}
+        bug, ok = acc.get("eval-branch BN (buggy) @ lr 2"), acc.get("torch BN @ lr 2")
+        return f"test accuracy at LR 2: {bug:.3f} with the bug, {ok:.3f} with BN", bug < ok
+    return [_row("02", "population statistics (mean of batch means, unbiased batch variance) "
+                       "recover the data's mean and variance", "Ioffe & Szegedy 2015", "Alg. 2", est, population),
+            _row("02", "normalising with running statistics during training loses BN's benefit",
+                 "book (a common bug)", "—", branch, eval_branch)]
+
+
+def _ch04(folder) -> list[dict]:
+    from .experiments import mnist
+
+    runs = best_record(mnist.CHAPTER, "runs", folder)
+    bs1 = best_record(mnist.CHAPTER, "batch_size_one", folder)
+
+    def accuracy(r):
+        s = mnist.summary(r)
+        bn, plain = s["sigmoid", True], s["sigmoid", False]
+        return f"{bn['final_mean']:.4f} with BN, {plain['final_mean']:.4f} without", bn["final_mean"] > plain["final_mean"]
+
+    def faster(r):
+        s = mnist.summary(r)
+        bn, plain = s["sigmoid", True], s["sigmoid", False]
+        return (f"accuracy at step 2,500: {bn['at_step_mean']:.4f} with BN, {plain['at_step_mean']:.4f} without",
+                bn["at_step_mean"] > plain["at_step_mean"])
+
+    def drift(r):
+        d = mnist.distribution_drift(r)
+        a, b = float(np.mean(d[True]["median_range"])), float(np.mean(d[False]["median_range"]))
+        return f"median of a sigmoid input moves {a:.2f} with BN, {b:.2f} without", a < b
+
+    def batch_one(r):
+        acc = r["evals"]["test_accuracy"][-1]
+        return f"test accuracy {acc:.3f} at batch 1", acc < 0.2
+    return [_row("04", "BN network reaches a higher test accuracy (MNIST, 3×100 sigmoid)",
+                 "Ioffe & Szegedy 2015", "Fig. 1(a)", runs, accuracy),
+            _row("04", "BN network trains faster", "student reproduction", "high accuracy by ~2,500 steps",
+                 runs, faster),
+            _row("04", "sigmoid inputs stay stable with BN and drift without", "Ioffe & Szegedy 2015",
+                 "Fig. 1(b, c)", runs, drift),
+            _row("04", "at batch size 1 BN's hidden layers cannot learn", "student reproduction",
+                 "trained at batch 1 by mistake", bs1, batch_one)]
+
+
+def _not_yet(chapter: str, claims: list[tuple[str, str, str]], records: list) -> list[dict]:
+    """Rows for a chapter whose verdicts are read off its own page (or that has no records yet)."""
+    rec = next((r for r in records if r is not None), None)
+    rows = []
+    for claim, source, theirs in claims:
+        row = _row(chapter, claim, source, theirs, None, lambda r: ("", False))
+        if rec is not None:
+            row["ours (profile, seeds)"] = f"see chapter {chapter} ({_scale(rec)})"
+            row["holds at our scale?"] = "see chapter"
+        rows.append(row)
+    return rows
+
+
+def _ch05_to_08(folder) -> list[dict]:
+    def records(chapter):
+        path = (folder or results.results_dir()) / chapter
+        return [results.read(p) for p in sorted(path.glob("*.json"))] if path.exists() else []
+    return (_not_yet("05", [("BN lets Inception reach its accuracy in far fewer steps (BN-x5: 14× fewer)",
+                             "Ioffe & Szegedy 2015", "Fig. 2, Table 2")], records("05_cifar_inception"))
+            + _not_yet("06", [("an ensemble of BN networks improves on the best single network",
+                               "Ioffe & Szegedy 2015", "4.9% top-5 validation error (Table 3)")],
+                       records("06_ensemble"))
+            + _not_yet("07", [("BN with injected noise trains about as well as BN", "Santurkar et al. 2018", "Fig. 2"),
+                              ("BN does not reduce gradient-based internal covariate shift",
+                               "Santurkar et al. 2018", "Fig. 3")], records("07_santurkar_noise"))
+            + _not_yet("08", [("BN makes the loss landscape smoother (loss and gradient vary less along the gradient)",
+                               "Santurkar et al. 2018", "Fig. 4")], records("08_santurkar_smoothness")))
+
+
+def _ch09(folder) -> list[dict]:
+    from .experiments import in_practice as P
+    from .experiments import in_practice_claims as C
+
+    names = ("batch_sweep", "placement", "dropout", "initialisation", "ga_search", "cost",
+             "weight_decay", "finetune")
+    recs = {n: best_record(P.CHAPTER, n, folder) for n in names}
+    if any(r is None for r in recs.values()):
+        return [_row("09", "the practitioner's claims about BN (chapter 9)", "primer", "—", None, None)]
+    cfg = P.PracticeConfig(**recs["batch_sweep"].config)
+    scale = f"{_scale(recs['batch_sweep'])}; the GA and the timings: one"
+    rows = []
+    for c in C.claims(recs, cfg):
+        rows.append({"chapter": "09", "claim": c["claim"], "source": "practitioner's primer",
+                     "their number": "—", "ours (profile, seeds)": f"{c['measured']} ({scale})",
+                     "holds at our scale?": c["holds?"]})
+    ga = recs["ga_search"]
+    rows.append({"chapter": "09", "claim": "the GA finds a larger best learning rate with BN",
+                 "source": "student project (Higgs)", "their number": "2.57 with BN, 0.62 without",
+                 "ours (profile, seeds)": f"{float(ga['bn/best_lr']):.3g} with BN, {float(ga['none/best_lr']):.3g} "
+                                          f"without ({ga.profile}, one training seed per candidate)",
+                 "holds at our scale?": "yes" if float(ga["bn/best_lr"]) > float(ga["none/best_lr"]) else "no"})
+    return rows
+
+
+def verdicts(folder: Path | None = None) -> list[dict]:
+    """Return the book's verdict rows, chapter by chapter, from the stored records."""
+    return [*_ch01(folder), *_ch02(folder), *_ch04(folder), *_ch05_to_08(folder), *_ch09(folder)]
+
+
+def tally(rows: list[dict]) -> dict:
+    """Return how many claims hold, do not hold, or were not tested at our scale."""
+    out = {"yes": 0, "no": 0, "not tested": 0}
+    for r in rows:
+        v = r["holds at our scale?"]
+        out["yes" if v == "yes" else "no" if v == "no" else "not tested"] += 1
+    return out
