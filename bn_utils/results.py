@@ -8,12 +8,14 @@ writer leaves the previous record or none, never half a file.
 ``load_or_run`` is the one call a chapter makes. It returns a stored record when one may be
 trusted, else runs the experiment and stores it:
 
-* ``full`` records are reused whatever code wrote them (they are the expensive GPU runs that are
-  committed with the book);
+* ``full`` and ``reference`` records are reused whatever code wrote them (they are the expensive
+  runs committed with the book, GPU and CPU; each carries the commit that made it);
 * ``smoke``/``quick`` records are reused only if ``bn_utils``' source is unchanged since they were
   written (they are cheap; reusing stale ones would show numbers the code no longer gives);
-* with ``prefer_full=True`` a chapter executed at the unmodified ``quick`` profile shows the stored
-  ``full`` record when there is one, and says so in the caption.
+* with ``prefer_stored=True`` a chapter executed at the unmodified ``quick`` profile shows the
+  best stored record instead (:func:`best_stored`: ``full``, else ``reference``), and says so in
+  the caption. Only a record of exactly that profile's current config stands in: one made with
+  other values (an edited profile, a reader's override) is never shown.
 """
 
 from __future__ import annotations
@@ -212,17 +214,35 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
     return Record(chapter, name, doc["config"], doc["metrics"], arrays, meta, json_path)
 
 
+# profiles whose stored records stand in for a quick run, best first, and are kept across code changes
+STORED_PROFILES = ("full", "reference")
+
+
 def _trusted(record: Record) -> bool:
-    return record.profile == "full" or record.meta.get("code_digest") == code_digest()
+    return record.profile in STORED_PROFILES or record.meta.get("code_digest") == code_digest()
+
+
+def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
+    """Return the best stored record that may stand in for ``cfg`` (the ``full`` profile's, else
+    the ``reference`` profile's, each of exactly that profile's current config), or None: when
+    ``cfg`` is not the unmodified ``quick`` profile, when ``BN_USE_STORED=0``, or when none is stored."""
+    if cfg.profile != "quick" or not cfg.is_profile_default() \
+            or os.environ.get("BN_USE_STORED", "1") == "0":
+        return None
+    for profile in STORED_PROFILES:
+        stored = load(chapter, name, type(cfg).for_profile(profile))
+        if stored is not None:
+            return stored
+    return None
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
-                prefer_full: bool = False) -> Record:
-    """Return the trusted stored record for ``cfg`` (or, with ``prefer_full``, the full profile's),
-    else run ``fn(cfg)``, store its output and return the new record."""
-    if prefer_full and cfg.profile == "quick" and cfg.is_profile_default() \
-            and os.environ.get("BN_USE_STORED", "1") != "0":
-        stored = load(chapter, name, type(cfg).for_profile("full"))
+                prefer_stored: bool = False, prefer_full: bool = False) -> Record:
+    """Return, with ``prefer_stored`` (``prefer_full`` is its old name), the best stored record
+    (:func:`best_stored`); else the trusted stored record of ``cfg``; else run ``fn(cfg)``, store
+    its output and return the new record."""
+    if prefer_stored or prefer_full:
+        stored = best_stored(chapter, name, cfg)
         if stored is not None:
             return stored
     stored = load(chapter, name, cfg)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils import data, models, results, train
+from conftest import needs_cifar10
 from bn_utils.experiments import noise, santurkar as S, smoothness
 
 
@@ -113,3 +114,41 @@ def test_stacked_pads_runs_that_stopped_early():
     x, ys = S.stacked(members, "k", "s")
     assert list(x) == [0, 1, 2] and np.isnan(ys[1, 1:]).all() and ys[1, 0] == 4
     assert list(itertools.chain(S.measure_steps(10, 4))) == [0, 4, 8]
+
+
+def test_counting_loss_returns_the_loss_and_counts_hits_per_interval():
+    out, y = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 1, 1])
+    counting = S.CountingLoss()
+    assert torch.equal(counting(out, y), F.cross_entropy(out, y))
+    counting(out[:1], y[:1])
+    assert counting.take() == pytest.approx(3 / 4)          # 2 of 3, then 1 of 1
+    assert np.isnan(counting.take())                         # nothing scored since
+
+
+def test_a_noisy_nets_training_accuracy_is_measured_with_its_noise_on():
+    """The accuracy the noisy network has as it trains (noise on, batch statistics) is not the
+    accuracy of the noise-free evaluation-mode network on the same images."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 32, 32, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    cfg = noise.NoiseConfig.for_profile("smoke", noise_n_mu=3.0, noise_n_sigma=4.0)
+    train.seed_everything(0)
+    model = S.build_model(cfg, S.Run("vgg", "noisy_bn", 0.05, 0))
+    counting = S.CountingLoss()
+    train.fit(model, itertools.repeat((x, y)), steps=30, loss_fn=counting, progress=False,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    counting.take()
+    model.train()
+    with torch.no_grad():
+        counting(model(x), y)
+    as_trained, eval_mode = counting.take(), train.accuracy(model, x, y)
+    assert eval_mode > 0.3, "the tiny net should have fitted its 64 images somewhat"
+    assert abs(as_trained - eval_mode) > 0.05, (as_trained, eval_mode)
+
+
+@needs_cifar10
+def test_a_vgg_run_records_its_training_accuracy_as_trained_beside_eval_mode():
+    cfg = noise.NoiseConfig.for_profile("smoke")
+    out = S.train_run("07_test", cfg, S.Run("vgg", "noisy_bn", cfg.vgg_lrs[0], 0), lambda c, ctx: {})
+    batch, probe = out["train_batch_accuracy"], out["train_accuracy"]
+    assert len(batch) == len(probe) == len(out["eval_step"]) and np.isnan(batch[0])
+    assert np.isfinite(batch[1:]).all() and ((0 <= batch[1:]) & (batch[1:] <= 1)).all()
