@@ -165,6 +165,14 @@ class Config:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) != getattr(base, f.name)}
 
+    def differences(self, shown: dict) -> list[dict]:
+        """Return one row per field where the config ``shown`` (a record's, as a dict) differs
+        from this one: what the figures of a stored record were made with, beside this run's."""
+        mine = self.to_dict()
+        return [{"parameter": k, f"this run ({self.profile})": mine.get(k),
+                 f"shown record ({shown.get('profile', '?')})": v}
+                for k, v in shown.items() if mine.get(k) != v and k != "profile"]
+
     @classmethod
     def describe(cls) -> list[dict]:
         """Return one row per parameter: its name, value in each profile, and what it means."""

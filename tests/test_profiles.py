@@ -122,3 +122,11 @@ def test_a_config_class_must_define_every_profile_reference_included():
 def test_the_reference_profile_validates_like_the_others(overrides, message):
     with pytest.raises(ValueError, match=message):
         Toy.for_profile("reference", **overrides)
+
+
+def test_differences_list_what_a_stored_record_was_made_with():
+    quick, full = Toy.for_profile("quick"), Toy.for_profile("full")
+    rows = quick.differences(full.to_dict())
+    assert rows == [{"parameter": "steps", "this run (quick)": 100, "shown record (full)": 1000},
+                    {"parameter": "seeds", "this run (quick)": [0], "shown record (full)": [0, 1, 2]}]
+    assert quick.differences(quick.to_dict()) == []
