@@ -157,3 +157,24 @@ def test_a_vgg_run_records_its_training_accuracy_as_trained_beside_eval_mode():
     batch, probe = out["train_batch_accuracy"], out["train_accuracy"]
     assert len(batch) == len(probe) == len(out["eval_step"]) and np.isnan(batch[0])
     assert np.isfinite(batch[1:]).all() and ((0 <= batch[1:]) & (batch[1:] <= 1)).all()
+
+
+def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
+    cfg = smoothness.SmoothnessConfig.for_profile("smoke", lr=0.1, large_lr=0.5)
+    metrics = {}
+    for norm, lr, loss, beta in (("none", 0.1, [2.3, 1.5, 1.0], [10.0, 20.0, 21.0]),
+                                 ("bn", 0.1, [2.3, 1.2, 0.8], [5.0, 18.0, 19.0]),
+                                 ("none", 0.5, [2.3, 2.0, 1.9], [10.0, 4.0, 4.2]),
+                                 ("bn", 0.5, [2.3, 1.0, 0.7], [5.0, 3.0, 3.5])):
+        name = S.group("vgg", norm, lr) + "_s0"
+        metrics[f"{name}/ls_loss"], metrics[f"{name}/ls_beta"] = loss, beta
+    record = results.Record("08", "smoothness", cfg.to_dict(), metrics)
+    rows = smoothness.beta_comparison(record, "vgg")
+    assert rows[("none", 0.1)]["beta_init"] == 10.0 and rows[("bn", 0.1)]["beta_init"] == 5.0
+    assert rows[("bn", 0.5)]["beta"] == 3.5 and rows[("bn", 0.5)]["beta_lr_over_2"] == pytest.approx(0.875)
+    # the common level at LR 0.1 is 1.0 (standard's lowest): standard meets it at its last
+    # measurement, BN first at its second (1.2 > 1.0, so its third)
+    assert rows[("none", 0.1)]["loss_level"] == 1.0
+    assert rows[("none", 0.1)]["beta_at_level"] == 21.0 and rows[("bn", 0.1)]["beta_at_level"] == 19.0
+    assert rows[("none", 0.5)]["loss_level"] == 1.9 and rows[("bn", 0.5)]["beta_at_level"] == 3.0
+    assert len(smoothness.beta_table(record).rows) == 4

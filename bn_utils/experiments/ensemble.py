@@ -165,9 +165,9 @@ def run_members(cfg: EnsembleConfig) -> dict:
 
 
 def run(cfg: EnsembleConfig) -> results.Record:
-    """Return the stored ensemble of ``cfg`` (the full one when the quick profile is asked for
-    and a full record exists), loading or training its members as needed."""
-    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_full=True)
+    """Return the stored ensemble of ``cfg`` (at the unmodified quick profile: the best stored record,
+    full, else reference), loading or training its members as needed."""
+    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_stored=True)
 
 
 def member_names(record: results.Record) -> list[str]:

@@ -354,9 +354,9 @@ def run_table(cfg: AblationConfig) -> dict:
 
 
 def run(cfg: AblationConfig) -> results.Record:
-    """Return the stored table of ``cfg`` (the full one when the quick profile is asked for and
-    a full record exists), training and storing what is missing."""
-    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_full=True)
+    """Return the stored table of ``cfg`` (at the unmodified quick profile: the best stored record,
+    full, else reference), training and storing what is missing."""
+    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True)
 
 
 # ---------------------------------------------------------------------------------------------
