@@ -306,6 +306,19 @@ def test_the_papers_speedups_come_from_its_figure_3_steps():
     assert paper["Inception"] == 1.0 and paper["BN-x5-Sigmoid"] is None
 
 
+def test_dense_evaluations_fill_the_first_epochs_between_the_regular_ones():
+    rc = small_run(n_train=320, epochs=3, evals_per_epoch=2, dense_evals_per_epoch=5, dense_epochs=1.5)
+    assert rc.steps_per_epoch == 10
+    assert inc.dense_eval_steps(rc) == [2, 4, 6, 8, 12, 14]      # 5 and 10, 15 are regular ones
+    assert inc.dense_eval_steps(small_run(dense_evals_per_epoch=0)) == []
+    row = fake_row([0.1, 0.3, 0.5])                              # regular: steps 0, 10, 20
+    row["history"][0].update(measure_step=[5, 15], measures={"accuracy": [0.2, 0.45]})
+    steps, acc = inc.curve(row)
+    assert list(steps) == [0, 5, 10, 15, 20]
+    np.testing.assert_allclose(acc[0], [0.1, 0.2, 0.3, 0.45, 0.5])
+    assert inc.crossing_interval(steps, 15) == 5 and np.isnan(inc.crossing_interval(steps, None))
+
+
 def test_mean_curve_leaves_out_diverged_seeds():
     row = fake_row([0.1, 0.3, 0.5])
     bad = fake_row([0.1, 0.2], diverged=True)

@@ -118,6 +118,9 @@ class RunConfig(Config):
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    dense_evals_per_epoch: int = param(0, "extra test-set evaluations per epoch over the first "
+                                          "dense_epochs (where the fast rows cross the target)", min=0)
+    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
     channels_last: bool = param(True, "channels_last memory for the conv net")
     amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
     seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0)
@@ -174,6 +177,10 @@ class AblationConfig(Config):
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    dense_evals_per_epoch: int = param(12, "test-set evaluations per epoch over the first "
+                                           "dense_epochs: the fast rows cross the target early, and "
+                                           "a speed-up is known only to one evaluation interval", min=0)
+    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
@@ -183,9 +190,9 @@ class AblationConfig(Config):
         "reference": {"seeds": (0,), "epochs_inception": 30, "epochs_baseline": 15, "epochs_bn": 10,
                       "evals_per_epoch": 3},
         "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_baseline": 6, "epochs_bn": 4,
-                  "n_train": 4096, "n_test": 2000, "evals_per_epoch": 2},
+                  "n_train": 4096, "n_test": 2000, "evals_per_epoch": 2, "dense_evals_per_epoch": 8},
         "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_baseline": 1, "epochs_bn": 1,
-                  "n_train": 256, "n_test": 200, "width": 8},
+                  "n_train": 256, "n_test": 200, "width": 8, "dense_evals_per_epoch": 2},
     }
 
     def validate(self) -> None:
@@ -209,7 +216,8 @@ class AblationConfig(Config):
             epochs=(self.epochs_inception if not (spec.bn or fast) else
                     self.epochs_baseline if row == "BN-Baseline" else self.epochs_bn),
             batch_size=self.batch_size, width=self.width, n_train=self.n_train,
-            n_test=self.n_test, evals_per_epoch=self.evals_per_epoch, seed=seed)
+            n_test=self.n_test, evals_per_epoch=self.evals_per_epoch,
+            dense_evals_per_epoch=self.dense_evals_per_epoch, dense_epochs=self.dense_epochs, seed=seed)
         fields.update(changes)
         return RunConfig(profile=self.profile, **fields)
 
@@ -296,6 +304,16 @@ def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
             "loss": F.cross_entropy(logits, y).item()}
 
 
+def dense_eval_steps(rc: RunConfig) -> list[int]:
+    """Return the steps of the extra early evaluations (those the regular ones do not cover)."""
+    if not rc.dense_evals_per_epoch:
+        return []
+    every = max(1, rc.steps_per_epoch // rc.dense_evals_per_epoch)
+    regular = rc.steps_per_epoch // rc.evals_per_epoch
+    last = min(rc.steps, int(rc.dense_epochs * rc.steps_per_epoch))
+    return [s for s in range(every, last + 1, every) if s % regular and s < rc.steps]
+
+
 def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
     """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
     diverged, and its final test logits (float16) and labels."""
@@ -312,10 +330,13 @@ def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
     def eval_fn(m: nn.Module) -> dict:
         return scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
 
+    def dense_eval(step, m, x, y) -> dict:   # a hook: recorded in History.measures
+        return eval_fn(m)
+
     hist = train.fit(net, batches, steps=rc.steps, optimizer=optimizer(model, rc),
                      lr_at=lr_schedule(rc), eval_fn=eval_fn, eval_every=spe // rc.evals_per_epoch,
                      log_every=max(1, spe // 4), checkpoint=checkpoint, checkpoint_every=spe,
-                     progress=rc.name)
+                     hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name)
     logits = predict(net, x_te, channels_last=rc.channels_last)
     final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
     return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
@@ -363,14 +384,22 @@ def run(cfg: AblationConfig) -> results.Record:
 # Analysis: curves, steps to the target accuracy, the comparison table
 
 
+def _evaluations(h: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return a history's test evaluations, regular and dense (hook) ones, sorted by step."""
+    steps = list(h["eval_step"]) + list(h.get("measure_step", []))
+    acc = list(h["evals"]["accuracy"]) + list(h.get("measures", {}).get("accuracy", []))
+    order = np.argsort(steps, kind="stable")
+    return (np.asarray(steps)[order],
+            np.array([np.nan if acc[i] is None else acc[i] for i in order], dtype=float))
+
+
 def curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(eval steps, accuracy per seed)`` of a row (NaN where a diverged seed stopped)."""
-    hists = row["history"]
-    longest = max(hists, key=lambda h: len(h["eval_step"]))
-    steps = np.asarray(longest["eval_step"])
-    acc = np.full((len(hists), len(steps)), np.nan)
-    for i, h in enumerate(hists):
-        a = np.array([np.nan if v is None else v for v in h["evals"]["accuracy"]], dtype=float)
+    """Return ``(eval steps, accuracy per seed)`` of a row, the dense early evaluations included
+    (NaN where a diverged seed stopped)."""
+    evals = [_evaluations(h) for h in row["history"]]
+    steps = max(evals, key=lambda e: len(e[0]))[0]
+    acc = np.full((len(evals), len(steps)), np.nan)
+    for i, (_, a) in enumerate(evals):
         acc[i, : len(a)] = a
     return steps, acc
 
@@ -409,11 +438,20 @@ def levelling(steps: np.ndarray, accuracy: np.ndarray, tail: float = LEVEL_TAIL)
     return {"gain": gain, "levelled": gain < LEVEL_GAIN}
 
 
+def crossing_interval(steps: np.ndarray, reach: int | None) -> float:
+    """Return the steps between the evaluation at ``reach`` and the one before it: how precisely
+    the crossing is known (NaN if never reached)."""
+    if reach is None:
+        return float("nan")
+    i = int(np.searchsorted(steps, reach))
+    return float(steps[i] - steps[i - 1]) if i > 0 else float(max(reach, 1))
+
+
 def summary(record: results.Record) -> dict:
     """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
     row's mean curve, with whether that curve had levelled off), steps and epochs for the row's
-    mean curve to reach it, the speed-up over Inception, its resolution (the eval interval over
-    the steps to target, summed for the two rows: the crossing is known to one interval), and
+    mean curve to reach it, the speed-up over Inception, its resolution (the evaluation interval
+    before the crossing over the steps to target, summed for the two rows), and
     how many seeds diverged."""
     rows = record.metrics
     target, level = None, {"gain": float("nan"), "levelled": False}
@@ -427,7 +465,7 @@ def summary(record: results.Record) -> dict:
         steps, mean = mean_curve(row)
         best = np.asarray(row["max_accuracy"], dtype=float)
         reach = steps_to_reach(steps, mean, target) if target is not None else None
-        interval = float(np.diff(steps).max()) if len(steps) > 1 else float("nan")
+        interval = crossing_interval(steps, reach)
         out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std()),
                      "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
                      "target": target, "target_levelled": level["levelled"],
