@@ -9,8 +9,12 @@ job), a 3x3 stem, and two Inception blocks of four parallel branches concatenate
     Inception block: 1x1 (w/2) | 1x1 (w/2) → 3x3 (w) | 1x1 (w/2) → 5x5 (w) | maxpool 3x3 → 1x1 (w/2)
 
 With ``width=16`` the blocks map 16→48→48 channels (branch widths 8/16/16/8), the student
-reproduction's network; a larger ``width`` scales every layer. ``five="double3x3"`` replaces each
-5x5 convolution by two 3x3 ones, as BN-Inception does.
+reproduction's widths; a larger ``width`` scales every layer. ``five="double3x3"`` replaces each
+5x5 convolution by two 3x3 ones, as the paper's Inception does.
+
+Not the student's network: the two stride-2 max-pools (``pool1``, ``pool2``) are ours. Without
+them both blocks would run at 32x32, which by the layer shapes costs 4x (block 1) and 16x
+(block 2) the arithmetic, more than a CPU budget allows; chapter 05's deviations table says so.
 """
 
 from __future__ import annotations

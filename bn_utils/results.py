@@ -14,11 +14,13 @@ runs again). ``tools/add_record_digests.py`` adds the digest to records written 
 trusted, else runs the experiment and stores it:
 
 * ``full`` and ``reference`` records are reused whatever code wrote them (they are the expensive
-  GPU and CPU runs that are committed with the book);
+  runs committed with the book, GPU and CPU; each carries the commit that made it);
 * ``smoke``/``quick`` records are reused only if ``bn_utils``' source is unchanged since they were
   written (they are cheap; reusing stale ones would show numbers the code no longer gives);
-* with ``prefer_full=True`` a chapter executed at the unmodified ``quick`` profile shows the stored
-  ``full`` record when there is one (else the ``reference`` one), and says so in the caption.
+* with ``prefer_stored=True`` a chapter executed at the unmodified ``quick`` profile shows the
+  best stored record instead (:func:`best_stored`: ``full``, else ``reference``), and says so in
+  the caption. Only a record of exactly that profile's current config stands in: one made with
+  other values (an edited profile, a reader's override) is never shown.
 """
 
 from __future__ import annotations
@@ -237,20 +239,37 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
     return read(json_path)
 
 
+# profiles whose stored records stand in for a quick run, best first, and are kept across code changes
+STORED_PROFILES = ("full", "reference")
+
+
 def _trusted(record: Record) -> bool:
-    return record.profile in ("full", "reference") or record.meta.get("code_digest") == code_digest()
+    return record.profile in STORED_PROFILES or record.meta.get("code_digest") == code_digest()
+
+
+def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
+    """Return the best stored record that may stand in for ``cfg`` (the ``full`` profile's, else
+    the ``reference`` profile's, each of exactly that profile's current config), or None: when
+    ``cfg`` is not the unmodified ``quick`` profile, when ``BN_USE_STORED=0``, or when none is stored."""
+    if cfg.profile != "quick" or not cfg.is_profile_default() \
+            or os.environ.get("BN_USE_STORED", "1") == "0":
+        return None
+    for profile in STORED_PROFILES:
+        stored = load(chapter, name, type(cfg).for_profile(profile))
+        if stored is not None:
+            return stored
+    return None
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
-                prefer_full: bool = False) -> Record:
-    """Return the trusted stored record for ``cfg`` (or, with ``prefer_full``, the full profile's),
-    else run ``fn(cfg)``, store its output and return the new record."""
-    if prefer_full and cfg.profile == "quick" and cfg.is_profile_default() \
-            and os.environ.get("BN_USE_STORED", "1") != "0":
-        for best in ("full", "reference"):   # the best stored record the chapter defines
-            stored = load(chapter, name, type(cfg).for_profile(best)) if best in cfg.PROFILES else None
-            if stored is not None:
-                return stored
+                prefer_stored: bool = False, prefer_full: bool = False) -> Record:
+    """Return, with ``prefer_stored`` (``prefer_full`` is its old name), the best stored record
+    (:func:`best_stored`); else the trusted stored record of ``cfg``; else run ``fn(cfg)``, store
+    its output and return the new record."""
+    if prefer_stored or prefer_full:
+        stored = best_stored(chapter, name, cfg)
+        if stored is not None:
+            return stored
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return stored

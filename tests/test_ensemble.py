@@ -93,3 +93,11 @@ def test_members_keep_the_configs_order_when_loaded_from_sorted_json():
     loaded = results.load(ens.CHAPTER, "ensemble", cfg)
     assert ens.member_names(loaded) == list(cfg.members)
     assert [r["network"] for r in ens.table(loaded)[:3]] == [ens.LABELS[n] for n in cfg.members]
+
+
+def test_training_cost_counts_every_members_steps_against_one_inception():
+    cfg = ens.EnsembleConfig.for_profile("full")
+    cost = ens.training_cost(cfg)
+    spe = 50_000 // 32
+    assert cost["member_steps"] == 6 * 30 * spe and cost["inception_steps"] == 100 * spe
+    assert cost["ratio"] == pytest.approx(1.8)          # six 30-epoch members: 1.8 Inceptions

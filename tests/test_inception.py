@@ -103,7 +103,8 @@ def test_the_full_table_has_the_papers_five_rows_and_their_settings():
         {"Inception": 0.0015, "BN-Baseline": 0.0015, "BN-x5": 0.0075, "BN-x30": 0.045,
          "BN-x5-Sigmoid": 0.0075})
     assert [rc.bn for rc in runs.values()] == [False, True, True, True, True]
-    assert [rc.dropout for rc in runs.values()] == [0.4, 0, 0, 0, 0]
+    # BN-Baseline is Inception + BN: it keeps Inception's dropout; the accelerated rows drop it
+    assert [rc.dropout for rc in runs.values()] == [0.4, 0.4, 0, 0, 0]
     assert runs["BN-x5-Sigmoid"].activation == "sigmoid"
     assert all(runs[r].activation == "relu" for r in ("Inception", "BN-Baseline", "BN-x5", "BN-x30"))
     slow, fast = runs["BN-Baseline"], runs["BN-x5"]
@@ -114,8 +115,16 @@ def test_the_full_table_has_the_papers_five_rows_and_their_settings():
     assert cfg.seeds == (0, 1, 2) and runs["BN-x30"].batch_size == 32
 
 
+def test_bn_baseline_differs_from_inception_only_by_bn_and_its_budget_in_every_profile():
+    for profile in ("smoke", "quick", "reference", "full"):
+        cfg = inc.AblationConfig.for_profile(profile)
+        base, bn = cfg.run_config("Inception", 0).to_dict(), cfg.run_config("BN-Baseline", 0).to_dict()
+        assert {k for k in base if base[k] != bn[k]} <= {"row", "bn", "epochs"}, profile
+        assert bn["dropout"] == 0.4
+
+
 def test_every_profile_builds_and_runs_are_distinct_records():
-    for profile in ("smoke", "quick", "full"):
+    for profile in ("smoke", "quick", "reference", "full"):
         cfg = inc.AblationConfig.for_profile(profile)
         names = [(rc.name, rc.digest()) for rc in cfg.runs()]
         assert len(set(names)) == len(names) == len(cfg.rows) * len(cfg.seeds)
@@ -272,6 +281,44 @@ def test_steps_to_target_and_speedup_on_known_curves():
     assert summ["BN-x5-Sigmoid"]["speedup"] is None
 
 
+def test_speedup_resolution_is_the_eval_interval_over_the_steps_to_target():
+    metrics = {"Inception": fake_row([0.1, 0.2, 0.3, 0.5, 0.5]),     # reaches 0.5 at step 30
+               "BN-x5": fake_row([0.1, 0.3, 0.6, 0.6, 0.6])}        # ... at step 20
+    summ = inc.summary(results.Record("05", "ablation", {}, metrics))
+    assert summ["BN-x5"]["speedup"] == pytest.approx(1.5)
+    assert summ["BN-x5"]["speedup_resolution"] == pytest.approx(10 / 20 + 10 / 30)
+    assert "± 83 %" in {r["row"]: r for r in inc.comparison(summ)}["BN-x5"]["speed-up (ours)"]
+
+
+def test_levelling_tells_a_climbing_curve_from_a_flat_one():
+    steps = np.arange(0, 100, 10)
+    climbing = inc.levelling(steps, np.linspace(0.1, 0.6, 10))
+    flat = inc.levelling(steps, [0.1, 0.3, 0.5, 0.55, 0.58, 0.6, 0.6, 0.601, 0.599, 0.602])
+    assert not climbing["levelled"] and climbing["gain"] == pytest.approx(0.5 / 9 * 3)
+    assert flat["levelled"] and flat["gain"] == pytest.approx(0.002)
+    summ = inc.summary(results.Record("05", "ablation", {}, {"Inception": fake_row(list(np.linspace(0.1, 0.6, 10)))}))
+    assert summ["Inception"]["target_levelled"] is False
+
+
+def test_the_papers_speedups_come_from_its_figure_3_steps():
+    paper = inc.paper_speedups()
+    assert paper["BN-x5"] == pytest.approx(31.0 / 2.1) and paper["BN-x30"] == pytest.approx(31.0 / 2.7)
+    assert paper["Inception"] == 1.0 and paper["BN-x5-Sigmoid"] is None
+
+
+def test_dense_evaluations_fill_the_first_epochs_between_the_regular_ones():
+    rc = small_run(n_train=320, epochs=3, evals_per_epoch=2, dense_evals_per_epoch=5, dense_epochs=1.5)
+    assert rc.steps_per_epoch == 10
+    assert inc.dense_eval_steps(rc) == [2, 4, 6, 8, 12, 14]      # 5 and 10, 15 are regular ones
+    assert inc.dense_eval_steps(small_run(dense_evals_per_epoch=0)) == []
+    row = fake_row([0.1, 0.3, 0.5])                              # regular: steps 0, 10, 20
+    row["history"][0].update(measure_step=[5, 15], measures={"accuracy": [0.2, 0.45]})
+    steps, acc = inc.curve(row)
+    assert list(steps) == [0, 5, 10, 15, 20]
+    np.testing.assert_allclose(acc[0], [0.1, 0.2, 0.3, 0.45, 0.5])
+    assert inc.crossing_interval(steps, 15) == 5 and np.isnan(inc.crossing_interval(steps, None))
+
+
 def test_mean_curve_leaves_out_diverged_seeds():
     row = fake_row([0.1, 0.3, 0.5])
     bad = fake_row([0.1, 0.2], diverged=True)
@@ -312,3 +359,31 @@ def test_a_row_whose_seeds_all_diverged_says_where():
     assert summ["BN-x30"]["diverged_at"] == 10 and summ["BN-x30"]["speedup"] is None
     assert inc.reach_text(summ["BN-x30"]) == "diverged at step 10"
     assert inc.reach_text(summ["Inception"]) == "20 steps (2.0 epochs)"
+
+
+@needs_cifar10
+def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(monkeypatch):
+    """A sweep killed after its first (row, seed) record keeps that record: rerun, it trains only
+    the runs that are missing (smoke profile, the reference profile's mechanism)."""
+    cfg = inc.AblationConfig.for_profile("smoke", rows=("Inception", "BN-x30"))
+    real, trained = inc.train_run, []
+
+    def train_then_die(rc, **kwargs):
+        if trained:
+            raise Killed
+        trained.append(rc.name)
+        return real(rc, **kwargs)
+
+    monkeypatch.setattr(inc, "train_run", train_then_die)
+    with pytest.raises(Killed):
+        inc.run(cfg)
+    assert trained == ["Inception_s0"] and results.load(inc.CHAPTER, "ablation", cfg) is None
+
+    def train_counted(rc, **kwargs):
+        trained.append(rc.name)
+        return real(rc, **kwargs)
+
+    monkeypatch.setattr(inc, "train_run", train_counted)
+    record = inc.run(cfg)
+    assert trained == ["Inception_s0", "BN-x30_s0"]            # Inception was not trained again
+    assert set(record.metrics) == {"Inception", "BN-x30"}

@@ -15,7 +15,8 @@ class Toy(Config):
     activation: str = param("sigmoid", choices=("sigmoid", "relu"))
     seeds: tuple = param((0, 1, 2), item_min=0)
     bn: bool = param(True)
-    PROFILES: ClassVar[dict] = {"full": {}, "quick": {"steps": 100, "seeds": (0,)},
+    PROFILES: ClassVar[dict] = {"full": {}, "reference": {"steps": 500},
+                                "quick": {"steps": 100, "seeds": (0,)},
                                 "smoke": {"steps": 5, "seeds": (0,)}}
 
 
@@ -24,6 +25,7 @@ def test_each_profile_applies_its_changes_to_the_paper_defaults():
     quick = Toy.for_profile("quick")
     assert (quick.steps, quick.seeds, quick.lr) == (100, (0,), 0.1)
     assert Toy.for_profile("smoke").steps == 5
+    assert Toy.for_profile("reference").steps == 500 and Toy.for_profile("reference").seeds == (0, 1, 2)
 
 
 def test_overrides_replace_fields_and_none_means_profile_value():
@@ -76,7 +78,7 @@ def test_configs_are_frozen_and_digest_is_stable_and_sensitive():
 def test_describe_lists_every_parameter_per_profile():
     rows = {r["parameter"]: r for r in Toy.describe()}
     assert list(rows) == ["steps", "lr", "activation", "seeds", "bn"]
-    assert (rows["steps"]["smoke"], rows["steps"]["quick"], rows["steps"]["full"]) == (5, 100, 1000)
+    assert [rows["steps"][p] for p in ("smoke", "quick", "reference", "full")] == [5, 100, 500, 1000]
     assert rows["steps"]["meaning"] == "SGD steps"
 
 
@@ -103,3 +105,28 @@ def test_cross_field_validation_runs_for_every_instance():
 
     with pytest.raises(ValueError, match="low=3 must be < high=2"):
         Pair.for_profile("smoke", low=3)
+
+
+def test_a_config_class_must_define_every_profile_reference_included():
+    @dataclass(frozen=True)
+    class NoReference(Config):
+        steps: int = param(10, min=1)
+        PROFILES: ClassVar[dict] = {"full": {}, "quick": {}, "smoke": {}}
+
+    with pytest.raises(TypeError, match="must define exactly"):
+        NoReference.for_profile("quick")
+
+
+@pytest.mark.parametrize("overrides, message", [({"steps": 0}, "steps=0 must be >= 1"),
+                                                ({"stpes": 1}, "unknown parameter stpes")])
+def test_the_reference_profile_validates_like_the_others(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        Toy.for_profile("reference", **overrides)
+
+
+def test_differences_list_what_a_stored_record_was_made_with():
+    quick, full = Toy.for_profile("quick"), Toy.for_profile("full")
+    rows = quick.differences(full.to_dict())
+    assert rows == [{"parameter": "steps", "this run (quick)": 100, "shown record (full)": 1000},
+                    {"parameter": "seeds", "this run (quick)": [0], "shown record (full)": [0, 1, 2]}]
+    assert quick.differences(quick.to_dict()) == []

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Exp(Config):
     steps: int = param(100, min=1)
-    PROFILES: ClassVar[dict] = {"full": {}, "quick": {"steps": 10}, "smoke": {"steps": 2}}
+    PROFILES: ClassVar[dict] = {"full": {}, "reference": {"steps": 50}, "quick": {"steps": 10},
+                                "smoke": {"steps": 2}}
 
 
 class Counter:
@@ -86,6 +87,44 @@ def test_quick_profile_prefers_a_stored_full_record_and_says_so(monkeypatch):
     monkeypatch.setenv("BN_USE_STORED", "0")
     assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_full=True).profile == "quick"
     assert fn.calls == 4
+
+
+def test_quick_profile_shows_a_stored_reference_record_rather_than_running():
+    fn = Counter()
+    results.load_or_run("ch", "exp", Exp.for_profile("reference"), fn)
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True)
+    assert fn.calls == 1 and rec.profile == "reference" and rec["accuracy"] == 0.55
+    assert rec.caption().startswith("reference profile (stored: commit")
+
+
+def test_a_stored_full_record_is_preferred_to_a_stored_reference_record():
+    fn = Counter()
+    results.load_or_run("ch", "exp", Exp.for_profile("reference"), fn)
+    results.load_or_run("ch", "exp", Exp.for_profile("full"), fn)
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True)
+    assert fn.calls == 2 and rec.profile == "full" and rec.config["steps"] == 100
+
+
+def test_reference_records_are_kept_across_code_changes(monkeypatch):
+    fn, cfg = Counter(), Exp.for_profile("reference")
+    results.load_or_run("ch", "exp", cfg, fn)
+    monkeypatch.setattr(results, "code_digest", lambda: "another-code")
+    assert results.load_or_run("ch", "exp", cfg, fn).meta["loaded"] and fn.calls == 1
+
+
+def test_a_stored_record_of_another_config_never_stands_in(monkeypatch):
+    fn = Counter()
+    results.load_or_run("ch", "exp", Exp.for_profile("reference"), fn)   # steps 50
+    # the reference profile is redefined: the stored record no longer is its config
+    monkeypatch.setitem(Exp.PROFILES, "reference", {"steps": 60})
+    assert results.best_stored("ch", "exp", Exp.for_profile("quick")) is None
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True)
+    assert fn.calls == 2 and rec.profile == "quick" and rec.config["steps"] == 10
+    # nor a file at the current reference config's name whose stored config is another one
+    doc = json.loads(next(results.results_dir().glob("ch/exp__reference__*.json")).read_text())
+    path = results._paths("ch", "exp", Exp.for_profile("reference"))[0]
+    path.write_text(json.dumps(doc))   # doc's config says steps 50, the profile now 60
+    assert results.best_stored("ch", "exp", Exp.for_profile("quick")) is None
 
 
 def test_a_record_whose_arrays_do_not_match_is_treated_as_missing():

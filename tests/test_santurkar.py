@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils import data, models, results, train
+from conftest import needs_cifar10
 from bn_utils.experiments import noise, santurkar as S, smoothness
 
 
@@ -113,3 +114,67 @@ def test_stacked_pads_runs_that_stopped_early():
     x, ys = S.stacked(members, "k", "s")
     assert list(x) == [0, 1, 2] and np.isnan(ys[1, 1:]).all() and ys[1, 0] == 4
     assert list(itertools.chain(S.measure_steps(10, 4))) == [0, 4, 8]
+
+
+def test_counting_loss_returns_the_loss_and_counts_hits_per_interval():
+    out, y = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 1, 1])
+    counting = S.CountingLoss()
+    assert torch.equal(counting(out, y), F.cross_entropy(out, y))
+    counting(out[:1], y[:1])
+    assert counting.take() == pytest.approx(3 / 4)          # 2 of 3, then 1 of 1
+    assert np.isnan(counting.take())                         # nothing scored since
+
+
+def test_a_noisy_nets_training_accuracy_is_measured_with_its_noise_on():
+    """The accuracy a noisy-BN network has as it trains (noise on, batch statistics), counted by
+    the loss on the batches it trains on, is not the accuracy of the noise-free evaluation-mode
+    network on the same images."""
+    from torch import nn
+
+    from bn_utils.norm_variants import NoisyBatchNorm1d
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 20, generator=gen)
+    y = (x @ torch.randn(20, 4, generator=gen)).argmax(1)          # a learnable labelling
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16, bias=False), NoisyBatchNorm1d(16, n_mu=5.0, n_sigma=6.0),
+                          nn.ReLU(), nn.Linear(16, 4))
+    counting = S.CountingLoss()
+    train.fit(model, itertools.repeat((x, y)), steps=30, loss_fn=counting, log_every=30,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), progress=False)
+    counting.take()
+    fit_again = train.fit(model, itertools.repeat((x, y)), steps=20, loss_fn=counting, log_every=20,
+                          optimizer=torch.optim.SGD(model.parameters(), lr=0.0), progress=False)
+    as_trained, eval_mode = counting.take(), train.accuracy(model, x, y)
+    assert fit_again.steps_done == 20 and eval_mode > 0.6, eval_mode      # it did learn
+    assert abs(as_trained - eval_mode) > 0.03, (as_trained, eval_mode)  # 2,560 predictions apart
+
+
+@needs_cifar10
+def test_a_vgg_run_records_its_training_accuracy_as_trained_beside_eval_mode():
+    cfg = noise.NoiseConfig.for_profile("smoke")
+    out = S.train_run("07_test", cfg, S.Run("vgg", "noisy_bn", cfg.vgg_lrs[0], 0), lambda c, ctx: {})
+    batch, probe = out["train_batch_accuracy"], out["train_accuracy"]
+    assert len(batch) == len(probe) == len(out["eval_step"]) and np.isnan(batch[0])
+    assert np.isfinite(batch[1:]).all() and ((0 <= batch[1:]) & (batch[1:] <= 1)).all()
+
+
+def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
+    cfg = smoothness.SmoothnessConfig.for_profile("smoke", lr=0.1, large_lr=0.5)
+    metrics = {}
+    for norm, lr, loss, beta in (("none", 0.1, [2.3, 1.5, 1.0], [10.0, 20.0, 21.0]),
+                                 ("bn", 0.1, [2.3, 1.2, 0.8], [5.0, 18.0, 19.0]),
+                                 ("none", 0.5, [2.3, 2.0, 1.9], [10.0, 4.0, 4.2]),
+                                 ("bn", 0.5, [2.3, 1.0, 0.7], [5.0, 3.0, 3.5])):
+        name = S.group("vgg", norm, lr) + "_s0"
+        metrics[f"{name}/ls_loss"], metrics[f"{name}/ls_beta"] = loss, beta
+    record = results.Record("08", "smoothness", cfg.to_dict(), metrics)
+    rows = smoothness.beta_comparison(record, "vgg")
+    assert rows[("none", 0.1)]["beta_init"] == 10.0 and rows[("bn", 0.1)]["beta_init"] == 5.0
+    assert rows[("bn", 0.5)]["beta"] == 3.5 and rows[("bn", 0.5)]["beta_lr_over_2"] == pytest.approx(0.875)
+    # the common level at LR 0.1 is 1.0 (standard's lowest): standard meets it at its last
+    # measurement, BN first at its second (1.2 > 1.0, so its third)
+    assert rows[("none", 0.1)]["loss_level"] == 1.0
+    assert rows[("none", 0.1)]["beta_at_level"] == 21.0 and rows[("bn", 0.1)]["beta_at_level"] == 19.0
+    assert rows[("none", 0.5)]["loss_level"] == 1.9 and rows[("bn", 0.5)]["beta_at_level"] == 3.0
+    assert len(smoothness.beta_table(record).rows) == 4

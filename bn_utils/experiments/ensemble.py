@@ -65,6 +65,7 @@ class EnsembleConfig(Config):
 
     PROFILES: ClassVar[dict] = {
         "full": _mirror("full"),
+        "reference": _mirror("reference"),
         "quick": _mirror("quick"),
         "smoke": {"members": ("seed-0", "dropout-5pct"), **_mirror("smoke")},
     }
@@ -88,6 +89,15 @@ class EnsembleConfig(Config):
         if not spec:
             return self.base().run_config(BASE_ROW, seed), inception.CHAPTER
         return self.base().run_config(BASE_ROW, seed, row=f"{BASE_ROW}-{name}", **spec), CHAPTER
+
+
+def training_cost(cfg: EnsembleConfig) -> dict:
+    """Return the SGD steps of all members together, those of chapter 05's Inception row (one
+    seed) at the same profile, and their ratio: what the ensemble costs in Inceptions."""
+    members = sum(cfg.member(name)[0].steps for name in cfg.members)
+    inception_steps = cfg.base().run_config("Inception", 0).steps
+    return {"member_steps": members, "inception_steps": inception_steps,
+            "ratio": members / inception_steps}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -155,9 +165,9 @@ def run_members(cfg: EnsembleConfig) -> dict:
 
 
 def run(cfg: EnsembleConfig) -> results.Record:
-    """Return the stored ensemble of ``cfg`` (the full one when the quick profile is asked for
-    and a full record exists), loading or training its members as needed."""
-    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_full=True)
+    """Return the stored ensemble of ``cfg`` (at the unmodified quick profile: the best stored record,
+    full, else reference), loading or training its members as needed."""
+    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_stored=True)
 
 
 def member_names(record: results.Record) -> list[str]:

@@ -3,7 +3,7 @@
 Five rows, one network (:class:`bn_utils.inception_net.TinyInception`), momentum SGD::
 
     Inception       no BN, lr 0.0015, dropout 0.4
-    BN-Baseline     BN before every nonlinearity, lr 0.0015
+    BN-Baseline     BN before every nonlinearity, lr 0.0015, dropout 0.4 (Inception + BN)
     BN-x5           BN, lr x5,  the paper's modifications
     BN-x30          BN, lr x30, the paper's modifications
     BN-x5-Sigmoid   BN, lr x5,  the paper's modifications, sigmoid instead of ReLU
@@ -56,7 +56,9 @@ class Row:
 
 ROWS: dict[str, Row] = {
     "Inception": Row(bn=False, lr_mult=1, dropout=0.4, note="no BN, dropout 0.4"),
-    "BN-Baseline": Row(bn=True, lr_mult=1, note="BN before each nonlinearity"),
+    # the paper's BN-Baseline is "Inception with BN": it keeps dropout (removing dropout is one of
+    # the Sec. 4.2.1 modifications, which only the accelerated rows take)
+    "BN-Baseline": Row(bn=True, lr_mult=1, dropout=0.4, note="Inception + BN, dropout 0.4 kept"),
     "BN-x5": Row(bn=True, lr_mult=5, accelerated=True, note="lr x5, modifications"),
     "BN-x30": Row(bn=True, lr_mult=30, accelerated=True, note="lr x30, modifications"),
     "BN-x5-Sigmoid": Row(bn=True, lr_mult=5, activation="sigmoid", accelerated=True,
@@ -73,7 +75,8 @@ CHANCE = 0.1               # accuracy of guessing one of CIFAR-10's ten classes
 CHANCE_MARGIN = 0.05       # a target below CHANCE + this is chance level: no steps, no speed-up
 
 # Ioffe & Szegedy (2015), Figure 3 (ImageNet, Inception): steps to reach Inception's 72.2 %
-# top-1 validation accuracy, and the best accuracy reached. None: never reached.
+# top-1 validation accuracy, and the best accuracy reached. None: never reached. The paper's
+# speed-ups (e.g. BN-x5's 14.8x) are computed from these by paper_speedups(), never typed.
 PAPER = {
     "Inception": {"steps": 31.0e6, "max_accuracy": 72.2},
     "BN-Baseline": {"steps": 13.3e6, "max_accuracy": 72.7},
@@ -117,6 +120,9 @@ class RunConfig(Config):
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    dense_evals_per_epoch: int = param(0, "extra test-set evaluations per epoch over the first "
+                                          "dense_epochs (where the fast rows cross the target)", min=0)
+    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
     channels_last: bool = param(True, "channels_last memory for the conv net")
     amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
     seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0, max=SEED_MAX)
@@ -154,6 +160,8 @@ class AblationConfig(Config):
     rows: tuple = param(tuple(ROWS), "rows of the table to train", choices=tuple(ROWS))
     seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0, max=SEED_MAX)
     epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1)
+    epochs_baseline: int = param(30, "epochs of BN-Baseline (it trains at Inception's rate: the "
+                                     "paper's 2.3x speed-up needs more steps than the fast rows)", min=1)
     epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1)
     batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "
                                 "scale with it linearly)", min=2)
@@ -171,13 +179,22 @@ class AblationConfig(Config):
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    dense_evals_per_epoch: int = param(12, "test-set evaluations per epoch over the first "
+                                           "dense_epochs: the fast rows cross the target early, and "
+                                           "a speed-up is known only to one evaluation interval", min=0)
+    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
-        "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_bn": 4, "n_train": 4096,
-                  "n_test": 2000, "evals_per_epoch": 2},
-        "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_bn": 1, "n_train": 256,
-                  "n_test": 200, "width": 8},
+        # reference: all 50,000 images, one seed, every run <= 30 min and the table <= 2 h on an
+        # idle 2-core CPU (estimated from pilots: chapter 05's notes); 3 evaluations per epoch
+        # give the fast rows' speed-ups a resolution of about 1/3 epoch
+        "reference": {"seeds": (0,), "epochs_inception": 30, "epochs_baseline": 15, "epochs_bn": 10,
+                      "evals_per_epoch": 3},
+        "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_baseline": 6, "epochs_bn": 4,
+                  "n_train": 4096, "n_test": 2000, "evals_per_epoch": 2, "dense_evals_per_epoch": 8},
+        "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_baseline": 1, "epochs_bn": 1,
+                  "n_train": 256, "n_test": 200, "width": 8, "dense_evals_per_epoch": 2},
     }
 
     def validate(self) -> None:
@@ -197,10 +214,12 @@ class AblationConfig(Config):
             lr_decay=self.lr_decay,
             decay_epochs=self.decay_epochs / 6 if fast else self.decay_epochs,
             dropout=spec.dropout, jitter=self.jitter_modified if fast else self.jitter,
-            # the slow rows (Inception, its BN twin) train long; sanity rows as long as BN rows
-            epochs=self.epochs_inception if not (spec.bn or fast) else self.epochs_bn,
+            # Inception trains longest, BN-Baseline (same rate) next; sanity rows as long as BN rows
+            epochs=(self.epochs_inception if not (spec.bn or fast) else
+                    self.epochs_baseline if row == "BN-Baseline" else self.epochs_bn),
             batch_size=self.batch_size, width=self.width, n_train=self.n_train,
-            n_test=self.n_test, evals_per_epoch=self.evals_per_epoch, seed=seed)
+            n_test=self.n_test, evals_per_epoch=self.evals_per_epoch,
+            dense_evals_per_epoch=self.dense_evals_per_epoch, dense_epochs=self.dense_epochs, seed=seed)
         fields.update(changes)
         return RunConfig(profile=self.profile, **fields)
 
@@ -287,6 +306,16 @@ def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
             "loss": F.cross_entropy(logits, y).item()}
 
 
+def dense_eval_steps(rc: RunConfig) -> list[int]:
+    """Return the steps of the extra early evaluations (those the regular ones do not cover)."""
+    if not rc.dense_evals_per_epoch:
+        return []
+    every = max(1, rc.steps_per_epoch // rc.dense_evals_per_epoch)
+    regular = rc.steps_per_epoch // rc.evals_per_epoch
+    last = min(rc.steps, int(rc.dense_epochs * rc.steps_per_epoch))
+    return [s for s in range(every, last + 1, every) if s % regular and s < rc.steps]
+
+
 def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
     """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
     diverged, and its final test logits (float16) and labels."""
@@ -303,10 +332,13 @@ def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
     def eval_fn(m: nn.Module) -> dict:
         return scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
 
+    def dense_eval(step, m, x, y) -> dict:   # a hook: recorded in History.measures
+        return eval_fn(m)
+
     hist = train.fit(net, batches, steps=rc.steps, optimizer=optimizer(model, rc),
                      lr_at=lr_schedule(rc), eval_fn=eval_fn, eval_every=spe // rc.evals_per_epoch,
                      log_every=max(1, spe // 4), checkpoint=checkpoint, checkpoint_every=spe,
-                     progress=rc.name)
+                     hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name)
     logits = predict(net, x_te, channels_last=rc.channels_last)
     final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
     return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
@@ -345,23 +377,31 @@ def run_table(cfg: AblationConfig) -> dict:
 
 
 def run(cfg: AblationConfig) -> results.Record:
-    """Return the stored table of ``cfg`` (the full one when the quick profile is asked for and
-    a full record exists), training and storing what is missing."""
-    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_full=True)
+    """Return the stored table of ``cfg`` (at the unmodified quick profile: the best stored record,
+    full, else reference), training and storing what is missing."""
+    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Analysis: curves, steps to the target accuracy, the comparison table
 
 
+def _evaluations(h: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return a history's test evaluations, regular and dense (hook) ones, sorted by step."""
+    steps = list(h["eval_step"]) + list(h.get("measure_step", []))
+    acc = list(h["evals"]["accuracy"]) + list(h.get("measures", {}).get("accuracy", []))
+    order = np.argsort(steps, kind="stable")
+    return (np.asarray(steps)[order],
+            np.array([np.nan if acc[i] is None else acc[i] for i in order], dtype=float))
+
+
 def curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(eval steps, accuracy per seed)`` of a row (NaN where a diverged seed stopped)."""
-    hists = row["history"]
-    longest = max(hists, key=lambda h: len(h["eval_step"]))
-    steps = np.asarray(longest["eval_step"])
-    acc = np.full((len(hists), len(steps)), np.nan)
-    for i, h in enumerate(hists):
-        a = np.array([np.nan if v is None else v for v in h["evals"]["accuracy"]], dtype=float)
+    """Return ``(eval steps, accuracy per seed)`` of a row, the dense early evaluations included
+    (NaN where a diverged seed stopped)."""
+    evals = [_evaluations(h) for h in row["history"]]
+    steps = max(evals, key=lambda e: len(e[0]))[0]
+    acc = np.full((len(evals), len(steps)), np.nan)
+    for i, (_, a) in enumerate(evals):
         acc[i, : len(a)] = a
     return steps, acc
 
@@ -393,15 +433,43 @@ def diverged_at(row: dict) -> int | None:
     return min((s for s in steps if s is not None), default=None)
 
 
+LEVEL_TAIL = 0.25        # "levelled off": the last quarter of training ...
+LEVEL_GAIN = 0.005       # ... raised the best accuracy by less than half a percentage point
+
+
+def levelling(steps: np.ndarray, accuracy: np.ndarray, tail: float = LEVEL_TAIL) -> dict:
+    """Return how much the best accuracy rose over the last ``tail`` of the steps (``gain``) and
+    whether that is below ``LEVEL_GAIN`` (``levelled``): is the curve still climbing at its end?"""
+    acc = np.nan_to_num(np.asarray(accuracy, float), nan=-1.0)
+    late = np.asarray(steps) > (1 - tail) * steps[-1]
+    if late.all() or not late.any():
+        return {"gain": float("nan"), "levelled": False}
+    gain = float(max(acc[late].max() - acc[~late].max(), 0.0))
+    return {"gain": gain, "levelled": gain < LEVEL_GAIN}
+
+
+def crossing_interval(steps: np.ndarray, reach: int | None) -> float:
+    """Return the steps between the evaluation at ``reach`` and the one before it: how precisely
+    the crossing is known (NaN if never reached)."""
+    if reach is None:
+        return float("nan")
+    i = int(np.searchsorted(steps, reach))
+    return float(steps[i] - steps[i - 1]) if i > 0 else float(max(reach, 1))
+
+
 def summary(record: results.Record) -> dict:
     """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
-    row's mean curve), steps and epochs for the row's mean curve to reach it, the speed-up over
-    Inception, how many seeds diverged and, if all did, where. A target at chance level
-    (Inception diverged or never learned) is no target: no steps and no speed-ups then."""
+    row's mean curve, with whether that curve had levelled off), steps and epochs for the row's
+    mean curve to reach it, the speed-up over Inception, its resolution (the evaluation interval
+    before the crossing over the steps to target, summed for the two rows), how many seeds
+    diverged and, if all did, where. A target at chance level (Inception diverged or never
+    learned) is no target: no steps and no speed-ups then."""
     rows = record.metrics
-    target = None
+    target, level = None, {"gain": float("nan"), "levelled": False}
     if TARGET_ROW in rows:
-        target = float(np.nanmax(mean_curve(rows[TARGET_ROW])[1]))
+        base_steps, base_mean = mean_curve(rows[TARGET_ROW])
+        target = float(np.nanmax(base_mean))
+        level = levelling(base_steps, base_mean)
     at_chance = target is not None and not target >= CHANCE + CHANCE_MARGIN
     out = {}
     for name in ordered_rows(record):
@@ -410,14 +478,20 @@ def summary(record: results.Record) -> dict:
         best = np.asarray(row["max_accuracy"], dtype=float)
         reach = steps_to_reach(steps, mean, target) if target is not None and not at_chance \
             else None
+        interval = crossing_interval(steps, reach)
         out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std()),
                      "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
                      "diverged_at": diverged_at(row), "target": target,
-                     "target_at_chance": at_chance, "steps_to_target": reach,
+                     "target_at_chance": at_chance, "target_levelled": level["levelled"],
+                     "target_late_gain": level["gain"], "steps_to_target": reach,
+                     "eval_interval": interval,
                      "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"]}
-    base = out.get(TARGET_ROW, {}).get("steps_to_target")
+    base = out.get(TARGET_ROW, {})
     for s in out.values():
-        s["speedup"] = base / s["steps_to_target"] if base and s["steps_to_target"] else None
+        ok = base.get("steps_to_target") and s["steps_to_target"]
+        s["speedup"] = base["steps_to_target"] / s["steps_to_target"] if ok else None
+        s["speedup_resolution"] = (s["eval_interval"] / s["steps_to_target"]
+                                   + base["eval_interval"] / base["steps_to_target"]) if ok else None
     return out
 
 
@@ -435,12 +509,20 @@ def reach_text(s: dict | None) -> str:
     return "never (in this run)"
 
 
+def paper_speedups() -> dict:
+    """Return the paper's speed-ups over Inception (its Figure 3: Inception's steps to 72.2 %
+    divided by each row's), None where a row never reached it."""
+    base = PAPER[TARGET_ROW]["steps"]
+    return {row: None if p["steps"] is None else base / p["steps"] for row, p in PAPER.items()}
+
+
 def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
     return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
 
 
 def comparison(summ: dict) -> list[dict]:
-    """Return the results table: ours beside the paper's ImageNet numbers and the student's."""
+    """Return the results table: ours (speed-ups with their resolution) beside the paper's
+    ImageNet numbers (its Figure 3) and the student reproduction's."""
     out = []
     for name, s in summ.items():
         paper, student = PAPER.get(name, {}), STUDENT.get(name, {})
@@ -451,10 +533,13 @@ def comparison(summ: dict) -> list[dict]:
             "steps to target (ours)": f"{steps:,}" if steps is not None else
             "—" if s["diverged_at"] is None else f"diverged at step {s['diverged_at']:,}",
             "epochs to target (ours)": "—" if steps is None else f"{s['epochs_to_target']:.1f}",
-            "speed-up (ours)": "—" if s["speedup"] is None else f"{s['speedup']:.1f}x",
+            "speed-up (ours)": "—" if s["speedup"] is None else
+                               f"{s['speedup']:.1f}x ± {100 * s['speedup_resolution']:.0f} %",
             "diverged": f"{s['n_diverged']}/{s['n_seeds']}",
-            "paper max %": paper.get("max_accuracy"),
-            "paper steps to 72.2 %": _millions(paper.get("steps")) if paper else None,
+            "paper max % (Fig. 3)": paper.get("max_accuracy"),
+            "paper steps to 72.2 % (Fig. 3)": _millions(paper.get("steps")) if paper else None,
+            "paper speed-up": (None if not paper else "—" if paper_speedups()[name] is None
+                               else f"{paper_speedups()[name]:.1f}x"),
             "student max %": student.get("max_accuracy"),
             "student epochs": (student.get("epochs") or "—") if student else None,
         })

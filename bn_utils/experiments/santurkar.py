@@ -155,6 +155,29 @@ class Context:
 HookMaker = Callable[[SanturkarConfig, Context], dict]
 
 
+class CountingLoss:
+    """A loss that also counts the examples its (training-mode) outputs classify right: the
+    accuracy of the network as it trains, noise and batch statistics included, on the batches it
+    trains on. ``take()`` returns the accuracy since its last call (NaN if no batch since)."""
+
+    def __init__(self, loss_fn: Callable = F.cross_entropy):
+        self.loss_fn, self.correct, self.seen = loss_fn, None, 0
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Return ``loss_fn(out, y)``, counting the rows of ``out`` whose argmax is ``y``."""
+        with torch.no_grad():   # a device-side sum: no synchronisation at every step
+            hits = (out.argmax(1) == y).sum()
+            self.correct = hits if self.correct is None else self.correct + hits
+            self.seen += len(y)
+        return self.loss_fn(out, y)
+
+    def take(self) -> float:
+        """Return the accuracy over the batches scored since the last call, and start afresh."""
+        acc = float(self.correct) / self.seen if self.seen else float("nan")
+        self.correct, self.seen = None, 0
+        return acc
+
+
 def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> dict:
     """Train one network with the chapter's hooks; return its curves and measurements as NumPy
     arrays (``loss_step``, ``loss``, ``eval_step``, eval metrics, ``measure_step``, measures)."""
@@ -169,13 +192,17 @@ def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMake
         px, py = x_tr[pick[: cfg.train_probe].to(device)], y_tr[pick[: cfg.train_probe].to(device)]
         probe_idx = pick[-cfg.batch_size:].to(device)   # a fixed batch for activation statistics
         batches = data.batches(x_tr, y_tr, cfg.batch_size, seed=run.seed)
-        loss_fn, steps, log_every = F.cross_entropy, cfg.vgg_steps, 50
+        counting = CountingLoss()
+        loss_fn, steps, log_every = counting, cfg.vgg_steps, 50
 
         def eval_fn(m: nn.Module) -> dict:
+            # train_batch_accuracy: as the network trains (noise on), on the batches since the
+            # last evaluation (the paper's training accuracy); train_accuracy: evaluation mode
+            # (noise off, running statistics) on a fixed probe of training images
             test = train.evaluate(m, x_te, y_te)
-            return {"train_accuracy": train.accuracy(m, px, py), "test_accuracy": test["accuracy"],
-                    "test_loss": test["loss"]}
-        ctx = Context(run, model, loss_fn, x_tr[probe_idx], y_tr[probe_idx], steps)
+            return {"train_batch_accuracy": counting.take(), "train_accuracy": train.accuracy(m, px, py),
+                    "test_accuracy": test["accuracy"], "test_loss": test["loss"]}
+        ctx = Context(run, model, F.cross_entropy, x_tr[probe_idx], y_tr[probe_idx], steps)
         eval_every = cfg.eval_every
     else:
         x, y = dln_data(cfg, device)
