@@ -57,8 +57,10 @@ def notebook_parameters(path: Path) -> dict:
 
 def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
                 out: Path | str = "runs", results: Path | str | None = None,
-                device: str | None = None, timeout_s: int | None = None) -> Path:
-    """Execute a chapter at ``profile`` with ``params``; return the executed notebook's path."""
+                device: str | None = None, timeout_s: int | None = None,
+                name: str | None = None) -> Path:
+    """Execute a chapter at ``profile`` with ``params``; return the executed notebook's path
+    (``out/<name>.ipynb``, by default ``<chapter>__<profile>.ipynb``)."""
     import papermill
 
     check_profile(profile)
@@ -73,7 +75,7 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
         raise ValueError("give the profile with --profile, not -p profile")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{nb.stem}__{profile}.ipynb"
+    target = out / f"{name or f'{nb.stem}__{profile}'}.ipynb"
     env = {"BN_PROFILE": profile}
     if results is not None:
         env["BN_RESULTS_DIR"] = str(Path(results).resolve())
