@@ -170,6 +170,44 @@ def stack_inputs(xs: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
     return out
 
 
+class StackedBatches:
+    """K minibatch streams as one: ``next`` returns ``(stack_inputs(xs), labels (K, N))``, model
+    k's from stream k (e.g. ``data.batches`` with model k's seed, augmented); ``skip(n)`` skips
+    every stream (so ``train.fit`` resumes a checkpointed stacked run)."""
+
+    def __init__(self, streams: Sequence):
+        self.streams = list(streams)
+
+    def __iter__(self) -> "StackedBatches":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*(next(s) for s in self.streams))
+        return stack_inputs(xs), torch.stack(ys)
+
+    def skip(self, n: int) -> None:
+        """Skip ``n`` minibatches of every stream."""
+        for s in self.streams:
+            if hasattr(s, "skip"):
+                s.skip(n)
+            else:
+                for _ in range(n):
+                    next(s)
+
+
+class SameInput(nn.Module):
+    """A stacked network fed one input for all of its K models (evaluation on a shared test
+    set): ``forward(x)`` with x (N, C, H, W) returns (N, K·classes)."""
+
+    def __init__(self, net: nn.Module, k: int):
+        super().__init__()
+        self.net, self.k = net, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the K models' outputs on ``x``, side by side."""
+        return self.net(stack_inputs([x] * self.k))
+
+
 def model_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Return the K models' mean cross-entropies (K,), from logits (N, K·classes) and targets
     (K, N) (model k's labels in row k)."""
@@ -214,6 +252,8 @@ class StackedSGD(torch.optim.Optimizer):
         values = [float(v) for v in values]
         if len(values) != self.k:
             raise ValueError(f"model_lr needs one learning rate per model ({self.k}), got {values}")
+        if values == getattr(self, "_model_lr", None):
+            return   # a schedule may set it every step; keep the expanded vectors
         self._model_lr = values
         self._per_model = {key: v for key, v in self._per_model.items() if key[1] != "lr"}
 

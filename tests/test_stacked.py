@@ -112,3 +112,48 @@ def test_models_of_different_shapes_or_unknown_layers_are_refused():
         stacked.stack([_tiny(0), TinyInception(width=6)])
     with pytest.raises(TypeError, match="cannot stack"):
         stacked.stack([_vgg(0, norm="l2"), _vgg(1, norm="l2")])
+
+
+def _fit(net, streams, opt, loss_fn, eval_x, k=None, lr=1.0):
+    from bn_utils import train
+
+    @torch.no_grad()
+    def eval_fn(m):
+        if k is None:
+            return {"loss": F.cross_entropy(m(eval_x), torch.zeros(len(eval_x), dtype=torch.long))}
+        out = stacked.split_outputs(stacked.SameInput(m, k)(eval_x), k)
+        return {"loss": [F.cross_entropy(o, torch.zeros(len(eval_x), dtype=torch.long)) for o in out]}
+    return train.fit(net, streams, steps=6, optimizer=opt, loss_fn=loss_fn, eval_fn=eval_fn,
+                     eval_every=2, log_every=2, lr_at=lambda step: lr * 0.5 ** (step // 3), progress=False)
+
+
+def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():
+    """One model diverges (lr 1e6): it stops there, as its own run does; the others go on."""
+    from bn_utils import data
+
+    lrs = (0.1, 1e6, 0.05)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, 32, 32, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (40,), generator=gen)
+    eval_x = x[:8]
+    separate = []
+    for seed, lr in enumerate(lrs):
+        net = _vgg(seed)
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        hist = _fit(net, data.batches(x, y, 8, seed=seed), opt, F.cross_entropy, eval_x, lr=lr)
+        separate.append((net, hist))
+    net = stacked.stack([_vgg(seed) for seed in range(K)])
+    opt = stacked.StackedSGD(net.parameters(), K, momentum=0.9, model_lr=lrs)
+    streams = stacked.StackedBatches([data.batches(x, y, 8, seed=s) for s in range(K)])
+    hist = _fit(net, streams, opt, stacked.model_losses, eval_x, k=K)
+    split = hist.split(K)
+    assert [h.diverged for h in split] == [h.diverged for _, h in separate] == [False, True, False]
+    trained = [_vgg(10 + s) for s in range(K)]
+    stacked.unstack_into(net, trained)
+    for k, ((want_net, want), got) in enumerate(zip(separate, split)):
+        assert (got.step, got.eval_step, got.diverged_at, got.steps_done) == \
+               (want.step, want.eval_step, want.diverged_at, want.steps_done), k
+        assert torch.allclose(torch.tensor(got.loss), torch.tensor(want.loss), rtol=1e-5, equal_nan=True)
+        assert torch.allclose(torch.tensor(got.evals["loss"]), torch.tensor(want.evals["loss"]), rtol=1e-6)
+        if not want.diverged:
+            _assert_same(trained[k], want_net, tol=1e-8)
