@@ -10,8 +10,9 @@ Rates are examples per second *per trained model* (K models at once count K time
 
     python benchmarks/throughput_vs_torch.py [--rounds 3] [--seconds 2] [--only NAME] [--extras]
 
-``--extras`` adds what we tried on top of the stacked path: ``torch.compile`` (compile time
-printed apart), bfloat16 autocast (CPU) and torch's fused SGD step.
+``--extras`` adds what we tried on top: bfloat16 autocast (CPU) on the stacked path and torch's
+fused SGD step on the plain loop; ``--compile`` adds ``torch.compile`` of the stacked
+TinyInception (its compile time printed apart).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def conv_batch(k: int, n: int, seed: int = 0):
 
 def conv_workload(make: Callable[[int], nn.Module], batch: int, ks: tuple[int, ...], lr: float,
                   wd: float, project: Callable[[], tuple[nn.Module, torch.optim.Optimizer]],
-                  extras: bool) -> dict[str, tuple[Step, int]]:
+                  extras: bool, compile_: bool = False) -> dict[str, tuple[Step, int]]:
     """Return ``{variant: (step, models trained per step)}`` of a conv net workload."""
     x, y = conv_batch(max(ks), batch)
     cl = torch.channels_last
@@ -74,12 +75,15 @@ def conv_workload(make: Callable[[int], nn.Module], batch: int, ks: tuple[int, .
         xs = stacked.stack_inputs(x[:k].unbind(0))
         out[f"stacked {k} bf16"] = (sgd_step(net, opt, stacked.cross_entropy, xs, y[:k],
                                              autocast=torch.bfloat16), k)
-        net = stacked.stack([make(s).to(memory_format=cl) for s in range(k)])
-        opt = stacked.StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
-        out[f"stacked {k} compiled"] = (compiled(net, opt, stacked.cross_entropy, xs, y[:k]), k)
         net = make(0).to(memory_format=cl)
         fused = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=wd, fused=True)
         out["torch fused SGD"] = (sgd_step(net, fused, F.cross_entropy, xcl, y[0]), 1)
+    if compile_:
+        k = ks[0]
+        net = stacked.stack([make(s).to(memory_format=cl) for s in range(k)])
+        opt = stacked.StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
+        xs = stacked.stack_inputs(x[:k].unbind(0))
+        out[f"stacked {k} compiled"] = (compiled(net, opt, stacked.cross_entropy, xs, y[:k]), k)
     return out
 
 
@@ -94,7 +98,7 @@ def compiled(model: nn.Module, opt, loss_fn, x, y) -> Step:
     return step
 
 
-def inception_workload(bn: bool, extras: bool) -> dict:
+def inception_workload(bn: bool, extras: bool, compile_: bool = False) -> dict:
     """Chapter 05: TinyInception at the chapter's width and batch (16, 32), the 3 seeds of a row."""
     cfg = inc.AblationConfig.for_profile("full")
     rc = cfg.run_config("BN-Baseline" if bn else "Inception", 0)
@@ -105,7 +109,8 @@ def inception_workload(bn: bool, extras: bool) -> dict:
     def project():
         model = inc.build_model(rc)
         return train.Autocast(model, None), inc.optimizer(model, rc)
-    return conv_workload(make, rc.batch_size, (3, 9), rc.lr, rc.weight_decay, project, extras)
+    return conv_workload(make, rc.batch_size, (3, 9), rc.lr, rc.weight_decay, project, extras,
+                         compile_)
 
 
 def vgg_workload(extras: bool) -> dict:
@@ -174,14 +179,15 @@ def dln_workload(ks: tuple[int, ...] = (4,)) -> dict:
     return out
 
 
-def examples_per_second(step: Step, batch: int, seconds: float) -> float:
-    """Return examples/s of ``step`` run for about ``seconds`` (after two warm-up steps)."""
+def examples_per_second(step: Step, batch: int, seconds: float, clock=time.perf_counter) -> float:
+    """Return examples/s of ``step`` run for about ``seconds`` of ``clock`` (after two warm-up
+    steps)."""
     step(), step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    n, t0 = 0, clock()
+    while clock() - t0 < seconds:
         step()
         n += 1
-    return n * batch / (time.perf_counter() - t0)
+    return n * batch / (clock() - t0)
 
 
 def main() -> None:
@@ -189,18 +195,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="per variant per round")
     parser.add_argument("--only", default=None, help="run one workload (a name's start)")
-    parser.add_argument("--extras", action="store_true", help="also compile, bf16, fused SGD")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the process' CPU time, steadier than wall time on a machine "
+                             "busy with other work (use with --threads 1)")
+    parser.add_argument("--extras", action="store_true", help="also bf16 autocast, fused SGD")
+    parser.add_argument("--compile", action="store_true",
+                        help="also torch.compile (TinyInception with BN; minutes to compile)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     workloads = {
-        "TinyInception w16 b32, BN (ch05)": (lambda: inception_workload(True, args.extras), 32),
+        "TinyInception w16 b32, BN (ch05)": (lambda: inception_workload(True, args.extras,
+                                                                       args.compile), 32),
         "TinyInception w16 b32, no BN (ch05)": (lambda: inception_workload(False, args.extras), 32),
         "VGG-11 x1/8 b128, BN (ch07/08 quick)": (lambda: vgg_workload(args.extras), 128),
         "MLP 3x100 sigmoid+BN b60 (ch04)": (mlp_workload, 60),
         "DLN 25x10 + BN, batch 1000 (ch07/08)": (dln_workload, 1000),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (torch's "
-          f"default), {args.rounds} rounds of {args.seconds:g} s per variant, median shown; "
-          f"rates are examples/s per trained model")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
+          f"{args.rounds} rounds of {args.seconds:g} s ({args.clock} clock) per variant, median "
+          f"shown; rates are examples/s per trained model")
     for name, (build, batch) in workloads.items():
         if args.only and not name.lower().startswith(args.only.lower()):
             continue
@@ -208,7 +224,7 @@ def main() -> None:
         rates = {v: [] for v in variants}
         for _ in range(args.rounds):
             for v, (step, k) in variants.items():
-                rates[v].append(k * examples_per_second(step, batch, args.seconds))
+                rates[v].append(k * examples_per_second(step, batch, args.seconds, clock))
         med = {v: statistics.median(r) for v, r in rates.items()}
         print(f"\n{name}")
         for v, rate in med.items():

@@ -231,10 +231,11 @@ def split_outputs(out: torch.Tensor, k: int) -> torch.Tensor:
 
 class StackedSGD(torch.optim.Optimizer):
     """Momentum SGD (PyTorch's rule: ``buf = m·buf + g + wd·p``, ``p -= lr·buf``) for a stacked
-    network: model k's slice of every parameter uses ``group["lr"] · model_lr[k]`` and the
-    group's ``weight_decay`` (a float, or one value per model)."""
+    network: model k's slice of every parameter uses the learning rate ``lr_k · model_lr[k]``,
+    where ``lr_k`` is the group's ``lr`` (a float, or one per model: ``train.fit``'s ``lr_at``
+    may return K rates, K schedules), and the group's ``weight_decay`` (a float, or one per model)."""
 
-    def __init__(self, params, k: int, *, lr: float = 1.0, momentum: float = 0.0,
+    def __init__(self, params, k: int, *, lr: float | Sequence[float] = 1.0, momentum: float = 0.0,
                  weight_decay: float | Sequence[float] = 0.0,
                  model_lr: Sequence[float] | None = None):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
@@ -249,22 +250,24 @@ class StackedSGD(torch.optim.Optimizer):
 
     @model_lr.setter
     def model_lr(self, values: Sequence[float]) -> None:
-        values = [float(v) for v in values]
-        if len(values) != self.k:
-            raise ValueError(f"model_lr needs one learning rate per model ({self.k}), got {values}")
-        if values == getattr(self, "_model_lr", None):
-            return   # a schedule may set it every step; keep the expanded vectors
-        self._model_lr = values
-        self._per_model = {key: v for key, v in self._per_model.items() if key[1] != "lr"}
+        self._model_lr = self._per_model_values(values, "model_lr")
 
-    def _expand(self, values, p: torch.Tensor, which: str) -> torch.Tensor:
-        """Return per-model ``values`` (K values, or one) along p's first axis, broadcastable to p."""
-        key = (id(p), which)
-        if key not in self._per_model:
-            v = torch.as_tensor(values, dtype=p.dtype).reshape(-1).expand(self.k).to(p.device)
-            self._per_model[key] = v.repeat_interleave(p.shape[0] // self.k).reshape(
-                -1, *[1] * (p.ndim - 1))
-        return self._per_model[key]
+    def _per_model_values(self, values, name: str) -> list[float]:
+        """Return ``values`` (one number, or K) as K floats, or raise ValueError."""
+        values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values] * self.k)]
+        if len(values) != self.k:
+            raise ValueError(f"{name} needs one learning rate per model ({self.k}), got {values}")
+        return values
+
+    def _expand(self, values: list[float], p: torch.Tensor, which: str) -> torch.Tensor:
+        """Return K per-model ``values`` repeated along p's first axis, broadcastable to p (cached
+        while the values stay the same)."""
+        key, values = (id(p), which), tuple(values)
+        if key not in self._per_model or self._per_model[key][0] != values:
+            v = torch.tensor(values, dtype=p.dtype, device=p.device)
+            self._per_model[key] = (values, v.repeat_interleave(p.shape[0] // self.k).reshape(
+                -1, *[1] * (p.ndim - 1)))
+        return self._per_model[key][1]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -274,8 +277,8 @@ class StackedSGD(torch.optim.Optimizer):
             if not params:
                 continue
             grads = [p.grad for p in params]
-            wd = group["weight_decay"]
-            if any(w != 0 for w in (wd if isinstance(wd, (list, tuple)) else [wd])):
+            wd = self._per_model_values(group["weight_decay"], "weight_decay")
+            if any(wd):
                 grads = torch._foreach_add(grads, torch._foreach_mul(
                     params, [self._expand(wd, p, "wd") for p in params]))
             if group["momentum"]:
@@ -288,6 +291,8 @@ class StackedSGD(torch.optim.Optimizer):
                     torch._foreach_mul_(bufs, group["momentum"])
                     torch._foreach_add_(bufs, grads)
                 grads = bufs
-            steps = torch._foreach_mul(grads, [self._expand(self.model_lr, p, "lr") for p in params])
-            torch._foreach_add_(params, steps, alpha=-group["lr"])
+            lr = self._per_model_values(group["lr"], "lr")
+            rates = [a * b for a, b in zip(lr, self.model_lr)]
+            torch._foreach_add_(params, torch._foreach_mul(grads, [self._expand(rates, p, "lr")
+                                                                   for p in params]), alpha=-1.0)
         return None

@@ -92,7 +92,8 @@ class History:
                 step=[self.step[j] for j in logs], loss=[self.loss[j][i] for j in logs],
                 eval_step=[self.eval_step[j] for j in evals],
                 evals={name: [v[j][i] for j in evals] for name, v in self.evals.items()},
-                lr=[self.lr[j] for j in logs], diverged=at is not None, diverged_at=at,
+                lr=[self.lr[j][i] if isinstance(self.lr[j], list) else self.lr[j] for j in logs],
+                diverged=at is not None, diverged_at=at,
                 steps_done=at if at is not None else self.steps_done, seconds=self.seconds / k))
         return out
 
@@ -231,6 +232,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
                 hist.measure_step.append(step)
                 for k, v in measured.items():
                     hist.measures.setdefault(k, []).append(v)
+        # a number, or a list (one per model: bn_utils.stacked.StackedSGD)
         lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
         if lr_at is not None:
             for group in optimizer.param_groups:

@@ -124,7 +124,8 @@ def _fit(net, streams, opt, loss_fn, eval_x, k=None, lr=1.0):
         out = stacked.split_outputs(stacked.SameInput(m, k)(eval_x), k)
         return {"loss": [F.cross_entropy(o, torch.zeros(len(eval_x), dtype=torch.long)) for o in out]}
     return train.fit(net, streams, steps=6, optimizer=opt, loss_fn=loss_fn, eval_fn=eval_fn,
-                     eval_every=2, log_every=2, lr_at=lambda step: lr * 0.5 ** (step // 3), progress=False)
+                     eval_every=2, log_every=2, lr_at=lambda step: (lr * 0.5 ** (step // 3) if k is None else
+                                         [r * 0.5 ** (step // 3) for r in lr]), progress=False)
 
 
 def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():
@@ -143,9 +144,9 @@ def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():
         hist = _fit(net, data.batches(x, y, 8, seed=seed), opt, F.cross_entropy, eval_x, lr=lr)
         separate.append((net, hist))
     net = stacked.stack([_vgg(seed) for seed in range(K)])
-    opt = stacked.StackedSGD(net.parameters(), K, momentum=0.9, model_lr=lrs)
+    opt = stacked.StackedSGD(net.parameters(), K, momentum=0.9)   # per-model schedules
     streams = stacked.StackedBatches([data.batches(x, y, 8, seed=s) for s in range(K)])
-    hist = _fit(net, streams, opt, stacked.model_losses, eval_x, k=K)
+    hist = _fit(net, streams, opt, stacked.model_losses, eval_x, k=K, lr=lrs)
     split = hist.split(K)
     assert [h.diverged for h in split] == [h.diverged for _, h in separate] == [False, True, False]
     trained = [_vgg(10 + s) for s in range(K)]
@@ -153,6 +154,7 @@ def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():
     for k, ((want_net, want), got) in enumerate(zip(separate, split)):
         assert (got.step, got.eval_step, got.diverged_at, got.steps_done) == \
                (want.step, want.eval_step, want.diverged_at, want.steps_done), k
+        assert got.lr == pytest.approx(want.lr)
         assert torch.allclose(torch.tensor(got.loss), torch.tensor(want.loss), rtol=1e-5, equal_nan=True)
         assert torch.allclose(torch.tensor(got.evals["loss"]), torch.tensor(want.evals["loss"]), rtol=1e-6)
         if not want.diverged:
