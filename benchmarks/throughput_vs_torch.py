@@ -179,15 +179,17 @@ def dln_workload(ks: tuple[int, ...] = (4,)) -> dict:
     return out
 
 
-def examples_per_second(step: Step, batch: int, seconds: float, clock=time.perf_counter) -> float:
+def examples_per_second(step: Step, batch: int, seconds: float, clock=time.perf_counter,
+                        best: bool = False) -> float:
     """Return examples/s of ``step`` run for about ``seconds`` of ``clock`` (after two warm-up
-    steps)."""
+    steps); ``best``: of its fastest step (the one least disturbed by other work)."""
     step(), step()
-    n, t0 = 0, clock()
+    times, t0 = [], clock()
     while clock() - t0 < seconds:
+        t = clock()
         step()
-        n += 1
-    return n * batch / (clock() - t0)
+        times.append(clock() - t)
+    return batch / min(times) if best else len(times) * batch / (clock() - t0)
 
 
 def main() -> None:
@@ -199,6 +201,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: the process' CPU time, steadier than wall time on a machine "
                              "busy with other work (use with --threads 1)")
+    parser.add_argument("--best", action="store_true",
+                        help="rate of the fastest step, not the mean (a busy machine's estimate "
+                             "of an idle one)")
     parser.add_argument("--extras", action="store_true", help="also bf16 autocast, fused SGD")
     parser.add_argument("--compile", action="store_true",
                         help="also torch.compile (TinyInception with BN; minutes to compile)")
@@ -224,7 +229,8 @@ def main() -> None:
         rates = {v: [] for v in variants}
         for _ in range(args.rounds):
             for v, (step, k) in variants.items():
-                rates[v].append(k * examples_per_second(step, batch, args.seconds, clock))
+                rates[v].append(k * examples_per_second(step, batch, args.seconds, clock,
+                                                        args.best))
         med = {v: statistics.median(r) for v, r in rates.items()}
         print(f"\n{name}")
         for v, rate in med.items():

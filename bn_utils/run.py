@@ -100,19 +100,27 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bn_utils.run", description=__doc__,
+def chapter_parser(prog: str, doc: str, value: str = "VALUE",
+                   value_help: str = "override a parameter (repeatable)") -> argparse.ArgumentParser:
+    """Return a parser with the arguments of every chapter command: the chapter, ``--profile``,
+    ``-p NAME VALUE`` (repeatable), ``--results``, ``--device`` and ``--timeout``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chapter", help="chapter name, e.g. 04_mnist (or 04, or mnist)")
     parser.add_argument("--profile", default=os.environ.get("BN_PROFILE", "quick"),
                         help=f"one of {', '.join(PROFILES)} (default: $BN_PROFILE or quick)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="override a parameter (repeatable)")
-    parser.add_argument("--out", default=str(REPO_DIR / "runs"), help="folder for the executed notebook")
+                        metavar=("NAME", value), help=value_help)
     parser.add_argument("--results", default=None, help="results folder (default: results/)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = chapter_parser("python -m bn_utils.run", __doc__)
+    parser.add_argument("--out", default=str(REPO_DIR / "runs"), help="folder for the executed notebook")
     parser.add_argument("--list", action="store_true", help="list the chapters and exit")
     args = parser.parse_args(argv)
     if args.list:

@@ -16,7 +16,6 @@ Every grid value is checked against the chapter's configuration before any job i
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib
 import itertools
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import results, run
-from .profiles import PROFILES, check_profile
+from .profiles import check_profile
 
 EXECUTORS = ("local", "slurm")
 
@@ -161,6 +160,8 @@ def run_point(sweep: Sweep, point: dict) -> dict:
                                    timeout_s=sweep.timeout_s, name=name)
     except Exception as err:  # papermill's error carries the whole notebook; keep the cell's
         raise RuntimeError(run.nb_error(err)) from None
+    finally:
+        os.environ.pop("BN_RECORD_LOG", None)
     records = sorted(set(log.read_text().split())) if log.exists() else []
     log.unlink(missing_ok=True)
     done = {"chapter": sweep.chapter, "profile": sweep.profile, "point": point,
@@ -273,13 +274,8 @@ def summary(rows: list[dict]):
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 if a job failed)."""
-    parser = argparse.ArgumentParser(prog="python -m bn_utils.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("chapter", help="chapter name, e.g. 05_cifar_inception (or 05)")
-    parser.add_argument("--profile", default=os.environ.get("BN_PROFILE", "quick"),
-                        help=f"one of {', '.join(PROFILES)}")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "V1,V2,..."), help="grid values of a parameter (repeatable)")
+    parser = run.chapter_parser("python -m bn_utils.sweep", __doc__, "V1,V2,...",
+                                "grid values of a parameter (repeatable)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local")
     parser.add_argument("--partition", default=None, help="Slurm partition")
     parser.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per job (default 0)")
@@ -288,10 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time", type=int, default=120, help="minutes per job (default 120)")
     parser.add_argument("--parallel", type=int, default=None,
                         help="jobs at once (default: 1 locally, all on Slurm)")
-    parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<chapter>__<profile>)")
-    parser.add_argument("--results", default=None, help="results folder (default: results/)")
-    parser.add_argument("--device", default=None, help="torch device of each job, e.g. cuda")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    parser.add_argument("--out", default=None,
+                        help="sweep folder (default runs/sweeps/<chapter>__<profile>)")
     args = parser.parse_args(argv)
     try:
         values = {}

@@ -57,16 +57,14 @@ def _assert_same(a, b, tol=1e-9):
 
 
 @pytest.mark.parametrize("make, channels_last", [
-    (lambda s: _tiny(s), True), (lambda s: _tiny(s), False),
-    (lambda s: _tiny(s, bn=False, act="sigmoid"), True),
-    (lambda s: _tiny(s, final_bn=True, five="5x5"), False),
-    (lambda s: _vgg(s), True), (lambda s: _vgg(s, norm="none"), False)])
+    (lambda s: _tiny(s), True), (lambda s: _tiny(s, bn=False, act="sigmoid"), False),
+    (lambda s: _tiny(s, final_bn=True, five="5x5"), False), (lambda s: _vgg(s), True)])
 def test_a_stacked_run_equals_separate_runs_with_per_model_lr_and_weight_decay(make, channels_last):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     separate = [make(seed).to(memory_format=fmt) for seed in range(K)]
     net = stacked.stack(separate)
     expected = [make(seed).to(memory_format=fmt) for seed in range(K)]
-    batches = _batches(4)
+    batches = _batches(3)
     _train_separately(expected, batches)
     _train_stacked(net, batches, lr_factor=0.5)
     trained = [make(10 + seed) for seed in range(K)]      # other weights, overwritten below
