@@ -269,15 +269,35 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     if prefer_stored or prefer_full:
         stored = best_stored(chapter, name, cfg)
         if stored is not None:
-            return stored
+            return _noted(stored)
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
-        return stored
+        return _noted(stored)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     output = fn(cfg)
     meta = {"started": started, "seconds": round(time.perf_counter() - t0, 3)}
-    return save(chapter, name, cfg, output, meta=meta)
+    return _noted(save(chapter, name, cfg, output, meta=meta))
+
+
+def _noted(record: Record) -> Record:
+    """Append the record's path to the file named by ``BN_RECORD_LOG`` (how a sweep job learns
+    which records its chapter wrote or reused); return the record."""
+    log = os.environ.get("BN_RECORD_LOG")
+    if log and record.path is not None:
+        with open(log, "a") as f:
+            f.write(f"{record.path}\n")
+    return record
+
+
+def is_trusted(json_path: Path | str) -> bool:
+    """Return True if the record stored at ``json_path`` exists and ``load_or_run`` would reuse it."""
+    try:
+        doc = json.loads(Path(json_path).read_text())
+        record = Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], meta=doc["meta"])
+    except (OSError, ValueError, KeyError):
+        return False
+    return _trusted(record)
 
 
 def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:

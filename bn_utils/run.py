@@ -176,8 +176,10 @@ def _remove_stale_temporaries(out: Path, stem: str) -> None:
 
 def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
                 out: Path | str = "runs", results: Path | str | None = None,
-                device: str | None = None, timeout_s: int | None = None) -> Path:
-    """Execute a chapter at ``profile`` with ``params``; return the executed notebook's path."""
+                device: str | None = None, timeout_s: int | None = None,
+                name: str | None = None) -> Path:
+    """Execute a chapter at ``profile`` with ``params``; return the executed notebook's path
+    (``out/<name>.ipynb``, by default ``<chapter>__<profile>.ipynb``)."""
     import papermill
 
     from .results import results_dir
@@ -198,7 +200,7 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
     if (res / nb.stem).exists():
         check_writable(res / nb.stem, "--results")
     out.mkdir(parents=True, exist_ok=True)
-    target = out / f"{nb.stem}__{profile}.ipynb"
+    target = out / f"{name or f'{nb.stem}__{profile}'}.ipynb"
     _remove_stale_temporaries(out, nb.stem)
     env = {"BN_PROFILE": profile}
     if results is not None:
@@ -235,19 +237,27 @@ def _terminate(signum, frame):
     raise Terminated(f"stopped by signal {signum}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m bn_utils.run", description=__doc__,
+def chapter_parser(prog: str, doc: str, value: str = "VALUE",
+                   value_help: str = "override a parameter (repeatable)") -> argparse.ArgumentParser:
+    """Return a parser with the arguments of every chapter command: the chapter, ``--profile``,
+    ``-p NAME VALUE`` (repeatable), ``--results``, ``--device`` and ``--timeout``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chapter", nargs="?", help="chapter name, e.g. 04_mnist (or 04, or mnist)")
     parser.add_argument("--profile", default=os.environ.get("BN_PROFILE", "quick"),
                         help=f"one of {', '.join(PROFILES)} (default: $BN_PROFILE or quick)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="override a parameter (repeatable)")
-    parser.add_argument("--out", default=str(REPO_DIR / "runs"), help="folder for the executed notebook")
+                        metavar=("NAME", value), help=value_help)
     parser.add_argument("--results", default=None, help="results folder (default: results/)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = chapter_parser("python -m bn_utils.run", __doc__)
+    parser.add_argument("--out", default=str(REPO_DIR / "runs"), help="folder for the executed notebook")
     parser.add_argument("--list", action="store_true", help="list the chapters and exit")
     args = parser.parse_args(argv)
     if args.list:

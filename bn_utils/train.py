@@ -44,14 +44,34 @@ class History:
     measure_step: list = field(default_factory=list)  # steps at which hooks returned measurements
     measures: dict = field(default_factory=dict)      # name -> list, aligned with measure_step
     diverged: bool = False
-    diverged_at: int | None = None
-    start_loss: float | None = None                   # loss of the first minibatch, before any step
+    diverged_at: int | list | None = None           # a list (one per model) for stacked models
+    start_loss: float | list | None = None            # loss of the first minibatch, before any step
     steps_done: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         """Return the history as plain lists (JSON-ready)."""
         return asdict(self)
+
+    def split(self, k: int) -> list["History"]:
+        """Return the K histories of a stacked run (losses and metrics are lists of K values),
+        each cut where its model diverged, as that model's own run would have stopped; each gets
+        its share (1/K) of the wall time."""
+        out = []
+        for i in range(k):
+            at = self.diverged_at[i] if isinstance(self.diverged_at, list) else None
+            logs = [j for j, s in enumerate(self.step) if at is None or s <= at]
+            evals = [j for j, s in enumerate(self.eval_step) if at is None or s < at]
+            out.append(History(
+                step=[self.step[j] for j in logs], loss=[self.loss[j][i] for j in logs],
+                eval_step=[self.eval_step[j] for j in evals],
+                evals={name: [v[j][i] for j in evals] for name, v in self.evals.items()},
+                lr=[self.lr[j][i] if isinstance(self.lr[j], list) else self.lr[j] for j in logs],
+                diverged=at is not None, diverged_at=at,
+                start_loss=(self.start_loss[i] if isinstance(self.start_loss, list)
+                            else self.start_loss),
+                steps_done=at if at is not None else self.steps_done, seconds=self.seconds / k))
+        return out
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
@@ -162,8 +182,11 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         progress: bool | str = True) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
-    ``lr_at(step)`` sets the learning rate before each step (a schedule); ``eval_fn(model)``
-    returns a dict of metrics, run at step 0, every ``eval_every`` steps and at the end;
+    ``lr_at(step)`` sets the learning rate before each step (a schedule); ``loss_fn`` returns a
+    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked`: their sum is
+    minimised, each is logged, a model that diverges is recorded and the others go on; see
+    :meth:`History.split`); ``eval_fn(model)`` returns a dict of metrics (numbers, or one per
+    model), run at step 0, every ``eval_every`` steps and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
     has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
@@ -196,8 +219,9 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         if eval_fn is None:
             return
         hist.eval_step.append(step)
-        for k, v in eval_fn(model).items():
-            hist.evals.setdefault(k, []).append(float(v))
+        for k, v in eval_fn(model).items():   # a number, or one per model (a list or tensor)
+            v = v.tolist() if isinstance(v, torch.Tensor) else v
+            hist.evals.setdefault(k, []).append([float(x) for x in v] if isinstance(v, list) else float(v))
 
     if start == 0:
         run_eval(0)
@@ -205,8 +229,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     if progress and os.environ.get("BN_PROGRESS", "1") != "0":
         bar = _tqdm()(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
                    leave=False, mininterval=1.0)
-    running = torch.zeros((), device=next(model.parameters()).device)
-    since_log = 0
+    running, since_log = None, 0
     t_start = time.perf_counter()
     model.train()
     for step in range(start, steps):
@@ -222,27 +245,36 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
                 hist.measure_step.append(step)
                 for k, v in measured.items():
                     hist.measures.setdefault(k, []).append(v)
+        # a number, or a list (one per model: bn_utils.stacked.StackedSGD)
         lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(model(x), y)   # a number, or one per model of a stacked network
         if hist.start_loss is None:
-            hist.start_loss = loss.item()
+            hist.start_loss = loss.detach().float().tolist()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss.sum() if loss.ndim else loss).backward()
         optimizer.step()
-        running += loss.detach().float()
+        running = loss.detach().float() if running is None else running + loss.detach().float()
         since_log += 1
         done = step + 1
         if done % log_every == 0 or done == steps:
-            mean_loss = (running / since_log).item()
-            running.zero_()
-            since_log = 0
+            mean_loss = (running / since_log).tolist()   # the one host sync of a log interval
+            running, since_log = None, 0
             hist.step.append(done)
             hist.loss.append(mean_loss)
             hist.lr.append(lr)
-            if is_diverged(mean_loss, hist.start_loss):
+            if isinstance(mean_loss, list):   # stacked models: each diverges on its own
+                if hist.diverged_at is None:
+                    hist.diverged_at = [None] * len(mean_loss)
+                for i, gone in enumerate(is_diverged(mean_loss, hist.start_loss)):
+                    if gone and hist.diverged_at[i] is None:
+                        hist.diverged_at[i] = done
+                if all(at is not None for at in hist.diverged_at):
+                    hist.diverged, hist.steps_done = True, done
+                    break
+            elif is_diverged(mean_loss, hist.start_loss):
                 hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
                 break
         if eval_fn is not None and eval_every and (done % eval_every == 0) and done != steps:
