@@ -16,8 +16,6 @@ Every grid value is checked against the chapter's configuration before any job i
 
 from __future__ import annotations
 
-import ast
-import importlib
 import itertools
 import json
 import os
@@ -51,43 +49,12 @@ def split_values(text: str) -> list:
 
 def setup_config(nb: Path):
     """Return ``(Config class, {notebook parameter: config field})`` that the chapter's setup cell
-    builds with ``X.for_profile(profile, field=parameter, ...)``, or ``(None, {})``."""
-    cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-    for cell in cells[:3]:
-        source = "".join(cell["source"])
-        lines = [re.sub(r"^(\s*)[%!].*", r"\1pass", line) for line in source.splitlines()]  # magics
-        try:
-            tree = ast.parse("\n".join(lines))
-        except SyntaxError:
-            continue
-        names = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bn_utils"):
-                for alias in node.names:
-                    names[alias.asname or alias.name] = (node.module, alias.name)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "for_profile":
-                cls = _resolve(node.func.value, names)
-                if cls is not None:
-                    return cls, {kw.value.id: kw.arg for kw in node.keywords
-                                 if kw.arg and isinstance(kw.value, ast.Name)}
-    return None, {}
-
-
-def _resolve(expr: ast.expr, names: dict):
-    """Return the object an expression like ``mod.Class`` or ``Class`` names, or None."""
-    if isinstance(expr, ast.Name) and expr.id in names:
-        module, attr = names[expr.id]
-        return getattr(importlib.import_module(module), attr, None)
-    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in names:
-        module, attr = names[expr.value.id]
-        try:
-            owner = importlib.import_module(f"{module}.{attr}")
-        except ImportError:
-            owner = getattr(importlib.import_module(module), attr, None)
-        return getattr(owner, expr.attr, None)
-    return None
+    builds (read as the runner reads it: :func:`run.config_call`), or ``(None, {})``."""
+    found = run.config_call(nb)
+    if found is None:
+        return None, {}
+    cls, keywords = found
+    return cls, {param: field for field, param in keywords.items()}
 
 
 def point_name(chapter: str, profile: str, point: dict) -> str:

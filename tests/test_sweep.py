@@ -13,7 +13,7 @@ from bn_utils import sweep
 
 def test_grid_lists_split_on_top_level_commas_only():
     assert sweep.split_values("0,1,2") == [0, 1, 2]
-    assert sweep.split_values("(0, 1),(2,)") == [(0, 1), (2,)]
+    assert sweep.split_values("(0, 1),(2,)") == [[0, 1], [2]]  # lists: papermill escapes them
     assert sweep.split_values("relu, tanh") == ["relu", "tanh"]
     with pytest.raises(ValueError, match="empty value"):
         sweep.split_values("0,,1")
