@@ -17,6 +17,8 @@ import numpy as np
 
 from .answer_check import (NotDone, Result, Wrong, as_array, call, check_number, close,  # noqa: F401
                            diagnose, expect_shape, rng, verdict)
+from .exercises_practice import (check_dropout_variance, check_renorm_tight,  # noqa: F401
+                                 check_rms_norm)
 from .exercises_papers import (check_conv_block_params, check_effective_beta,  # noqa: F401
                                check_ensemble_probs, check_gradient_ics, check_lp_scale,
                                check_lr_scale, check_lr_schedule, check_noise_mean_scale,

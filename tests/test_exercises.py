@@ -295,8 +295,8 @@ def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_and_a_tr
     import re
     from pathlib import Path
 
-    chapters = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("0[1-8]_*.ipynb"))
-    assert len(chapters) == 8
+    chapters = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("0[1-9]_*.ipynb"))
+    assert len(chapters) == 9
     for path in chapters:
         cells = json.loads(path.read_text())["cells"]
         code = [("".join(c["source"]), c["metadata"].get("tags", [])) for c in cells
@@ -311,3 +311,29 @@ def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_and_a_tr
             assert f"assert ex.{name}(" in solution, (path.name, solution)
         try_it = "".join(cells[-1]["source"])
         assert try_it.startswith("## Try it") and "python -m bn_utils.run" in try_it, path.name
+
+
+# ---- chapter 09 ------------------------------------------------------------------------------
+
+def test_renorm_tight_accepts_plain_bn_and_names_the_unbiased_variance_and_the_axis():
+    def good(x):
+        return (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    assert ex.check_renorm_tight(good)
+    assert "N - 1" in ex.check_renorm_tight(lambda x: (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + 1e-5)).message
+    over_features = lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    assert "axis 0" in ex.check_renorm_tight(over_features).message
+    assert "nothing is corrected" in ex.check_renorm_tight(lambda x: x).message
+
+
+def test_rms_norm_accepts_the_root_mean_square_and_names_layer_norm_and_the_axis():
+    assert ex.check_rms_norm(lambda x: x / np.sqrt((x ** 2).mean(1, keepdims=True) + 1e-5))
+    layer_norm = lambda x: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    assert "LayerNorm" in ex.check_rms_norm(layer_norm).message
+    assert "axis 0" in ex.check_rms_norm(lambda x: x / np.sqrt((x ** 2).mean(0, keepdims=True) + 1e-5)).message
+    assert not ex.check_rms_norm(None).done
+
+
+def test_dropout_variance_accepts_the_formula_and_names_the_missing_mean_term():
+    assert ex.check_dropout_variance(lambda v, mu, q: (v + mu ** 2) / q - mu ** 2)
+    assert "mean contributes" in ex.check_dropout_variance(lambda v, mu, q: v / q).message
+    assert "divides by q" in ex.check_dropout_variance(lambda v, mu, q: v * q).message
