@@ -9,22 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils import data, models
+from bn_utils import data
 from bn_utils.experiments import mnist
-from conftest import Planted, needs_mnist
+from conftest import (Planted, assert_stack_equals_nets_in_eval_mode, max_state_error, needs_mnist,
+                      small_nets)
 
 SMALL = mnist.MnistConfig(hidden=(16, 12, 8), probe_units=4, n_train=300, val_size=10,
                           batch_size=7)
-
-
-def small_nets(specs, fan_in=20):
-    """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
-    nets = []
-    for activation, bn, seed in specs:
-        torch.manual_seed(seed)
-        nets.append(models.mlp((fan_in, 16, 12, 10), activation_name=activation,
-                               norm="bn" if bn else "none"))
-    return nets
 
 
 def train_separately(net, x, y, seed, steps, lr, batch_size):
@@ -40,13 +31,6 @@ def train_separately(net, x, y, seed, steps, lr, batch_size):
         opt.step()
         losses.append(loss.item())
     return losses
-
-
-def max_state_error(a: nn.Module, b: nn.Module) -> float:
-    """Return the largest difference between two modules' floating-point state."""
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    return max((sa[k] - sb[k]).abs().max().item() for k in sa if sa[k].dtype.is_floating_point)
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -127,12 +111,7 @@ def test_stacked_run_equals_separate_runs_over_five_steps():
         np.testing.assert_allclose(out["train_loss"][:, i], losses, rtol=1e-5, atol=1e-6)
         assert max_state_error(stack.to_models()[i], net) < 1e-5
     # and in eval mode (running statistics) on shared inputs
-    stack.eval()
-    probe = torch.randn(11, 20)
-    with torch.no_grad():
-        logits = stack(probe)
-        for i, net in enumerate(reference):
-            torch.testing.assert_close(logits[i].t(), net.eval()(probe), rtol=1e-5, atol=1e-5)
+    assert_stack_equals_nets_in_eval_mode(stack, reference, torch.randn(11, 20))
 
 
 def test_stack_rejects_bad_arguments():

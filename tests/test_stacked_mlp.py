@@ -9,23 +9,7 @@ from torch import nn
 
 from bn_utils import models
 from bn_utils.stacked_mlp import StackedMLP, accuracy, per_model_loss
-
-
-def small_nets(specs, fan_in=20):
-    """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
-    nets = []
-    for activation, bn, seed in specs:
-        torch.manual_seed(seed)
-        nets.append(models.mlp((fan_in, 16, 12, 10), activation_name=activation,
-                               norm="bn" if bn else "none"))
-    return nets
-
-
-def max_state_error(a: nn.Module, b: nn.Module) -> float:
-    """Return the largest difference between two modules' floating-point state."""
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    return max((sa[k] - sb[k]).abs().max().item() for k in sa if sa[k].dtype.is_floating_point)
+from conftest import assert_stack_equals_nets_in_eval_mode, max_state_error, small_nets
 
 
 def test_stacked_batch_norm_equals_torch_batchnorm1d_in_training_mode():
@@ -61,12 +45,7 @@ def test_eval_mode_on_shared_inputs_equals_each_ordinary_net():
             if isinstance(m, nn.BatchNorm1d):
                 m.running_mean.normal_()
                 m.running_var.uniform_(0.5, 2)
-    stack = StackedMLP.from_models(nets).eval()
-    x = torch.randn(13, 20)
-    with torch.no_grad():
-        logits = stack(x)
-        for i, net in enumerate(nets):
-            torch.testing.assert_close(logits[i].t(), net.eval()(x), rtol=1e-5, atol=1e-5)
+    assert_stack_equals_nets_in_eval_mode(StackedMLP.from_models(nets), nets, torch.randn(13, 20))
 
 
 def test_per_model_loss_and_accuracy_match_torch_per_model():
