@@ -8,7 +8,7 @@ that the chapter calls ``fwd.<name>`` whichever file holds it:
    beta can undo it; and (section 2) our module (``bn_utils.norms``) against torch's.
 3. ``running_stats``: the three momentum conventions (PyTorch, Keras, the paper), converted to
    PyTorch's, on a stream of batches from a known distribution; the bias of the batch variance.
-4. ``batch_dependence``: train vs eval, in training an example's output depends on its batch mates.
+4. ``batch_mates``: train vs eval, in training an example's output depends on its batch mates.
 5. Three classic bugs, with the layers that have them (teaching code, named as such) and their
    measured symptoms: ``momentum_bug`` (a pasted Keras momentum), ``eval_branch_bug`` (an output
    computed only in the eval branch) and ``batch_size_one``.
@@ -19,9 +19,8 @@ tables drawn from the stored records. The small conv net and ``fold_model`` are 
 ``bn_utils.models``.
 """
 
-from ...models import bn_layers as _bn_layers  # noqa: F401  (the name the tests use)
 from ...models import fold_model, small_convnet  # noqa: F401
-from .batch_dependence import (  # noqa: F401
+from .batch_mates import (  # noqa: F401
     batch_dependence, measure_batch_dependence, run_batch_dependence, stacked_train_forward)
 from .batch_size_one import (  # noqa: F401
     BATCH_ONE_CASES, batch_size_one_rows, single_image_is_instance_norm)

@@ -13,7 +13,7 @@ from ... import data, norms, results, runtime, train
 from ...stacked_mlp import StackedMLP
 from .config import CHAPTER, PERCENTILES, MnistConfig, init_label
 from .nets import build_nets, load_data, stack_of
-from .search import learning_rates
+from .rate_search import learning_rates
 from .training import eval_schedule, train_stack
 
 # BN that also runs on a batch of one example, which torch refuses (``norms.BatchNorm1d`` with
@@ -22,7 +22,7 @@ AnyBatchNorm1d = functools.partial(norms.BatchNorm1d, allow_single_value=True)
 
 
 def evaluate_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, units: int,
-                 chunk: int = 1000) -> dict:
+                   chunk: int = 1000) -> dict:
     """Return per model the test accuracy and loss and the 15th/50th/85th percentiles over the
     test images of the input to the first ``units`` nonlinearities of the last hidden layer.
 
