@@ -57,7 +57,7 @@ def eval_seconds(cfg, x_te, y_te, specs) -> tuple[float, float]:
     one_by_one = time.perf_counter() - t0
     t0 = time.perf_counter()
     with torch.inference_mode():
-        mnist.test_metrics(stack, x_te, y_te, cfg.probe_units)
+        mnist.evaluate_stack(stack, x_te, y_te, cfg.probe_units)
     return one_by_one, time.perf_counter() - t0
 
 

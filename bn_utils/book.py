@@ -6,6 +6,8 @@ import os
 import platform
 from typing import Any
 
+import numpy as np
+
 from .profiles import Config
 
 
@@ -144,3 +146,20 @@ class Source:
 def show_source(obj: Any) -> Source:
     """Return a displayable view of ``obj``'s source code (a function or class of bn_utils)."""
     return Source(obj)
+
+
+def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
+    """Return ``mean ± std`` of the finite values as text (with ``(k/n)`` if some are missing; a
+    missing value of a run that diverged says ``diverged at step N``, given ``diverged_at`` per
+    value; ``spread=False``: the mean alone). The one formatter of results over seeds."""
+    v = np.asarray(values, dtype=float)
+    ok = v[np.isfinite(v)]
+    div = sorted({int(diverged_at[i]) for i in np.flatnonzero(~np.isfinite(v))
+                  if diverged_at is not None and diverged_at[i] is not None})
+    note = ("diverged at step " + ", ".join(f"{d:,}" for d in div)) if div else ""
+    if not len(ok):
+        return note or f"not reached (0/{len(v)})"
+    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std()) if spread and len(ok) > 1 else "")
+    if len(ok) < len(v):
+        text += f" ({len(ok)}/{len(v)}" + (f"; {note}" if note else "") + ")"
+    return text

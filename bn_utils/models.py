@@ -3,11 +3,14 @@ and the layer before it drops its bias (BN's beta does that job)."""
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
 import torch
 from torch import nn
+
+from .norms import BatchNorm1d, _BatchNorm, fold_batchnorm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -17,18 +20,12 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _scratch_bn1d(width: int) -> nn.Module:
-    from .norms import BatchNorm1d
-
-    return BatchNorm1d(width)
-
-
 # Name -> factory(width) of a normalisation layer for dense features. Chapters register more
 # (noisy BN, lp-normalisation) with ``NORMS_1D[name] = factory``.
 NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
     "none": lambda width: nn.Identity(),
     "bn": nn.BatchNorm1d,              # torch's fused kernel: what the experiments train with
-    "bn_scratch": _scratch_bn1d,       # ours, equal to torch's (tests/test_norms.py), slower
+    "bn_scratch": BatchNorm1d,         # ours, equal to torch's (tests/test_norms.py), slower
 }
 INITS = ("torch_default", "gaussian", "lecun_uniform", "glorot_uniform")
 
@@ -190,3 +187,41 @@ def relu_inputs(model: nn.Sequential) -> list[nn.Module]:
     """Return the modules of a Sequential whose output enters a ReLU (for the VGG: the norm
     layers, or the identities that stand in for them), in forward order."""
     return [model[i - 1] for i, m in enumerate(model) if isinstance(m, nn.ReLU) and i > 0]
+
+
+def bn_layers(model: nn.Module) -> list[nn.Module]:
+    """Return the BN layers of ``model`` (torch's or ours, 1d or 2d), in registration order."""
+    return [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, _BatchNorm))]
+
+
+# ---------------------------------------------------------------------------------------------
+# A small MNIST conv net, and the same net with its BN layers folded in (chapter 2)
+
+
+def small_convnet(channels: tuple = (32, 64, 64)) -> nn.Sequential:
+    """Return a small MNIST conv net: (Conv 3×3 → BN → ReLU) per width, pooling, a linear head."""
+    layers: list[nn.Module] = []
+    c_in = 1
+    for i, c in enumerate(channels):
+        layers += [nn.Conv2d(c_in, c, 3, padding=1, stride=1 if i == 0 else 2, bias=False),
+                   nn.BatchNorm2d(c), nn.ReLU()]
+        c_in = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10)]
+    return nn.Sequential(*layers)
+
+
+def fold_model(model: nn.Sequential) -> nn.Sequential:
+    """Return a copy of ``model`` in eval mode with every (Conv2d or Linear, BN) pair replaced by
+    one layer with the BN's eval-mode affine map folded in (``norms.fold_batchnorm``)."""
+    layers, i = [], 0
+    mods = list(model)
+    while i < len(mods):
+        layer = mods[i]
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if isinstance(layer, (nn.Conv2d, nn.Linear)) and nxt is not None and bn_layers(nxt) == [nxt]:
+            layers.append(fold_batchnorm(layer, nxt))
+            i += 2
+        else:
+            layers.append(copy.deepcopy(layer))
+            i += 1
+    return nn.Sequential(*layers).eval()

@@ -153,7 +153,11 @@ class _BatchNorm(nn.Module):
     """Shared state and forward of BatchNorm1d/2d; subclasses say which input dims they accept.
 
     The constructor is torch's, including the keyword-only ``bias`` of recent releases: with
-    ``affine=True, bias=False`` BN learns a scale but no shift.
+    ``affine=True, bias=False`` BN learns a scale but no shift. One flag torch has not:
+    ``allow_single_value=True`` normalises a channel with one value per batch (a batch of one
+    example in a dense layer), which torch refuses: what a framework that allows it computes,
+    every normalised value 0 and the running variance updated with the biased batch variance,
+    0, since the unbiased one is 0/0.
     """
 
     # state_dict version 2 is the one with num_batches_tracked; torch's modules use the same
@@ -161,7 +165,8 @@ class _BatchNorm(nn.Module):
     _version = 2
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None, *, bias=True):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True,
+                 allow_single_value=False):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
@@ -169,6 +174,7 @@ class _BatchNorm(nn.Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        self.allow_single_value = allow_single_value
 
         # Learnable per-channel scale (gamma) and shift (beta). Registering None when they are
         # off keeps the attributes, and their absence from state_dict, identical to torch's.
@@ -220,7 +226,7 @@ class _BatchNorm(nn.Module):
     def _check_can_normalise(self, x, use_batch_stats):
         """Raise ValueError, with torch's messages, where BN of x is undefined."""
         if use_batch_stats:
-            if x.shape[0] * math.prod(x.shape[2:]) == 1:
+            if x.shape[0] * math.prod(x.shape[2:]) == 1 and not self.allow_single_value:
                 # One value per channel: its variance is 0 and xhat is 0 whatever the input.
                 raise ValueError("Expected more than 1 value per channel when training, "
                                  f"got input size {x.size()}")
@@ -247,7 +253,9 @@ class _BatchNorm(nn.Module):
             batch_mean = x.mean(dims)
             # Unbiased (divide by n - 1): the running value estimates the population variance,
             # while the batch is normalised with the biased one, as in the paper.
-            batch_var = x.var(dims, correction=1)
+            # One value per channel (allow_single_value): 0/0; the biased variance, 0, instead.
+            single = x.numel() == x.shape[1]
+            batch_var = x.var(dims, correction=0 if single else 1)
             self.running_mean.mul_(1 - factor).add_(factor * batch_mean)
             self.running_var.mul_(1 - factor).add_(factor * batch_var)
 

@@ -49,3 +49,35 @@ class Planted:
 
     def __reduce__(self):
         return (open, (self.marker, "w"))
+
+
+def small_nets(specs, fan_in=20):
+    """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
+    import torch
+
+    from bn_utils import models
+
+    nets = []
+    for activation, bn, seed in specs:
+        torch.manual_seed(seed)
+        nets.append(models.mlp((fan_in, 16, 12, 10), activation_name=activation,
+                               norm="bn" if bn else "none"))
+    return nets
+
+
+def max_state_error(a, b) -> float:
+    """Return the largest difference between two modules' floating-point state."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return max((sa[k] - sb[k]).abs().max().item() for k in sa if sa[k].dtype.is_floating_point)
+
+
+def assert_stack_equals_nets_in_eval_mode(stack, nets, x) -> None:
+    """Assert that every model of a StackedMLP gives its ordinary net's eval-mode logits on x."""
+    import torch
+
+    stack.eval()
+    with torch.no_grad():
+        logits = stack(x)
+        for i, net in enumerate(nets):
+            torch.testing.assert_close(logits[i].t(), net.eval()(x), rtol=1e-5, atol=1e-5)

@@ -1,5 +1,7 @@
 """bn_utils.book: tables that render the same in the book, in Colab and in a console."""
 
+import numpy as np
+
 from bn_utils import book
 
 
@@ -33,3 +35,14 @@ def test_setup_prints_no_absolute_paths(capsys):
     book.setup(None)
     out = capsys.readouterr().out
     assert "python 3." in out and "/" not in out.split("python", 1)[1].splitlines()[0]
+
+
+def test_mean_std_formats_finite_values_and_says_what_is_missing():
+    assert book.mean_std([0.5, 0.7]) == "0.6000 ± 0.1000"
+    assert book.mean_std([0.5, 0.7], spread=False) == "0.6000"
+    assert book.mean_std([1200.0], "{:,.0f}") == "1,200"
+    assert book.mean_std([0.5, np.nan]) == "0.5000 (1/2)"
+    assert book.mean_std([0.5, np.nan], diverged_at=[None, 300]) == \
+        "0.5000 (1/2; diverged at step 300)"
+    assert book.mean_std([np.nan, np.nan]) == "not reached (0/2)"
+    assert book.mean_std([np.nan], diverged_at=[4000]) == "diverged at step 4,000"

@@ -9,22 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils import data, models
+from bn_utils import data
 from bn_utils.experiments import mnist
-from conftest import Planted, needs_mnist
+from conftest import (Planted, assert_stack_equals_nets_in_eval_mode, max_state_error, needs_mnist,
+                      small_nets)
 
 SMALL = mnist.MnistConfig(hidden=(16, 12, 8), probe_units=4, n_train=300, val_size=10,
                           batch_size=7)
-
-
-def small_nets(specs, fan_in=20):
-    """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
-    nets = []
-    for activation, bn, seed in specs:
-        torch.manual_seed(seed)
-        nets.append(models.mlp((fan_in, 16, 12, 10), activation_name=activation,
-                               norm="bn" if bn else "none"))
-    return nets
 
 
 def train_separately(net, x, y, seed, steps, lr, batch_size):
@@ -40,13 +31,6 @@ def train_separately(net, x, y, seed, steps, lr, batch_size):
         opt.step()
         losses.append(loss.item())
     return losses
-
-
-def max_state_error(a: nn.Module, b: nn.Module) -> float:
-    """Return the largest difference between two modules' floating-point state."""
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    return max((sa[k] - sb[k]).abs().max().item() for k in sa if sa[k].dtype.is_floating_point)
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -109,19 +93,6 @@ def test_lecun_uniform_init_is_bounded_by_sqrt_3_over_fan_in():
 # --- the stacked trainer ------------------------------------------------------------------------
 
 
-def test_stacked_batch_norm_equals_torch_batchnorm1d_in_training_mode():
-    specs = [("sigmoid", True, 0), ("relu", True, 1), ("tanh", True, 2)]
-    nets = small_nets(specs)
-    stack = mnist.StackedMLP.from_models(nets)
-    x = torch.randn(3, 9, 20)
-    _, pre = stack.preactivations(x)
-    for i, net in enumerate(nets):
-        bn_out = net[1](net[0](x[i]))       # the first BN of the ordinary net, training mode
-        torch.testing.assert_close(pre[0][i].t(), bn_out, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(stack.running_mean0[i], net[1].running_mean)
-        torch.testing.assert_close(stack.running_var0[i], net[1].running_var)
-
-
 def test_stacked_run_equals_separate_runs_over_five_steps():
     """Mixed activations, BN flags, seeds and learning rates: each model of the stack follows
     exactly the trajectory of its own ordinary torch run (its init, its minibatches, its lr)."""
@@ -140,25 +111,7 @@ def test_stacked_run_equals_separate_runs_over_five_steps():
         np.testing.assert_allclose(out["train_loss"][:, i], losses, rtol=1e-5, atol=1e-6)
         assert max_state_error(stack.to_models()[i], net) < 1e-5
     # and in eval mode (running statistics) on shared inputs
-    stack.eval()
-    probe = torch.randn(11, 20)
-    with torch.no_grad():
-        logits = stack(probe)
-        for i, net in enumerate(reference):
-            torch.testing.assert_close(logits[i].t(), net.eval()(probe), rtol=1e-5, atol=1e-5)
-
-
-def test_from_models_and_to_models_round_trip():
-    nets = small_nets([("relu", True, 5), ("sigmoid", False, 6)])
-    for net in nets:   # non-trivial BN state
-        for m in net:
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2)
-                m.weight.data.normal_()
-    back = mnist.StackedMLP.from_models(nets).to_models()
-    for a, b in zip(nets, back):
-        assert max_state_error(a, b) == 0.0
+    assert_stack_equals_nets_in_eval_mode(stack, reference, torch.randn(11, 20))
 
 
 def test_stack_rejects_bad_arguments():
@@ -216,7 +169,7 @@ def test_percentile_probe_returns_the_three_series_with_the_right_length():
     stack = mnist.StackedMLP.from_models(small_nets(specs))
     when = mnist.eval_schedule(30, 10, 0)
     out = mnist.train_stack(stack, x, y, [0, 0, 1], steps=30, batch_size=8, lr=0.2,
-                            eval_fn=lambda s: mnist.test_metrics(s, x, y, units=5, chunk=33),
+                            eval_fn=lambda s: mnist.evaluate_stack(s, x, y, units=5, chunk=33),
                             eval_steps=when)
     assert list(out["eval_step"]) == when == [0, 10, 20, 30]
     for p in ("p15", "p50", "p85"):
@@ -280,32 +233,10 @@ def test_init_labels_parse_and_reject_nonsense():
 # --- batch size 1 -------------------------------------------------------------------------------
 
 
-def test_any_batch_norm_equals_torch_for_batches_of_two_or_more():
-    torch.manual_seed(4)
-    ours, ref = mnist.AnyBatchNorm1d(6), nn.BatchNorm1d(6)
-    ours.weight.data.normal_()
-    ref.weight.data.copy_(ours.weight.data)
-    for n in (2, 5):
-        x = torch.randn(n, 6) * 3 + 1
-        torch.testing.assert_close(ours(x), ref(x))
-    torch.testing.assert_close(ours.running_mean, ref.running_mean)
-    torch.testing.assert_close(ours.running_var, ref.running_var)
-    ours.eval(), ref.eval()
-    x = torch.randn(4, 6)
-    torch.testing.assert_close(ours(x), ref(x))
-
-
-def test_batch_of_one_in_training_mode_gives_beta_whatever_the_input():
-    bn = mnist.AnyBatchNorm1d(5)
-    bn.bias.data.normal_()
-    for _ in range(3):
-        assert torch.equal(bn(torch.randn(1, 5) * 100), bn.bias.detach().view(1, 5))
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        nn.BatchNorm1d(5)(torch.randn(1, 5))    # torch refuses outright
-
-
 @needs_mnist
 def test_at_batch_size_one_bn_hidden_layers_never_move():
+    """``mnist.AnyBatchNorm1d`` is ``norms.BatchNorm1d(allow_single_value=True)``, tested in
+    test_norms.py; here: what it does to training."""
     cfg = mnist.MnistConfig.for_profile("smoke", bs1_steps=30, lr=0.5, activations=("sigmoid",))
     out = mnist.batch_size_one(cfg)
     assert out["weight_change"][:3] == [0.0, 0.0, 0.0]   # exactly: zero gradient
@@ -372,7 +303,8 @@ def test_a_finite_blow_up_is_divergence_and_is_reported_as_such(monkeypatch):
         calls.append(1)
         return real(logits, target) * torch.tensor([1.0 if len(calls) <= 10 else 1e20, 1.0])
 
-    monkeypatch.setattr(mnist, "per_model_loss", blowing_up)
+    from bn_utils.experiments.mnist import training   # the loop looks the loss up there
+    monkeypatch.setattr(training, "per_model_loss", blowing_up)
     out = mnist.train_stack(stack, x, y, [0, 1], steps=40, batch_size=10, lr=[0.0, 0.1],
                             log_every=5, eval_fn=lambda s: {"test_accuracy": torch.tensor([0.5, 0.5])},
                             eval_steps=[0, 20, 40])

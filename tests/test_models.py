@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import models, norm_variants
+from bn_utils import models, norm_variants, norms
 
 
 def test_mlp_maps_inputs_to_logits_of_the_right_shape():
@@ -126,3 +126,41 @@ def test_deep_linear_network_with_bn_trains_on_a_toy_batch():
         opt.step()
         losses.append(loss.item())
     assert all(map(math.isfinite, losses)) and losses[-1] < 0.35 * losses[0], (losses[0], losses[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# BN layers, the small conv net and folding
+
+
+def test_bn_layers_finds_torchs_and_ours_in_order_and_nothing_else():
+    model = nn.Sequential(nn.Linear(3, 4), norms.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 4),
+                          nn.BatchNorm1d(4), nn.LayerNorm(4))
+    assert models.bn_layers(model) == [model[1], model[4]]
+
+
+def test_small_convnet_maps_mnist_images_to_ten_logits():
+    net = models.small_convnet((4, 6, 5))
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert len(models.bn_layers(net)) == 3
+
+
+@pytest.mark.parametrize("bn2d", [nn.BatchNorm2d, norms.BatchNorm2d])
+def test_fold_model_removes_every_bn_and_keeps_the_eval_outputs(bn2d):
+    torch.manual_seed(0)
+    model = models.small_convnet((4, 6, 5))
+    for i, m in enumerate(model):
+        if isinstance(m, nn.BatchNorm2d):
+            model[i] = bn2d(m.num_features)
+    with torch.no_grad():
+        for bn in models.bn_layers(model):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.3)
+        model.train()(torch.randn(16, 1, 12, 12) * 2 + 0.5)
+    model.eval()
+    folded = models.fold_model(model)
+    assert not models.bn_layers(folded) and len(folded) == len(model) - 3
+    assert not folded.training
+    x = torch.randn(5, 1, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
+    assert models.bn_layers(model)  # the original keeps its BN layers

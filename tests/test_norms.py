@@ -618,3 +618,39 @@ def test_fold_batchnorm_rejects_mismatched_channels_and_unsupported_layers():
         fold_batchnorm(nn.ConvTranspose2d(4, 3, 3), BatchNorm2d(3).eval())
     with pytest.raises(ValueError, match="running statistics"):
         fold_batchnorm(nn.Linear(5, 3), BatchNorm1d(3, track_running_stats=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# allow_single_value: a batch of one example, which torch refuses
+
+
+def test_allow_single_value_equals_torch_for_batches_of_two_or_more():
+    torch.manual_seed(0)
+    ours, ref = BatchNorm1d(6, allow_single_value=True), nn.BatchNorm1d(6)
+    with torch.no_grad():
+        ours.weight.normal_()
+        ref.weight.copy_(ours.weight)
+    for n in (2, 5):
+        x = torch.randn(n, 6) * 3 + 1
+        torch.testing.assert_close(ours(x), ref(x))
+    torch.testing.assert_close(ours.running_mean, ref.running_mean)
+    torch.testing.assert_close(ours.running_var, ref.running_var)
+    ours.eval(), ref.eval()
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_allow_single_value_normalises_one_example_to_beta_with_zero_gradient():
+    bn = BatchNorm1d(5, allow_single_value=True, momentum=0.5)
+    with torch.no_grad():
+        bn.bias.normal_()
+    x = (torch.randn(1, 5) * 100).requires_grad_(True)
+    out = bn(x)
+    assert torch.equal(out, bn.bias.detach().view(1, 5))
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(1, 5))
+    # the running variance takes the biased batch variance, 0 (the unbiased one is 0/0)
+    torch.testing.assert_close(bn.running_var, torch.full((5,), 0.5))
+    torch.testing.assert_close(bn.running_mean, 0.5 * x.detach()[0])
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        BatchNorm1d(5)(torch.randn(1, 5))    # without the flag: refused, as torch does

@@ -1,0 +1,43 @@
+"""Chapter 02: the forward pass of BN in training and at inference, and how it goes wrong.
+
+One module per section of the chapter, in its order; this package re-exports their names, so
+that the chapter calls ``fwd.<name>`` whichever file holds it:
+
+1. ``normalisation``: what training-mode BN reduces over (1d: the batch; 2d: the batch and
+   every position), that it really gives zero mean and unit variance per feature, that gamma and
+   beta can undo it; and (section 2) our module (``bn_utils.norms``) against torch's.
+3. ``running_stats``: the three momentum conventions (PyTorch, Keras, the paper), converted to
+   PyTorch's, on a stream of batches from a known distribution; the bias of the batch variance.
+4. ``batch_mates``: train vs eval, in training an example's output depends on its batch mates.
+5. Three classic bugs, with the layers that have them (teaching code, named as such) and their
+   measured symptoms: ``momentum_bug`` (a pasted Keras momentum), ``eval_branch_bug`` (an output
+   computed only in the eval branch) and ``batch_size_one``.
+6. ``folding``: at inference BN is an affine map, so it folds into the layer before it.
+
+``config`` holds the configuration and what the sections share; ``figures`` the figures and
+tables drawn from the stored records. The small conv net and ``fold_model`` are in
+``bn_utils.models``.
+"""
+
+from ...models import fold_model, small_convnet  # noqa: F401
+from .batch_mates import (  # noqa: F401
+    batch_dependence, measure_batch_dependence, run_batch_dependence, stacked_train_forward)
+from .batch_size_one import (  # noqa: F401
+    BATCH_ONE_CASES, batch_size_one_rows, single_image_is_instance_norm)
+from .config import CHAPTER, ForwardConfig  # noqa: F401
+from .eval_branch_bug import (  # noqa: F401
+    EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms, eval_branch_training,
+    hidden_weight_norm, run_eval_branch, saturation)
+from .figures import (  # noqa: F401
+    convention_checks, eval_branch_table, momentum_bug_table, plot_batch_dependence,
+    plot_eval_branch, plot_momentum_bugs, plot_running_estimates)
+from .folding import fold_check, fold_timing  # noqa: F401
+from .momentum_bug import (  # noqa: F401
+    BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,
+    run_momentum_bugs, running_stat_errors)
+from .normalisation import (  # noqa: F401
+    COMPARISON_CASES, compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)
+from .running_stats import (  # noqa: F401
+    STREAM_MEAN, STREAM_STD, keras_to_torch_momentum, keras_update, paper_population_stats,
+    run_running_estimates, running_estimates, torch_update,
+    variance_bias)

@@ -1,0 +1,183 @@
+"""Chapter 02's figures and tables, drawn from the stored records of sections 3 to 5."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import plotting, results
+from .eval_branch_bug import EVAL_BRANCH_NETS
+from .momentum_bug import BUG_MOMENTA
+from .running_stats import STREAM_MEAN, STREAM_STD
+
+
+def convention_checks(record: results.Record) -> dict:
+    """Return max |difference| of Keras 0.99 vs PyTorch 0.01 (running mean and variance) and of
+    the paper's population statistics vs PyTorch's cumulative average (momentum None)."""
+    out = {}
+    if "0.01" in record["momenta"]:
+        out["keras 0.99 vs torch 0.01"] = max(
+            np.abs(record["keras_0.99_mean"] - record["mean_0.01"]).max(),
+            np.abs(record["keras_0.99_var"] - record["var_0.01"]).max())
+    out["paper vs torch None"] = max(abs(record["paper_mean"] - record["mean_None"][-1]),
+                                     abs(record["paper_var"] - record["var_None"][-1]))
+    return out
+
+
+def plot_running_estimates(record: results.Record):
+    """Figure: running mean and variance over the stream per momentum, and the variance bias."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    steps = np.arange(1, len(record["mean_None"]) + 1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, m in zip(colors, record["momenta"]):
+        label = "momentum None (cumulative average)" if m == "None" else f"momentum {m}"
+        axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1)
+        axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1)
+    axes[1].plot(steps, record["var_None_biased"], color="0.4", ls=":", lw=1.2,
+                 label="cumulative average of biased variances")
+    for ax, true in ((axes[0], record["true_mean"]), (axes[1], record["true_var"])):
+        ax.axhline(true, color="k", ls="--", lw=1, label="true value")
+        ax.set_xscale("log")
+    n = np.array(record["bias_sizes"])
+    grid = np.linspace(n.min(), n.max(), 200)
+    axes[2].plot(grid, 1 - 1 / grid, color="k", ls="--", lw=1, label="theory: 1 − 1/N")
+    axes[2].plot(n, record["bias_biased"], "o", color=colors[0], label="biased (÷N), measured")
+    axes[2].plot(n, record["bias_unbiased"], "s", color=colors[1],
+                 label="unbiased (÷(N − 1)), measured")
+    axes[2].set_xscale("log", base=2)
+    axes[2].set_xticks(n, [str(v) for v in n])
+    batch = record.config["stream_batch_size"]
+    plotting.label(axes[0], title=f"Running mean (batches of {batch})",
+                   xlabel="batches seen", ylabel="estimate of E[x]", legend=False)
+    plotting.label(axes[1], title=f"Running variance (batches of {batch})",
+                   xlabel="batches seen", ylabel="estimate of Var[x]", legend=False)
+    axes[0].legend(loc="lower right")
+    axes[1].legend(loc="lower right", fontsize=8)
+    plotting.label(axes[2], title="Average batch variance of N(0, 1) samples",
+                   xlabel="batch size N", ylabel="E[batch variance] / true variance")
+    plotting.caption(fig, f"Stream: N({STREAM_MEAN:g}, {STREAM_STD:g}²), running stats start at "
+                          f"mean 0, var 1. Source: {record.caption()}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_dependence(record: results.Record):
+    """Figure: one example's true-class logit over random batches per batch size (vs its eval
+    value), and the spread of train-mode outputs against batch size."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    sizes = np.array(record["batch_sizes"])
+    label = int(record["labels"][0])
+    logits = record["example_logits"]  # (sizes, draws): example 0's true-class logit
+    pos = np.arange(len(sizes))
+    axes[0].violinplot(list(logits), positions=pos, showmedians=True)
+    axes[0].axhline(record["eval_outputs"][0, label], color=plotting.COLORS["bn"], ls="--",
+                    label="eval mode (running statistics)")
+    axes[0].set_xticks(pos, [str(s) for s in sizes])
+    spread = np.array(record["spread"])
+    axes[1].loglog(sizes, spread, "o-", color=plotting.COLORS["bn"],
+                   label="std over batch mates (train mode)")
+    axes[1].loglog(sizes, np.array(record["offset"]), "s-", color=plotting.COLORS["other"],
+                   label="|mean over batch mates − eval output|")
+    axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color="0.5", ls=":",
+                   label="∝ 1/√B")
+    axes[1].set_xticks(sizes, [str(s) for s in sizes])
+    plotting.label(axes[0], title=f"One test image (a {label}): train-mode output over random "
+                                  "batches", xlabel="batch size B",
+                   ylabel=f"logit of class {label}")
+    plotting.label(axes[1], title="How much the batch mates move the output",
+                   xlabel="batch size B", ylabel="logit difference (avg over classes, images)")
+    plotting.caption(fig, f"MNIST {record.config['activation']} BN MLP after "
+                          f"{record.config['steps']} steps; {record.config['spread_draws']} random "
+                          f"batches per size. Source: {record.caption()}")
+    fig.tight_layout()
+    return fig
+
+
+def momentum_bug_table(record: results.Record) -> dict:
+    """Return, per momentum, the running-statistic errors and the eval-accuracy gap to exact
+    statistics, averaged over the second half of training, and the final test accuracy."""
+    rows = {}
+    for label in BUG_MOMENTA:
+        ev = record[label]["evals"]
+        half = len(ev["test_accuracy"]) // 2
+        gap = np.array(ev["test_accuracy"][half:]) - np.array(ev["exact_accuracy"][half:])
+        rows[label] = {"running-mean error (σ)": float(np.mean(ev["mean_error"][half:])),
+                       "running-var error |log ratio|": float(np.mean(ev["var_error"][half:])),
+                       "mean |accuracy gap|": float(np.mean(np.abs(gap))),
+                       "std of accuracy gap": float(np.std(gap)),
+                       "final test accuracy": ev["test_accuracy"][-1],
+                       "with exact statistics": ev["exact_accuracy"][-1]}
+    return rows
+
+
+def plot_momentum_bugs(record: results.Record):
+    """Figure: running-statistic errors and test accuracy over training, per momentum."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, label in zip(colors, BUG_MOMENTA):
+        h = record[label]
+        steps, ev = np.array(h["eval_step"][1:]), h["evals"]
+        axes[0].plot(steps, ev["mean_error"][1:], color=color)
+        axes[1].plot(steps, ev["var_error"][1:], color=color)
+        axes[2].plot(steps, ev["test_accuracy"][1:], color=color, label=f"momentum {label}")
+    first = record[next(iter(BUG_MOMENTA))]
+    axes[2].plot(first["eval_step"][1:], first["evals"]["exact_accuracy"][1:], color="k",
+                 ls="--", lw=1, label="exact population statistics")
+    for ax in axes[:2]:
+        ax.set_yscale("log")
+    plotting.label(axes[0], title="Error of the running mean", xlabel="training step",
+                   ylabel="mean |Δμ| / σ (population)")
+    plotting.label(axes[1], title="Error of the running variance", xlabel="training step",
+                   ylabel="mean |log(running var / true var)|")
+    plotting.label(axes[2], title="Test accuracy in eval mode (legend for all panels)",
+                   xlabel="training step", ylabel="accuracy", legend=False)
+    axes[2].legend(loc="lower right")
+    plotting.caption(fig, f"MNIST {record.config['activation']} BN MLP, batch size "
+                          f"{record.config['bug_batch_size']}, the same weights in all three "
+                          "runs. "
+                          f"Source: {record.caption()}")
+    fig.tight_layout()
+    return fig
+
+
+def eval_branch_table(record: results.Record) -> dict:
+    """Return, per run, the final train loss (mean of the last logged interval), whether it
+    diverged, the final test accuracy, hidden weight norm and fraction of saturated sigmoids."""
+    rows = {}
+    runs = record.metrics if isinstance(record, results.Record) else record  # or the raw dict
+    for key, h in runs.items():
+        ev = h["evals"]
+        rows[key] = {"final train loss": h["loss"][-1] if h["loss"] else float("nan"),
+                     "diverged": "yes" if h["diverged"] else "no",
+                     "final test accuracy": ev["test_accuracy"][-1],
+                     "hidden weight norm": ev["weight_norm"][-1],
+                     "saturated sigmoids": ev["saturation"][-1]}
+    return rows
+
+
+def plot_eval_branch(record: results.Record):
+    """Figure: training loss of the three normalisations, at the usual and at the high LR."""
+    import matplotlib.pyplot as plt
+
+    lrs = (record.config["lr"], record.config["bug_lr"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    colors = {"torch BN": plotting.COLORS["bn"], "no BN": plotting.COLORS["no_bn"],
+              "eval-branch BN (buggy)": plotting.COLORS["noisy_bn"]}
+    for ax, lr in zip(axes, lrs):
+        for name in EVAL_BRANCH_NETS:
+            h = record[f"{name} @ lr {lr:g}"]
+            loss = np.array(h["loss"], dtype=float)
+            ax.plot(h["step"], np.clip(loss, None, 10.0), color=colors[name],
+                    label=name + (" (diverged)" if h["diverged"] else ""))
+        ax.set_yscale("log")
+        plotting.label(ax, title=f"SGD learning rate {lr:g}", xlabel="training step",
+                       ylabel="train loss (cross-entropy, clipped at 10)")
+    plotting.caption(fig, f"MNIST {record.config['activation']} MLP, batch size "
+                          f"{record.config['batch_size']}. Source: {record.caption()}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,33 @@
+"""Chapter 04: the MNIST experiment of Ioffe & Szegedy (2015, §4.1), reproduced and extended.
+
+The paper trains a 784-100-100-100-10 sigmoid MLP on MNIST for 50,000 SGD steps of 60 examples,
+with and without BN before each nonlinearity, and shows (Fig. 1) the test accuracy over training
+and the 15th/50th/85th percentiles of the input to a typical sigmoid of the last hidden layer.
+This package runs that protocol for several seeds and for sigmoid, tanh and ReLU after a small
+learning-rate search on the networks without BN; it also compares initialisations of the sigmoid
+net and trains it at batch size 1.
+
+Speed: the networks of a sweep are trained together as one ``bn_utils.stacked_mlp.StackedMLP``
+(``S`` independent runs, each layer one batched matrix product for all of them).
+
+Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
+``training`` (the loop that trains a stack), ``rate_search`` (the learning-rate search),
+``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``tables``
+and ``figures`` (what the runs show). This package re-exports their names, so that the chapter
+calls ``mnist.<name>`` whichever file holds it.
+"""
+
+from ...stacked_mlp import ACT_FNS, StackedMLP, accuracy, per_model_loss  # noqa: F401
+from .config import ACTIVATIONS, CHAPTER, INITS, PERCENTILES, MnistConfig  # noqa: F401
+from .config import init_label, parse_init  # noqa: F401
+from .figures import (  # noqa: F401
+    COLORS, plot_activations, plot_batch_size_one, plot_figure1, plot_inits, plot_lr_search)
+from .nets import build_nets, load_data, stack_of  # noqa: F401
+from .experiment import (  # noqa: F401
+    AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs,
+    train_all, train_inits)
+from .rate_search import choose_lr, learning_rates, lr_search, search  # noqa: F401
+from .tables import (  # noqa: F401
+    LABELS, accuracy_at, activation_table, comparison_table, distribution_drift, drift_ratios,
+    drift_table, init_table, lr_table, select, steps_to, summary, truncate)
+from .training import eval_schedule, train_stack  # noqa: F401

@@ -1,0 +1,167 @@
+"""Chapter 04's figures: the learning-rate search, the paper's Figure 1, every activation, the
+initialisations, and batch size 1."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import plotting, results
+from .config import PERCENTILES, MnistConfig, init_label
+from .tables import LABELS, select, truncate
+
+COLORS = {False: plotting.COLORS["no_bn"], True: plotting.COLORS["bn"]}
+
+
+def _caption(fig, record: results.Record, extra: str = "") -> None:
+    """Put the source line (and what the figure averages over) under a figure."""
+    widths = "-".join(map(str, (784, *record.config["hidden"], 10)))
+    plotting.caption(fig, f"MNIST, {widths} MLP. {extra}Source: {record.caption()}")
+
+
+def plot_lr_search(search: results.Record):
+    """Figure: final validation accuracy of the nets without BN against the learning rate, one
+    line per activation (and per other initialisation of the sigmoid net)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    final = np.asarray(search["val_accuracy"])[-1]
+    models = search["models"]
+    main = models[0]["init"]
+    for a, init in dict.fromkeys((m["activation"], m["init"]) for m in models):
+        idx = [i for i, m in enumerate(models) if (m["activation"], m["init"]) == (a, init)]
+        lrs = np.array([models[i]["lr"] for i in idx])
+        grid = np.unique(lrs)
+        mean = np.array([np.nanmean(final[idx][lrs == lr]) if np.isfinite(final[idx][lrs == lr]).any()
+                         else np.nan for lr in grid])
+        label = a if init == main else f"{a}, init {init}"
+        line, = ax.plot(grid, mean, "o-" if init == main else "o--", label=label)
+        chosen = search["chosen_lr"][init][a]
+        ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=15, color=line.get_color())
+        for lr in grid[~np.isfinite(mean)]:
+            ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
+    ax.set_xscale("log")
+    plotting.label(ax, title=f"Learning-rate search (networks without BN, init {main})",
+                   xlabel="learning rate (log scale)",
+                   ylabel=f"validation accuracy after {int(search['eval_step'][-1]):,} steps",
+                   legend=False)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _caption(fig, search, "★ chosen, × diverged. ")
+    fig.tight_layout()
+    return fig
+
+
+def plot_figure1(record: results.Record, activation: str = "sigmoid", unit: int = 0,
+                 seed_index: int = 0):
+    """Figure 1 of the paper: (a) test accuracy over training without and with BN (mean ± std over
+    seeds); (b, c) the 15th/50th/85th percentiles of the input to one nonlinearity (``unit``) of
+    the last hidden layer over training, without and with BN, for one seed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    steps = np.asarray(record["eval_step"])
+    acc = np.asarray(record["test_accuracy"])
+    for bn in (False, True):
+        plotting.band(axes[0], steps, acc[:, select(record, activation, bn)].T, label=LABELS[bn],
+                      color=COLORS[bn])
+    axes[0].set_ylim(0.7, 1.0)   # as in the paper
+    plotting.label(axes[0], title=f"(a) Test accuracy, {activation}", xlabel="training step",
+                   ylabel="test accuracy")
+    for ax, bn, tag in ((axes[1], False, "(b)"), (axes[2], True, "(c)")):
+        i = select(record, activation, bn)[seed_index]
+        p15, p50, p85 = (np.asarray(record[f"p{p}"])[:, i, unit] for p in PERCENTILES)
+        plotting.percentile_bands(ax, steps, p15, p50, p85, color=COLORS[bn])
+        plotting.label(ax, title=f"{tag} Input to a {activation}, {LABELS[bn]}",
+                       xlabel="training step",
+                       ylabel=f"unit {unit} of hidden layer {len(record.config['hidden'])}")
+    lo = min(ax.get_ylim()[0] for ax in axes[1:])
+    hi = max(ax.get_ylim()[1] for ax in axes[1:])
+    for ax in axes[1:]:
+        ax.set_ylim(lo, hi)
+    seed = record["models"][select(record, activation, False)[seed_index]]["seed"]
+    _caption(fig, record, f"(a) mean ± std over {len(select(record, activation, True))} seeds; "
+                          f"(b, c) seed {seed}, percentiles over the test images. ")
+    fig.tight_layout()
+    return fig
+
+
+def plot_activations(record: results.Record):
+    """Figure: test accuracy over training without and with BN for each activation (mean ± std
+    over seeds), on a log step axis so that the early steps and the end both show."""
+    import matplotlib.pyplot as plt
+
+    acts = list(dict.fromkeys(m["activation"] for m in record["models"]))
+    fig, axes = plt.subplots(1, len(acts), figsize=(5 * len(acts), 3.8), sharey=True,
+                             squeeze=False)
+    steps = np.asarray(record["eval_step"])
+    acc = np.asarray(record["test_accuracy"])
+    keep = steps > 0
+    for ax, a in zip(axes[0], acts):
+        for bn in (False, True):
+            plotting.band(ax, steps[keep], acc[keep][:, select(record, a, bn)].T, label=LABELS[bn],
+                          color=COLORS[bn])
+        ax.set_xscale("log")
+        ax.set_ylim(0.8, 1.0)
+        plotting.label(ax, title=a, xlabel="training step (log scale)", ylabel="test accuracy")
+    _caption(fig, record, "Mean ± std over seeds. ")
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_size_one(bs1: results.Record, record: results.Record):
+    """Figure: training loss and test accuracy of the sigmoid net with BN at batch size 1, beside
+    the same network (same seed, initial weights and learning rate) at the main runs' batch."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    i = [j for j in select(record, "sigmoid", True) if record["models"][j]["seed"] == bs1["seed"]][0]
+    batch = record.config["batch_size"]
+    log_steps, eval_steps = np.asarray(record["log_step"]), np.asarray(record["eval_step"])
+    upto = bs1["steps_done"]
+    k, e = log_steps <= upto, eval_steps <= upto
+    axes[0].plot(log_steps[k], np.asarray(record["train_loss"])[k, i], color=COLORS[True],
+                 label=f"batch {batch}")
+    axes[0].plot(bs1["step"], bs1["loss"], color="0.2", label="batch 1")
+    axes[0].axhline(math.log(10), color="0.5", ls=":", lw=1, label="log 10 (uniform guess)")
+    axes[1].plot(eval_steps[e], np.asarray(record["test_accuracy"])[e, i], "o-", ms=3,
+                 color=COLORS[True], label=f"batch {batch}")
+    axes[1].plot(bs1["eval_step"], bs1["evals"]["test_accuracy"], "o-", ms=3, color="0.2",
+                 label="batch 1")
+    plotting.label(axes[0], title="Training loss, sigmoid net with BN", xlabel="training step",
+                   ylabel="cross-entropy (training batches)")
+    plotting.label(axes[1], title="Test accuracy (inference mode)", xlabel="training step",
+                   ylabel="test accuracy")
+    axes[1].set_ylim(0, 1)
+    _caption(fig, bs1, f"Seed {bs1['seed']}, learning rate {bs1['learning_rate']:g}; batch {batch} from the "
+                       "main runs. ")
+    fig.tight_layout()
+    return fig
+
+
+def plot_inits(inits: results.Record, record: results.Record, cfg: MnistConfig):
+    """Figure: test accuracy of the sigmoid net without and with BN for each initialisation (the
+    main one from the main runs), mean ± std over seeds, log step axis."""
+    import matplotlib.pyplot as plt
+
+    steps = min(cfg.compare_steps, cfg.steps)
+    main = truncate(record, steps)
+    sources = [(init_label(cfg.init, cfg.init_std), main)]
+    sources += [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
+    fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, (init, src) in zip(axes[0], sources):
+        x = np.asarray(src["eval_step"])
+        keep = x > 0
+        for bn in (False, True):
+            idx = select(src, "sigmoid", bn, init)
+            plotting.band(ax, x[keep], np.asarray(src["test_accuracy"])[keep][:, idx].T,
+                          label=LABELS[bn], color=COLORS[bn])
+        ax.set_xscale("log")
+        ax.set_ylim(0.5, 1.0)
+        lr = src["models"][select(src, "sigmoid", False, init)[0]]["lr"]
+        plotting.label(ax, title=f"sigmoid, init {init} (lr {lr:g})",
+                       xlabel="training step (log scale)", ylabel="test accuracy")
+    _caption(fig, inits if inits["models"] else record, "Mean ± std over seeds. ")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,71 @@
+"""``bn_utils.stacked_mlp.StackedMLP``: S networks as one equal S ordinary ``models.mlp`` ones
+(BN in training and eval mode, conversion both ways), and its per-model loss and accuracy."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bn_utils import models
+from bn_utils.stacked_mlp import StackedMLP, accuracy, per_model_loss
+from conftest import assert_stack_equals_nets_in_eval_mode, max_state_error, small_nets
+
+
+def test_stacked_batch_norm_equals_torch_batchnorm1d_in_training_mode():
+    specs = [("sigmoid", True, 0), ("relu", True, 1), ("tanh", True, 2)]
+    nets = small_nets(specs)
+    stack = StackedMLP.from_models(nets)
+    x = torch.randn(3, 9, 20)
+    _, pre = stack.preactivations(x)
+    for i, net in enumerate(nets):
+        bn_out = net[1](net[0](x[i]))       # the first BN of the ordinary net, training mode
+        torch.testing.assert_close(pre[0][i].t(), bn_out, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stack.running_mean0[i], net[1].running_mean)
+        torch.testing.assert_close(stack.running_var0[i], net[1].running_var)
+
+
+def test_from_models_and_to_models_round_trip():
+    nets = small_nets([("relu", True, 5), ("sigmoid", False, 6)])
+    for net in nets:   # non-trivial BN state
+        for m in net:
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+                m.weight.data.normal_()
+    back = StackedMLP.from_models(nets).to_models()
+    for a, b in zip(nets, back):
+        assert max_state_error(a, b) == 0.0
+
+
+def test_eval_mode_on_shared_inputs_equals_each_ordinary_net():
+    nets = small_nets([("sigmoid", False, 0), ("relu", True, 1), ("tanh", True, 2)])
+    for net in nets:   # non-trivial running statistics
+        for m in net:
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+    assert_stack_equals_nets_in_eval_mode(StackedMLP.from_models(nets), nets, torch.randn(13, 20))
+
+
+def test_per_model_loss_and_accuracy_match_torch_per_model():
+    logits, y = torch.randn(3, 10, 8), torch.randint(0, 10, (8,))
+    loss = per_model_loss(logits, y)
+    for i in range(3):
+        torch.testing.assert_close(loss[i], F.cross_entropy(logits[i].t(), y))
+        assert accuracy(logits, y)[i].item() == (logits[i].argmax(0) == y).float().mean().item()
+    y_per_model = torch.randint(0, 10, (3, 8))
+    torch.testing.assert_close(per_model_loss(logits, y_per_model)[1],
+                               F.cross_entropy(logits[1].t(), y_per_model[1]))
+
+
+def test_bad_widths_activations_and_mixed_widths_are_refused():
+    with pytest.raises(ValueError, match="unknown activation"):
+        StackedMLP((4, 3, 2), ["swish"], [True])
+    with pytest.raises(ValueError, match="three or more positive integers"):
+        StackedMLP((4, 2), ["relu"], [True])
+    a = models.mlp((20, 16, 12, 10), activation_name="relu", norm="bn")
+    b = models.mlp((20, 8, 12, 10), activation_name="relu", norm="bn")
+    with pytest.raises(ValueError, match="same widths"):
+        StackedMLP.from_models([a, b])
+    assert np.isfinite(StackedMLP.from_models([a]).weight[0].detach().numpy()).all()
