@@ -176,9 +176,10 @@ def test_the_page_loads_cleanly_in_chromium_with_images_and_typeset_maths(browse
            if not r.url.startswith((base, "data:", "blob:")) else None)
     tab.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())
     tab.goto(f"{base}/{page.relative_to(HTML).as_posix()}", wait_until="load")
-    tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                          timeout=30_000)
-    tab.evaluate("() => MathJax.startup.promise")
+    if tab.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):  # pages with maths
+        tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                              timeout=30_000)
+        tab.evaluate("() => MathJax.startup.promise")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}.png"), full_page=True)
     broken = tab.evaluate("() => [...document.images].filter(i => !i.complete || !i.naturalWidth)"
