@@ -23,7 +23,7 @@ def setup(cfg: Config | None = None):
     _inline_figures()
     plotting.use_style()
     device = default_device()
-    profile = cfg.profile if cfg is not None else "?"
+    profile = cfg.profile if cfg is not None else "none (this page trains nothing)"
     changes = cfg.changes() if cfg is not None else {}
     extra = f" with {', '.join(f'{k}={v!r}' for k, v in changes.items())}" if changes else ""
     print(f"profile: {profile}{extra}\ndevice: {device_description(device)}\n"
