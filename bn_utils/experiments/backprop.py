@@ -6,9 +6,8 @@ module only arranges the checks (finite differences, gradcheck) and the timings 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from .. import checks, norms
 from ..profiles import SEED_MAX, Config, param
+from ..runtime import median_seconds
 
 CHAPTER = "03_backprop"
 # Shapes (N, D) that break things: not square, N = 2 (the smallest batch BN accepts), D = 1.
@@ -131,16 +131,6 @@ def _naive_torch_bn(x, gamma, beta, eps):
     return gamma * xhat + beta
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocations and lazy initialisation are not what we time
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def timing_rows(cfg: BackpropConfig) -> list[dict]:
     """Return the median time of one forward+backward for three implementations (printed, not
     asserted: timings depend on the machine)."""
@@ -159,7 +149,7 @@ def timing_rows(cfg: BackpropConfig) -> list[dict]:
     }
     rows = []
     for name, forward in impls.items():
-        seconds = _median_seconds(lambda: torch.autograd.grad(forward(), (x, gamma, beta), dout),
+        seconds = median_seconds(lambda: torch.autograd.grad(forward(), (x, gamma, beta), dout),
                                   cfg.timing_repeats)
         rows.append({"implementation": name, "forward + backward (ms)": seconds * 1e3})
     base = rows[0]["forward + backward (ms)"]
@@ -169,7 +159,7 @@ def timing_rows(cfg: BackpropConfig) -> list[dict]:
     _, cache = norms.batchnorm_forward(x_np, g_np, b_np, cfg.eps)
     for name, backward in (("NumPy naive (chain rule step by step)", norms.batchnorm_backward_naive),
                            ("NumPy closed form", norms.batchnorm_backward)):
-        seconds = _median_seconds(lambda: backward(d_np, cache), cfg.timing_repeats)
+        seconds = median_seconds(lambda: backward(d_np, cache), cfg.timing_repeats)
         rows.append({"implementation": name + ", backward only", "forward + backward (ms)": seconds * 1e3,
                      "speed-up vs autograd": None})
     return rows
