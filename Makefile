@@ -42,7 +42,11 @@ book: $(STAMP)
 	BN_PROFILE=quick $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book: $(CURDIR)/_build/html/index.html"
 
-test: pytest nbval book-smoke book-check
+# pytest and nbval side by side (each mostly one busy thread; the machines here have 2 cores),
+# then the smoke build, which reads the chapters nbval just executed instead of running them again.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest nbval
+	@$(MAKE) --no-print-directory book-smoke book-check
 
 # Unit tests, the wheel's contents and a reader's install (wheel in a fresh venv, one chapter run
 # outside the checkout). The built-book checks need the smoke build: they run in book-check.
@@ -50,9 +54,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/test_built_book.py
 
 # Every chapter runs at the smoke profile; cells marked NBVAL_CHECK_OUTPUT must print what is stored.
+# Each chapter that passes goes into the smoke build's execution cache (tools/nbval_cache.py).
+# One intra-op thread: nbval runs beside pytest, and the smoke tensors are small.
+SMOKE_CACHE := _build/smoke/_build/.jupyter_cache
 nbval: $(STAMP)
-	BN_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax \
-		--nbval-cell-timeout=$(NBVAL_TIMEOUT) chapters
+	$(call forget-stale-outputs,_build/smoke/_build)
+	BN_PROFILE=smoke OMP_NUM_THREADS=1 BN_NBVAL_CACHE=$(SMOKE_CACHE) $(BIN)/python -m pytest \
+		-p no:cacheprovider -p tools.nbval_cache --nbval-lax --nbval-cell-timeout=$(NBVAL_TIMEOUT) chapters
 
 # A broken toc, reference, equation or chapter fails here (warnings are errors). Its own build
 # folder, so the smoke outputs never end up in the real book's execution cache.
