@@ -54,7 +54,7 @@ class NoiseConfig(S.SanturkarConfig):
         # of training within the few hundred steps a CPU can afford; the layers watched and
         # measured sit at about the same relative depths as the paper's in VGG-16
         "quick": {"vgg": "vgg11", "width": 0.125, "vgg_steps": 200, "n_train": 8192, "n_test": 1000,
-                  "train_probe": 1000, "eval_every": 40, "measure_every": 20, "dln_steps": 1000,
+                  "train_probe": 500, "eval_every": 40, "measure_every": 40, "dln_steps": 600,
                   "dln_measure_every": 40, "seeds": (0,), "ics_layers": (3, 6),
                   "watch_layers": (2, 6, 8)},
         "smoke": {"vgg": "vgg11", "width": 0.03125, "batch_size": 32, "vgg_steps": 8, "n_train": 256,
