@@ -100,7 +100,8 @@ def plot(record: results.Record, cfg: ShiftConfig):
     """Figure: test accuracy, the layer's mean ± std, and one unit's percentiles, over training."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, grid = plt.subplots(2, 2, figsize=(11, 7.5))   # 2x2: legible at the page's width
+    axes = grid.ravel()
     layer = record.config["layer"]
     for name in NETS:
         h = record[name]
