@@ -1,5 +1,5 @@
-"""Every ``fwd.<name>`` and ``mnist.<name>`` a chapter calls exists: chapters 02 and 04 reach
-their experiment packages through names re-exported by the packages' ``__init__``."""
+"""Every ``fwd.<name>``, ``mnist.<name>`` and ``inc.<name>`` a chapter calls exists: chapters 02, 04
+and 05 reach their experiment packages through names re-exported by the packages' ``__init__``."""
 
 import json
 import re
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils.experiments import forward_pass, mnist
+from bn_utils.experiments import forward_pass, inception, mnist
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
-PACKAGES = {"02_forward_pass.ipynb": ("fwd", forward_pass), "04_mnist.ipynb": ("mnist", mnist)}
+PACKAGES = {"02_forward_pass.ipynb": ("fwd", forward_pass), "04_mnist.ipynb": ("mnist", mnist),
+            "05_cifar_inception.ipynb": ("inc", inception)}
 
 
 @pytest.mark.parametrize("notebook", sorted(PACKAGES))
