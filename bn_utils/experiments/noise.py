@@ -18,6 +18,7 @@ import numpy as np
 from .. import book, measure, models, plotting, results, train
 from ..profiles import param
 from . import santurkar as S
+from .santurkar import unpack  # noqa: F401  (the chapter reads its record's runs with it)
 
 CHAPTER = "07_santurkar_noise"
 NOISE_NETS = ("none", "bn", "noisy_bn", "noise")
