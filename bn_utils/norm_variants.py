@@ -24,7 +24,6 @@ reading (a per-unit statistic over the batch); for p = 2 it is BN itself.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
@@ -32,6 +31,8 @@ from torch import nn
 # The paper's noise constants (Appendix A.2.1): n_mu, n_sigma, r_mu, r_sigma.
 NOISE_DEFAULTS = {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}
 LP_NORMS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+# the layers chapters 7 and 8 compare (built by name with bn_utils.norm_registry.make_norm)
+NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
 
 
 def activation_noise(a: torch.Tensor, *, n_mu: float = 0.5, n_sigma: float = 1.25,
@@ -161,31 +162,3 @@ class LpNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, p={self.p}, over={self.over!r}, eps={self.eps}"
-
-
-def make_norm(name: str, num_features: int, dims: int = 2, **kwargs) -> nn.Module:
-    """Return a fresh normalisation layer by name for (N, C) (``dims=1``) or (N, C, H, W) inputs:
-    ``none``, ``bn``, ``noisy_bn``, ``noise`` (noise without BN), ``l1``, ``l2``, ``linf``.
-    ``kwargs`` go to the layer (noise constants, ``over`` for the ℓp layers)."""
-    if dims not in (1, 2):
-        raise ValueError(f"dims={dims!r} must be 1 (dense) or 2 (convolutional)")
-    if name == "none":
-        return nn.Identity()
-    if name == "bn":
-        return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(num_features, **kwargs)
-    if name == "noisy_bn":
-        return (NoisyBatchNorm1d if dims == 1 else NoisyBatchNorm2d)(num_features, **kwargs)
-    if name == "noise":
-        return ActivationNoise(num_features, **kwargs)
-    if name in LP_NORMS:
-        return LpNorm(num_features, LP_NORMS[name], **kwargs)
-    raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_NAMES)}")
-
-
-NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
-
-
-def norm_factory(name: str, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
-    """Return ``width -> make_norm(name, width, dims, **kwargs)`` (what the model builders take)."""
-    make_norm(name, 1, dims, **kwargs)  # fail now on a bad name or argument, not deep in a builder
-    return lambda width: make_norm(name, width, dims, **kwargs)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data, models, plotting, results, train
-from ..norm_variants import NORM_NAMES, norm_factory
+from ..norm_registry import norm_factory
+from ..norm_variants import NORM_NAMES
 from ..profiles import SEED_MAX, Config, param
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
