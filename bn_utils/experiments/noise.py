@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import book, measure, models, plotting, results, train
+from ..norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ..profiles import param
 from . import santurkar as S
 from .santurkar import unpack  # noqa: F401  (the chapter reads its record's runs with it)
@@ -39,10 +40,10 @@ class NoiseConfig(S.SanturkarConfig):
     ics_layers: tuple = param((5, 10), "VGG layers whose ICS is measured (1 = first conv)", item_min=1)
     dln_ics_layers: tuple = param((9, 17), "DLN layers whose ICS is measured", item_min=1)
     watch_layers: tuple = param((2, 9, 13), "VGG conv layers whose input distribution we plot", item_min=1)
-    noise_n_mu: float = param(0.5, "noise: per-step unit mean mu ~ U(-n_mu, n_mu)", min=0.0)
-    noise_n_sigma: float = param(1.25, "noise: per-step unit scale sigma ~ U(1, n_sigma)", min=1.0)
-    noise_r_mu: float = param(0.1, "noise: per-activation shift m ~ U(mu - r_mu, mu + r_mu)", min=0.0)
-    noise_r_sigma: float = param(0.1, "noise: per-activation scale s ~ N(sigma, r_sigma)", min=0.0)
+    noise_n_mu: float = param(N_MU, "noise: per-step unit mean mu ~ U(-n_mu, n_mu)", min=0.0)
+    noise_n_sigma: float = param(N_SIGMA, "noise: per-step unit scale sigma ~ U(1, n_sigma)", min=1.0)
+    noise_r_mu: float = param(R_MU, "noise: per-activation shift m ~ U(mu - r_mu, mu + r_mu)", min=0.0)
+    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(sigma, r_sigma)", min=0.0)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
@@ -151,7 +152,7 @@ ACCURACIES = {   # key in a run's record -> what it measures
 }
 
 
-def plot_training(record: results.Record, cfg: NoiseConfig):
+def plot_training(record: results.Record):
     """Figure: accuracy of the four VGGs (standard, BN, noisy BN, standard + noise) at the first
     learning rate: as they train (noise on, on their training batches: the paper's training
     accuracy), in evaluation mode on training images (noise off), and on the test set."""
@@ -180,7 +181,7 @@ def _arch(record: results.Record) -> str:
             f"{c['n_train']} training images")
 
 
-def plot_distributions(record: results.Record, cfg: NoiseConfig, seed: int | None = None):
+def plot_distributions(record: results.Record, seed: int | None = None):
     """Figure: the distribution over a fixed batch (training mode, noise on) of one random unit's
     input to the ReLU, for each watched layer (rows) and network (columns), over training:
     median, 15-85th and 5-95th percentile bands."""
@@ -225,7 +226,7 @@ def moment_changes(r: dict, layer: int) -> dict:
             "rel_d_var": d_var / np.maximum(var[:-1].mean(1), 1e-30)}
 
 
-def plot_moment_changes(record: results.Record, cfg: NoiseConfig):
+def plot_moment_changes(record: results.Record):
     """Figure (the paper's Fig. 8): per watched layer, the mean over units of |Δ mean| and
     |Δ variance| of the ReLU inputs between successive measurements."""
     import matplotlib.pyplot as plt
@@ -279,7 +280,7 @@ def shift_summary(record: results.Record) -> dict:
     return out
 
 
-def shift_table(record: results.Record, cfg: NoiseConfig) -> book.Table:
+def shift_table(record: results.Record) -> book.Table:
     """Table: per network, final training accuracy (as trained, noise on; and in evaluation mode),
     test accuracy, and each watched layer's typical shift
     between measurements (median over training of |Δμ|, absolute and relative to the spread)."""
@@ -297,7 +298,7 @@ def shift_table(record: results.Record, cfg: NoiseConfig) -> book.Table:
     return book.Table(rows)
 
 
-def plot_ics(record: results.Record, cfg: NoiseConfig, arch: str = "vgg"):
+def plot_ics(record: results.Record, arch: str = "vgg"):
     """Figure (the paper's Fig. 3): per learning rate (columns), the training accuracy (VGG) or
     loss (DLN), then for each measured layer the ℓ2 difference and the cosine between G and G'."""
     import matplotlib.pyplot as plt

@@ -65,7 +65,7 @@ def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | Non
 
     runs, lr = S.unpack(record), record_lr(record, arch)
     seed = record.config["seeds"][0] if seed is None else seed
-    cfg = SmoothnessConfig(**record.config)
+    cfg = SmoothnessConfig.from_record(record)
     eta = cfg.step_sizes(arch)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, norm in zip(axes, PAPER_NETS):
