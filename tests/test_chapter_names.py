@@ -1,6 +1,6 @@
 """Every ``fwd.<name>``, ``mnist.<name>``, ``inc.<name>``, ``noise.<name>`` and ``smoothness.<name>``
-a chapter calls exists: chapters 02, 04, 05 and 08 reach their experiment packages through names
-re-exported by the packages' ``__init__`` (and chapter 07 its module's)."""
+a chapter calls exists: chapters 02, 04, 05, 07 and 08 reach their experiment packages through
+names re-exported by the packages' ``__init__``."""
 
 import json
 import re
