@@ -252,10 +252,12 @@ def check_noisy_bn(fn) -> Result:
     s ~ N(sigma, r_sigma))."""
     import torch
 
+    from .norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
+
     def run():
         torch.manual_seed(0)
         a = torch.randn(50, 300, dtype=torch.float64)
-        out = as_array(call(fn, a.clone(), 0.5, 1.25, 0.0, 0.0))
+        out = as_array(call(fn, a.clone(), N_MU, N_SIGMA, 0.0, 0.0))
         expect_shape(out, a.shape)
         s, m, resid = _fit_per_unit(a.numpy(), out)
         if resid > 1e-8:
@@ -263,22 +265,23 @@ def check_noisy_bn(fn) -> Result:
                         "that unit; with r_mu = r_sigma = 0 each unit is then an affine map")
         if np.ptp(s) < 1e-6 or np.ptp(m) < 1e-6:
             raise Wrong("every unit got the same mu and sigma: draw them per unit (shape (1, C))")
-        if s.min() < 1 - 1e-9 or s.max() > 1.25 + 1e-9 or abs(s.mean() - 1.125) > 0.02:
+        if s.min() < 1 - 1e-9 or s.max() > N_SIGMA + 1e-9 or abs(s.mean() - (1 + N_SIGMA) / 2) > 0.02:
             raise Wrong("sigma must be uniform on [1, n_sigma]")
-        if np.abs(m).max() > 0.5 + 1e-9 or abs(m.mean()) > 0.06:
+        if np.abs(m).max() > N_MU + 1e-9 or abs(m.mean()) > 0.06:
             raise Wrong("mu must be uniform on [-n_mu, n_mu]")
-        s2, _, _ = _fit_per_unit(a.numpy(), as_array(call(fn, a.clone(), 0.5, 1.25, 0.0, 0.0)))
+        s2, _, _ = _fit_per_unit(a.numpy(), as_array(call(fn, a.clone(), N_MU, N_SIGMA, 0.0, 0.0)))
         if close(s, s2):
             raise Wrong("the noise must be redrawn at every call (every training step)")
         img = torch.randn(4, 30, 3, 3, dtype=torch.float64)
-        _, _, resid = _fit_per_unit(img.numpy(), as_array(call(fn, img.clone(), 0.5, 1.25, 0.0, 0.0)))
+        _, _, resid = _fit_per_unit(img.numpy(), as_array(call(fn, img.clone(), N_MU, N_SIGMA, 0.0, 0.0)))
         if resid > 1e-8:
             raise Wrong("in a convolutional layer a unit is a channel: every pixel of every "
                         "example of the channel shares its mu and sigma")
         ones = torch.ones(2000, 20, dtype=torch.float64)
-        spread = as_array(call(fn, ones, 0.5, 1.25, 0.1, 0.1)).std(0).mean()
-        if spread < 0.09 or spread > 0.14:  # expected sqrt(0.1^2 + 0.1^2 / 3) = 0.115
-            raise Wrong(f"the per-element jitter has spread {spread:.3f}, expected about 0.115: "
+        spread = as_array(call(fn, ones, N_MU, N_SIGMA, R_MU, R_SIGMA)).std(0).mean()
+        expected = math.sqrt(R_SIGMA ** 2 + R_MU ** 2 / 3)   # the paper's constants: 0.115
+        if not 0.78 * expected < spread < 1.22 * expected:
+            raise Wrong(f"the per-element jitter has spread {spread:.3f}, expected about {expected:.3f}: "
                         "m ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma) for every element")
     return verdict(run)
 
@@ -306,10 +309,12 @@ def check_gradient_ics(fn) -> Result:
 
 
 def check_noise_mean_scale(answer) -> Result:
-    """Check a number: the mean of the multiplicative noise s for n_sigma = 1.25 (1.125)."""
-    return check_number(answer, 1.125, {
-        1.25: "n_sigma is the upper end of sigma's range; sigma ~ U(1, n_sigma) has mean "
-              "(1 + n_sigma) / 2",
+    """Check a number: the mean of the multiplicative noise s for the paper's n_sigma (1.25: 1.125)."""
+    from .norm_variants import N_SIGMA
+
+    return check_number(answer, (1 + N_SIGMA) / 2, {
+        N_SIGMA: "n_sigma is the upper end of sigma's range; sigma ~ U(1, n_sigma) has mean "
+                 "(1 + n_sigma) / 2",
         1.0: "sigma is drawn from U(1, n_sigma), so the scale is never below 1 on average"},
         "the mean of s")
 

@@ -10,22 +10,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .norms import BatchNorm1d, _BatchNorm, fold_batchnorm
+from .norm_registry import has_shift, norm_factory
+from .norms import _BatchNorm, fold_batchnorm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
     "linear": nn.Identity,
-}
-
-
-# Name -> factory(width) of a normalisation layer for dense features. Chapters register more
-# (noisy BN, lp-normalisation) with ``NORMS_1D[name] = factory``.
-NORMS_1D: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda width: nn.Identity(),
-    "bn": nn.BatchNorm1d,              # torch's fused kernel: what the experiments train with
-    "bn_scratch": BatchNorm1d,         # ours, equal to torch's (tests/test_norms.py), slower
 }
 INITS = ("torch_default", "gaussian", "lecun_uniform", "glorot_uniform")
 
@@ -55,29 +47,33 @@ def init_linear(layer: nn.Linear | nn.Conv2d, scheme: str, std: float = 0.01) ->
             layer.bias.zero_()
 
 
+def _norm_maker(norm: str | Callable[[int], nn.Module], dims: int) -> Callable[[int], nn.Module]:
+    """Return ``width -> layer`` for a norm given by name (checked now) or as a factory."""
+    return norm_factory(norm, dims) if isinstance(norm, str) else norm
+
+
 def mlp(widths: tuple[int, ...] | list[int], *, activation_name: str = "sigmoid",
         norm: str | Callable[[int], nn.Module] = "none", init: str = "torch_default",
         init_std: float = 0.01) -> nn.Sequential:
     """Return an MLP ``widths[0] -> ... -> widths[-1]``: Linear → norm → activation per hidden
-    layer (Linear without bias when a norm follows), and a plain Linear output layer (logits)."""
+    layer (a norm by name from ``bn_utils.norm_registry``, or a factory of width), and a plain
+    Linear output layer (logits). A Linear drops its bias when the norm after it has a learned
+    shift (BN's beta)."""
     if len(widths) < 2 or any(not isinstance(w, int) or w < 1 for w in widths):
         raise ValueError(f"widths={widths!r} must be two or more positive integers")
     activation(activation_name)  # fail early on a bad name
-    if isinstance(norm, str):
-        if norm not in NORMS_1D:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS_1D)}")
-        make_norm, normed = NORMS_1D[norm], norm != "none"
-    else:
-        make_norm, normed = norm, True
+    make = _norm_maker(norm, dims=1)
+    normed = norm != "none"
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = i == len(widths) - 2
-        linear = nn.Linear(fan_in, fan_out, bias=last or not normed)
+        norm_layer = make(fan_out) if normed and not last else None   # no RNG drawn: order is free
+        linear = nn.Linear(fan_in, fan_out, bias=norm_layer is None or not has_shift(norm_layer))
         init_linear(linear, init, init_std)
         layers.append(linear)
         if not last:
-            if normed:
-                layers.append(make_norm(fan_out))
+            if norm_layer is not None:
+                layers.append(norm_layer)
             layers.append(activation(activation_name))
     return nn.Sequential(*layers)
 
@@ -92,25 +88,6 @@ def activation_inputs(model: nn.Sequential) -> list[int]:
 # Convolutional and deep linear networks (Santurkar et al. 2018, chapters 7 and 8)
 
 
-def _variant(name: str, dims: int) -> Callable[[int], nn.Module]:
-    def make(width: int) -> nn.Module:
-        from .norm_variants import make_norm
-
-        return make_norm(name, width, dims)
-    return make
-
-
-# Name -> factory(channels) of a normalisation layer for (N, C, H, W) features.
-NORMS_2D: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda width: nn.Identity(),
-    "bn": nn.BatchNorm2d,
-}
-# The variants of chapters 7-8 (bn_utils.norm_variants), with the paper's constants; give a
-# factory (norm_variants.norm_factory) to choose other ones.
-for _name in ("noisy_bn", "noise", "l1", "l2", "linf"):
-    NORMS_1D.setdefault(_name, _variant(_name, 1))
-    NORMS_2D.setdefault(_name, _variant(_name, 2))
-
 # Channels per 3x3 convolution ("M": 2x2 max-pooling), the VGG configurations of Simonyan &
 # Zisserman as commonly adapted to 32x32 CIFAR images (one linear classifier after the last pool).
 VGG_CONFIGS: dict[str, tuple] = {
@@ -119,18 +96,6 @@ VGG_CONFIGS: dict[str, tuple] = {
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
 }
 
-
-def _norm_maker(norm: str | Callable[[int], nn.Module], table: dict) -> Callable[[int], nn.Module]:
-    if isinstance(norm, str):
-        if norm not in table:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(table)}")
-        return table[norm]
-    return norm
-
-
-def _has_shift(layer: nn.Module) -> bool:
-    """True if a norm layer adds its own learned bias (then the layer before it needs none)."""
-    return isinstance(getattr(layer, "bias", None), nn.Parameter)
 
 
 def vgg(config: str = "vgg16", *, width: float = 1.0, norm: str | Callable[[int], nn.Module] = "none",
@@ -142,7 +107,7 @@ def vgg(config: str = "vgg16", *, width: float = 1.0, norm: str | Callable[[int]
         raise ValueError(f"unknown VGG {config!r}; choose one of {', '.join(VGG_CONFIGS)}")
     if not (width > 0):
         raise ValueError(f"width={width!r} must be positive")
-    make_norm = _norm_maker(norm, NORMS_2D)
+    make = _norm_maker(norm, dims=2)
     layers: list[nn.Module] = []
     channels = in_channels
     for entry in VGG_CONFIGS[config]:
@@ -150,8 +115,8 @@ def vgg(config: str = "vgg16", *, width: float = 1.0, norm: str | Callable[[int]
             layers.append(nn.MaxPool2d(2))
             continue
         out = max(1, round(entry * width))
-        norm_layer = make_norm(out)
-        conv = nn.Conv2d(channels, out, 3, padding=1, bias=not _has_shift(norm_layer))
+        norm_layer = make(out)
+        conv = nn.Conv2d(channels, out, 3, padding=1, bias=not has_shift(norm_layer))
         init_linear(conv, init)
         layers += [conv, norm_layer, nn.ReLU()]
         channels = out
@@ -166,14 +131,14 @@ def deep_linear(depth: int = 25, width: int = 10, *, norm: str | Callable[[int],
     norm layer after each but the last (no nonlinearity anywhere)."""
     if not isinstance(depth, int) or depth < 1 or not isinstance(width, int) or width < 1:
         raise ValueError(f"depth={depth!r} and width={width!r} must be positive integers")
-    make_norm = _norm_maker(norm, NORMS_1D)
+    make = _norm_maker(norm, dims=1)
     layers: list[nn.Module] = []
     for i in range(depth):
         linear = nn.Linear(width, width, bias=False)
         init_linear(linear, init)
         layers.append(linear)
         if i < depth - 1:
-            layers.append(make_norm(width))
+            layers.append(make(width))
     return nn.Sequential(*layers)
 
 

@@ -22,8 +22,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
@@ -140,24 +138,5 @@ class GroupNorm(nn.GroupNorm):
         super().__init__(groups, num_channels, eps=eps)
 
 
+# the normalisations chapter 9 compares (built by name with bn_utils.norm_registry.make_norm)
 ALTERNATIVES = ("none", "bn", "brn", "ln", "gn", "rms")
-
-
-def make_alternative(name: str, channels: int, dims: int = 2, *, groups: int = 4,
-                     **renorm: float) -> nn.Module:
-    """Return a normalisation layer by name for ``channels`` features: ``none``, ``bn`` (torch's),
-    ``brn`` (Batch Renorm, ``renorm`` passed on), ``ln`` (GroupNorm with one group), ``gn``
-    (``groups`` groups) or ``rms``; ``dims`` is 1 for (N, C) and 2 for (N, C, H, W) inputs."""
-    if name not in ALTERNATIVES:
-        raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(ALTERNATIVES)}")
-    if dims not in (1, 2):
-        raise ValueError(f"dims={dims!r} must be 1 (dense) or 2 (images)")
-    makers: dict[str, Callable[[], nn.Module]] = {
-        "none": nn.Identity,
-        "bn": lambda: (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(channels),
-        "brn": lambda: BatchRenorm(channels, **renorm),
-        "ln": lambda: GroupNorm(channels, 1),
-        "gn": lambda: GroupNorm(channels, groups),
-        "rms": lambda: RMSNorm(channels),
-    }
-    return makers[name]()

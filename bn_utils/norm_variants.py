@@ -24,18 +24,21 @@ reading (a per-unit statistic over the batch); for p = 2 it is BN itself.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
 
-# The paper's noise constants (Appendix A.2.1): n_mu, n_sigma, r_mu, r_sigma.
-NOISE_DEFAULTS = {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}
+# The paper's noise constants (Appendix A.2.1), the defaults of every noisy layer here and of
+# chapter 7's configuration (NoiseConfig.noise_*)
+N_MU, N_SIGMA, R_MU, R_SIGMA = 0.5, 1.25, 0.1, 0.1
+NOISE_DEFAULTS = {"n_mu": N_MU, "n_sigma": N_SIGMA, "r_mu": R_MU, "r_sigma": R_SIGMA}
 LP_NORMS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+# the layers chapters 7 and 8 compare (built by name with bn_utils.norm_registry.make_norm)
+NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
 
 
-def activation_noise(a: torch.Tensor, *, n_mu: float = 0.5, n_sigma: float = 1.25,
-                     r_mu: float = 0.1, r_sigma: float = 0.1) -> torch.Tensor:
+def activation_noise(a: torch.Tensor, *, n_mu: float = N_MU, n_sigma: float = N_SIGMA,
+                     r_mu: float = R_MU, r_sigma: float = R_SIGMA) -> torch.Tensor:
     """Return ``s * a + m`` for ``a`` of shape (N, C, ...): per unit (dim 1) a fresh
     ``mu ~ U(-n_mu, n_mu)``, ``sigma ~ U(1, n_sigma)``, per element ``m ~ U(mu ± r_mu)`` and
     ``s ~ N(sigma, r_sigma)``. Draws from torch's global generator of ``a``'s device."""
@@ -53,8 +56,8 @@ def activation_noise(a: torch.Tensor, *, n_mu: float = 0.5, n_sigma: float = 1.2
 class ActivationNoise(nn.Module):
     """The paper's time-varying, non-zero-mean, non-unit-variance noise; identity in eval mode."""
 
-    def __init__(self, num_features: int | None = None, *, n_mu: float = 0.5, n_sigma: float = 1.25,
-                 r_mu: float = 0.1, r_sigma: float = 0.1):
+    def __init__(self, num_features: int | None = None, *, n_mu: float = N_MU,
+                 n_sigma: float = N_SIGMA, r_mu: float = R_MU, r_sigma: float = R_SIGMA):
         super().__init__()
         if n_mu < 0 or n_sigma < 1 or r_mu < 0 or r_sigma < 0:
             raise ValueError(f"noise needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0; got "
@@ -85,8 +88,8 @@ class _NoisyBN:
 class NoisyBatchNorm1d(_NoisyBN, nn.BatchNorm1d):
     """``nn.BatchNorm1d`` (same arguments, buffers and eval output) plus the paper's noise."""
 
-    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
-                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_kwargs):
+    def __init__(self, num_features: int, *, n_mu: float = N_MU, n_sigma: float = N_SIGMA,
+                 r_mu: float = R_MU, r_sigma: float = R_SIGMA, **bn_kwargs):
         nn.BatchNorm1d.__init__(self, num_features, **bn_kwargs)
         self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
 
@@ -94,8 +97,8 @@ class NoisyBatchNorm1d(_NoisyBN, nn.BatchNorm1d):
 class NoisyBatchNorm2d(_NoisyBN, nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same arguments, buffers and eval output) plus the paper's noise."""
 
-    def __init__(self, num_features: int, *, n_mu: float = 0.5, n_sigma: float = 1.25,
-                 r_mu: float = 0.1, r_sigma: float = 0.1, **bn_kwargs):
+    def __init__(self, num_features: int, *, n_mu: float = N_MU, n_sigma: float = N_SIGMA,
+                 r_mu: float = R_MU, r_sigma: float = R_SIGMA, **bn_kwargs):
         nn.BatchNorm2d.__init__(self, num_features, **bn_kwargs)
         self._init_noise(n_mu, n_sigma, r_mu, r_sigma)
 
@@ -161,31 +164,3 @@ class LpNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, p={self.p}, over={self.over!r}, eps={self.eps}"
-
-
-def make_norm(name: str, num_features: int, dims: int = 2, **kwargs) -> nn.Module:
-    """Return a fresh normalisation layer by name for (N, C) (``dims=1``) or (N, C, H, W) inputs:
-    ``none``, ``bn``, ``noisy_bn``, ``noise`` (noise without BN), ``l1``, ``l2``, ``linf``.
-    ``kwargs`` go to the layer (noise constants, ``over`` for the ℓp layers)."""
-    if dims not in (1, 2):
-        raise ValueError(f"dims={dims!r} must be 1 (dense) or 2 (convolutional)")
-    if name == "none":
-        return nn.Identity()
-    if name == "bn":
-        return (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(num_features, **kwargs)
-    if name == "noisy_bn":
-        return (NoisyBatchNorm1d if dims == 1 else NoisyBatchNorm2d)(num_features, **kwargs)
-    if name == "noise":
-        return ActivationNoise(num_features, **kwargs)
-    if name in LP_NORMS:
-        return LpNorm(num_features, LP_NORMS[name], **kwargs)
-    raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_NAMES)}")
-
-
-NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
-
-
-def norm_factory(name: str, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
-    """Return ``width -> make_norm(name, width, dims, **kwargs)`` (what the model builders take)."""
-    make_norm(name, 1, dims, **kwargs)  # fail now on a bad name or argument, not deep in a builder
-    return lambda width: make_norm(name, width, dims, **kwargs)

@@ -141,6 +141,12 @@ class Config:
                              f"allowed: {', '.join(names)}")
         return cls(profile=profile, **{**cls.PROFILES[profile], **given})
 
+    @classmethod
+    def from_record(cls, record: Any) -> "Config":
+        """Return the config a stored record was made with (``record.config``, validated): what a
+        chapter quotes about the record it shows, whichever profile this run has."""
+        return cls(**record.config)
+
     def replace(self, **changes: Any) -> "Config":
         """Return a copy with ``changes`` applied and validated."""
         return dataclasses.replace(self, **changes)

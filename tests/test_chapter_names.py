@@ -1,5 +1,6 @@
-"""Every ``fwd.<name>`` and ``mnist.<name>`` a chapter calls exists: chapters 02 and 04 reach
-their experiment packages through names re-exported by the packages' ``__init__``."""
+"""Every ``fwd.<name>``, ``mnist.<name>``, ``inc.<name>``, ``noise.<name>`` and ``smoothness.<name>``
+a chapter calls exists: chapters 02, 04, 05, 07 and 08 reach their experiment packages through
+names re-exported by the packages' ``__init__``."""
 
 import json
 import re
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils.experiments import forward_pass, mnist
+from bn_utils.experiments import forward_pass, inception, mnist, noise, smoothness
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
-PACKAGES = {"02_forward_pass.ipynb": ("fwd", forward_pass), "04_mnist.ipynb": ("mnist", mnist)}
+PACKAGES = {"02_forward_pass.ipynb": ("fwd", forward_pass), "04_mnist.ipynb": ("mnist", mnist),
+            "05_cifar_inception.ipynb": ("inc", inception), "07_santurkar_noise.ipynb": ("noise", noise),
+            "08_santurkar_smoothness.ipynb": ("smoothness", smoothness)}
 
 
 @pytest.mark.parametrize("notebook", sorted(PACKAGES))

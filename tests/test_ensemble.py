@@ -67,7 +67,7 @@ def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatc
     inc.run_one(cfg.base().run_config("BN-x30", 0))          # what chapter 05 stored
     trained = []
     train_run = inc.train_run
-    monkeypatch.setattr(inc, "train_run", lambda rc, **kw: (trained.append(rc.name),
+    monkeypatch.setattr(inc.training, "train_run", lambda rc, **kw: (trained.append(rc.name),
                                                             train_run(rc, **kw))[1])
     record = ens.run(cfg)
     assert trained == ["BN-x30-dropout-5pct_s3"]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import needs_cifar10
 
-from bn_utils import augment, results, train
+from bn_utils import augment, data, results, train
 from bn_utils.experiments import inception as inc
 from bn_utils.inception_net import InceptionBlock, TinyInception
 
@@ -184,7 +184,7 @@ def test_a_few_steps_on_256_images_reduce_the_loss():
             return F.cross_entropy(model(xb), y).item()
 
     before = loss()
-    batches = augment.AugmentedBatches(inc.data.batches(x, y, 32, seed=0), augment.Augment())
+    batches = augment.AugmentedBatches(data.batches(x, y, 32, seed=0), augment.Augment())
     train.fit(model, batches, steps=rc.steps, optimizer=inc.optimizer(model, rc), progress=False)
     after = loss()
     assert after < before - 0.1, f"loss went from {before:.3f} to {after:.3f}"
@@ -374,7 +374,7 @@ def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(m
         trained.append(rc.name)
         return real(rc, **kwargs)
 
-    monkeypatch.setattr(inc, "train_run", train_then_die)
+    monkeypatch.setattr(inc.training, "train_run", train_then_die)
     with pytest.raises(Killed):
         inc.run(cfg)
     assert trained == ["Inception_s0"] and results.load(inc.CHAPTER, "ablation", cfg) is None
@@ -383,7 +383,7 @@ def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(m
         trained.append(rc.name)
         return real(rc, **kwargs)
 
-    monkeypatch.setattr(inc, "train_run", train_counted)
+    monkeypatch.setattr(inc.training, "train_run", train_counted)
     record = inc.run(cfg)
     assert trained == ["Inception_s0", "BN-x30_s0"]            # Inception was not trained again
     assert set(record.metrics) == {"Inception", "BN-x30"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import models, norm_variants, norms
+from bn_utils import models, norm_registry, norm_variants, norms
 
 
 def test_mlp_maps_inputs_to_logits_of_the_right_shape():
@@ -98,7 +98,7 @@ def test_vgg_glorot_init_and_bad_arguments():
 
 
 def test_vgg_takes_a_norm_factory():
-    net = models.vgg("vgg11", width=1 / 16, norm=norm_variants.norm_factory("noisy_bn", n_mu=0.0))
+    net = models.vgg("vgg11", width=1 / 16, norm=norm_registry.norm_factory("noisy_bn", n_mu=0.0))
     noisy = [m for m in net if isinstance(m, norm_variants.NoisyBatchNorm2d)]
     assert len(noisy) == 8 and noisy[0].noise["n_mu"] == 0.0
 

@@ -141,18 +141,3 @@ def test_group_norm_with_one_group_is_layer_norm_and_is_batch_independent():
 def test_group_norm_rejects_groups_that_do_not_divide_channels():
     with pytest.raises(ValueError, match="groups=4 for 6 channels"):
         na.GroupNorm(6, 4)
-
-
-@pytest.mark.parametrize("name", na.ALTERNATIVES)
-@pytest.mark.parametrize("dims, shape", [(1, (4, 8)), (2, (4, 8, 5, 5))])
-def test_every_alternative_keeps_the_shape(name, dims, shape):
-    layer = na.make_alternative(name, 8, dims)
-    x = torch.randn(*shape)
-    assert layer(x).shape == x.shape
-    layer.eval()
-    assert layer(x).shape == x.shape
-
-
-def test_make_alternative_rejects_unknown_names():
-    with pytest.raises(ValueError, match="'batch'"):
-        na.make_alternative("batch", 8)

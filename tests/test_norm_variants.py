@@ -109,13 +109,3 @@ def test_lp_layer_eval_uses_running_statistics():
     train_out = layer(x)
     layer.eval()
     assert torch.allclose(layer(x), train_out, atol=1e-5)       # momentum 1: running = last batch
-
-
-def test_make_norm_builds_every_variant_and_rejects_unknown_names():
-    for name in nv.NORM_NAMES:
-        for dims, x in ((1, torch.randn(8, 3)), (2, torch.randn(8, 3, 4, 4))):
-            assert nv.make_norm(name, 3, dims)(x).shape == x.shape
-    with pytest.raises(ValueError, match="unknown norm"):
-        nv.make_norm("group", 3)
-    with pytest.raises(ValueError, match="dims"):
-        nv.norm_factory("bn", dims=3)

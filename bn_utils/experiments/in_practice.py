@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from .. import data, train
-from ..norm_alternatives import ALTERNATIVES, make_alternative
+from ..norm_alternatives import ALTERNATIVES
+from ..norm_registry import make_norm
 from ..profiles import Config, param
 
 CHAPTER = "09_in_practice"
@@ -132,11 +133,12 @@ def mnist(cfg: PracticeConfig, *, flatten: bool) -> tuple[torch.Tensor, ...]:
 def cnn(norm: str, width: int, *, groups: int = 4, renorm: dict | None = None) -> nn.Sequential:
     """Return the small CNN: two (3x3 conv with stride 2 → norm → ReLU) blocks of ``width`` and
     ``2 * width`` channels (28x28 → 14x14 → 7x7) and a linear classifier, for MNIST images."""
+    layer_kwargs = {"gn": {"groups": groups}, "brn": renorm or {}}.get(norm, {})
     layers: list[nn.Module] = []
     c_in = 1
     for c in (width, 2 * width):
         layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=norm == "none"),
-                   make_alternative(norm, c, 2, groups=groups, **(renorm or {})), nn.ReLU()]
+                   make_norm(norm, c, 2, **layer_kwargs), nn.ReLU()]
         c_in = c
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 49, 10))
 

@@ -6,7 +6,7 @@ by full-batch gradient descent to ``y = A x`` on 1,000 Gaussian examples with a 
 loss. One training function runs either with a chapter's measurement hooks
 (:func:`train_run`); :func:`sweep` stores every run as its own record (a killed sweep resumes
 where it stopped, a killed long run from its checkpoint) and merges them into one record for the
-chapter. The chapters' own parts are in ``noise.py`` (chapter 7) and ``smoothness.py`` (chapter 8).
+chapter. The chapters' own parts are in ``noise/`` (chapter 7) and ``smoothness/`` (chapter 8).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import data, models, plotting, results, train
-from ..norm_variants import NORM_NAMES, norm_factory
+from ..norm_registry import norm_factory
+from ..norm_variants import NORM_NAMES
 from ..profiles import SEED_MAX, Config, param
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",

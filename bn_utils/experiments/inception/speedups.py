@@ -1,0 +1,197 @@
+"""What chapter 05's runs show: accuracy curves, the steps each row needs to reach the Inception
+row's best accuracy, the speed-ups over Inception with their resolution, and the comparison with
+the paper's Figure 3 and the student reproduction."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import results
+from .config import CHANCE, CHANCE_MARGIN, ROWS, TARGET_ROW
+
+
+# Ioffe & Szegedy (2015), Figure 3 (ImageNet, Inception): steps to reach Inception's 72.2 %
+# top-1 validation accuracy, and the best accuracy reached. None: never reached. The paper's
+# speed-ups (e.g. BN-x5's 14.8x) are computed from these by paper_speedups(), never typed.
+PAPER = {
+    "Inception": {"steps": 31.0e6, "max_accuracy": 72.2},
+    "BN-Baseline": {"steps": 13.3e6, "max_accuracy": 72.7},
+    "BN-x5": {"steps": 2.1e6, "max_accuracy": 73.0},
+    "BN-x30": {"steps": 2.7e6, "max_accuracy": 74.8},
+    "BN-x5-Sigmoid": {"steps": None, "max_accuracy": 69.8},
+}
+# The student reproduction on CIFAR-10 with a TinyInception (numbers as given in the book's
+# issue): best test accuracy (%) and epochs to reach the Inception row's best accuracy.
+STUDENT = {
+    "Inception": {"max_accuracy": 57.77, "epochs": 99},
+    "BN-Baseline": {"max_accuracy": 68.47, "epochs": 13},
+    "BN-x5": {"max_accuracy": 68.0, "epochs": 7},
+    "BN-x30": {"max_accuracy": 73.0, "epochs": 4},
+    "BN-x5-Sigmoid": {"max_accuracy": 55.92, "epochs": None},
+}
+
+
+
+def _evaluations(h: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return a history's test evaluations, regular and dense (hook) ones, sorted by step."""
+    steps = list(h["eval_step"]) + list(h.get("measure_step", []))
+    acc = list(h["evals"]["accuracy"]) + list(h.get("measures", {}).get("accuracy", []))
+    order = np.argsort(steps, kind="stable")
+    return (np.asarray(steps)[order],
+            np.array([np.nan if acc[i] is None else acc[i] for i in order], dtype=float))
+
+
+def curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(eval steps, accuracy per seed)`` of a row, the dense early evaluations included
+    (NaN where a diverged seed stopped)."""
+    evals = [_evaluations(h) for h in row["history"]]
+    steps = max(evals, key=lambda e: len(e[0]))[0]
+    acc = np.full((len(evals), len(steps)), np.nan)
+    for i, (_, a) in enumerate(evals):
+        acc[i, : len(a)] = a
+    return steps, acc
+
+
+def mean_curve(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(eval steps, mean accuracy over the seeds that did not diverge)`` (all seeds if
+    every one diverged)."""
+    steps, acc = curve(row)
+    ok = ~np.asarray(row["diverged"])
+    return steps, np.nanmean(acc[ok] if ok.any() else acc, 0)
+
+
+def steps_to_reach(steps: np.ndarray, accuracy: np.ndarray, target: float) -> int | None:
+    """Return the first step whose accuracy is >= ``target``, or None if it never gets there."""
+    hit = np.flatnonzero(np.nan_to_num(accuracy, nan=-1.0) >= target - 1e-12)
+    return int(steps[hit[0]]) if len(hit) else None
+
+
+def ordered_rows(record: results.Record) -> list[str]:
+    """Return the record's rows in table order (stored JSON sorts its keys; the table does not)."""
+    return sorted(record.metrics, key=lambda r: list(ROWS).index(r) if r in ROWS else len(ROWS))
+
+
+def diverged_at(row: dict) -> int | None:
+    """Return the first step at which a seed of ``row`` diverged if every seed did, else None."""
+    if not row["diverged"] or not all(row["diverged"]):
+        return None
+    steps = [h.get("diverged_at") for h in row["history"]]
+    return min((s for s in steps if s is not None), default=None)
+
+
+LEVEL_TAIL = 0.25        # "levelled off": the last quarter of training ...
+LEVEL_GAIN = 0.005       # ... raised the best accuracy by less than half a percentage point
+
+
+def levelling(steps: np.ndarray, accuracy: np.ndarray, tail: float = LEVEL_TAIL) -> dict:
+    """Return how much the best accuracy rose over the last ``tail`` of the steps (``gain``) and
+    whether that is below ``LEVEL_GAIN`` (``levelled``): is the curve still climbing at its end?"""
+    acc = np.nan_to_num(np.asarray(accuracy, float), nan=-1.0)
+    late = np.asarray(steps) > (1 - tail) * steps[-1]
+    if late.all() or not late.any():
+        return {"gain": float("nan"), "levelled": False}
+    gain = float(max(acc[late].max() - acc[~late].max(), 0.0))
+    return {"gain": gain, "levelled": gain < LEVEL_GAIN}
+
+
+def crossing_interval(steps: np.ndarray, reach: int | None) -> float:
+    """Return the steps between the evaluation at ``reach`` and the one before it: how precisely
+    the crossing is known (NaN if never reached)."""
+    if reach is None:
+        return float("nan")
+    i = int(np.searchsorted(steps, reach))
+    return float(steps[i] - steps[i - 1]) if i > 0 else float(max(reach, 1))
+
+
+def summary(record: results.Record) -> dict:
+    """Return per row: best accuracy (mean, std over seeds), the target (best of the Inception
+    row's mean curve, with whether that curve had levelled off), steps and epochs for the row's
+    mean curve to reach it, the speed-up over Inception, its resolution (the evaluation interval
+    before the crossing over the steps to target, summed for the two rows), how many seeds
+    diverged and, if all did, where. A target at chance level (Inception diverged or never
+    learned) is no target: no steps and no speed-ups then."""
+    rows = record.metrics
+    target, level = None, {"gain": float("nan"), "levelled": False}
+    if TARGET_ROW in rows:
+        base_steps, base_mean = mean_curve(rows[TARGET_ROW])
+        target = float(np.nanmax(base_mean))
+        level = levelling(base_steps, base_mean)
+    at_chance = target is not None and not target >= CHANCE + CHANCE_MARGIN
+    out = {}
+    for name in ordered_rows(record):
+        row = rows[name]
+        steps, mean = mean_curve(row)
+        best = np.asarray(row["max_accuracy"], dtype=float)
+        reach = steps_to_reach(steps, mean, target) if target is not None and not at_chance \
+            else None
+        interval = crossing_interval(steps, reach)
+        out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std()),
+                     "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
+                     "diverged_at": diverged_at(row), "target": target,
+                     "target_at_chance": at_chance, "target_levelled": level["levelled"],
+                     "target_late_gain": level["gain"], "steps_to_target": reach,
+                     "eval_interval": interval,
+                     "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"]}
+    base = out.get(TARGET_ROW, {})
+    for s in out.values():
+        ok = base.get("steps_to_target") and s["steps_to_target"]
+        s["speedup"] = base["steps_to_target"] / s["steps_to_target"] if ok else None
+        s["speedup_resolution"] = (s["eval_interval"] / s["steps_to_target"]
+                                   + base["eval_interval"] / base["steps_to_target"]) if ok else None
+    return out
+
+
+def reach_text(s: dict | None) -> str:
+    """Return how a row of ``summary`` reached the target, as prose: ``1,234 steps (3.1 epochs)``,
+    ``diverged at step N``, ``never (in this run)``, or why there is no target."""
+    if s is None:
+        return "never (in this run)"
+    if s["steps_to_target"] is not None:
+        return f"{s['steps_to_target']:,} steps ({s['epochs_to_target']:.1f} epochs)"
+    if s["diverged_at"] is not None:
+        return f"diverged at step {s['diverged_at']:,}"
+    if s["target_at_chance"]:
+        return f"no target: the best accuracy of {TARGET_ROW} is at chance level"
+    return "never (in this run)"
+
+
+def paper_speedups() -> dict:
+    """Return the paper's speed-ups over Inception (its Figure 3: Inception's steps to 72.2 %
+    divided by each row's), None where a row never reached it."""
+    base = PAPER[TARGET_ROW]["steps"]
+    return {row: None if p["steps"] is None else base / p["steps"] for row, p in PAPER.items()}
+
+
+def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
+    return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
+
+
+def comparison(summ: dict) -> list[dict]:
+    """Return the results table: ours (speed-ups with their resolution) beside the paper's
+    ImageNet numbers (its Figure 3) and the student reproduction's."""
+    out = []
+    for name, s in summ.items():
+        paper, student = PAPER.get(name, {}), STUDENT.get(name, {})
+        steps = s["steps_to_target"]
+        out.append({
+            "row": name,
+            "max acc. % (ours)": _pm(s["max_accuracy"], s["max_accuracy_std"], s["n_seeds"]),
+            "steps to target (ours)": f"{steps:,}" if steps is not None else
+            "—" if s["diverged_at"] is None else f"diverged at step {s['diverged_at']:,}",
+            "epochs to target (ours)": "—" if steps is None else f"{s['epochs_to_target']:.1f}",
+            "speed-up (ours)": "—" if s["speedup"] is None else
+                               f"{s['speedup']:.1f}x ± {100 * s['speedup_resolution']:.0f} %",
+            "diverged": f"{s['n_diverged']}/{s['n_seeds']}",
+            "paper max % (Fig. 3)": paper.get("max_accuracy"),
+            "paper steps to 72.2 % (Fig. 3)": _millions(paper.get("steps")) if paper else None,
+            "paper speed-up": (None if not paper else "—" if paper_speedups()[name] is None
+                               else f"{paper_speedups()[name]:.1f}x"),
+            "student max %": student.get("max_accuracy"),
+            "student epochs": (student.get("epochs") or "—") if student else None,
+        })
+    return out
+
+
+def _millions(steps: float | None) -> str:
+    return "—" if steps is None else f"{steps / 1e6:.1f}M"
+

@@ -1,0 +1,151 @@
+"""One training run of chapter 05 (a :class:`RunConfig`: the data, the model, momentum SGD with a
+staircase schedule, test-set evaluations), stored as its own record; and the table of runs."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ... import augment, data, inception_net, results, runtime, train
+from .config import CHAPTER, AblationConfig, RunConfig
+
+
+@functools.lru_cache(maxsize=2)
+def cifar_uint8(n_train: int, n_test: int, device: str) -> tuple[torch.Tensor, ...]:
+    """Return CIFAR-10 ``(x_train, y_train, x_test, y_test)`` on ``device``: uint8 (N, 32, 32, 3)
+    images, int64 labels (class-stratified subsets, the same for every run; decoded once)."""
+    x_tr, y_tr, x_te, y_te = data.load("cifar10", n_train=n_train, n_test=n_test, seed=0)
+    return tuple(torch.from_numpy(a).to(device) for a in (x_tr, y_tr, x_te, y_te))
+
+
+def build_model(rc: RunConfig) -> nn.Module:
+    """Return the run's TinyInception, He-initialised (then ``init_gain``), in channels_last if asked."""
+    train.seed_everything(rc.seed)
+    model = inception_net.TinyInception(width=rc.width, bn=rc.bn, act=rc.activation,
+                                        dropout=rc.dropout, five=rc.five, final_bn=rc.final_bn)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                m.weight.mul_(rc.init_gain)
+                if m.bias is not None:
+                    m.bias.zero_()
+    if rc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def optimizer(model: nn.Module, rc: RunConfig) -> torch.optim.SGD:
+    """Return momentum SGD with weight decay on conv and linear weights only (not BN, not biases)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": rc.weight_decay},
+                            {"params": rest, "weight_decay": 0.0}], lr=rc.lr, momentum=rc.momentum)
+
+
+def lr_schedule(rc: RunConfig):
+    """Return ``lr_at(step)``: ``lr * lr_decay ** floor(epoch / decay_epochs)`` (a staircase)."""
+    period = rc.decay_epochs * rc.steps_per_epoch
+
+    def lr_at(step: int) -> float:
+        return rc.lr * rc.lr_decay ** math.floor(step / period)
+    return lr_at
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, *,
+            channels_last: bool = True) -> torch.Tensor:
+    """Return float32 logits of ``model`` (eval mode, restored after) on uint8 images (N, H, W, C)."""
+    out = []
+    with runtime.eval_mode(model), torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = augment.normalise(x[start: start + batch_size], channels_last=channels_last)
+            out.append(model(xb).float())
+    return torch.cat(out)
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """Return ``{"accuracy", "loss"}`` of logits against labels (NaN logits count as wrong)."""
+    return {"accuracy": (logits.argmax(1) == y).float().mean().item(),
+            "loss": F.cross_entropy(logits, y).item()}
+
+
+def dense_eval_steps(rc: RunConfig) -> list[int]:
+    """Return the steps of the extra early evaluations (those the regular ones do not cover)."""
+    if not rc.dense_evals_per_epoch:
+        return []
+    every = max(1, rc.steps_per_epoch // rc.dense_evals_per_epoch)
+    regular = rc.steps_per_epoch // rc.evals_per_epoch
+    last = min(rc.steps, int(rc.dense_epochs * rc.steps_per_epoch))
+    return [s for s in range(every, last + 1, every) if s % regular and s < rc.steps]
+
+
+def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
+    """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
+    diverged, and its final test logits (float16) and labels."""
+    device = train.default_device()
+    x_tr, y_tr, x_te, y_te = cifar_uint8(rc.n_train, rc.n_test, str(device))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
+    model = build_model(rc).to(device)
+    net = train.Autocast(model, train.amp_dtype(device) if rc.amp else None)
+    aug = augment.Augment(pad=rc.pad, flip=rc.flip, jitter=rc.jitter, channels_last=rc.channels_last)
+    batches = augment.AugmentedBatches(data.batches(x_tr, y_tr, rc.batch_size, seed=rc.seed), aug)
+    spe = rc.steps_per_epoch
+
+    def eval_fn(m: nn.Module) -> dict:
+        return scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
+
+    def dense_eval(step, m, x, y) -> dict:   # a hook: recorded in History.measures
+        return eval_fn(m)
+
+    hist = train.fit(net, batches, steps=rc.steps, optimizer=optimizer(model, rc),
+                     lr_at=lr_schedule(rc), eval_fn=eval_fn, eval_every=spe // rc.evals_per_epoch,
+                     log_every=max(1, spe // 4), checkpoint=checkpoint, checkpoint_every=spe,
+                     hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name)
+    logits = predict(net, x_te, channels_last=rc.channels_last)
+    final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
+    return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
+            "max_accuracy": max(a for a in hist.evals["accuracy"] if math.isfinite(a)),
+            "final_accuracy": final,
+            "images_per_second": hist.steps_done * rc.batch_size / max(hist.seconds, 1e-9),
+            "test_logits": logits.cpu().numpy().astype(np.float16),
+            "test_labels": y_te.cpu().numpy().astype(np.int8)}
+
+
+def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
+    """Return the stored record of one run, training it if needed (resuming from its checkpoint
+    if an earlier attempt was killed; the checkpoint is removed once the record is stored)."""
+    ckpt = results.checkpoint_path(chapter, rc.name, rc)
+    record = results.load_or_run(chapter, rc.name, rc,
+                                 functools.partial(train_run, checkpoint=ckpt))
+    ckpt.unlink(missing_ok=True)
+    return record
+
+
+def run_table(cfg: AblationConfig) -> dict:
+    """Train (or load) every (row, seed) run; return per row its seeds' histories and summaries."""
+    out = {}
+    for row in cfg.rows:
+        runs = [run_one(cfg.run_config(row, seed)) for seed in cfg.seeds]
+        out[row] = {
+            "seeds": list(cfg.seeds),
+            "steps_per_epoch": runs[0]["steps_per_epoch"],
+            "history": [r["history"] for r in runs],
+            "diverged": [r["diverged"] for r in runs],
+            "max_accuracy": [r["max_accuracy"] for r in runs],
+            "final_accuracy": [r["final_accuracy"] for r in runs],
+            "images_per_second": [r["images_per_second"] for r in runs],
+        }
+    return out
+
+
+def run(cfg: AblationConfig) -> results.Record:
+    """Return the stored table of ``cfg`` (at the unmodified quick profile: the best stored record,
+    full, else reference), training and storing what is missing."""
+    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True)
+

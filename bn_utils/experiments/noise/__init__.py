@@ -1,0 +1,22 @@
+"""Chapter 07: is BN about internal covariate shift? (Santurkar et al. 2018, Sec. 2)
+
+Two experiments. (1) "Noisy BN": four VGGs train at one learning rate (standard, BN, BN followed
+by the paper's time-varying noise, and the standard network with the same noise); while they
+train we record the distribution of a few layers' inputs to the ReLU on a fixed batch (training
+mode, noise on). (2) Gradient-based ICS (the paper's Definition 2.1): at regular steps, how much
+the gradient of layer i changes when the layers before it take their SGD step, for the VGG at two
+learning rates and for the deep linear network.
+
+Read in this order: ``experiment`` (the configuration, the runs and their measurement hooks;
+one call trains or loads them all), ``tables`` (what the runs measure, summarised) and
+``figures``. The runs' training and storage are chapters 7 and 8's shared ``santurkar`` module.
+This package re-exports their names, so that the chapter calls ``noise.<name>`` whichever file
+holds it.
+"""
+
+from ..santurkar import LABELS, unpack  # noqa: F401
+from .experiment import (  # noqa: F401
+    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, make_hooks, run, runs)
+from .figures import (  # noqa: F401
+    ACCURACIES, plot_distributions, plot_ics, plot_moment_changes, plot_training)
+from .tables import ics_summary, ics_table, moment_changes, shift_summary, shift_table  # noqa: F401

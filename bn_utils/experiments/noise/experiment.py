@@ -1,0 +1,130 @@
+"""Chapter 07's experiment: its configuration, its runs (four VGGs with and without BN and noise,
+standard and BN VGGs and deep linear networks at other learning rates) and the hooks that
+measure internal covariate shift and the layers' input distributions while they train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ... import measure, models, results, train
+from ...norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
+from ...profiles import param
+from .. import santurkar as S
+
+CHAPTER = "07_santurkar_noise"
+NOISE_NETS = ("none", "bn", "noisy_bn", "noise")
+ICS_NETS = ("none", "bn")
+PERCENTILES = (5, 15, 50, 85, 95)
+# Santurkar et al. (2018), Appendix A (as this chapter cited it before; not re-checked against
+# the paper in this revision): test accuracy of their VGG after 15k steps, with and without BN
+PAPER = {"test_accuracy_bn": 0.83, "test_accuracy_standard": 0.80}
+
+
+@dataclass(frozen=True)
+class NoiseConfig(S.SanturkarConfig):
+    """Chapter 7's experiments (defaults: the paper's protocol, the ``full`` profile)."""
+
+    vgg_lrs: tuple = param((0.1, 0.01), "VGG learning rates: the noise comparison uses the first, "
+                                        "the ICS figure all (standard and BN)", item_min=1e-6)
+    dln_lrs: tuple = param((1e-6, 1e-7), "DLN learning rates (ICS figure)", item_min=1e-12)
+    ics_layers: tuple = param((5, 10), "VGG layers whose ICS is measured (1 = first conv)", item_min=1)
+    dln_ics_layers: tuple = param((9, 17), "DLN layers whose ICS is measured", item_min=1)
+    watch_layers: tuple = param((2, 9, 13), "VGG conv layers whose input distribution we plot", item_min=1)
+    noise_n_mu: float = param(N_MU, "noise: per-step unit mean mu ~ U(-n_mu, n_mu)", min=0.0)
+    noise_n_sigma: float = param(N_SIGMA, "noise: per-step unit scale sigma ~ U(1, n_sigma)", min=1.0)
+    noise_r_mu: float = param(R_MU, "noise: per-activation shift m ~ U(mu - r_mu, mu + r_mu)", min=0.0)
+    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(sigma, r_sigma)", min=0.0)
+
+    PROFILES: ClassVar[dict] = {
+        "full": {},
+        # reference: the paper's VGG-16 layout at a quarter of the channels on all 50,000 images,
+        # one seed; each VGG run <= 30 min and the chapter <= 2 h on an idle 2-core CPU
+        # (estimated from contended pilots: the chapter's notes)
+        "reference": {"vgg": "vgg16", "width": 0.25, "vgg_steps": 2500, "eval_every": 250,
+                      "measure_every": 100, "train_probe": 2000, "seeds": (0,)},
+        # quick/smoke: a VGG-11 (8 convolutions), whose standard version leaves the flat start
+        # of training within the few hundred steps a CPU can afford; the layers watched and
+        # measured sit at about the same relative depths as the paper's in VGG-16
+        "quick": {"vgg": "vgg11", "width": 0.125, "vgg_steps": 200, "n_train": 8192, "n_test": 1000,
+                  "train_probe": 500, "eval_every": 40, "measure_every": 40, "dln_steps": 600,
+                  "dln_measure_every": 40, "seeds": (0,), "ics_layers": (3, 6),
+                  "watch_layers": (2, 6, 8)},
+        "smoke": {"vgg": "vgg11", "width": 0.03125, "batch_size": 32, "vgg_steps": 8, "n_train": 256,
+                  "n_test": 100, "train_probe": 100, "eval_every": 4, "measure_every": 4,
+                  "dln_steps": 20, "dln_measure_every": 10, "seeds": (0,), "ics_layers": (3, 6),
+                  "watch_layers": (2, 6, 8)},
+    }
+
+    def validate(self) -> None:
+        """Check that the watched layers exist in the networks."""
+        super().validate()
+        n_conv = sum(1 for e in models.VGG_CONFIGS[self.vgg] if e != "M")
+        for name, layers, top in (("ics_layers", self.ics_layers, n_conv + 1),
+                                  ("watch_layers", self.watch_layers, n_conv),
+                                  ("dln_ics_layers", self.dln_ics_layers, self.dln_depth)):
+            if max(layers) > top:
+                raise ValueError(f"parameter {name}={layers} must be <= {top} for this network")
+
+    def norm_kwargs(self, norm: str) -> dict:
+        """Return the noise constants for the noisy layers."""
+        if norm in ("noisy_bn", "noise"):
+            return {"n_mu": self.noise_n_mu, "n_sigma": self.noise_n_sigma,
+                    "r_mu": self.noise_r_mu, "r_sigma": self.noise_r_sigma}
+        return {}
+
+
+def runs(cfg: NoiseConfig) -> list[S.Run]:
+    """Return the chapter's runs: four VGGs at the first LR, standard/BN at the other LRs, the DLNs."""
+    out = []
+    for seed in cfg.seeds:
+        out += [S.Run("vgg", norm, cfg.vgg_lrs[0], seed) for norm in NOISE_NETS]
+        out += [S.Run("vgg", norm, lr, seed) for lr in cfg.vgg_lrs[1:] for norm in ICS_NETS]
+        out += [S.Run("dln", norm, lr, seed) for lr in cfg.dln_lrs for norm in ICS_NETS]
+    return out
+
+
+def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
+    """Return the measurement hooks of one run: the ICS of the chosen layers at every measured
+    step, and (VGGs at the first LR) the activation statistics of the watched layers."""
+    vgg = ctx.run.arch == "vgg"
+    layers = cfg.ics_layers if vgg else cfg.dln_ics_layers
+    every = cfg.measure_every if vgg else cfg.dln_measure_every
+    weights = [models.weight_layers(ctx.model)[k - 1].weight for k in layers]
+
+    def ics(step, model, x, y):
+        rows = measure.gradient_ics(model, lambda m: ctx.loss_fn(m(x), y), weights, ctx.run.lr,
+                                    seed=step)
+        out = {}
+        for k, row in zip(layers, rows):
+            out[f"ics_l2_L{k}"], out[f"ics_cos_L{k}"], out[f"grad_norm_L{k}"] = \
+                row["l2"], row["cos"], row["norm"]
+        return out
+
+    todo = [ics]
+    if vgg and ctx.run.lr == cfg.vgg_lrs[0]:
+        watched = [models.relu_inputs(ctx.model)[k - 1] for k in cfg.watch_layers]
+        rng = np.random.default_rng(7)   # one random unit per watched layer, the same in all nets
+        units = [int(rng.integers(getattr(models.weight_layers(ctx.model)[k - 1], "out_channels")))
+                 for k in cfg.watch_layers]
+
+        def activations(step, model, x, y):
+            stats = measure.train_mode_activations(model, watched, ctx.probe_x, units=units,
+                                                   q=PERCENTILES, seed=10_000 + step)
+            out = {}
+            for k, s in zip(cfg.watch_layers, stats):
+                out[f"act_pct_L{k}"], out[f"act_mean_L{k}"], out[f"act_var_L{k}"] = \
+                    s["percentiles"], s["mean"], s["var"]
+            return out
+        todo.append(activations)
+    return {step: todo for step in S.measure_steps(ctx.steps, every)}
+
+
+def run(cfg: NoiseConfig) -> results.Record:
+    """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
+    else reference), training and storing every run that is missing."""
+    with train.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, "noise", cfg,
+                                   lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)

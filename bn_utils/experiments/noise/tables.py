@@ -1,0 +1,100 @@
+"""Chapter 07's numbers: how far the layers' input distributions move, the networks' final
+accuracies, and gradient-based ICS, summarised over training and seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import book, results
+from .. import santurkar as S
+from .experiment import ICS_NETS, NOISE_NETS
+
+
+def moment_changes(r: dict, layer: int) -> dict:
+    """Return, for one run and layer, how much the units' input distributions moved between
+    successive measurements (the paper's Fig. 8): the mean over units of |Δ mean| and
+    |Δ variance|, and the same relative to the layer's typical spread (divided by the mean over
+    units of the standard deviation, resp. the variance, at the earlier measurement)."""
+    mean, var = np.asarray(r[f"act_mean_L{layer}"]), np.asarray(r[f"act_var_L{layer}"])
+    d_mean, d_var = np.abs(np.diff(mean, axis=0)).mean(1), np.abs(np.diff(var, axis=0)).mean(1)
+    spread = np.sqrt(np.maximum(var[:-1], 0)).mean(1)
+    return {"step": np.asarray(r["measure_step"])[1: len(mean)], "d_mean": d_mean, "d_var": d_var,
+            "rel_d_mean": d_mean / np.maximum(spread, 1e-30),
+            "rel_d_var": d_var / np.maximum(var[:-1].mean(1), 1e-30)}
+
+
+
+def shift_summary(record: results.Record) -> dict:
+    """Return per network at the first LR: final training accuracy as trained (noise on, over the
+    last evaluation interval's batches), in evaluation mode, and test accuracy; per watched layer, the
+    median over training of the mean shift (absolute and relative to the layer's spread), each
+    averaged over seeds; with the number of seeds."""
+    runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
+    out = {}
+    for norm in NOISE_NETS:
+        group = S.group("vgg", norm, lr)
+        members = S.seeds_of(runs, group)
+        if not members:
+            continue
+        row = {"n": len(members), "train_batch_accuracy": S.final(runs, group, "train_batch_accuracy"),
+               "train_accuracy": S.final(runs, group, "train_accuracy"),
+               "test_accuracy": S.final(runs, group, "test_accuracy")}
+        for k in record.config["watch_layers"]:
+            ch = [moment_changes(m, k) for m in members if f"act_mean_L{k}" in m]
+            for key in ("d_mean", "rel_d_mean"):
+                vals = [float(np.median(c[key])) for c in ch]
+                row[f"{key}_L{k}"] = (float(np.mean(vals)), float(np.std(vals)))
+        out[norm] = row
+    return out
+
+
+def shift_table(record: results.Record) -> book.Table:
+    """Table: per network, final training accuracy (as trained, noise on; and in evaluation mode),
+    test accuracy, and each watched layer's typical shift
+    between measurements (median over training of |Δμ|, absolute and relative to the spread)."""
+    rows = []
+    for norm, v in shift_summary(record).items():
+        n = v["n"]
+        row = {"network": S.LABELS[norm],
+               "train acc. (noise on)": S.fmt_pm(*v["train_batch_accuracy"], n),
+               "train acc. (eval mode)": S.fmt_pm(*v["train_accuracy"], n),
+               "test acc.": S.fmt_pm(*v["test_accuracy"], n)}
+        for k in record.config["watch_layers"]:
+            row[f"L{k} |Δμ|"] = S.fmt_pm(*v[f"d_mean_L{k}"], n)
+            row[f"L{k} |Δμ|/σ"] = S.fmt_pm(*v[f"rel_d_mean_L{k}"], n)
+        rows.append(row)
+    return book.Table(rows)
+
+
+
+def ics_summary(record: results.Record, arch: str) -> dict:
+    """Return ``{(lr, layer, norm): {"l2": median, "cos": median, "rel": median ||G-G'||/||G||}}``
+    over training and seeds."""
+    runs, c = S.unpack(record), record.config
+    lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
+    layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
+    out = {}
+    for lr in lrs:
+        for k in layers:
+            for norm in ICS_NETS:
+                members = S.seeds_of(runs, S.group(arch, norm, lr))
+                if not members:
+                    continue
+                l2 = np.concatenate([np.asarray(m[f"ics_l2_L{k}"]) for m in members])
+                cos = np.concatenate([np.asarray(m[f"ics_cos_L{k}"]) for m in members])
+                norm_g = np.concatenate([np.asarray(m[f"grad_norm_L{k}"]) for m in members])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = l2 / norm_g
+                out[(lr, k, norm)] = {"l2": float(np.nanmedian(l2)), "cos": float(np.nanmedian(cos)),
+                                      "rel": float(np.nanmedian(rel))}
+    return out
+
+
+def ics_table(record: results.Record, arch: str) -> book.Table:
+    """Table: median over training (and seeds) of ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′)."""
+    rows = []
+    for (lr, k, norm), v in ics_summary(record, arch).items():
+        rows.append({"LR": f"{lr:g}", "layer": k, "network": S.LABELS[norm], "‖G−G′‖": v["l2"],
+                     "‖G−G′‖/‖G‖": v["rel"], "cos(G, G′)": v["cos"]})
+    return book.Table(rows, fmt={"‖G−G′‖": "{:.3g}", "‖G−G′‖/‖G‖": "{:.3g}", "cos(G, G′)": "{:.3f}"})
+

@@ -1,0 +1,29 @@
+"""Chapter 08: BN makes the loss landscape smoother (Santurkar et al. 2018, Sec. 3).
+
+At regular steps of training, from the current weights x, we walk along the negative gradient
+with a range of step sizes (VGG: [1/2, 4] × LR, DLN: [1/100, 30] × LR) and record the loss, the
+change of the gradient, and the "effective" beta-smoothness (``measure.gradient_landscape``).
+The VGG trains with and without BN and with the three ℓp normalisations; standard and BN VGGs
+also train (and are measured) at a larger learning rate; the deep linear network trains with every
+normalisation.
+
+Why more than the paper's comparison at one learning rate: trained at a fixed rate, gradient
+descent settles where the curvature along its path is about 2 / LR (the "edge of stability",
+Cohen et al. 2021), whatever the network, so the β met along training mostly reflects the rate.
+:func:`beta_comparison` gives the measurements that can separate the networks: β at
+initialisation (before any step), β at each learning rate beside 2 / LR, and β when both
+networks have reached the same training loss.
+
+Read in this order: ``experiment`` (the configuration, the runs and the landscape hooks; one
+call trains or loads them all), ``figures`` and ``tables`` (what the record shows). The runs'
+training and storage are chapter 7's and 8's shared ``santurkar`` module. This package
+re-exports their names, so that the chapter calls ``smoothness.<name>`` whichever file holds it.
+"""
+
+from ..santurkar import LABELS, unpack  # noqa: F401
+from .experiment import (  # noqa: F401
+    CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, make_hooks, record_lr, record_norms, run, runs)
+from .figures import plot_landscape, plot_large_lr, plot_step_profile, plot_training  # noqa: F401
+from .tables import (  # noqa: F401
+    beta_comparison, beta_table, claims_table, large_lr_summary, smoothness_summary,
+    smoothness_table)
