@@ -132,12 +132,25 @@ def _not_yet(chapter: str, claims: list[tuple[str, str, str]], records: list) ->
     return rows
 
 
+def _ch05(folder) -> list[dict]:
+    from .experiments import inception
+
+    rec = best_record(inception.CHAPTER, "ablation", folder)
+    if rec is None:
+        return [_row("05", "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015",
+                     "Fig. 3", None, None)]
+    held = {"yes": "yes", "no": "no"}
+    return [{"chapter": "05", "claim": h["claim"], "source": h["source"], "their number": h["their number"],
+             "ours (profile, seeds)": f"{h['ours']} ({_scale(rec)})",
+             "holds at our scale?": held.get(h["shown?"], "not tested at this scale")}
+            for h in inception.headlines(inception.summary(rec))]
+
+
 def _ch05_to_08(folder) -> list[dict]:
     def records(chapter):
         path = (folder or results.results_dir()) / chapter
         return [results.read(p) for p in sorted(path.glob("*.json"))] if path.exists() else []
-    return (_not_yet("05", [("BN lets Inception reach its accuracy in far fewer steps (BN-x5: 14× fewer)",
-                             "Ioffe & Szegedy 2015", "Fig. 2, Table 2")], records("05_cifar_inception"))
+    return (_ch05(folder)
             + _not_yet("06", [("an ensemble of BN networks improves on the best single network",
                                "Ioffe & Szegedy 2015", "4.9% top-5 validation error (Table 3)")],
                        records("06_ensemble"))

@@ -387,3 +387,26 @@ def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(m
     record = inc.run(cfg)
     assert trained == ["Inception_s0", "BN-x30_s0"]            # Inception was not trained again
     assert set(record.metrics) == {"Inception", "BN-x30"}
+
+
+def _row_summary(best, steps=None, speedup=None, resolution=None, diverged_at=None, seeds=1):
+    return {"max_accuracy": best, "max_accuracy_std": 0.0, "n_seeds": seeds, "steps_to_target": steps,
+            "speedup": speedup, "speedup_resolution": resolution, "diverged_at": diverged_at,
+            "target_at_chance": False}
+
+
+def test_headlines_count_a_speedup_only_beyond_its_resolution_and_mark_missing_rows():
+    summ = {"Inception": _row_summary(0.57, 1000, 1.0, 0.1),
+            "BN-Baseline": _row_summary(0.58, 800, 1.25, 0.3),      # 1.25 x (1 - 0.3) < 1
+            "BN-x5": _row_summary(0.66, 200, 5.0, 0.2),
+            "BN-x30": _row_summary(0.60, None),                        # never reached the target
+            "Inception-x30": _row_summary(0.10, diverged_at=300)}
+    by_claim = {h["claim"]: h for h in inc.headlines(summ)}
+    shown = {c.split(" ")[0] if "reaches" in c else c: h["shown?"] for c, h in by_claim.items()}
+    assert shown["BN-Baseline"] == "no" and shown["BN-x5"] == "yes" and shown["BN-x30"] == "no"
+    assert by_claim["BN-x30's best accuracy is above BN-x5's"]["shown?"] == "no"
+    assert by_claim["BN-x30's best accuracy is above Inception's"]["shown?"] == "yes"
+    sigmoid = [h for c, h in by_claim.items() if "sigmoid" in c][0]
+    assert sigmoid["shown?"] == "not run" and sigmoid["ours"] == "—"
+    fails = [h for c, h in by_claim.items() if "recipe fails" in c][0]
+    assert fails["shown?"] == "yes" and fails["ours"] == "diverged"

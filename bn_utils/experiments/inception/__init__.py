@@ -23,7 +23,8 @@ from chapter 05's BN-x30 runs instead of training them again.
 
 Read in this order: ``config`` (the rows, one run's config and the table's), ``training`` (one
 run and the table of runs, stored as records), ``speedups`` (curves, steps to the target, the
-speed-ups and the comparison with the paper) and ``figures``. This package re-exports their
+speed-ups and the comparison with the paper), ``headlines`` (the paper's claims beside a
+record) and ``figures``. This package re-exports their
 names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 """
 
@@ -31,6 +32,7 @@ from .config import (  # noqa: F401
     ABLATION_ROWS, BASE_LR, CHANCE, CHANCE_MARGIN, CHAPTER, PAPER_BATCH, ROWS, SANITY_ROWS,
     TARGET_ROW, AblationConfig, Row, RunConfig, planned_steps, rows_table)
 from .figures import plot  # noqa: F401
+from .headlines import headlines  # noqa: F401
 from .speedups import (  # noqa: F401
     LEVEL_GAIN, LEVEL_TAIL, PAPER, STUDENT, comparison, crossing_interval, curve, diverged_at,
     levelling, mean_curve, ordered_rows, paper_speedups, reach_text, steps_to_reach, summary)
