@@ -275,6 +275,14 @@ def to_tensor(x: np.ndarray, name: str, device=None, *, normalise: bool = True, 
     return t.contiguous()
 
 
+def mnist(cfg, device=None, *, flatten: bool = True, seed: int = 0):
+    """Return MNIST ``(x_train, y_train, x_test, y_test)`` as tensors on ``device``: ``cfg``'s
+    stratified subsets of ``cfg.n_train`` and ``cfg.n_test`` images, standardised, flat
+    784-vectors if ``flatten``."""
+    return tensors("mnist", device, flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test,
+                   seed=seed)
+
+
 def tensors(name: str, device=None, *, normalise: bool = True, flatten: bool = False,
             n_train: int | None = None, n_test: int | None = None, seed: int = 0):
     """Return ``(x_train, y_train, x_test, y_test)`` as tensors on ``device`` (images float32)."""

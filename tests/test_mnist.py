@@ -226,7 +226,7 @@ def test_init_labels_parse_and_reject_nonsense():
     assert mnist.init_label(*mnist.parse_init("gaussian:0.1")) == "gaussian:0.1"
     assert mnist.parse_init("lecun_uniform")[0] == "lecun_uniform"
     for bad in ("gaussian", "gaussian:-1", "gaussian:abc", "xavier"):
-        with pytest.raises(ValueError, match="lecun_uniform' or 'gaussian:STD"):
+        with pytest.raises(ValueError, match="must be 'gaussian:STD' with 0 < STD <= 10 or one of"):
             mnist.MnistConfig.for_profile("smoke", compare_inits=(bad,))
 
 

@@ -18,11 +18,12 @@ calls ``mnist.<name>`` whichever file holds it.
 """
 
 from ...stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
-from .config import ACTIVATIONS, CHAPTER, INITS, PERCENTILES, MnistConfig  # noqa: F401
+from .config import CHAPTER, COMPARED, PERCENTILES, MnistConfig  # noqa: F401
 from .config import init_label, parse_init  # noqa: F401
 from .figures import (  # noqa: F401
     COLORS, plot_activations, plot_batch_size_one, plot_figure1, plot_inits, plot_lr_search)
-from .nets import build_nets, load_data, stack_of  # noqa: F401
+from ...data import mnist as load_data  # noqa: F401 (the chapter's name for it)
+from .nets import build_nets, stack_of  # noqa: F401
 from .experiment import (  # noqa: F401
     AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs,
     train_all, train_inits)
