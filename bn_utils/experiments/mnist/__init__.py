@@ -11,7 +11,7 @@ Speed: the networks of a sweep are trained together as one ``bn_utils.stacked_ml
 (``S`` independent runs, each layer one batched matrix product for all of them).
 
 Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
-``training`` (the loop that trains a stack), ``rate_search`` (the learning-rate search),
+``training`` (a stack handed to ``train.fit``, the one training loop), ``rate_search`` (the learning-rate search),
 ``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``tables``
 and ``figures`` (what the runs show). This package re-exports their names, so that the chapter
 calls ``mnist.<name>`` whichever file holds it.
