@@ -275,6 +275,14 @@ def to_tensor(x: np.ndarray, name: str, device=None, *, normalise: bool = True, 
     return t.contiguous()
 
 
+def mnist(cfg, device=None, *, flatten: bool = True, seed: int = 0):
+    """Return MNIST ``(x_train, y_train, x_test, y_test)`` as tensors on ``device``: ``cfg``'s
+    stratified subsets of ``cfg.n_train`` and ``cfg.n_test`` images, standardised, flat
+    784-vectors if ``flatten``."""
+    return tensors("mnist", device, flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test,
+                   seed=seed)
+
+
 def tensors(name: str, device=None, *, normalise: bool = True, flatten: bool = False,
             n_train: int | None = None, n_test: int | None = None, seed: int = 0):
     """Return ``(x_train, y_train, x_test, y_test)`` as tensors on ``device`` (images float32)."""
@@ -340,3 +348,29 @@ class Batches:
 def batches(x, y, batch_size: int, *, seed: int = 0, drop_last: bool = True) -> Batches:
     """Return an endless iterator of ``(x_batch, y_batch)``, reshuffled each epoch (seeded)."""
     return Batches(x, y, batch_size, seed=seed, drop_last=drop_last)
+
+
+class ModelBatches:
+    """The minibatches of ``S`` models trained as one stack, model ``s``'s exactly those of
+    ``batches(x, y, batch_size, seed=seeds[s])``: ``next`` returns ``x`` ``(S, B, ...)`` and ``y``
+    ``(S, B)``, gathered with one ``index_select`` each; ``skip(n)`` skips every stream."""
+
+    def __init__(self, x, y, batch_size: int, seeds):
+        self.streams = [Batches(x, y, batch_size, seed=s) for s in seeds]
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __iter__(self) -> "ModelBatches":
+        return self
+
+    def __next__(self):
+        import torch
+
+        idx = torch.cat([s.next_indices() for s in self.streams])
+        shape = (len(self.streams), self.batch_size)
+        return (self.x.index_select(0, idx).view(*shape, *self.x.shape[1:]),
+                self.y.index_select(0, idx).view(shape))
+
+    def skip(self, n: int) -> None:
+        """Advance every stream past ``n`` batches without touching the data."""
+        for s in self.streams:
+            s.skip(n)

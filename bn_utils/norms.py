@@ -91,13 +91,48 @@ def _per_channel(v, x):
     return v.view([1, -1] + [1] * (x.dim() - 2))
 
 
-def _normalise(x, eps):
-    """Return (xhat, inv_std) for x normalised per channel with the biased batch variance."""
-    dims = _reduce_dims(x)
+def batch_statistics(x, eps, dims=None):
+    """Return (xhat, mean, var, inv_std) of x normalised per channel with the biased batch
+    variance ``var`` (keepdim shapes); the statistics are over ``dims`` (default: every dim but
+    C). Plain torch ops, so differentiable (the closed-form backward below relies on it)."""
+    dims = _reduce_dims(x) if dims is None else dims
     mean = x.mean(dims, keepdim=True)
-    var = (x - mean).square().mean(dims, keepdim=True)
+    centred = x - mean
+    var = centred.square().mean(dims, keepdim=True)
     inv_std = torch.rsqrt(var + eps)
-    return (x - mean) * inv_std, inv_std
+    return centred * inv_std, mean, var, inv_std
+
+
+def batchnorm_grads(dout, xhat, scale, dims):
+    """Return (dx, dgamma, dbeta) of BN by the closed form, ``scale = gamma * inv_std`` per
+    channel (keepdim shape), statistics over ``dims``:
+    dx = scale / m * (m * dout - sum(dout) - xhat * sum(dout * xhat))."""
+    m = math.prod(dout.shape[d] for d in dims)
+    dbeta = dout.sum(dims, keepdim=True)
+    dgamma = (dout * xhat).sum(dims, keepdim=True)
+    dx = (scale / m) * (m * dout - dbeta - xhat * dgamma)
+    return dx, dgamma, dbeta
+
+
+def update_running(running_mean, running_var, batch_mean, batch_var, factor):
+    """Return nothing; fold a batch's mean and unbiased variance into the running statistics,
+    ``running = (1 - factor) * running + factor * batch`` (PyTorch's convention)."""
+    with torch.no_grad():
+        running_mean.mul_(1 - factor).add_(factor * batch_mean)
+        running_var.mul_(1 - factor).add_(factor * batch_var)
+
+
+def affine_from_stats(mean, var, gamma, beta, eps):
+    """Return (scale, shift) with BN(x) = scale * x + shift when it normalises with the fixed
+    statistics ``mean``, ``var``: scale = gamma / sqrt(var + eps), shift = beta - mean * scale
+    (gamma, beta may be None: 1 and 0)."""
+    scale = torch.rsqrt(var + eps)
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -mean * scale
+    if beta is not None:
+        shift = shift + beta
+    return scale, shift
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -112,7 +147,7 @@ class BatchNormFunction(torch.autograd.Function):
         """Return gamma * xhat + beta, xhat normalised over all dims but C."""
         if x.dim() < 2:
             raise ValueError(f"BatchNormFunction expects (N, C, *) input, got {x.dim()}D input")
-        xhat, _ = _normalise(x, eps)
+        xhat = batch_statistics(x, eps)[0]
         out = xhat
         if gamma is not None:
             out = out * _per_channel(gamma, x)
@@ -129,18 +164,12 @@ class BatchNormFunction(torch.autograd.Function):
         """Return (dx, dgamma, dbeta, None) by the closed form, itself differentiable."""
         x, gamma = ctx.saved_tensors
         dims = _reduce_dims(x)
-        m = x.numel() // x.shape[1]  # values per channel, the N of the NumPy version
-        xhat, inv_std = _normalise(x, ctx.eps)
-        sum_dout = dout.sum(dims, keepdim=True)
-        sum_dout_xhat = (dout * xhat).sum(dims, keepdim=True)
-        dx = dgamma = dbeta = None
-        if ctx.needs_input_grad[0]:
-            scale = inv_std / m if gamma is None else _per_channel(gamma, x) * inv_std / m
-            dx = scale * (m * dout - sum_dout - xhat * sum_dout_xhat)
-        if gamma is not None and ctx.needs_input_grad[1]:
-            dgamma = sum_dout_xhat.reshape(-1)
-        if ctx.needs_input_grad[2]:
-            dbeta = sum_dout.reshape(-1)
+        xhat, _, _, inv_std = batch_statistics(x, ctx.eps)
+        scale = inv_std if gamma is None else _per_channel(gamma, x) * inv_std
+        dx, sum_dout_xhat, sum_dout = batchnorm_grads(dout, xhat, scale, dims)
+        dx = dx if ctx.needs_input_grad[0] else None
+        dgamma = sum_dout_xhat.reshape(-1) if gamma is not None and ctx.needs_input_grad[1] else None
+        dbeta = sum_dout.reshape(-1) if ctx.needs_input_grad[2] else None
         return dx, dgamma, dbeta, None
 
 
@@ -256,8 +285,7 @@ class _BatchNorm(nn.Module):
             # One value per channel (allow_single_value): 0/0; the biased variance, 0, instead.
             single = x.numel() == x.shape[1]
             batch_var = x.var(dims, correction=0 if single else 1)
-            self.running_mean.mul_(1 - factor).add_(factor * batch_mean)
-            self.running_var.mul_(1 - factor).add_(factor * batch_var)
+            update_running(self.running_mean, self.running_var, batch_mean, batch_var, factor)
 
     # -- forward ----------------------------------------------------------------------------
 
@@ -332,13 +360,13 @@ def _scale_shift_float64(bn):
     mean, var = _running_stats_or_raise(bn)
     with torch.no_grad():
         # float64 so that callers who combine these with other weights round only once.
-        scale = torch.rsqrt(var.double() + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight.double()
-        shift = -mean.double() * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias.double()
-    return scale, shift
+        return affine_from_stats(mean.double(), var.double(), _double(bn.weight),
+                                 _double(bn.bias), bn.eps)
+
+
+def _double(t):
+    """Return ``t`` as float64, or None."""
+    return None if t is None else t.double()
 
 
 def bn_affine(bn):

@@ -292,7 +292,10 @@ class StackedSGD(torch.optim.Optimizer):
                     torch._foreach_add_(bufs, grads)
                 grads = bufs
             lr = self._per_model_values(group["lr"], "lr")
-            rates = [a * b for a, b in zip(lr, self.model_lr)]
-            torch._foreach_add_(params, torch._foreach_mul(grads, [self._expand(rates, p, "lr")
-                                                                   for p in params]), alpha=-1.0)
+            rates = [-a * b for a, b in zip(lr, self.model_lr)]
+            torch._foreach_addcmul_(params, grads, [self._expand(rates, p, "lr") for p in params])
         return None
+
+    def stop_model(self, i: int) -> None:
+        """Set model ``i``'s learning rate to 0 (a diverged model of a stack stops there)."""
+        self.model_lr = [0.0 if j == i else r for j, r in enumerate(self.model_lr)]

@@ -17,7 +17,7 @@ import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -105,6 +105,15 @@ def _tqdm():
     return tqdm
 
 
+def _plain(value):
+    """Return a metric as a float, or nested lists of floats (one entry per stacked model)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return float(value)
+
+
 def _without_side_effects(hook: Callable, step: int, model: nn.Module, x, y):
     """Run a measuring hook, then restore the RNG, BN buffers, gradients and mode it may touch;
     return what the hook returned."""
@@ -175,6 +184,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         lr_at: Callable[[int], float] | None = None,
         eval_fn: Callable[[nn.Module], dict] | None = None,
         eval_every: int = 0,
+        eval_steps: Sequence[int] = (),
         log_every: int = 50,
         hooks: dict[int, list[Callable]] | Callable | None = None,
         checkpoint: Path | str | None = None,
@@ -183,10 +193,12 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
     ``lr_at(step)`` sets the learning rate before each step (a schedule); ``loss_fn`` returns a
-    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked`: their sum is
-    minimised, each is logged, a model that diverges is recorded and the others go on; see
-    :meth:`History.split`); ``eval_fn(model)`` returns a dict of metrics (numbers, or one per
-    model), run at step 0, every ``eval_every`` steps and at the end;
+    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked`,
+    :mod:`bn_utils.stacked_mlp`: their sum is minimised, each is logged, a model that diverges
+    is recorded and, if the optimizer has ``stop_model(i)`` (``StackedSGD``), stopped there
+    while the others go on; see :meth:`History.split`); ``eval_fn(model)`` returns a dict of
+    metrics (numbers, or arrays with one entry per model), run at step 0, every ``eval_every``
+    steps, at the steps listed in ``eval_steps`` and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
     has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
@@ -214,14 +226,17 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         else:
             for _ in range(start):
                 next(batches)
+        for i, at in enumerate(hist.diverged_at if isinstance(hist.diverged_at, list) else []):
+            if at is not None and hasattr(optimizer, "stop_model"):
+                optimizer.stop_model(i)
+    wanted = set(eval_steps)
 
     def run_eval(step: int) -> None:
         if eval_fn is None:
             return
         hist.eval_step.append(step)
-        for k, v in eval_fn(model).items():   # a number, or one per model (a list or tensor)
-            v = v.tolist() if isinstance(v, torch.Tensor) else v
-            hist.evals.setdefault(k, []).append([float(x) for x in v] if isinstance(v, list) else float(v))
+        for k, v in eval_fn(model).items():   # a number, or one per model (a list or array)
+            hist.evals.setdefault(k, []).append(_plain(v))
 
     if start == 0:
         run_eval(0)
@@ -271,13 +286,16 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
                 for i, gone in enumerate(is_diverged(mean_loss, hist.start_loss)):
                     if gone and hist.diverged_at[i] is None:
                         hist.diverged_at[i] = done
+                        if hasattr(optimizer, "stop_model"):
+                            optimizer.stop_model(i)
                 if all(at is not None for at in hist.diverged_at):
                     hist.diverged, hist.steps_done = True, done
                     break
             elif is_diverged(mean_loss, hist.start_loss):
                 hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
                 break
-        if eval_fn is not None and eval_every and (done % eval_every == 0) and done != steps:
+        if eval_fn is not None and done != steps and (
+                (eval_every and done % eval_every == 0) or done in wanted):
             run_eval(done)
         if bar is not None:
             bar.update(1)

@@ -265,3 +265,18 @@ def test_the_shipped_files_match_their_sha256sums():
     for name in ("mnist.npz", "cifar10_jpeg.npz"):
         if (folder / name).exists():
             data.verify_checksum(folder / name)
+
+
+def test_model_batches_are_each_seeds_own_batches_and_skip_alike():
+    x, y = torch.randn(50, 3), torch.arange(50)
+    together = data.ModelBatches(x, y, 7, seeds=[4, 0, 4])
+    alone = [data.batches(x, y, 7, seed=s) for s in (4, 0, 4)]
+    together.skip(3)
+    for b in alone:
+        b.skip(3)
+    for _ in range(12):   # past the end of an epoch (7 batches of 7 from 50)
+        xs, ys = next(together)
+        assert xs.shape == (3, 7, 3) and ys.shape == (3, 7)
+        for s, b in enumerate(alone):
+            xb, yb = next(b)
+            assert torch.equal(xs[s], xb) and torch.equal(ys[s], yb)

@@ -140,6 +140,18 @@ def test_a_diverging_model_stops_alone():
     assert np.isnan(out["w"][-1, 0]) and np.isfinite(out["w"][:, 1]).all()
 
 
+def test_when_every_model_diverges_the_arrays_still_reach_the_last_step():
+    torch.manual_seed(1)
+    x, y = torch.randn(60, 20) * 30, torch.randint(0, 10, (60,))
+    stack = mnist.StackedMLP.from_models(small_nets([("relu", False, 0), ("relu", False, 1)]))
+    out = mnist.train_stack(stack, x, y, [0, 1], steps=40, batch_size=10, lr=1e4, log_every=5,
+                            eval_fn=lambda s: {"w": s.weight[0].sum((1, 2))},
+                            eval_steps=[0, 20, 40])
+    assert all(at is not None for at in out["diverged_at"])
+    assert list(out["log_step"]) == list(range(5, 41, 5)) and out["train_loss"].shape == (8, 2)
+    assert list(out["eval_step"]) == [0, 20, 40] and np.isnan(out["w"][-1]).all()
+
+
 def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(tmp_path):
     torch.manual_seed(2)
     x, y = torch.randn(50, 20), torch.randint(0, 10, (50,))
@@ -226,7 +238,7 @@ def test_init_labels_parse_and_reject_nonsense():
     assert mnist.init_label(*mnist.parse_init("gaussian:0.1")) == "gaussian:0.1"
     assert mnist.parse_init("lecun_uniform")[0] == "lecun_uniform"
     for bad in ("gaussian", "gaussian:-1", "gaussian:abc", "xavier"):
-        with pytest.raises(ValueError, match="lecun_uniform' or 'gaussian:STD"):
+        with pytest.raises(ValueError, match="must be 'gaussian:STD' with 0 < STD <= 10 or one of"):
             mnist.MnistConfig.for_profile("smoke", compare_inits=(bad,))
 
 

@@ -69,3 +69,25 @@ def test_bad_widths_activations_and_mixed_widths_are_refused():
     with pytest.raises(ValueError, match="same widths"):
         StackedMLP.from_models([a, b])
     assert np.isfinite(StackedMLP.from_models([a]).weight[0].detach().numpy()).all()
+
+
+def test_hand_written_backward_equals_autograd_of_each_ordinary_net_in_float64():
+    """Mixed nonlinearities and BN flags: every gradient (weights, biases, gamma, beta) and the
+    running statistics equal those of the ordinary nets, to float64 round-off."""
+    specs = [("sigmoid", False, 0), ("sigmoid", True, 1), ("relu", True, 2), ("tanh", False, 3),
+             ("linear", True, 4)]
+    nets = [n.double() for n in small_nets(specs)]
+    stack = StackedMLP.from_models(nets).double()
+    x, y = torch.randn(len(nets), 9, 20, dtype=torch.double), torch.randint(0, 10, (len(nets), 9))
+    per_model_loss(stack(x), y).sum().backward()
+    for i, net in enumerate(nets):
+        F.cross_entropy(net(x[i]), y[i]).backward()
+        for layer, lin in enumerate(m for m in net if isinstance(m, nn.Linear)):
+            torch.testing.assert_close(stack.weight[layer].grad[i], lin.weight.grad, rtol=0, atol=1e-13)
+            if lin.bias is not None:
+                torch.testing.assert_close(stack.bias[layer].grad[i, :, 0], lin.bias.grad, rtol=0, atol=1e-13)
+        for layer, bn in enumerate(m for m in net if isinstance(m, nn.BatchNorm1d)):
+            torch.testing.assert_close(stack.gamma[layer].grad[i, :, 0], bn.weight.grad, rtol=0, atol=1e-13)
+            torch.testing.assert_close(stack.beta[layer].grad[i, :, 0], bn.bias.grad, rtol=0, atol=1e-13)
+            torch.testing.assert_close(getattr(stack, f"running_var{layer}")[i], bn.running_var,
+                                       rtol=0, atol=1e-13)

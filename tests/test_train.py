@@ -201,3 +201,14 @@ def test_every_torch_load_in_the_package_is_weights_only():
     calls = [(p.name, m.group(0)) for p in package.rglob("*.py")
              for m in re.finditer(r"torch\.load\([^)]*\)", p.read_text())]
     assert calls and all("weights_only=True" in call for _, call in calls), calls
+
+
+def test_evaluates_at_listed_steps_too():
+    x, y = _toy()
+    model = models.mlp((20, 8, 4))
+    hist = train.fit(model, data.batches(x, y, 32, seed=0), steps=30,
+                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                     eval_fn=lambda m: {"per_model": torch.tensor([[1.0, 2.0]])},
+                     eval_every=20, eval_steps=[5, 7], progress=False)
+    assert hist.eval_step == [0, 5, 7, 20, 30]
+    assert hist.evals["per_model"][0] == [[1.0, 2.0]]   # nested metrics stay nested

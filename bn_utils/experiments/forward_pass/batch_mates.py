@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, _mnist, one_thread
+from ... import data, norms, results, runtime, train
+from .config import CHAPTER, ForwardConfig, _bn_mlp, one_thread
 
 
 def stacked_train_forward(model: nn.Sequential, batches: torch.Tensor) -> torch.Tensor:
@@ -17,9 +17,7 @@ def stacked_train_forward(model: nn.Sequential, batches: torch.Tensor) -> torch.
     h = batches
     for layer in model:
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            mean = h.mean(1, keepdim=True)
-            var = h.var(1, keepdim=True, correction=0)
-            h = (h - mean) * torch.rsqrt(var + layer.eps)
+            h = norms.batch_statistics(h, layer.eps, dims=[1])[0]   # over each batch's B rows
             if layer.weight is not None:
                 h = h * layer.weight
             if layer.bias is not None:
@@ -67,7 +65,7 @@ def measure_batch_dependence(cfg: ForwardConfig) -> dict:
     """Train the BN MLP for ``cfg.steps`` steps, then return its ``batch_dependence`` on
     ``cfg.spread_examples`` test images (batch mates from the training set) and its accuracy."""
     device = runtime.default_device()
-    x_tr, y_tr, x_te, y_te = _mnist(cfg, device)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, device, seed=cfg.seed)
     model = _bn_mlp(cfg, device=device)
     hist = train.fit(model, data.batches(x_tr, y_tr, cfg.batch_size, seed=cfg.seed),
                      steps=cfg.steps, optimizer=torch.optim.SGD(model.parameters(), lr=cfg.lr),

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ... import data, models, runtime
+from ... import models, runtime
 from ...profiles import SEED_MAX, Config, param
 
 CHAPTER = "02_forward_pass"
@@ -85,12 +85,6 @@ class ForwardConfig(Config):
                              f"n_test={self.n_test}")
         if any(m > 1 for m in self.momenta):
             raise ValueError(f"parameter momenta={self.momenta} must lie in (0, 1]")
-
-
-def _mnist(cfg: ForwardConfig, device=None):
-    """Return MNIST as flat float tensors on ``device`` (default: the CPU), ``cfg``'s subsets."""
-    return data.tensors("mnist", device, flatten=True, n_train=cfg.n_train, n_test=cfg.n_test,
-                        seed=cfg.seed)
 
 
 def _bn_mlp(cfg: ForwardConfig, norm="bn", device=None) -> nn.Sequential:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ... import data, norms, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, _mnist, _stats_over, one_thread
+from .config import CHAPTER, ForwardConfig, _bn_mlp, _stats_over, one_thread
 
 # The three normalisations trained side by side.
 EVAL_BRANCH_NETS = ("torch BN", "eval-branch BN (buggy)", "no BN")
@@ -47,7 +47,7 @@ def eval_branch_symptoms(cfg: ForwardConfig) -> list[dict]:
     """Return, for torch's BN, ours and the eval-branch BN on one real batch of first-layer
     pre-activations in train mode: the output's per-feature mean and std, its difference from
     torch's output and |Σ_batch ∂L/∂x| (zero when the gradient flows through the batch mean)."""
-    x_tr, _, _, _ = _mnist(cfg)
+    x_tr, _, _, _ = data.mnist(cfg, seed=cfg.seed)
     runtime.seed_everything(cfg.seed)
     with torch.no_grad():
         x = nn.Linear(784, cfg.hidden[0], bias=False)(x_tr[: cfg.batch_size])
@@ -99,7 +99,7 @@ def eval_branch_training(cfg: ForwardConfig) -> dict:
     ``cfg.bug_lr``, from the same initial weights and batches; return each run's History, with
     test accuracy, hidden weight norm and sigmoid saturation at the start and the end."""
     device = runtime.default_device()
-    x_tr, y_tr, x_te, y_te = _mnist(cfg, device)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, device, seed=cfg.seed)
     norms_by_name = {"torch BN": "bn", "eval-branch BN (buggy)": EvalBranchBatchNorm1d,
                      "no BN": "none"}
 

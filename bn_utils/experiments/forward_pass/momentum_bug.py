@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ... import data, models, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, _mnist, one_thread
+from .config import CHAPTER, ForwardConfig, _bn_mlp, one_thread
 
 # The PyTorch default, a Keras momentum pasted into PyTorch, and the opposite slip.
 BUG_MOMENTA = {"0.1 (PyTorch default)": 0.1, "0.99 (Keras 0.99 pasted)": 0.99,
@@ -71,7 +71,7 @@ def momentum_bug_runs(cfg: ForwardConfig) -> dict:
     the full training subset, the test accuracy, and that of the same weights with exact
     statistics."""
     device = runtime.default_device()
-    x_tr, y_tr, x_te, y_te = _mnist(cfg, device)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, device, seed=cfg.seed)
     out, final_weights = {}, []
     for label, momentum in BUG_MOMENTA.items():
         model = _bn_mlp(cfg, norm=lambda w, m=momentum: nn.BatchNorm1d(w, momentum=m),

@@ -11,18 +11,19 @@ Speed: the networks of a sweep are trained together as one ``bn_utils.stacked_ml
 (``S`` independent runs, each layer one batched matrix product for all of them).
 
 Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
-``training`` (the loop that trains a stack), ``rate_search`` (the learning-rate search),
+``training`` (a stack handed to ``train.fit``, the one training loop), ``rate_search`` (the learning-rate search),
 ``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``tables``
 and ``figures`` (what the runs show). This package re-exports their names, so that the chapter
 calls ``mnist.<name>`` whichever file holds it.
 """
 
-from ...stacked_mlp import ACT_FNS, StackedMLP, accuracy, per_model_loss  # noqa: F401
-from .config import ACTIVATIONS, CHAPTER, INITS, PERCENTILES, MnistConfig  # noqa: F401
+from ...stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
+from .config import CHAPTER, COMPARED, PERCENTILES, MnistConfig  # noqa: F401
 from .config import init_label, parse_init  # noqa: F401
 from .figures import (  # noqa: F401
     COLORS, plot_activations, plot_batch_size_one, plot_figure1, plot_inits, plot_lr_search)
-from .nets import build_nets, load_data, stack_of  # noqa: F401
+from ...data import mnist as load_data  # noqa: F401 (the chapter's name for it)
+from .nets import build_nets, stack_of  # noqa: F401
 from .experiment import (  # noqa: F401
     AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs,
     train_all, train_inits)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ... import models
 from ...profiles import SEED_MAX, Config, param
 
 CHAPTER = "04_mnist"
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-INITS = ("gaussian", "lecun_uniform")
+# The nonlinearities compared by default (any of ``models.ACTIVATIONS`` may be chosen)
+COMPARED = ("sigmoid", "tanh", "relu")
 PERCENTILES = (15, 50, 85)
 
 
@@ -21,11 +22,11 @@ class MnistConfig(Config):
     steps: int = param(50_000, "SGD steps per network (paper: 50,000)", min=1)
     batch_size: int = param(60, "examples per minibatch (paper: 60)", min=1)
     hidden: tuple = param((100, 100, 100), "hidden layer widths (paper: 3 x 100)", item_min=1)
-    activations: tuple = param(ACTIVATIONS, "hidden nonlinearities compared (paper: sigmoid)",
-                               choices=ACTIVATIONS)
+    activations: tuple = param(COMPARED, "hidden nonlinearities compared (paper: sigmoid)",
+                               choices=tuple(models.ACTIVATIONS))
     seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0, max=SEED_MAX)
     init: str = param("gaussian", "initial weights: gaussian (paper) or lecun_uniform "
-                      "(the student reproduction)", choices=INITS)
+                      "(the student reproduction)", choices=models.INITS)
     init_std: float = param(0.01, "std of the Gaussian initial weights (paper: 'small')",
                             min=1e-6, max=10.0)
     lr: float = param(0.0, "SGD learning rate of both nets; 0: the search's choice per activation",
@@ -101,8 +102,9 @@ def init_label(init: str, std: float) -> str:
 
 
 def parse_init(label: str) -> tuple[str, float]:
-    """Return ``(scheme, std)`` of an initialisation label (the inverse of ``init_label``)."""
-    if label == "lecun_uniform":
+    """Return ``(scheme, std)`` of an initialisation label (the inverse of ``init_label``):
+    ``gaussian:STD`` or another scheme of ``models.INITS``."""
+    if label in models.INITS and label != "gaussian":
         return label, 0.0
     scheme, _, std = label.partition(":")
     try:
@@ -110,6 +112,7 @@ def parse_init(label: str) -> tuple[str, float]:
     except ValueError:
         value = float("nan")
     if scheme != "gaussian" or not 0 < value <= 10:
-        raise ValueError(f"initialisation {label!r} must be 'lecun_uniform' or 'gaussian:STD' "
-                         "with 0 < STD <= 10")
+        others = ", ".join(repr(i) for i in models.INITS if i != "gaussian")
+        raise ValueError(f"initialisation {label!r} must be 'gaussian:STD' with 0 < STD <= 10 "
+                         f"or one of {others}")
     return scheme, value

@@ -12,7 +12,7 @@ from torch import nn
 from ... import data, norms, results, runtime, train
 from ...stacked_mlp import StackedMLP
 from .config import CHAPTER, PERCENTILES, MnistConfig, init_label
-from .nets import build_nets, load_data, stack_of
+from .nets import build_nets, stack_of
 from .rate_search import learning_rates
 from .training import eval_schedule, train_stack
 
@@ -45,7 +45,7 @@ def evaluate_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, units: i
 def _train(cfg: MnistConfig, specs: list[dict], steps: int, name: str) -> dict:
     """Train the networks ``specs`` as one stack for ``steps`` steps on the training set; return
     the test metrics and percentiles over training, and ``specs`` as ``models``."""
-    x_tr, y_tr, x_te, y_te = load_data(cfg, runtime.default_device())
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, runtime.default_device())
     ckpt = results.checkpoint_path(CHAPTER, name, cfg) if cfg.checkpoint_every else None
     out = train_stack(stack_of(cfg, specs, x_tr.device), x_tr, y_tr, [m["seed"] for m in specs],
                       steps=steps, batch_size=cfg.batch_size, lr=[m["lr"] for m in specs],
@@ -87,7 +87,7 @@ def batch_size_one(cfg: MnistConfig) -> dict:
     how far each layer's weights moved, and how much its training-mode output varies across
     single test images."""
     lr = learning_rates(cfg)["sigmoid"]
-    x_tr, y_tr, x_te, y_te = load_data(cfg, runtime.default_device())
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, runtime.default_device())
     seed = cfg.seeds[0]
     net = build_nets(cfg, "sigmoid", seed, norm=AnyBatchNorm1d)[1].to(x_tr.device)
     before = [m.weight.detach().clone() for m in net if isinstance(m, nn.Linear)]

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ... import data, models, runtime
+from ... import models, runtime
 from ...stacked_mlp import StackedMLP
 from .config import MnistConfig, parse_init
 
@@ -31,12 +31,6 @@ def build_nets(cfg: MnistConfig, activation: str, seed: int, init: str | None = 
             if b.bias is not None:   # only the output layer keeps its bias under BN
                 b.bias.copy_(a.bias)
     return plain, normed
-
-
-def load_data(cfg: MnistConfig, device=None) -> tuple[torch.Tensor, ...]:
-    """Return MNIST ``(x_train, y_train, x_test, y_test)`` as flat, standardised tensors."""
-    return data.tensors("mnist", device, flatten=True, n_train=cfg.n_train, n_test=cfg.n_test,
-                        seed=0)
 
 
 def stack_of(cfg: MnistConfig, specs: Sequence[dict], device) -> StackedMLP:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import results, runtime
+from ... import data, results, runtime
 from ...stacked_mlp import StackedMLP, accuracy
 from .config import CHAPTER, MnistConfig, init_label
-from .nets import load_data, stack_of
+from .nets import stack_of
 from .training import eval_schedule, train_stack
 
 
@@ -18,7 +18,7 @@ def lr_search(cfg: MnistConfig) -> dict:
     net with each of ``compare_inits``, at every learning rate of ``lr_grid`` and search seed, on
     the training images less ``val_size`` held-out ones; return their validation accuracy over
     training and the chosen learning rates (``chosen_lr[init][activation]``: best final mean)."""
-    x, y, _, _ = load_data(cfg, runtime.default_device())
+    x, y, _, _ = data.mnist(cfg, runtime.default_device())
     device = x.device
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2015)).to(device)
     val, fit_idx = perm[: cfg.val_size], perm[cfg.val_size:]
