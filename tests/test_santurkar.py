@@ -87,7 +87,8 @@ def test_record_names_with_dots_do_not_collide():
 def test_smoothness_config_runs_and_step_sizes():
     cfg = smoothness.SmoothnessConfig.for_profile("quick")
     names = [r.name for r in smoothness.runs(cfg)]
-    assert len(names) == len(set(names)) == 5 + 2 + 3
+    # one run per VGG norm, the two paper nets again at the large rate, one per DLN norm
+    assert len(names) == len(set(names)) == len(cfg.vgg_norms) + 2 + len(cfg.dln_norms)
     assert "vgg_bn_lr0.5_s0" in names and "dln_l1_lr1e-06_s0" in names
     eta = cfg.step_sizes("vgg")
     assert eta[0] == pytest.approx(0.05) and eta[-1] == pytest.approx(0.4) and len(eta) == cfg.n_step_sizes
