@@ -170,7 +170,7 @@ def _ch09(folder) -> list[dict]:
     recs = {n: best_record(P.CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
         return [_row("09", "the practitioner's claims about BN (chapter 9)", "primer", "—", None, None)]
-    cfg = P.PracticeConfig(**recs["batch_sweep"].config)
+    cfg = P.PracticeConfig.from_record(recs["batch_sweep"])
     scale = f"{_scale(recs['batch_sweep'])}; the GA and the timings: one"
     rows = []
     for c in C.claims(recs, cfg):

@@ -123,4 +123,4 @@ def batch_one(cfg: MnistConfig) -> results.Record:
 def config_of(record: results.Record) -> MnistConfig:
     """Return the configuration a stored record was made with (the ``full`` one, when a chapter
     at the ``quick`` profile shows the stored full runs)."""
-    return MnistConfig(**record.config)
+    return MnistConfig.from_record(record)
