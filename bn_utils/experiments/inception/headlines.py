@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
-from .speedups import PAPER, paper_speedups
+from .speedups import PAPER, _pm, paper_speedups
 
 SOURCE = "Ioffe & Szegedy 2015"
 
 
 def _accuracy(s: dict) -> str:
     """Return a row's best accuracy as text, with its spread over seeds when there are several."""
-    spread = f" ± {100 * s['max_accuracy_std']:.1f}" if s["n_seeds"] > 1 else ""
-    return f"{100 * s['max_accuracy']:.1f}{spread} %"
+    return f"{_pm(s['max_accuracy'], s['max_accuracy_std'], s['n_seeds'])} %"
 
 
 def _faster(s: dict) -> tuple[str, bool]:
