@@ -145,14 +145,23 @@ def _ch05(folder) -> list[dict]:
             for h in inception.headlines(inception.summary(rec))]
 
 
+def _ch06(folder) -> list[dict]:
+    from .experiments import ensemble
+
+    rec = best_record(ensemble.CHAPTER, "ensemble", folder)
+    if rec is None:
+        return [_row("06", "an ensemble of BN networks is more accurate than its best member",
+                     "Ioffe & Szegedy 2015", "Table 3", None, None)]
+    return [{"chapter": "06", "claim": h["claim"], "source": h["source"], "their number": h["their number"],
+             "ours (profile, seeds)": f"{h['ours']} ({rec.profile})", "holds at our scale?": h["shown?"]}
+            for h in ensemble.headlines(rec)]
+
+
 def _ch05_to_08(folder) -> list[dict]:
     def records(chapter):
         path = (folder or results.results_dir()) / chapter
         return [results.read(p) for p in sorted(path.glob("*.json"))] if path.exists() else []
-    return (_ch05(folder)
-            + _not_yet("06", [("an ensemble of BN networks improves on the best single network",
-                               "Ioffe & Szegedy 2015", "4.9% top-5 validation error (Table 3)")],
-                       records("06_ensemble"))
+    return (_ch05(folder) + _ch06(folder)
             + _not_yet("07", [("BN with injected noise trains about as well as BN", "Santurkar et al. 2018", "Fig. 2"),
                               ("BN does not reduce gradient-based internal covariate shift",
                                "Santurkar et al. 2018", "Fig. 3")], records("07_santurkar_noise"))

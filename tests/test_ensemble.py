@@ -79,6 +79,10 @@ def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatc
     assert record["gain_top1"] == pytest.approx(record["ensemble"]["top1"] - max(top1))
     assert record["ensemble"]["top5"] >= record["ensemble"]["top1"]
     assert len(ens.table(record)) == 2 + 3
+    assert record["gain_top1_se"] >= 0
+    assert {m["seconds"] > 0 for m in members.values()} == {True}
+    assert ens.training_minutes(record)["this_chapter"] == pytest.approx(
+        members["dropout-5pct"]["seconds"] / 60)
     plt.close(ens.plot(record))
 
 
@@ -101,3 +105,32 @@ def test_training_cost_counts_every_members_steps_against_one_inception():
     spe = 50_000 // 32
     assert cost["member_steps"] == 6 * 30 * spe and cost["inception_steps"] == 100 * spe
     assert cost["ratio"] == pytest.approx(1.8)          # six 30-epoch members: 1.8 Inceptions
+
+
+def test_paired_gain_counts_only_the_images_where_the_two_disagree():
+    # 100 images: both right on 60, both wrong on 30, only the first right on 8, only the second on 2
+    first = np.array([1] * 60 + [0] * 30 + [1] * 8 + [0] * 2, dtype=bool)
+    second = np.array([1] * 60 + [0] * 30 + [0] * 8 + [1] * 2, dtype=bool)
+    gain, se = ens.paired_gain(first, second)
+    assert gain == pytest.approx(0.06)
+    d = np.r_[np.zeros(90), np.ones(8), -np.ones(2)]
+    assert se == pytest.approx(d.std(ddof=1) / 10)
+    assert ens.paired_gain(first, first) == (0.0, 0.0)   # identical classifiers: no noise
+
+
+@pytest.mark.parametrize("gain, se, shown", [(0.02, 0.005, "yes"), (0.005, 0.005, "no"),
+                                             (-0.01, 0.002, "no")])
+def test_headlines_show_the_claim_only_beyond_two_standard_errors(gain, se, shown):
+    from bn_utils import results
+
+    cfg = ens.EnsembleConfig.for_profile("smoke")
+    member = {"top1": 0.60, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
+    out = {"members": {n: member for n in cfg.members}, "n_used": len(cfg.members),
+           "ensemble": {"top1": 0.60 + gain, "top5": 0.95}, "best_member": cfg.members[0],
+           "gain_top1": gain, "gain_top1_se": se}
+    record = results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
+    rows = ens.headlines(record)
+    assert [r["source"].split(",")[0] for r in rows] == ["Ioffe & Szegedy 2015", "student reproduction"]
+    assert {r["shown?"] for r in rows} == {shown}
+    assert f"{100 * gain:+.2f} ± {100 * se:.2f} points" in rows[0]["ours"]
+    assert "4.9 % vs 5.82 %" in rows[0]["their number"]
