@@ -119,54 +119,30 @@ def _ch04(folder) -> list[dict]:
                  "trained at batch 1 by mistake", bs1, batch_one)]
 
 
-def _not_yet(chapter: str, claims: list[tuple[str, str, str]], records: list) -> list[dict]:
-    """Rows for a chapter whose verdicts are read off its own page (or that has no records yet)."""
-    rec = next((r for r in records if r is not None), None)
-    rows = []
-    for claim, source, theirs in claims:
-        row = _row(chapter, claim, source, theirs, None, lambda r: ("", False))
-        if rec is not None:
-            row["ours (profile, seeds)"] = f"see chapter {chapter} ({_scale(rec)})"
-            row["holds at our scale?"] = "see chapter"
-        rows.append(row)
-    return rows
-
-
-def _ch05(folder) -> list[dict]:
-    from .experiments import inception
-
-    rec = best_record(inception.CHAPTER, "ablation", folder)
+def _from_headlines(chapter: str, rec, headlines: Callable, claim: str, source: str) -> list[dict]:
+    """Rows of a chapter whose module lists its headline claims (``headlines(record)``)."""
     if rec is None:
-        return [_row("05", "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015",
-                     "Fig. 3", None, None)]
-    return [{"chapter": "05", "claim": h["claim"], "source": h["source"], "their number": h["their number"],
+        return [_row(chapter, claim, source, "—", None, None)]
+    return [{"chapter": chapter, "claim": h["claim"], "source": h["source"], "their number": h["their number"],
              "ours (profile, seeds)": f"{h['ours']} ({_scale(rec)})",
              "holds at our scale?": h["shown?"] if h["shown?"] != "not run" else "not tested at this scale"}
-            for h in inception.headlines(inception.summary(rec))]
-
-
-def _ch06(folder) -> list[dict]:
-    from .experiments import ensemble
-
-    rec = best_record(ensemble.CHAPTER, "ensemble", folder)
-    if rec is None:
-        return [_row("06", "an ensemble of BN networks is more accurate than its best member",
-                     "Ioffe & Szegedy 2015", "Table 3", None, None)]
-    return [{"chapter": "06", "claim": h["claim"], "source": h["source"], "their number": h["their number"],
-             "ours (profile, seeds)": f"{h['ours']} ({rec.profile})", "holds at our scale?": h["shown?"]}
-            for h in ensemble.headlines(rec)]
+            for h in headlines(rec)]
 
 
 def _ch05_to_08(folder) -> list[dict]:
-    def records(chapter):
-        path = (folder or results.results_dir()) / chapter
-        return [results.read(p) for p in sorted(path.glob("*.json"))] if path.exists() else []
-    return (_ch05(folder) + _ch06(folder)
-            + _not_yet("07", [("BN with injected noise trains about as well as BN", "Santurkar et al. 2018", "Fig. 2"),
-                              ("BN does not reduce gradient-based internal covariate shift",
-                               "Santurkar et al. 2018", "Fig. 3")], records("07_santurkar_noise"))
-            + _not_yet("08", [("BN makes the loss landscape smoother (loss and gradient vary less along the gradient)",
-                               "Santurkar et al. 2018", "Fig. 4")], records("08_santurkar_smoothness")))
+    from .experiments import ensemble, inception, noise, smoothness
+
+    return (_from_headlines("05", best_record(inception.CHAPTER, "ablation", folder),
+                            lambda rec: inception.headlines(inception.summary(rec)),
+                            "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015")
+            + _from_headlines("06", best_record(ensemble.CHAPTER, "ensemble", folder), ensemble.headlines,
+                            "an ensemble of BN networks is more accurate than its best member",
+                            "Ioffe & Szegedy 2015")
+            + _from_headlines("07", best_record(noise.CHAPTER, "noise", folder), noise.headlines,
+                              "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018")
+            + _from_headlines("08", best_record(smoothness.CHAPTER, "smoothness", folder),
+                              smoothness.headlines, "BN makes the loss landscape smoother",
+                              "Santurkar et al. 2018"))
 
 
 def _ch09(folder) -> list[dict]:

@@ -179,3 +179,72 @@ def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
     assert rows[("none", 0.1)]["beta_at_level"] == 21.0 and rows[("bn", 0.1)]["beta_at_level"] == 19.0
     assert rows[("none", 0.5)]["loss_level"] == 1.9 and rows[("bn", 0.5)]["beta_at_level"] == 3.0
     assert len(smoothness.beta_table(record).rows) == 4
+
+
+def _noise_record(acc: dict, ics_bn: tuple = (0.5, 0.5), drop: str = ""):
+    """A chapter 7 record from made-up runs: final training accuracy (noise on) per network,
+    distributions that move twice as much with noise, and BN's (rel, cos) ICS everywhere
+    against the standard network's (0.4, 0.6); ``drop``: a network left out."""
+    cfg = noise.NoiseConfig.for_profile("smoke")
+    metrics = {}
+    for run in noise.runs(cfg):
+        if run.norm == drop:
+            continue
+        name, m = run.name, {}
+        if run.arch == "vgg" and run.lr == cfg.vgg_lrs[0]:
+            m.update(train_batch_accuracy=[np.nan, acc[run.norm]], train_accuracy=[0.1, acc[run.norm]],
+                     test_accuracy=[0.1, acc[run.norm] - 0.05], measure_step=[0, 4, 8])
+            step = 2.0 if "nois" in run.norm else 1.0
+            for k in cfg.watch_layers:
+                m[f"act_mean_L{k}"] = [[0.0] * 3, [step] * 3, [2 * step] * 3]
+                m[f"act_var_L{k}"] = [[1.0] * 3] * 3
+        layers = cfg.ics_layers if run.arch == "vgg" else cfg.dln_ics_layers
+        rel, cos = ics_bn if run.norm == "bn" else (0.4, 0.6)
+        for k in layers:
+            m[f"ics_l2_L{k}"], m[f"ics_cos_L{k}"], m[f"grad_norm_L{k}"] = [rel], [cos], [1.0]
+        metrics.update({f"{name}/{key}": v for key, v in m.items()})
+    return results.Record(noise.CHAPTER, "noise", cfg.to_dict(), metrics)
+
+
+def test_noise_headlines_apply_their_stated_rules():
+    rows = {r["claim"].split(" (")[0]: r for r in noise.headlines(
+        _noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}))}
+    assert rows["noisy BN's layer inputs move more than the standard network's"]["shown?"] == "yes"
+    nearly = rows["noisy BN trains nearly as well as BN"]
+    assert nearly["shown?"] == "yes" and "keeps 92%" in nearly["ours"]   # 0.46 / 0.50
+    assert rows["the same noise costs a standard network more than a BN network"]["shown?"] == "yes"
+    assert rows["BN improves test accuracy"]["shown?"] == "yes"
+    # BN's ICS larger (0.5 > 0.4) and its cosine smaller: it reduced ICS nowhere
+    assert rows["BN does not reduce gradient-based ICS"]["ours"].startswith("BN reduced it on both measures in 0 of 8")
+    rows = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2},
+                                         ics_bn=(0.3, 0.7)))
+    assert [r["shown?"] for r in rows] == ["yes", "no", "no", "yes", "yes", "no"]
+    assert "8 of 8" in rows[-1]["ours"] and "VGG LR 0.1 layer 3" in rows[-1]["ours"]
+    missing = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5}, drop="noise"))
+    assert [r["shown?"] for r in missing].count("not run") == 1
+
+
+def _smoothness_record(bn_beta: float, drop_lp: bool = False):
+    """A chapter 8 record from made-up runs: BN's β (and loss range, gradient change) is
+    ``bn_beta`` against the standard network's 10, everywhere; the ℓp nets train best."""
+    cfg = smoothness.SmoothnessConfig.for_profile("smoke", lr=0.1, large_lr=0.5)
+    acc = {"none": 0.3, "bn": 0.6, "l1": 0.5, "l2": 0.5, "linf": 0.5}
+    metrics = {}
+    for run in smoothness.runs(cfg):
+        if drop_lp and run.norm in smoothness.LP_NETS:
+            continue
+        b = bn_beta if run.norm != "none" else 10.0
+        m = {"ls_losses": [[1.0, 1.0 + b]] * 2, "ls_grad_diffs": [[0.0, b]] * 2, "ls_beta": [b, b],
+             "ls_loss": [2.3, 1.0], "train_accuracy": [0.1, acc[run.norm]], "test_accuracy": [0.1, 0.2],
+             "loss": [5.0, 1.0]}
+        metrics.update({f"{run.name}/{key}": v for key, v in m.items()})
+    return results.Record(smoothness.CHAPTER, "smoothness", cfg.to_dict(), metrics)
+
+
+def test_smoothness_headlines_need_the_claim_in_both_networks():
+    assert [r["shown?"] for r in smoothness.headlines(_smoothness_record(2.0))] == ["yes"] * 6
+    rough = smoothness.headlines(_smoothness_record(20.0))
+    assert [r["shown?"] for r in rough] == ["no", "no", "no", "no", "yes", "yes"]
+    assert "VGG: standard 10, BN 20" in rough[2]["ours"]
+    assert smoothness.headlines(_smoothness_record(2.0, drop_lp=True))[-1]["shown?"] == "not run"
+    assert len(smoothness.claims_table(_smoothness_record(2.0)).rows) == 6

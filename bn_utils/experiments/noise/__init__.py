@@ -19,4 +19,5 @@ from .experiment import (  # noqa: F401
     CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, make_hooks, run, runs)
 from .figures import (  # noqa: F401
     ACCURACIES, plot_distributions, plot_ics, plot_moment_changes, plot_training)
+from .headlines import headlines, ics_reductions  # noqa: F401
 from .tables import ics_summary, ics_table, moment_changes, shift_summary, shift_table  # noqa: F401

@@ -1,0 +1,91 @@
+"""The paper's headline claims about noise and internal covariate shift (Santurkar et al. 2018,
+Sec. 2), beside what a stored record shows, each with the rule that decides "shown?"."""
+
+from __future__ import annotations
+
+from ... import results
+from .experiment import PAPER
+from .tables import ics_summary, shift_summary
+
+SOURCE = "Santurkar et al. 2018"
+CHANCE = 0.1
+# "trains nearly as well as BN": keeps at least this share of BN's training accuracy above chance
+KEEP = 0.9
+
+
+def _kept(shift: dict, noisy: str, clean: str) -> float:
+    """Return the share of ``clean``'s final training accuracy above chance that ``noisy`` keeps
+    (training accuracy as trained: noise on, batch statistics)."""
+    acc = {n: shift[n]["train_batch_accuracy"][0] for n in (noisy, clean)}
+    return (acc[noisy] - CHANCE) / (acc[clean] - CHANCE)
+
+
+def ics_reductions(record: results.Record) -> tuple[int, int, list[str]]:
+    """Return in how many measured (network, learning rate, layer) cases BN *reduced* gradient
+    ICS on both of the paper's measures (a smaller ‖G − G′‖/‖G‖ and a larger cos(G, G′) than
+    the standard network's), out of how many, and those cases by name."""
+    found, total = [], 0
+    for arch in ("vgg", "dln"):
+        ics = ics_summary(record, arch)
+        for (lr, k, norm), bn in ics.items():
+            plain = ics.get((lr, k, "none"))
+            if norm != "bn" or plain is None:
+                continue
+            total += 1
+            if bn["rel"] < plain["rel"] and bn["cos"] > plain["cos"]:
+                found.append(f"{arch.upper()} LR {lr:g} layer {k}")
+    return len(found), total, found
+
+
+def headlines(record: results.Record) -> list[dict]:
+    """Return one line per claim: the claim, its source, their number, ours from ``record``,
+    and whether ours shows it ("yes"/"no"; "not run" when a network it needs is missing)."""
+    shift, c = shift_summary(record), record.config
+    deep = c["watch_layers"][-1]
+    out = []
+
+    def add(claim: str, where: str, theirs: str, needs: tuple, measure) -> None:
+        if not all(n in shift for n in needs):
+            ours, shown = "—", "not run"
+        else:
+            ours, ok = measure()
+            shown = "yes" if ok else "no"
+        out.append({"claim": claim, "source": where, "their number": theirs, "ours": ours,
+                    "shown?": shown})
+
+    acc = lambda n: shift[n]["train_batch_accuracy"][0]  # noqa: E731
+    rel = lambda n: shift[n][f"rel_d_mean_L{deep}"][0]  # noqa: E731
+    moved = lambda n: shift[n][f"d_mean_L{deep}"][0]  # noqa: E731
+    add("noisy BN's layer inputs move more than the standard network's (in absolute terms and "
+        "relative to their spread)", f"{SOURCE}, Figs. 2 and 8", "qualitative (distribution plots)",
+        ("noisy_bn", "none"),
+        lambda: (f"layer {deep}, between measurements: |Δμ| {moved('noisy_bn') / moved('none'):.2g}× "
+                 f"the standard network's; |Δμ|/σ {rel('noisy_bn'):.3g} vs {rel('none'):.3g}",
+                 moved("noisy_bn") > moved("none") and rel("noisy_bn") > rel("none")))
+    add(f"noisy BN trains nearly as well as BN (keeps ≥ {KEEP:.0%} of its accuracy above chance)",
+        f"{SOURCE}, Fig. 2", "qualitative (training curves)", ("noisy_bn", "bn"),
+        lambda: (f"training accuracy (noise on) {acc('noisy_bn'):.3f} vs {acc('bn'):.3f}: "
+                 f"keeps {_kept(shift, 'noisy_bn', 'bn'):.0%}", _kept(shift, "noisy_bn", "bn") >= KEEP))
+    add("noisy BN trains better than the standard network", f"{SOURCE}, Fig. 2",
+        "qualitative (training curves)", ("noisy_bn", "none"),
+        lambda: (f"training accuracy {acc('noisy_bn'):.3f} vs {acc('none'):.3f}",
+                 acc("noisy_bn") > acc("none")))
+    add("the same noise costs a standard network more than a BN network", "book's control (not in the paper)",
+        "—", ("noise", "none", "noisy_bn", "bn"),
+        lambda: (f"share of accuracy above chance kept: {_kept(shift, 'noise', 'none'):.0%} (standard) "
+                 f"vs {_kept(shift, 'noisy_bn', 'bn'):.0%} (BN)",
+                 _kept(shift, "noise", "none") < _kept(shift, "noisy_bn", "bn")))
+    test = lambda n: shift[n]["test_accuracy"][0]  # noqa: E731
+    add("BN improves test accuracy", f"{SOURCE}, App. A",
+        f"{100 * PAPER['test_accuracy_bn']:.0f} % vs {100 * PAPER['test_accuracy_standard']:.0f} %",
+        ("bn", "none"), lambda: (f"{100 * test('bn'):.1f} % vs {100 * test('none'):.1f} %",
+                                 test("bn") > test("none")))
+    n, total, cases = ics_reductions(record)
+    out.append({"claim": "BN does not reduce gradient-based ICS (in no measured layer is it "
+                         "smaller on both measures)", "source": f"{SOURCE}, Fig. 3",
+                "their number": "qualitative (VGG and DLN, two LRs each)",
+                "ours": (f"BN reduced it on both measures in {n} of {total} cases"
+                         + (f" ({', '.join(cases)})" if cases else "")),
+                "shown?": "not run" if total == 0 else "yes" if n == 0 else "no"})
+    return out
+
