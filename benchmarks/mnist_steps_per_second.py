@@ -5,7 +5,9 @@ MLPs, each with its own ``torch.optim.SGD``, one step of each in turn). The two 
 interleaved in one process, in rounds, so that a busy machine slows both alike; the rates are
 model-steps per CPU-second (``time.process_time``, what contention inflates least) and per
 wall-second. Prints both rates, their ratio, and the full profile's main runs (18 x 50,000
-steps) extrapolated from the project's rate.
+steps) extrapolated from the project's rate; then the floor that the matrix products alone set:
+the main runs' multiply-adds at the rate this CPU reaches on the first layer's products (most of
+the arithmetic), and at the rate of one large matrix product.
 
     python benchmarks/mnist_steps_per_second.py [--steps 60] [--rounds 5] [--threads N]
 """
@@ -69,6 +71,40 @@ def measure(runs: dict, steps: int, rounds: int, n_models: int) -> dict:
     return {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in runs}
 
 
+def flops_per_model_step(cfg) -> float:
+    """Return the floating-point operations of one SGD step of one MLP: per layer the forward
+    product and the weight gradient, and the input gradient for every layer above the first."""
+    widths = (784, *cfg.hidden, 10)
+    return sum((2 if i == 0 else 3) * 2 * cfg.batch_size * a * b
+               for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
+
+
+def gflops_per_cpu_second(fn, flops: float, n: int) -> float:
+    """Return the GFLOP per CPU-second of ``fn`` (``flops`` each call), over ``n`` calls."""
+    fn()
+    t = time.process_time()
+    for _ in range(n):
+        fn()
+    return flops * n / (time.process_time() - t) / 1e9
+
+
+def matmul_floor(cfg, n_models: int) -> None:
+    """Print the main runs' arithmetic and the minutes its matrix products alone need here."""
+    batch, (first, *_) = cfg.batch_size, cfg.hidden
+    x, w = torch.rand(n_models, batch, 784), torch.randn(n_models, first, 784)
+    layer1 = gflops_per_cpu_second(lambda: torch.bmm(x, w.transpose(1, 2)),
+                                   2 * n_models * batch * 784 * first, 200)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    large = gflops_per_cpu_second(lambda: a @ b, 2 * 1024 ** 3, 20)
+    total = flops_per_model_step(cfg) * n_models * cfg.steps
+    cores = torch.get_num_threads()
+    print(f"main runs: {total / 1e12:.1f} TFLOP of matrix products; this CPU: {layer1:.0f} GFLOP "
+          f"per CPU-second on the first layer's products, {large:.0f} on a 1024^3 product")
+    for name, rate in (("first-layer rate", layer1), ("large-product rate", large)):
+        print(f"  floor at the {name} on {cores} thread(s), if they scaled perfectly: "
+              f"{total / (rate * 1e9 * cores) / 60:.1f} min")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +132,7 @@ def main() -> None:
     print(f"full profile's main runs ({len(nets)} x {cfg.steps} steps, training only) at the "
           f"project's rate: {total / ours_wall / 60:.1f} min wall, {total / ours_cpu / 60:.1f} "
           f"CPU-min (plain loop: {total / plain_wall / 60:.1f} min wall)")
+    matmul_floor(cfg, len(nets))
 
 
 if __name__ == "__main__":
