@@ -410,3 +410,14 @@ def test_headlines_count_a_speedup_only_beyond_its_resolution_and_mark_missing_r
     assert sigmoid["shown?"] == "not run" and sigmoid["ours"] == "—"
     fails = [h for c, h in by_claim.items() if "recipe fails" in c][0]
     assert fails["shown?"] == "yes" and fails["ours"] == "diverged"
+
+
+def test_stored_seeds_reads_the_stored_runs_of_a_row_and_never_trains(monkeypatch):
+    cfg = inc.AblationConfig.for_profile("smoke")
+    monkeypatch.setattr(inc.training, "train_run", lambda *a, **k: pytest.fail("must not train"))
+    assert inc.stored_seeds(cfg, "BN-x30") == {}
+    for seed, acc, diverged in ((0, 0.5, False), (2, 0.7, False), (3, 0.1, True)):
+        rc = cfg.run_config("BN-x30", seed)
+        results.save(inc.CHAPTER, rc.name, rc, {"max_accuracy": acc, "diverged": diverged})
+    assert inc.stored_seeds(cfg, "BN-x30") == {0: 0.5, 2: 0.7}    # a diverged seed is left out
+    assert inc.stored_seeds(cfg, "BN-x5") == {}

@@ -38,4 +38,4 @@ from .speedups import (  # noqa: F401
     levelling, mean_curve, ordered_rows, paper_speedups, reach_text, steps_to_reach, summary)
 from .training import (  # noqa: F401
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,
-    run_table, scores, train_run)
+    run_table, scores, stored_seeds, train_run)

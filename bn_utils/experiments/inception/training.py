@@ -127,6 +127,18 @@ def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
     return record
 
 
+def stored_seeds(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
+    """Return ``{seed: best test accuracy}`` of the runs of ``row`` at ``cfg``'s settings that are
+    stored under any of ``seeds`` (never trains: chapter 06 stores BN-x30's extra seeds here)."""
+    out = {}
+    for seed in seeds:
+        rc = cfg.run_config(row, seed)
+        record = results.load(CHAPTER, rc.name, rc)
+        if record is not None and not record["diverged"]:
+            out[seed] = float(record["max_accuracy"])
+    return out
+
+
 def run_table(cfg: AblationConfig) -> dict:
     """Train (or load) every (row, seed) run; return per row its seeds' histories and summaries."""
     out = {}
