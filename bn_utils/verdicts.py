@@ -19,6 +19,18 @@ RANK = ("full", "reference", "quick", "smoke")
 NOT_RUN = "not run at this scale"
 
 
+def claim(claim: str, source: str, theirs: str, measure: Callable, available: bool = True) -> dict:
+    """Return one headline row of a chapter (its ``headlines`` function): the claim, its source,
+    their number, ours and whether ours shows the claim, from ``measure() -> (text, bool)``; a
+    claim that needs a run the record lacks (``available`` false) is "not run"."""
+    if not available:
+        ours, shown = "—", "not run"
+    else:
+        ours, ok = measure()
+        shown = "yes" if ok else "no"
+    return {"claim": claim, "source": source, "their number": theirs, "ours": ours, "shown?": shown}
+
+
 def best_record(chapter: str, name: str, folder: Path | None = None) -> results.Record | None:
     """Return the stored record ``name`` of ``chapter`` from the best profile there is, or None."""
     folder = (folder or results.results_dir()) / chapter

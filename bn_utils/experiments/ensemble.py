@@ -217,24 +217,23 @@ def headlines(record: results.Record) -> list[dict]:
     """Return the paper's and the student reproduction's headline claim about the ensemble (it
     beats its best single network) beside the record: the claim, its source, their numbers,
     ours, and whether ours shows it: a gain of more than two paired standard errors."""
+    from ..verdicts import claim
+
     ens = record["ensemble"]
-    if ens is None:
-        ours, shown = "no member finished", "no"
-    else:
+
+    def measure():
+        if ens is None:
+            return "no member finished", False
         best = 100 * record["members"][record["best_member"]]["top1"]
         gain, se = 100 * record["gain_top1"], 100 * record.metrics.get("gain_top1_se", float("nan"))
-        ours = (f"{100 * ens['top1']:.2f} % vs {best:.2f} % top-1 "
-                f"({gain:+.2f} ± {se:.2f} points, {record['n_used']} members)")
-        shown = "yes" if gain > 2 * se else "no"
-    claim = "an ensemble of BN networks is more accurate than its best member"
-    return [{"claim": claim, "source": "Ioffe & Szegedy 2015, Table 3",
-             "their number": f"{PAPER['top5_error_validation']} % vs {PAPER['top5_error_single']} % "
-                             "top-5 error (ImageNet, 6 networks, 144 crops)",
-             "ours": ours, "shown?": shown},
-            {"claim": claim, "source": "student reproduction",
-             "their number": f"{STUDENT['top1_accuracy']:.2f} % vs {STUDENT['top1_single']:.2f} % "
-                             "top-1 (CIFAR-10, best BN-x30)",
-             "ours": ours, "shown?": shown}]
+        return (f"{100 * ens['top1']:.2f} % vs {best:.2f} % top-1 ({gain:+.2f} ± {se:.2f} points, "
+                f"{record['n_used']} members)", gain > 2 * se)
+    text = "an ensemble of BN networks is more accurate than its best member"
+    return [claim(text, "Ioffe & Szegedy 2015, Table 3",
+                  f"{PAPER['top5_error_validation']} % vs {PAPER['top5_error_single']} % top-5 error "
+                  "(ImageNet, 6 networks, 144 crops)", measure),
+            claim(text, "student reproduction", f"{STUDENT['top1_accuracy']:.2f} % vs "
+                  f"{STUDENT['top1_single']:.2f} % top-1 (CIFAR-10, best BN-x30)", measure)]
 
 
 def training_minutes(record: results.Record) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...verdicts import claim
 from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
 from .speedups import PAPER, _pm, paper_speedups
 
@@ -30,14 +31,8 @@ def headlines(summ: dict) -> list[dict]:
     and whether ours shows it ("yes", "no", or "not run" when a row it needs is missing)."""
     speedups, out = paper_speedups(), []
 
-    def add(claim: str, where: str, theirs: str, needs: tuple, measure) -> None:
-        if not all(r in summ for r in needs):
-            ours, shown = "—", "not run"
-        else:
-            ours, ok = measure()
-            shown = "yes" if ok else "no"
-        out.append({"claim": claim, "source": f"{SOURCE}, {where}", "their number": theirs,
-                    "ours": ours, "shown?": shown})
+    def add(text: str, where: str, theirs: str, needs: tuple, measure) -> None:
+        out.append(claim(text, f"{SOURCE}, {where}", theirs, measure, all(r in summ for r in needs)))
 
     for row in ("BN-Baseline", "BN-x5", "BN-x30"):
         add(f"{row} reaches Inception's best accuracy in fewer steps", "Fig. 3",

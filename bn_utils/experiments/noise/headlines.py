@@ -4,6 +4,7 @@ Sec. 2), beside what a stored record shows, each with the rule that decides "sho
 from __future__ import annotations
 
 from ... import results
+from ...verdicts import claim
 from .experiment import PAPER
 from .tables import ics_summary, shift_summary
 
@@ -44,14 +45,8 @@ def headlines(record: results.Record) -> list[dict]:
     deep = c["watch_layers"][-1]
     out = []
 
-    def add(claim: str, where: str, theirs: str, needs: tuple, measure) -> None:
-        if not all(n in shift for n in needs):
-            ours, shown = "—", "not run"
-        else:
-            ours, ok = measure()
-            shown = "yes" if ok else "no"
-        out.append({"claim": claim, "source": where, "their number": theirs, "ours": ours,
-                    "shown?": shown})
+    def add(text: str, where: str, theirs: str, needs: tuple, measure) -> None:
+        out.append(claim(text, where, theirs, measure, all(n in shift for n in needs)))
 
     acc = lambda n: shift[n]["train_batch_accuracy"][0]  # noqa: E731
     rel = lambda n: shift[n][f"rel_d_mean_L{deep}"][0]  # noqa: E731
@@ -81,11 +76,9 @@ def headlines(record: results.Record) -> list[dict]:
         ("bn", "none"), lambda: (f"{100 * test('bn'):.1f} % vs {100 * test('none'):.1f} %",
                                  test("bn") > test("none")))
     n, total, cases = ics_reductions(record)
-    out.append({"claim": "BN does not reduce gradient-based ICS (in no measured layer is it "
-                         "smaller on both measures)", "source": f"{SOURCE}, Fig. 3",
-                "their number": "qualitative (VGG and DLN, two LRs each)",
-                "ours": (f"BN reduced it on both measures in {n} of {total} cases"
-                         + (f" ({', '.join(cases)})" if cases else "")),
-                "shown?": "not run" if total == 0 else "yes" if n == 0 else "no"})
+    out.append(claim("BN does not reduce gradient-based ICS (in no measured layer is it smaller on "
+                     "both measures)", f"{SOURCE}, Fig. 3", "qualitative (VGG and DLN, two LRs each)",
+                     lambda: (f"BN reduced it on both measures in {n} of {total} cases"
+                              + (f" ({', '.join(cases)})" if cases else ""), n == 0), total > 0))
     return out
 

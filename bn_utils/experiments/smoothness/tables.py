@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import book, results
+from ...verdicts import claim
 from .. import santurkar as S
 from .experiment import LP_NETS, PAPER_NETS, record_lr, record_norms
 
@@ -123,15 +124,13 @@ def headlines(record: results.Record) -> list[dict]:
     big, betas = large_lr_summary(record), beta_comparison(record, "vgg")
     c, out = record.config, []
 
-    def add(claim: str, where: str, ours_ok) -> None:
+    def add(text: str, where: str, measure) -> None:
+        args = (text, f"{SOURCE}, {where}" if where else "book's test (not in the paper)",
+                "qualitative (figures)" if where else "—", measure)
         try:
-            ours, ok = ours_ok()
-            shown = "yes" if ok else "no"
+            out.append(claim(*args))
         except KeyError:      # a network the claim needs is not in the record
-            ours, shown = "—", "not run"
-        out.append({"claim": claim, "source": f"{SOURCE}, {where}" if where else "book's test (not in the paper)",
-                    "their number": "qualitative (figures)" if where else "—", "ours": ours,
-                    "shown?": shown})
+            out.append(claim(*args, available=False))
 
     def smaller(key: str, what: str):
         text = "; ".join(f"{arch}: standard {s['none'][key]:.3g}, BN {s['bn'][key]:.3g}"
