@@ -27,8 +27,9 @@ def moment_changes(r: dict, layer: int) -> dict:
 def shift_summary(record: results.Record) -> dict:
     """Return per network at the first LR: final training accuracy as trained (noise on, over the
     last evaluation interval's batches), in evaluation mode, and test accuracy; per watched layer, the
-    median over training of the mean shift (absolute and relative to the layer's spread), each
-    averaged over seeds; with the number of seeds."""
+    median over training of the mean shift (absolute and relative to the layer's spread) and of
+    the spread itself (the units' mean standard deviation), each averaged over seeds; with the
+    number of seeds."""
     runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
     out = {}
     for norm in NOISE_NETS:
@@ -44,6 +45,10 @@ def shift_summary(record: results.Record) -> dict:
             for key in ("d_mean", "rel_d_mean"):
                 vals = [float(np.median(c[key])) for c in ch]
                 row[f"{key}_L{k}"] = (float(np.mean(vals)), float(np.std(vals)))
+            # the layer's typical spread: mean over units of the standard deviation, median over training
+            spread = [float(np.median(np.sqrt(np.maximum(np.asarray(m[f"act_var_L{k}"], float), 0)).mean(1)))
+                      for m in members if f"act_var_L{k}" in m]
+            row[f"spread_L{k}"] = (float(np.mean(spread)), float(np.std(spread)))
         out[norm] = row
     return out
 
