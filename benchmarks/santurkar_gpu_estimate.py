@@ -14,7 +14,9 @@ training probe, a third of a pass per minibatch). Per pass we count
 
 A pass then takes the longer of ``operators × launch cost`` and ``FLOPs / throughput``. The
 throughputs and the launch cost are assumptions, printed beside the result: a GPU run is the only
-measurement that counts.
+measurement that counts. The count leans towards too much: every measuring pass is counted as a
+whole forward and backward in strict float32, while G' only back-propagates to its layer and the
+activation statistics are one forward pass; the operators are those the CPU dispatches.
 
     python benchmarks/santurkar_gpu_estimate.py
 """
@@ -30,6 +32,7 @@ from bn_utils.experiments import noise, santurkar as S, smoothness
 # (label, launch cost per operator in s, TFLOP/s when training (TF32 convolutions, torch's
 # default for cuDNN), TFLOP/s when measuring (strict float32, the chapters' choice))
 SCENARIOS = (("optimistic", 5e-6, 200.0, 40.0), ("pessimistic", 10e-6, 60.0, 15.0))
+EVAL_BATCH = 2000   # train.evaluate's minibatch
 
 
 def _loss(model, x, y):
@@ -87,9 +90,10 @@ def passes(cfg, run: S.Run, chapter: str) -> dict:
     else:
         per_measure = 1 + cfg.n_step_sizes
     evals = 0.0
-    if vgg:
-        evals = len(range(0, steps + 1, cfg.eval_every)) * (cfg.n_test + cfg.train_probe) / cfg.batch_size / 3
-    return {"train": steps + evals, "measure": n_measures * per_measure}
+    if vgg:   # fit evaluates at step 0, every eval_every steps and at the end
+        n_evals = len(range(0, steps, cfg.eval_every)) + 1
+        evals = n_evals * (cfg.n_test + cfg.train_probe) / cfg.batch_size / 3
+    return {"train": steps, "evaluate": evals, "measure": n_measures * per_measure}
 
 
 def estimate(chapter: str, cfg) -> None:
@@ -103,10 +107,14 @@ def estimate(chapter: str, cfg) -> None:
             cost[key] = (flops_per_pass(cfg, run), ops_per_pass(cfg, run))
         flops, ops = cost[key]
         p = passes(cfg, run, chapter)
-        counted["train"] += p["train"]
+        counted["train"] += p["train"] + p["evaluate"]
         counted["measure"] += p["measure"]
+        # evaluations run in minibatches of 2,000 (train.evaluate): 1/16 of the launches per image
+        eval_launch_share = cfg.batch_size / EVAL_BATCH
         for label, launch, train_tflops, measure_tflops in SCENARIOS:
             totals[label] += p["train"] * max(ops * launch, flops / (train_tflops * 1e12))
+            totals[label] += p["evaluate"] * max(ops * launch * eval_launch_share,
+                                                 flops / (train_tflops * 1e12))
             totals[label] += p["measure"] * max(ops * launch, flops / (measure_tflops * 1e12))
     print(f"\n{chapter}, profile full: {len(runs)} runs, {counted['train']:,.0f} training passes "
           f"(evaluations included), {counted['measure']:,.0f} measuring passes")

@@ -52,6 +52,14 @@ def _scale(record: results.Record) -> str:
     return f"{record.profile}, {n} seed{'s' if n != 1 else ''}"
 
 
+def _verdict(shown: str, record: results.Record) -> str:
+    """Return the "holds at our scale?" entry: a chapter's "yes"/"no", except that a smoke record
+    (a few steps on a few images, made to test the code) or a claim it could not test judges nothing."""
+    if record.profile == "smoke":
+        return "not tested at this scale (smoke record only)"
+    return shown if shown in ("yes", "no") else "not tested at this scale"
+
+
 def _row(chapter: str, claim: str, source: str, theirs: str, record, measure: Callable) -> dict:
     """Return one verdict row; ``measure(record)`` returns (ours as text, holds: bool)."""
     if record is None:
@@ -59,7 +67,8 @@ def _row(chapter: str, claim: str, source: str, theirs: str, record, measure: Ca
                 "ours (profile, seeds)": NOT_RUN, "holds at our scale?": "not tested at this scale"}
     ours, ok = measure(record)
     return {"chapter": chapter, "claim": claim, "source": source, "their number": theirs,
-            "ours (profile, seeds)": f"{ours} ({_scale(record)})", "holds at our scale?": "yes" if ok else "no"}
+            "ours (profile, seeds)": f"{ours} ({_scale(record)})",
+            "holds at our scale?": _verdict("yes" if ok else "no", record)}
 
 
 def _ch01(folder) -> list[dict]:
@@ -131,13 +140,12 @@ def _ch04(folder) -> list[dict]:
                  "trained at batch 1 by mistake", bs1, batch_one)]
 
 
-def _from_headlines(chapter: str, rec, headlines: Callable, claim: str, source: str) -> list[dict]:
+def _from_headlines(chapter: str, rec, headlines: Callable, claim: str, source: str, theirs: str) -> list[dict]:
     """Rows of a chapter whose module lists its headline claims (``headlines(record)``)."""
     if rec is None:
-        return [_row(chapter, claim, source, "—", None, None)]
+        return [_row(chapter, claim, source, theirs, None, None)]
     return [{"chapter": chapter, "claim": h["claim"], "source": h["source"], "their number": h["their number"],
-             "ours (profile, seeds)": f"{h['ours']} ({_scale(rec)})",
-             "holds at our scale?": h["shown?"] if h["shown?"] != "not run" else "not tested at this scale"}
+             "ours (profile, seeds)": f"{h['ours']} ({_scale(rec)})", "holds at our scale?": _verdict(h["shown?"], rec)}
             for h in headlines(rec)]
 
 
@@ -146,15 +154,16 @@ def _ch05_to_08(folder) -> list[dict]:
 
     return (_from_headlines("05", best_record(inception.CHAPTER, "ablation", folder),
                             lambda rec: inception.headlines(inception.summary(rec)),
-                            "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015")
+                            "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3")
             + _from_headlines("06", best_record(ensemble.CHAPTER, "ensemble", folder), ensemble.headlines,
-                            "an ensemble of BN networks is more accurate than its best member",
-                            "Ioffe & Szegedy 2015")
+                              "an ensemble of BN networks is more accurate than its best member",
+                              "Ioffe & Szegedy 2015", "Table 3")
             + _from_headlines("07", best_record(noise.CHAPTER, "noise", folder), noise.headlines,
-                              "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018")
+                              "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
+                              "Figs. 2, 3")
             + _from_headlines("08", best_record(smoothness.CHAPTER, "smoothness", folder),
                               smoothness.headlines, "BN makes the loss landscape smoother",
-                              "Santurkar et al. 2018"))
+                              "Santurkar et al. 2018", "Fig. 4"))
 
 
 def _ch09(folder) -> list[dict]:
@@ -165,20 +174,22 @@ def _ch09(folder) -> list[dict]:
              "weight_decay", "finetune")
     recs = {n: best_record(P.CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
-        return [_row("09", "the practitioner's claims about BN (chapter 9)", "primer", "—", None, None)]
+        return [_row("09", "the practitioners' claims about BN (chapter 9)", "practitioners' advice", "—",
+                     None, None)]
     cfg = P.PracticeConfig.from_record(recs["batch_sweep"])
     scale = f"{_scale(recs['batch_sweep'])}; the GA and the timings: one"
     rows = []
     for c in C.claims(recs, cfg):
-        rows.append({"chapter": "09", "claim": c["claim"], "source": "practitioner's primer",
+        rows.append({"chapter": "09", "claim": c["claim"], "source": "practitioners' advice (chapter 9)",
                      "their number": "—", "ours (profile, seeds)": f"{c['measured']} ({scale})",
-                     "holds at our scale?": c["holds?"]})
+                     "holds at our scale?": _verdict(c["holds?"], recs["batch_sweep"])})
     ga = recs["ga_search"]
     rows.append({"chapter": "09", "claim": "the GA finds a larger best learning rate with BN",
                  "source": "student project (Higgs)", "their number": "2.57 with BN, 0.62 without",
                  "ours (profile, seeds)": f"{float(ga['bn/best_lr']):.3g} with BN, {float(ga['none/best_lr']):.3g} "
                                           f"without ({ga.profile}, one training seed per candidate)",
-                 "holds at our scale?": "yes" if float(ga["bn/best_lr"]) > float(ga["none/best_lr"]) else "no"})
+                 "holds at our scale?": _verdict("yes" if float(ga["bn/best_lr"]) > float(ga["none/best_lr"])
+                                                 else "no", ga)})
     return rows
 
 

@@ -122,3 +122,18 @@ def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp
     rows = verdicts.verdicts(tmp_path / "empty")
     assert all(r["ours (profile, seeds)"] == verdicts.NOT_RUN for r in rows)
     assert verdicts.tally(rows)["not tested"] == len(rows)
+
+
+def test_a_smoke_record_is_shown_but_judges_no_claim():
+    from bn_utils.experiments import ensemble as ens
+
+    cfg = ens.EnsembleConfig.for_profile("smoke")
+    member = {"top1": 0.6, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
+    out = {"members": {n: member for n in cfg.members}, "n_used": 2, "best_member": cfg.members[0],
+           "ensemble": {"top1": 0.7, "top5": 0.95}, "gain_top1": 0.1, "gain_top1_se": 0.01}
+    results.save(ens.CHAPTER, "ensemble", cfg, out)
+    rows = [r for r in verdicts.verdicts() if r["chapter"] == "06"]
+    assert rows and all(r["holds at our scale?"].startswith("not tested") for r in rows)
+    assert all("(smoke" in r["ours (profile, seeds)"] for r in rows)
+    results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)   # a quick one judges
+    assert {r["holds at our scale?"] for r in verdicts.verdicts() if r["chapter"] == "06"} == {"yes"}

@@ -181,10 +181,11 @@ def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
     assert len(smoothness.beta_table(record).rows) == 4
 
 
-def _noise_record(acc: dict, ics_bn: tuple = (0.5, 0.5), drop: str = ""):
+def _noise_record(acc: dict, ics_bn: tuple = (0.5, 0.5), drop: str = "", ics_bn_dln: tuple | None = None):
     """A chapter 7 record from made-up runs: final training accuracy (noise on) per network,
-    distributions that move twice as much with noise, and BN's (rel, cos) ICS everywhere
-    against the standard network's (0.4, 0.6); ``drop``: a network left out."""
+    distributions that move twice as much with noise (with noise, the units' variance is 4, else
+    1), and BN's (rel, cos) ICS (in the DLN: ``ics_bn_dln``, default the same) against the
+    standard network's (0.4, 0.6); ``drop``: a network left out."""
     cfg = noise.NoiseConfig.for_profile("smoke")
     metrics = {}
     for run in noise.runs(cfg):
@@ -197,9 +198,10 @@ def _noise_record(acc: dict, ics_bn: tuple = (0.5, 0.5), drop: str = ""):
             step = 2.0 if "nois" in run.norm else 1.0
             for k in cfg.watch_layers:
                 m[f"act_mean_L{k}"] = [[0.0] * 3, [step] * 3, [2 * step] * 3]
-                m[f"act_var_L{k}"] = [[1.0] * 3] * 3
+                m[f"act_var_L{k}"] = [[step ** 2] * 3] * 3
         layers = cfg.ics_layers if run.arch == "vgg" else cfg.dln_ics_layers
-        rel, cos = ics_bn if run.norm == "bn" else (0.4, 0.6)
+        bn_ics = ics_bn if run.arch == "vgg" or ics_bn_dln is None else ics_bn_dln
+        rel, cos = bn_ics if run.norm == "bn" else (0.4, 0.6)
         for k in layers:
             m[f"ics_l2_L{k}"], m[f"ics_cos_L{k}"], m[f"grad_norm_L{k}"] = [rel], [cos], [1.0]
         metrics.update({f"{name}/{key}": v for key, v in m.items()})
@@ -207,9 +209,15 @@ def _noise_record(acc: dict, ics_bn: tuple = (0.5, 0.5), drop: str = ""):
 
 
 def test_noise_headlines_apply_their_stated_rules():
-    rows = {r["claim"].split(" (")[0]: r for r in noise.headlines(
-        _noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}))}
+    record = _noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2})
+    shift = noise.shift_summary(record)
+    deep = record.config["watch_layers"][-1]
+    assert shift["noisy_bn"][f"spread_L{deep}"][0] == 2.0 and shift["none"][f"spread_L{deep}"][0] == 1.0
+    rows = {r["claim"].split(" (")[0]: r for r in noise.headlines(record)}
+    # twice the absolute drift, but with twice the spread: the same relative drift
     assert rows["noisy BN's layer inputs move more than the standard network's"]["shown?"] == "yes"
+    relative = "noisy BN's layer inputs move more than the standard network's relative to each layer's own spread"
+    assert rows[relative]["shown?"] == "no"
     nearly = rows["noisy BN trains nearly as well as BN"]
     assert nearly["shown?"] == "yes" and "keeps 92%" in nearly["ours"]   # 0.46 / 0.50
     assert rows["the same noise costs a standard network more than a BN network"]["shown?"] == "yes"
@@ -218,22 +226,41 @@ def test_noise_headlines_apply_their_stated_rules():
     assert rows["BN does not reduce gradient-based ICS"]["ours"].startswith("BN reduced it on both measures in 0 of 8")
     rows = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2},
                                          ics_bn=(0.3, 0.7)))
-    assert [r["shown?"] for r in rows] == ["yes", "no", "no", "yes", "yes", "no"]
+    assert [r["shown?"] for r in rows] == ["yes", "no", "no", "no", "yes", "yes", "no"]
     assert "8 of 8" in rows[-1]["ours"] and "VGG LR 0.1 layer 3" in rows[-1]["ours"]
     missing = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5}, drop="noise"))
     assert [r["shown?"] for r in missing].count("not run") == 1
 
 
-def _smoothness_record(bn_beta: float, drop_lp: bool = False):
+def test_ics_reductions_count_only_cases_reduced_on_both_measures():
+    acc = {"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2}
+    # VGG: BN smaller relative change and larger cosine (reduced); DLN: smaller change only
+    n, total, cases = noise.ics_reductions(_noise_record(acc, ics_bn=(0.3, 0.7), ics_bn_dln=(0.3, 0.5)))
+    assert (n, total) == (4, 8) and all(c.startswith("VGG") for c in cases)
+
+
+def test_shares_kept_above_chance_are_undefined_when_the_clean_network_did_not_learn():
+    # the standard network at chance: no gain for its noisy copy to keep, so no verdict either way
+    rows = noise.headlines(_noise_record({"none": 0.1, "bn": 0.6, "noisy_bn": 0.58, "noise": 0.3}))
+    control = next(r for r in rows if r["claim"].startswith("the same noise"))
+    assert control["shown?"] == "no" and "undefined" in control["ours"]
+    at_chance = noise.headlines(_noise_record({"none": 0.1, "bn": 0.11, "noisy_bn": 0.12, "noise": 0.1}))
+    assert all(r["shown?"] == "no" for r in at_chance[2:6])   # nothing learned: no claim about learning
+
+
+def _smoothness_record(bn_beta: float, drop_lp: bool = False, dln_bn_beta: float | None = None,
+                       acc: dict | None = None):
     """A chapter 8 record from made-up runs: BN's β (and loss range, gradient change) is
-    ``bn_beta`` against the standard network's 10, everywhere; the ℓp nets train best."""
+    ``bn_beta`` (in the DLN ``dln_bn_beta``, default the same) against the standard network's 10;
+    the ℓp nets train best (``acc``: final training accuracy per network)."""
     cfg = smoothness.SmoothnessConfig.for_profile("smoke", lr=0.1, large_lr=0.5)
-    acc = {"none": 0.3, "bn": 0.6, "l1": 0.5, "l2": 0.5, "linf": 0.5}
+    acc = acc or {"none": 0.3, "bn": 0.6, "l1": 0.5, "l2": 0.5, "linf": 0.5}
     metrics = {}
     for run in smoothness.runs(cfg):
         if drop_lp and run.norm in smoothness.LP_NETS:
             continue
-        b = bn_beta if run.norm != "none" else 10.0
+        normed = dln_bn_beta if run.arch == "dln" and dln_bn_beta is not None else bn_beta
+        b = normed if run.norm != "none" else 10.0
         m = {"ls_losses": [[1.0, 1.0 + b]] * 2, "ls_grad_diffs": [[0.0, b]] * 2, "ls_beta": [b, b],
              "ls_loss": [2.3, 1.0], "train_accuracy": [0.1, acc[run.norm]], "test_accuracy": [0.1, 0.2],
              "loss": [5.0, 1.0]}
@@ -248,3 +275,9 @@ def test_smoothness_headlines_need_the_claim_in_both_networks():
     assert "VGG: standard 10, BN 20" in rough[2]["ours"]
     assert smoothness.headlines(_smoothness_record(2.0, drop_lp=True))[-1]["shown?"] == "not run"
     assert len(smoothness.claims_table(_smoothness_record(2.0)).rows) == 6
+    # smoother in the VGG, rougher in the DLN: the claims about both networks are not shown
+    mixed = smoothness.headlines(_smoothness_record(2.0, dln_bn_beta=20.0))
+    assert [r["shown?"] for r in mixed[:3]] == ["no", "no", "no"]
+    # nobody learns: BN "tolerating" the larger rate at chance accuracy shows nothing
+    chance = {"none": 0.09, "bn": 0.12, "l1": 0.12, "l2": 0.12, "linf": 0.12}
+    assert [r["shown?"] for r in smoothness.headlines(_smoothness_record(2.0, acc=chance))[4:]] == ["no", "no"]

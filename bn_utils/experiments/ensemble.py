@@ -160,7 +160,8 @@ def run_members(cfg: EnsembleConfig) -> dict:
                          "top5": topk_accuracy(z, y, 5) if ok else None,
                          "max_accuracy_during_training": record["max_accuracy"],
                          "diverged": not ok, "seed": rc.seed, "stored_in": chapter,
-                         "seconds": record.meta.get("seconds"), "device": record.meta.get("device"),
+                         # training time over every attempt (a resumed run's meta counts the last)
+                         "seconds": float(record["history"]["seconds"]), "device": record.meta.get("device"),
                          "reused_from_chapter_05": chapter == inception.CHAPTER}
         if ok:
             logits.append(z)
@@ -219,31 +220,35 @@ def headlines(record: results.Record) -> list[dict]:
     ours, and whether ours shows it: a gain of more than two paired standard errors."""
     from ..verdicts import claim
 
-    ens = record["ensemble"]
+    ens, se = record["ensemble"], record.metrics.get("gain_top1_se")
 
     def measure():
         if ens is None:
             return "no member finished", False
         best = 100 * record["members"][record["best_member"]]["top1"]
-        gain, se = 100 * record["gain_top1"], 100 * record.metrics.get("gain_top1_se", float("nan"))
-        return (f"{100 * ens['top1']:.2f} % vs {best:.2f} % top-1 ({gain:+.2f} ± {se:.2f} points, "
-                f"{record['n_used']} members)", gain > 2 * se)
+        gain = 100 * record["gain_top1"]
+        return (f"{100 * ens['top1']:.2f} % vs {best:.2f} % top-1 ({gain:+.2f} ± {100 * se:.2f} points, "
+                f"{record['n_used']} members)", gain > 2 * 100 * se)
     text = "an ensemble of BN networks is more accurate than its best member"
     return [claim(text, "Ioffe & Szegedy 2015, Table 3",
                   f"{PAPER['top5_error_validation']} % vs {PAPER['top5_error_single']} % top-5 error "
-                  "(ImageNet, 6 networks, 144 crops)", measure),
-            claim(text, "student reproduction", f"{STUDENT['top1_accuracy']:.2f} % vs "
-                  f"{STUDENT['top1_single']:.2f} % top-1 (CIFAR-10, best BN-x30)", measure)]
+                  "(ImageNet, 6 networks, 144 crops)", measure, se is not None or ens is None),
+            claim(text, "student reproduction", f"{STUDENT['top1_accuracy']:.2f} % top-1 vs "
+                  f"{STUDENT['top1_single']:.2f} % for its best BN-x30 run at its peak (CIFAR-10; "
+                  "whether that run was a member is not stated)", measure, se is not None or ens is None)]
 
 
 def training_minutes(record: results.Record) -> dict:
-    """Return the stored training time of the members, in minutes: of those trained in this
-    chapter, of those loaded from chapter 05, and the devices they ran on."""
+    """Return the stored training time of the members, in minutes: of those chapter 05's own table
+    trains (its rows' seeds) and of those this chapter trains (the variants, and the BN-x30 seeds
+    chapter 05's table does not have, stored in its folder all the same); and their devices."""
+    own_seeds = EnsembleConfig.from_record(record).base().seeds
     out = {"this_chapter": 0.0, "chapter_05": 0.0, "devices": set()}
     for m in record["members"].values():
         if m.get("seconds") is None:
             continue
-        out["chapter_05" if m["reused_from_chapter_05"] else "this_chapter"] += m["seconds"] / 60
+        by_05 = m["reused_from_chapter_05"] and m["seed"] in own_seeds
+        out["chapter_05" if by_05 else "this_chapter"] += m["seconds"] / 60
         out["devices"].add(m.get("device") or "unknown device")
     out["devices"] = ", ".join(sorted(out["devices"]))
     return out
