@@ -291,8 +291,10 @@ def plot(record: results.Record):
     plotting.label(ax_k, title="Ensemble accuracy vs number of members",
                    xlabel="members averaged (k)", ylabel="top-1 test accuracy (%)")
     cfg = record.config
+    devices = training_minutes(record)["devices"] if ens is not None else ""
     plotting.caption(fig, f"BN-x30 TinyInceptions (width {cfg['width']}, {cfg['epochs']} epochs on "
-                          f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images. "
-                          f"Source: {record.caption()}")
+                          f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images"
+                          + (f"; members trained on {devices}" if devices else "")
+                          + f". Ensemble: {record.caption()}")
     fig.tight_layout()
     return fig
