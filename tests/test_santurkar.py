@@ -219,7 +219,7 @@ def test_noise_headlines_apply_their_stated_rules():
     relative = "noisy BN's layer inputs move more than the standard network's relative to each layer's own spread"
     assert rows[relative]["shown?"] == "no"
     nearly = rows["noisy BN trains nearly as well as BN"]
-    assert nearly["shown?"] == "yes" and "keeps 92%" in nearly["ours"]   # 0.46 / 0.50
+    assert nearly["shown?"] == "yes" and "keeps 92.0%" in nearly["ours"]   # 0.46 / 0.50
     assert rows["the same noise costs a standard network more than a BN network"]["shown?"] == "yes"
     assert rows["BN improves test accuracy"]["shown?"] == "yes"
     # BN's ICS larger (0.5 > 0.4) and its cosine smaller: it reduced ICS nowhere

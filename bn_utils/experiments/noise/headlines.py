@@ -27,7 +27,7 @@ def _kept(shift: dict, noisy: str, clean: str) -> float | None:
 
 
 def _pct(share: float | None) -> str:
-    return "undefined (the network without noise did not learn)" if share is None else f"{share:.0%}"
+    return "undefined (the network without noise did not learn)" if share is None else f"{share:.1%}"
 
 
 def ics_reductions(record: results.Record) -> tuple[int, int, list[str]]:
