@@ -146,7 +146,7 @@ def paired_gain(better: np.ndarray, worse: np.ndarray) -> tuple[float, float]:
 def run_members(cfg: EnsembleConfig) -> dict:
     """Load (or train) every member; return each member's scores, the ensemble's top-1/top-5
     accuracy, its gain over the best member, and the accuracy by ensemble size."""
-    members, logits, labels = {}, [], None
+    members, usable_logits, labels = {}, {}, None
     for name in cfg.members:
         rc, chapter = cfg.member(name)
         record = inception.run_one(rc, chapter)
@@ -164,7 +164,8 @@ def run_members(cfg: EnsembleConfig) -> dict:
                          "seconds": float(record["history"]["seconds"]), "device": record.meta.get("device"),
                          "reused_from_chapter_05": chapter == inception.CHAPTER}
         if ok:
-            logits.append(z)
+            usable_logits[name] = z
+    logits = list(usable_logits.values())
     if not logits:
         return {"members": members, "ensemble": None, "n_used": 0}
     probs = ensemble_probabilities(logits)
@@ -172,8 +173,7 @@ def run_members(cfg: EnsembleConfig) -> dict:
     usable = {n: m for n, m in members.items() if not m["diverged"]}
     best = max(usable, key=lambda n: usable[n]["top1"])
     right = lambda p: np.argmax(p, axis=1) == labels  # noqa: E731
-    best_z = logits[[n for n in members if not members[n]["diverged"]].index(best)]
-    _, gain_se = paired_gain(right(probs), right(best_z))
+    _, gain_se = paired_gain(right(probs), right(usable_logits[best]))
     return {"members": members, "ensemble": ens, "n_used": len(logits), "best_member": best,
             "gain_top1": ens["top1"] - usable[best]["top1"], "gain_top1_se": gain_se,
             "gain_top5": ens["top5"] - max(m["top5"] for m in usable.values()),

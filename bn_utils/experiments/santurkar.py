@@ -32,6 +32,8 @@ COLORS = {"none": plotting.COLORS["no_bn"], "bn": plotting.COLORS["bn"],
           "noisy_bn": plotting.COLORS["noisy_bn"], "noise": "#66a182", "l1": "#30638e",
           "l2": "#8d6a9f", "linf": "#2e4057"}
 ARCHS = ("vgg", "dln")
+CHANCE = 0.1     # accuracy of guessing one of CIFAR-10's ten classes
+LEARNED = 0.05   # a network learned when its accuracy is this far above chance
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from ... import results
 from ...verdicts import claim
+from ..santurkar import CHANCE, LEARNED
 from .experiment import PAPER
 from .tables import ics_summary, shift_summary
 
 SOURCE = "Santurkar et al. 2018"
-CHANCE = 0.1
-# a network "learned" when its accuracy is this far above chance (as chapter 05's CHANCE_MARGIN)
-LEARNED = 0.05
 # "trains nearly as well as BN": keeps at least this share of BN's training accuracy above chance
 KEEP = 0.9
 

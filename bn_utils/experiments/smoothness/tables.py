@@ -8,6 +8,7 @@ import numpy as np
 from ... import book, results
 from ...verdicts import claim
 from .. import santurkar as S
+from ..santurkar import CHANCE, LEARNED
 from .experiment import LP_NETS, PAPER_NETS, record_lr, record_norms
 
 
@@ -114,8 +115,6 @@ def large_lr_summary(record: results.Record) -> dict:
 
 
 SOURCE = "Santurkar et al. 2018"
-CHANCE = 0.1     # CIFAR-10's ten classes
-LEARNED = 0.05   # a network learned when its accuracy is this far above chance
 
 
 def headlines(record: results.Record) -> list[dict]:
