@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -33,11 +34,12 @@ def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=
     ys = np.asarray(runs, dtype=float)
     if ys.ndim == 1:
         ys = ys[None]
-    mean = np.nanmean(ys, 0)
+    with warnings.catch_warnings():   # a point no run measured (all NaN) stays NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(ys, 0), np.nanstd(ys, 0)
+        lo, hi = (mean - std, mean + std) if kind == "std" else (np.nanmin(ys, 0), np.nanmax(ys, 0))
     line, = ax.plot(x, mean, label=label if len(ys) == 1 else f"{label} (n={len(ys)})", color=color)
     if len(ys) > 1:
-        lo, hi = ((mean - np.nanstd(ys, 0), mean + np.nanstd(ys, 0)) if kind == "std"
-                  else (np.nanmin(ys, 0), np.nanmax(ys, 0)))
         ax.fill_between(x, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
 
 

@@ -281,3 +281,17 @@ def test_smoothness_headlines_need_the_claim_in_both_networks():
     # nobody learns: BN "tolerating" the larger rate at chance accuracy shows nothing
     chance = {"none": 0.09, "bn": 0.12, "l1": 0.12, "l2": 0.12, "linf": 0.12}
     assert [r["shown?"] for r in smoothness.headlines(_smoothness_record(2.0, acc=chance))[4:]] == ["no", "no"]
+
+
+def test_ics_summary_tells_a_swinging_cosine_from_an_uncorrelated_one():
+    record = _noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2})
+    cfg = noise.NoiseConfig.from_record(record)
+    lr, k = cfg.dln_lrs[0], cfg.dln_ics_layers[-1]
+    name = next(r.name for r in noise.runs(cfg) if (r.arch, r.norm, r.lr) == ("dln", "bn", lr))
+    swinging = [-0.95, 0.9, -0.9, 0.95, np.nan]   # median near 0, yet half the time G' opposes G
+    record.metrics.update({f"{name}/ics_cos_L{k}": swinging, f"{name}/ics_l2_L{k}": [1.0] * 5,
+                           f"{name}/grad_norm_L{k}": [1.0] * 5})
+    summary = noise.ics_summary(record, "dln")
+    assert abs(summary[(lr, k, "bn")]["cos"]) < 0.1 and summary[(lr, k, "bn")]["anti"] == 0.5
+    assert summary[(lr, k, "none")]["anti"] == 0.0
+    assert "share cos < −½" in noise.ics_table(record, "dln").rows[0]

@@ -73,8 +73,9 @@ def shift_table(record: results.Record) -> book.Table:
 
 
 def ics_summary(record: results.Record, arch: str) -> dict:
-    """Return ``{(lr, layer, norm): {"l2": median, "cos": median, "rel": median ||G-G'||/||G||}}``
-    over training and seeds."""
+    """Return ``{(lr, layer, norm): {"l2": median, "cos": median, "rel": median ||G-G'||/||G||,
+    "anti": share of measurements with cos < -1/2}}`` over training and seeds (a median cosine
+    near 0 can be a cosine that swings between -1 and 1: the share tells them apart)."""
     runs, c = S.unpack(record), record.config
     lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
     layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
@@ -91,15 +92,19 @@ def ics_summary(record: results.Record, arch: str) -> dict:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = l2 / norm_g
                 out[(lr, k, norm)] = {"l2": float(np.nanmedian(l2)), "cos": float(np.nanmedian(cos)),
-                                      "rel": float(np.nanmedian(rel))}
+                                      "rel": float(np.nanmedian(rel)),
+                                      "anti": float(np.mean(cos[np.isfinite(cos)] < -0.5))}
     return out
 
 
 def ics_table(record: results.Record, arch: str) -> book.Table:
-    """Table: median over training (and seeds) of ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′)."""
+    """Table: median over training (and seeds) of ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′), and the
+    share of measurements in which G′ points against G (cos < −½)."""
     rows = []
     for (lr, k, norm), v in ics_summary(record, arch).items():
         rows.append({"LR": f"{lr:g}", "layer": k, "network": S.LABELS[norm], "‖G−G′‖": v["l2"],
-                     "‖G−G′‖/‖G‖": v["rel"], "cos(G, G′)": v["cos"]})
-    return book.Table(rows, fmt={"‖G−G′‖": "{:.3g}", "‖G−G′‖/‖G‖": "{:.3g}", "cos(G, G′)": "{:.3f}"})
+                     "‖G−G′‖/‖G‖": v["rel"], "cos(G, G′)": v["cos"],
+                     "share cos < −½": v["anti"]})
+    return book.Table(rows, fmt={"‖G−G′‖": "{:.3g}", "‖G−G′‖/‖G‖": "{:.3g}", "cos(G, G′)": "{:.3f}",
+                                 "share cos < −½": "{:.0%}"})
 
