@@ -177,3 +177,21 @@ def results_record(cfg, out):
     from bn_utils import results
 
     return results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
+
+
+def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
+    from bn_utils import results
+
+    # reference: chapter 05's table trains BN-x30 seed 0 only; seeds 1 and 2 are trained by this
+    # chapter and stored in chapter 05's folder, so they are "reused" on loading but not its runs
+    cfg = ens.EnsembleConfig.for_profile("reference", members=("seed-0", "seed-1", "dropout-5pct"))
+    assert cfg.base().seeds == (0,)
+    members = {"seed-0": (True, 0), "seed-1": (True, 1), "dropout-5pct": (False, 0)}
+    out = {"members": {n: {"top1": 0.5, "top5": 0.9, "diverged": False, "reused_from_chapter_05": r,
+                           "seed": s, "seconds": 60.0 * (i + 1)} for i, (n, (r, s)) in enumerate(members.items())},
+           "ensemble": {"top1": 0.6, "top5": 0.9}, "n_used": 3}
+    record = results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
+    assert [ens.trained_by_chapter_05(record, n) for n in members] == [True, False, False]
+    assert [r["source"] for r in ens.table(record)[:3]] == ["chapter 05's table", "trained here", "trained here"]
+    minutes = ens.training_minutes(record)
+    assert (minutes["chapter_05"], minutes["this_chapter"]) == (1.0, 5.0)

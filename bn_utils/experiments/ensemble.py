@@ -192,6 +192,14 @@ def member_names(record: results.Record) -> list[str]:
     return [n for n in record.config["members"] if n in record["members"]]
 
 
+def trained_by_chapter_05(record: results.Record, name: str) -> bool:
+    """Return whether member ``name`` is one of chapter 05's own runs (a seed of its BN-x30 row),
+    as opposed to one this chapter trained (the variants, and the BN-x30 seeds chapter 05's table
+    does not have, which are stored in chapter 05's folder all the same)."""
+    m = record["members"][name]
+    return bool(m["reused_from_chapter_05"]) and m.get("seed") in EnsembleConfig.from_record(record).base().seeds
+
+
 def table(record: results.Record) -> list[dict]:
     """Return one line per member and one for the ensemble: top-1 and top-5 test accuracy (%),
     beside the paper's and the student reproduction's ensemble numbers."""
@@ -199,18 +207,18 @@ def table(record: results.Record) -> list[dict]:
     members = record["members"]
     rows = [{"network": LABELS[n], "top-1 %": pct(members[n]["top1"]),
              "top-5 %": pct(members[n]["top5"]),
-             "from": "chapter 05" if members[n]["reused_from_chapter_05"] else "this chapter",
+             "source": "chapter 05's table" if trained_by_chapter_05(record, n) else "trained here",
              "diverged": "yes" if members[n]["diverged"] else "no"}
             for n in member_names(record)]
     ens = record["ensemble"] or {}
     rows.append({"network": f"ensemble of {record['n_used']}", "top-1 %": pct(ens.get("top1")),
-                 "top-5 %": pct(ens.get("top5")), "from": "averaged softmax", "diverged": "—"})
+                 "top-5 %": pct(ens.get("top5")), "source": "averaged softmax", "diverged": "—"})
     rows.append({"network": "paper (ImageNet, 6 BN-Inceptions)", "top-1 %": None,
                  "top-5 %": 100 - PAPER["top5_error_validation"],
-                 "from": f"top-5 error {PAPER['top5_error_validation']} % val, "
+                 "source": f"top-5 error {PAPER['top5_error_validation']} % val, "
                          f"{PAPER['top5_error_test']} % test", "diverged": "—"})
     rows.append({"network": "student (CIFAR-10)", "top-1 %": STUDENT["top1_accuracy"],
-                 "top-5 %": None, "from": "ensemble of TinyInceptions", "diverged": "—"})
+                 "top-5 %": None, "source": "ensemble of TinyInceptions", "diverged": "—"})
     return rows
 
 
@@ -242,13 +250,11 @@ def training_minutes(record: results.Record) -> dict:
     """Return the stored training time of the members, in minutes: of those chapter 05's own table
     trains (its rows' seeds) and of those this chapter trains (the variants, and the BN-x30 seeds
     chapter 05's table does not have, stored in its folder all the same); and their devices."""
-    own_seeds = EnsembleConfig.from_record(record).base().seeds
     out = {"this_chapter": 0.0, "chapter_05": 0.0, "devices": set()}
-    for m in record["members"].values():
+    for name, m in record["members"].items():
         if m.get("seconds") is None:
             continue
-        by_05 = m["reused_from_chapter_05"] and m["seed"] in own_seeds
-        out["chapter_05" if by_05 else "this_chapter"] += m["seconds"] / 60
+        out["chapter_05" if trained_by_chapter_05(record, name) else "this_chapter"] += m["seconds"] / 60
         out["devices"].add(m.get("device") or "unknown device")
     out["devices"] = ", ".join(sorted(out["devices"]))
     return out
