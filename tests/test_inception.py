@@ -421,3 +421,48 @@ def test_stored_seeds_reads_the_stored_runs_of_a_row_and_never_trains(monkeypatc
         results.save(inc.CHAPTER, rc.name, rc, {"max_accuracy": acc, "diverged": diverged})
     assert inc.stored_seeds(cfg, "BN-x30") == {0: 0.5, 2: 0.7}    # a diverged seed is left out
     assert inc.stored_seeds(cfg, "BN-x5") == {}
+
+
+def test_seeds_against_target_gives_each_stored_seed_its_own_speedup():
+    metrics = {"Inception": fake_row([0.1, 0.2, 0.3, 0.5]),        # reaches 0.5 at step 30
+               "BN-x30": fake_row([0.1, 0.5, 0.6, 0.6])}
+    summ = inc.summary(results.Record("05", "ablation", {}, metrics))
+    seeds = {0: fake_row([0.1, 0.5, 0.6, 0.6])["history"][0],      # step 10: 3x
+             1: fake_row([0.1, 0.2, 0.55, 0.7])["history"][0],     # step 20: 1.5x
+             2: fake_row([0.1, 0.2, 0.3, 0.4])["history"][0]}      # never
+    out = inc.seeds_against_target(seeds, summ)
+    assert [out[s]["steps_to_target"] for s in (0, 1, 2)] == [10, 20, None]
+    assert out[0]["speedup"] == pytest.approx(3.0) and out[1]["speedup"] == pytest.approx(1.5)
+    assert out[2]["speedup"] is None and out[1]["max_accuracy"] == pytest.approx(0.7)
+
+
+def test_at_equal_steps_compares_best_accuracies_up_to_the_shorter_runs_end():
+    metrics = {"Inception": fake_row([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),   # 50 steps
+               "BN-Baseline": fake_row([0.1, 0.35, 0.45])}              # 20 steps, then stops
+    record = results.Record("05", "ablation", {}, metrics)
+    out = inc.at_equal_steps(record, "BN-Baseline")
+    assert out == {"step": 20, "row": pytest.approx(0.45), "base": pytest.approx(0.3)}
+    assert inc.at_equal_steps(record, "BN-x5") is None
+
+
+def test_orderings_rank_the_rows_by_speedup_and_by_accuracy_beside_the_papers():
+    metrics = {"Inception": fake_row([0.1, 0.2, 0.3, 0.5]), "BN-x5": fake_row([0.1, 0.2, 0.5, 0.55]),
+               "BN-x30": fake_row([0.1, 0.5, 0.6, 0.7]), "BN-Baseline": fake_row([0.1, 0.2, 0.3, 0.4])}
+    order = inc.orderings(inc.summary(results.Record("05", "ablation", {}, metrics)))
+    assert order["speed_ours"] == "BN-x30 (3.0x), BN-x5 (1.5x)"          # BN-Baseline never reached it
+    assert order["speed_paper"].startswith("BN-x5 (14.8x), BN-x30 (11.5x)")
+    assert order["acc_ours"].startswith("BN-x30 (70.0 %), BN-x5 (55.0 %), Inception (50.0 %)")
+    assert order["acc_paper"].startswith("BN-x30 (74.8 %)")
+    # the student's: its Inception's 99 epochs over each row's epochs to the same accuracy
+    assert order["speed_student"] == "BN-x30 (24.8x), BN-x5 (14.1x), BN-Baseline (7.6x)"
+    assert inc.student_speedups()["BN-x5-Sigmoid"] is None
+
+
+def test_seeds_rows_end_with_the_mean_and_std_over_the_seeds():
+    per_seed = {0: {"max_accuracy": 0.6, "steps_to_target": 10, "speedup": 3.0},
+                1: {"max_accuracy": 0.7, "steps_to_target": 20, "speedup": 1.5},
+                2: {"max_accuracy": 0.5, "steps_to_target": None, "speedup": None}}
+    rows = inc.seeds_rows(per_seed)
+    assert [r["speed-up"] for r in rows] == ["3.0x", "1.5x", "never", "2.2 ± 1.1x"]
+    assert rows[-1]["best acc. %"] == "60.0 ± 10.0" and rows[2]["steps to target"] == "never"
+    assert len(inc.seeds_rows({0: per_seed[0]})) == 1

@@ -184,14 +184,91 @@ def comparison(summ: dict) -> list[dict]:
             "diverged": f"{s['n_diverged']}/{s['n_seeds']}",
             "paper max % (Fig. 3)": paper.get("max_accuracy"),
             "paper steps to 72.2 % (Fig. 3)": _millions(paper.get("steps")) if paper else None,
-            "paper speed-up": (None if not paper else "—" if paper_speedups()[name] is None
+            "paper speed-up": (None if not paper else "never" if paper_speedups()[name] is None
                                else f"{paper_speedups()[name]:.1f}x"),
             "student max %": student.get("max_accuracy"),
-            "student epochs": (student.get("epochs") or "—") if student else None,
+            "student epochs to its Inception's best": (student.get("epochs") or "never") if student else None,
+            "student speed-up": (None if not student else "never" if student_speedups()[name] is None
+                                 else f"{student_speedups()[name]:.1f}x"),
         })
     return out
 
 
 def _millions(steps: float | None) -> str:
-    return "—" if steps is None else f"{steps / 1e6:.1f}M"
+    return "never" if steps is None else f"{steps / 1e6:.1f}M"
 
+
+def student_speedups() -> dict:
+    """Return the student reproduction's speed-ups over its Inception row: its Inception's epochs
+    to its own best accuracy divided by each row's (None where a row never reached it)."""
+    base = STUDENT[TARGET_ROW]["epochs"]
+    return {row: None if s["epochs"] is None else base / s["epochs"] for row, s in STUDENT.items()}
+
+
+
+def seeds_against_target(histories: dict, summ: dict) -> dict:
+    """Return, per stored seed of one row (``{seed: history}``, e.g. from
+    :func:`~.training.stored_runs`), its best accuracy, its steps to the target of ``summ`` and
+    its speed-up over the Inception row of ``summ``: the seed noise of numbers the table shows
+    for one seed."""
+    base = summ.get(TARGET_ROW, {})
+    target, base_steps = base.get("target"), base.get("steps_to_target")
+    out = {}
+    for seed, h in sorted(histories.items()):
+        steps, acc = _evaluations(h)
+        reach = steps_to_reach(steps, acc, target) if target is not None else None
+        out[seed] = {"max_accuracy": float(np.nanmax(acc)), "steps_to_target": reach,
+                     "speedup": base_steps / reach if reach and base_steps else None}
+    return out
+
+
+def at_equal_steps(record: results.Record, row: str, base: str = TARGET_ROW) -> dict | None:
+    """Return the best accuracy of ``row``'s and ``base``'s mean curves up to the last step
+    ``row`` evaluated (``{"step", "row", "base"}``): the two compared on the same number of SGD
+    steps, whatever their budgets. None if either row is missing."""
+    if row not in record.metrics or base not in record.metrics:
+        return None
+    steps, acc = mean_curve(record.metrics[row])
+    base_steps, base_acc = mean_curve(record.metrics[base])
+    last = int(steps[np.isfinite(acc)][-1])
+    upto = base_steps <= last
+    return {"step": last, "row": float(np.nanmax(acc)),
+            "base": float(np.nanmax(base_acc[upto])) if upto.any() else float("nan")}
+
+
+def orderings(summ: dict) -> dict:
+    """Return the rows of the paper's table ordered by speed-up and by best accuracy, ours (from
+    ``summ``) and the paper's (its Figure 3; by speed-up also the student reproduction's), as ``"BN-x30 (17.2x), BN-x5 (8.2x)"`` strings:
+    whether the ordering survives the change of scale. Rows that never reached the target have
+    no speed-up and are left out of that ordering."""
+    rows = [r for r in summ if r in PAPER and r != TARGET_ROW]
+    ours_speed = sorted((r for r in rows if summ[r]["speedup"]), key=lambda r: -summ[r]["speedup"])
+    paper, student = paper_speedups(), student_speedups()
+    paper_speed = sorted((r for r in rows if paper[r]), key=lambda r: -paper[r])
+    student_speed = sorted((r for r in rows if student.get(r)), key=lambda r: -student[r])
+    by_acc = lambda acc: sorted(rows + [TARGET_ROW] * (TARGET_ROW in summ), key=lambda r: -acc(r))  # noqa: E731
+    return {
+        "speed_ours": ", ".join(f"{r} ({summ[r]['speedup']:.1f}x)" for r in ours_speed) or "no row reached the target",
+        "speed_paper": ", ".join(f"{r} ({paper[r]:.1f}x)" for r in paper_speed),
+        "speed_student": ", ".join(f"{r} ({student[r]:.1f}x)" for r in student_speed),
+        "acc_ours": ", ".join(f"{r} ({100 * summ[r]['max_accuracy']:.1f} %)"
+                              for r in by_acc(lambda r: summ[r]["max_accuracy"])),
+        "acc_paper": ", ".join(f"{r} ({PAPER[r]['max_accuracy']:.1f} %)"
+                               for r in by_acc(lambda r: PAPER[r]["max_accuracy"])),
+    }
+
+
+def seeds_rows(per_seed: dict) -> list[dict]:
+    """Return table rows of :func:`seeds_against_target` (one per seed, then mean ± std over the
+    seeds when there are several), as strings."""
+    fmt = lambda v, f: "never" if v is None else format(v, f)  # noqa: E731
+    rows = [{"seed": str(s), "best acc. %": f"{100 * v['max_accuracy']:.1f}",
+             "steps to target": fmt(v["steps_to_target"], ","), "speed-up": fmt(v["speedup"], ".1f")
+             + ("x" if v["speedup"] else "")} for s, v in per_seed.items()]
+    if len(per_seed) > 1:
+        acc = np.array([100 * v["max_accuracy"] for v in per_seed.values()])
+        fast = np.array([v["speedup"] for v in per_seed.values() if v["speedup"]])
+        rows.append({"seed": "mean ± std", "best acc. %": f"{acc.mean():.1f} ± {acc.std(ddof=1):.1f}",
+                     "steps to target": "—",
+                     "speed-up": f"{fast.mean():.1f} ± {fast.std(ddof=1):.1f}x" if len(fast) > 1 else "—"})
+    return rows

@@ -127,16 +127,22 @@ def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
     return record
 
 
-def stored_seeds(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
-    """Return ``{seed: best test accuracy}`` of the runs of ``row`` at ``cfg``'s settings that are
-    stored under any of ``seeds`` (never trains: chapter 06 stores BN-x30's extra seeds here)."""
+def stored_runs(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
+    """Return ``{seed: record}`` of the runs of ``row`` at ``cfg``'s settings that are stored
+    under any of ``seeds`` and did not diverge (never trains: chapter 06 stores BN-x30's extra
+    seeds here)."""
     out = {}
     for seed in seeds:
         rc = cfg.run_config(row, seed)
         record = results.load(CHAPTER, rc.name, rc)
         if record is not None and not record["diverged"]:
-            out[seed] = float(record["max_accuracy"])
+            out[seed] = record
     return out
+
+
+def stored_seeds(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
+    """Return ``{seed: best test accuracy}`` of :func:`stored_runs`."""
+    return {seed: float(r["max_accuracy"]) for seed, r in stored_runs(cfg, row, seeds).items()}
 
 
 def run_table(cfg: AblationConfig) -> dict:
