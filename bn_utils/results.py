@@ -92,7 +92,14 @@ def device_description(device: Any = None) -> str:
     dev = torch.device(device) if device is not None else default_device()
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
-    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu: {platform.processor() or platform.machine()} ({n} thread{'s' * (n != 1)})"
+
+
+def readable_device(text: str) -> str:
+    """Return a stored device description as a reader should see it (records made before the
+    singular was fixed say "1 threads")."""
+    return text.replace("(1 threads)", "(1 thread)")
 
 
 def provenance(device: Any = None) -> dict:
@@ -138,7 +145,7 @@ class Record:
         when = self.meta.get("finished", "")[:10]
         source = "stored" if self.meta.get("loaded") else "this run"
         return (f"{self.profile} profile ({source}: commit {self.meta.get('commit', '?')}, "
-                f"{self.meta.get('device', '?')}, {when})")
+                f"{readable_device(self.meta.get('device', '?'))}, {when})")
 
 
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:

@@ -263,3 +263,14 @@ def test_every_committed_record_has_a_matching_digest():
     for path in records:
         doc = json.loads(path.read_text())
         assert doc.get("digest") == results.record_digest(doc), path
+
+
+def test_device_names_count_threads_in_good_english(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert results.device_description("cpu").endswith("(1 thread)")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert results.device_description("cpu").endswith("(2 threads)")
+    rec = results.Record("ch", "exp", {}, {}, meta={"device": "cpu: x86_64 (1 threads)", "commit": "abc"})
+    assert "(1 thread)" in rec.caption() and "1 threads" not in rec.caption()
