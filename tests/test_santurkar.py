@@ -295,3 +295,11 @@ def test_ics_summary_tells_a_swinging_cosine_from_an_uncorrelated_one():
     assert abs(summary[(lr, k, "bn")]["cos"]) < 0.1 and summary[(lr, k, "bn")]["anti"] == 0.5
     assert summary[(lr, k, "none")]["anti"] == 0.0
     assert "share cos < −½" in noise.ics_table(record, "dln").rows[0]
+
+
+def test_edge_reading_says_whether_beta_sits_at_two_over_the_learning_rate():
+    at_edge = {"none": {"beta": 19.0}, "bn": {"beta": 15.0}}          # β·LR/2 = 0.95, 0.75 at LR 0.1
+    assert "both within a factor of two of 1" in smoothness.edge_reading(at_edge, 0.1)
+    assert "0.95 without BN and 0.75 with it" in smoothness.edge_reading(at_edge, 0.1)
+    far = {"none": {"beta": 19.0}, "bn": {"beta": 2.0}}               # BN: 0.10, far below the edge
+    assert "not both within" in smoothness.edge_reading(far, 0.1)

@@ -184,3 +184,17 @@ def claims_table(record: results.Record) -> book.Table:
     """Table: each claim of the paper, where the paper shows it, our measurement and whether it
     shows the claim (:func:`headlines`)."""
     return book.Table(headlines(record), fmt="{}")
+
+
+EDGE_FACTOR = 2.0   # "at the edge of stability": β·LR/2 within this factor of 1
+
+
+def edge_reading(summary: dict, lr: float) -> str:
+    """Return, as a clause, where the median β along training (``smoothness_summary``) of the
+    standard and BN networks sits against the edge of stability, β·LR/2 = 1: at a fixed learning
+    rate gradient descent tends to settle there whatever the landscape."""
+    share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
+    values = f"β·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
+    if all(1 / EDGE_FACTOR <= v <= EDGE_FACTOR for v in share.values()):
+        return f"{values}, both within a factor of two of 1, as the edge of stability predicts whatever the landscape"
+    return f"{values}: not both within a factor of two of 1, so the learning rate alone does not set them"
