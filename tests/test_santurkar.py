@@ -302,4 +302,16 @@ def test_edge_reading_says_whether_beta_sits_at_two_over_the_learning_rate():
     assert "both within a factor of two of 1" in smoothness.edge_reading(at_edge, 0.1)
     assert "0.95 without BN and 0.75 with it" in smoothness.edge_reading(at_edge, 0.1)
     far = {"none": {"beta": 19.0}, "bn": {"beta": 2.0}}               # BN: 0.10, far below the edge
-    assert "not both within" in smoothness.edge_reading(far, 0.1)
+    assert smoothness.edge_reading(far, 0.1).endswith("the standard network's within a factor of two of 1, BN's not")
+    assert "neither" in smoothness.edge_reading({"none": {"beta": 100.0}, "bn": {"beta": 1.0}}, 0.1)
+
+
+def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
+    record = _smoothness_record(2.0)
+    assert smoothness.headlines(record)[-1]["shown?"] == "yes"      # every DLN ends at the same loss
+    cfg = smoothness.SmoothnessConfig.from_record(record)
+    for run in smoothness.runs(cfg):   # BN's DLN ends at 1.0, the standard and ℓp ones at 5.0
+        if run.arch == "dln" and run.norm != "bn":
+            record.metrics[f"{run.name}/loss"] = [5.0, 5.0]
+    lp = smoothness.headlines(record)[-1]
+    assert lp["shown?"] == "no" and "DLN final loss: standard 5.0, BN 1.0" in lp["ours"]
