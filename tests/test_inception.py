@@ -466,3 +466,13 @@ def test_seeds_rows_end_with_the_mean_and_std_over_the_seeds():
     assert [r["speed-up"] for r in rows] == ["3.0x", "1.5x", "never", "2.2 ± 1.1x"]
     assert rows[-1]["best acc. %"] == "60.0 ± 10.0" and rows[2]["steps to target"] == "never"
     assert len(inc.seeds_rows({0: per_seed[0]})) == 1
+
+
+def test_seed_spread_gives_mean_sample_std_and_range_or_none():
+    per_seed = {0: {"max_accuracy": 0.6, "speedup": 3.0}, 1: {"max_accuracy": 0.7, "speedup": 1.5},
+                2: {"max_accuracy": 0.5, "speedup": None}}
+    spread = inc.seed_spread(per_seed)
+    assert spread["n"] == 3 and spread["acc"] == pytest.approx((60.0, 10.0, 50.0, 70.0))
+    assert spread["speedup"] == pytest.approx((2.25, 1.0606601717798212, 1.5, 3.0))
+    assert inc.seed_spread({0: per_seed[0], 2: per_seed[2]})["speedup"] is None   # one seed reached it
+    assert inc.seed_spread({0: per_seed[0]}) is None

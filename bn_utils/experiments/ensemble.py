@@ -196,8 +196,8 @@ def trained_by_chapter_05(record: results.Record, name: str) -> bool:
     """Return whether member ``name`` is one of chapter 05's own runs (a seed of its BN-x30 row),
     as opposed to one this chapter trained (the variants, and the BN-x30 seeds chapter 05's table
     does not have, which are stored in chapter 05's folder all the same)."""
-    m = record["members"][name]
-    return bool(m["reused_from_chapter_05"]) and m.get("seed") in EnsembleConfig.from_record(record).base().seeds
+    m, own_seeds = record["members"][name], EnsembleConfig.from_record(record).base().seeds
+    return bool(m["reused_from_chapter_05"]) and m.get("seed") in own_seeds
 
 
 def table(record: results.Record) -> list[dict]:

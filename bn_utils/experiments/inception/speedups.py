@@ -169,7 +169,7 @@ def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
 def comparison(summ: dict) -> list[dict]:
     """Return the results table: ours (speed-ups with their resolution) beside the paper's
     ImageNet numbers (its Figure 3) and the student reproduction's."""
-    out = []
+    out, paper_x, student_x = [], paper_speedups(), student_speedups()
     for name, s in summ.items():
         paper, student = PAPER.get(name, {}), STUDENT.get(name, {})
         steps = s["steps_to_target"]
@@ -184,12 +184,10 @@ def comparison(summ: dict) -> list[dict]:
             "diverged": f"{s['n_diverged']}/{s['n_seeds']}",
             "paper max % (Fig. 3)": paper.get("max_accuracy"),
             "paper steps to 72.2 % (Fig. 3)": _millions(paper.get("steps")) if paper else None,
-            "paper speed-up": (None if not paper else "never" if paper_speedups()[name] is None
-                               else f"{paper_speedups()[name]:.1f}x"),
+            "paper speed-up": _speedup_text(paper_x[name]) if paper else None,
             "student max %": student.get("max_accuracy"),
             "student epochs to its Inception's best": (student.get("epochs") or "never") if student else None,
-            "student speed-up": (None if not student else "never" if student_speedups()[name] is None
-                                 else f"{student_speedups()[name]:.1f}x"),
+            "student speed-up": _speedup_text(student_x[name]) if student else None,
         })
     return out
 
@@ -198,12 +196,15 @@ def _millions(steps: float | None) -> str:
     return "never" if steps is None else f"{steps / 1e6:.1f}M"
 
 
+def _speedup_text(speedup: float | None) -> str:
+    return "never" if speedup is None else f"{speedup:.1f}x"
+
+
 def student_speedups() -> dict:
     """Return the student reproduction's speed-ups over its Inception row: its Inception's epochs
     to its own best accuracy divided by each row's (None where a row never reached it)."""
     base = STUDENT[TARGET_ROW]["epochs"]
     return {row: None if s["epochs"] is None else base / s["epochs"] for row, s in STUDENT.items()}
-
 
 
 def seeds_against_target(histories: dict, summ: dict) -> dict:
@@ -236,26 +237,42 @@ def at_equal_steps(record: results.Record, row: str, base: str = TARGET_ROW) -> 
             "base": float(np.nanmax(base_acc[upto])) if upto.any() else float("nan")}
 
 
+def _ranked(values: dict, fmt) -> str:
+    """Return ``values``'s keys, largest value first, each with its formatted value:
+    ``"BN-x30 (17.2x), BN-x5 (8.2x)"``. Keys whose value is None are left out."""
+    kept = sorted((k for k, v in values.items() if v is not None), key=lambda k: -values[k])
+    return ", ".join(f"{k} ({fmt(values[k])})" for k in kept)
+
+
 def orderings(summ: dict) -> dict:
     """Return the rows of the paper's table ordered by speed-up and by best accuracy, ours (from
-    ``summ``) and the paper's (its Figure 3; by speed-up also the student reproduction's), as ``"BN-x30 (17.2x), BN-x5 (8.2x)"`` strings:
-    whether the ordering survives the change of scale. Rows that never reached the target have
-    no speed-up and are left out of that ordering."""
+    ``summ``) and the paper's (its Figure 3; by speed-up also the student reproduction's), as
+    ``"BN-x30 (17.2x), BN-x5 (8.2x)"`` strings: whether the ordering survives the change of scale.
+    Rows that never reached the target have no speed-up and are left out of that ordering."""
     rows = [r for r in summ if r in PAPER and r != TARGET_ROW]
-    ours_speed = sorted((r for r in rows if summ[r]["speedup"]), key=lambda r: -summ[r]["speedup"])
-    paper, student = paper_speedups(), student_speedups()
-    paper_speed = sorted((r for r in rows if paper[r]), key=lambda r: -paper[r])
-    student_speed = sorted((r for r in rows if student.get(r)), key=lambda r: -student[r])
-    by_acc = lambda acc: sorted(rows + [TARGET_ROW] * (TARGET_ROW in summ), key=lambda r: -acc(r))  # noqa: E731
+    with_target = rows + [TARGET_ROW] * (TARGET_ROW in summ)
+    paper_x, student_x = paper_speedups(), student_speedups()
+    times, percent = "{:.1f}x".format, "{:.1f} %".format
     return {
-        "speed_ours": ", ".join(f"{r} ({summ[r]['speedup']:.1f}x)" for r in ours_speed) or "no row reached the target",
-        "speed_paper": ", ".join(f"{r} ({paper[r]:.1f}x)" for r in paper_speed),
-        "speed_student": ", ".join(f"{r} ({student[r]:.1f}x)" for r in student_speed),
-        "acc_ours": ", ".join(f"{r} ({100 * summ[r]['max_accuracy']:.1f} %)"
-                              for r in by_acc(lambda r: summ[r]["max_accuracy"])),
-        "acc_paper": ", ".join(f"{r} ({PAPER[r]['max_accuracy']:.1f} %)"
-                               for r in by_acc(lambda r: PAPER[r]["max_accuracy"])),
+        "speed_ours": _ranked({r: summ[r]["speedup"] for r in rows}, times) or "no row reached the target",
+        "speed_paper": _ranked({r: paper_x[r] for r in rows}, times),
+        "speed_student": _ranked({r: student_x.get(r) for r in rows}, times),
+        "acc_ours": _ranked({r: 100 * summ[r]["max_accuracy"] for r in with_target}, percent),
+        "acc_paper": _ranked({r: PAPER[r]["max_accuracy"] for r in with_target}, percent),
     }
+
+
+def seed_spread(per_seed: dict) -> dict | None:
+    """Return the spread over the seeds of :func:`seeds_against_target`: ``{"n", "acc",
+    "speedup"}``, each of the last two ``(mean, std, min, max)`` with the sample std (best
+    accuracy in %; the speed-up over the seeds that reached the target, None if fewer than two
+    did). None if fewer than two seeds are stored."""
+    if len(per_seed) < 2:
+        return None
+    spread = lambda v: (v.mean(), v.std(ddof=1), v.min(), v.max())  # noqa: E731
+    acc = np.array([100 * v["max_accuracy"] for v in per_seed.values()])
+    fast = np.array([v["speedup"] for v in per_seed.values() if v["speedup"]])
+    return {"n": len(acc), "acc": spread(acc), "speedup": spread(fast) if len(fast) > 1 else None}
 
 
 def seeds_rows(per_seed: dict) -> list[dict]:
@@ -265,10 +282,9 @@ def seeds_rows(per_seed: dict) -> list[dict]:
     rows = [{"seed": str(s), "best acc. %": f"{100 * v['max_accuracy']:.1f}",
              "steps to target": fmt(v["steps_to_target"], ","), "speed-up": fmt(v["speedup"], ".1f")
              + ("x" if v["speedup"] else "")} for s, v in per_seed.items()]
-    if len(per_seed) > 1:
-        acc = np.array([100 * v["max_accuracy"] for v in per_seed.values()])
-        fast = np.array([v["speedup"] for v in per_seed.values() if v["speedup"]])
-        rows.append({"seed": "mean ± std", "best acc. %": f"{acc.mean():.1f} ± {acc.std(ddof=1):.1f}",
-                     "steps to target": "—",
-                     "speed-up": f"{fast.mean():.1f} ± {fast.std(ddof=1):.1f}x" if len(fast) > 1 else "—"})
+    spread = seed_spread(per_seed)
+    if spread:
+        (acc, acc_sd, *_), fast = spread["acc"], spread["speedup"]
+        rows.append({"seed": "mean ± std", "best acc. %": f"{acc:.1f} ± {acc_sd:.1f}",
+                     "steps to target": "—", "speed-up": f"{fast[0]:.1f} ± {fast[1]:.1f}x" if fast else "—"})
     return rows

@@ -25,5 +25,5 @@ from .experiment import (  # noqa: F401
     CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, make_hooks, record_lr, record_norms, run, runs)
 from .figures import plot_landscape, plot_large_lr, plot_step_profile, plot_training  # noqa: F401
 from .tables import (  # noqa: F401
-    beta_comparison, beta_table, claims_table, edge_reading, headlines, large_lr_summary, smoothness_summary,
-    smoothness_table)
+    beta_comparison, beta_table, claims_table, edge_reading, headlines, large_lr_summary,
+    smoothness_summary, smoothness_table)
