@@ -190,3 +190,20 @@ def fold_model(model: nn.Sequential) -> nn.Sequential:
             layers.append(copy.deepcopy(layer))
             i += 1
     return nn.Sequential(*layers).eval()
+
+
+def fold_nested(model: nn.Module) -> nn.Module:
+    """Return a copy of ``model`` in eval mode in which every (Conv2d or Linear, BN) pair that
+    follows each other inside an ``nn.Sequential`` (at any depth) is one layer with the BN folded
+    in (the BN becomes ``nn.Identity``); conv weights keep their memory format. Its outputs equal
+    the eval-mode outputs of ``model`` up to float rounding, with fewer operators (evaluation)."""
+    out = copy.deepcopy(model).eval()
+    for seq in [m for m in out.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            layer, bn = seq[i], seq[i + 1]
+            if isinstance(layer, (nn.Conv2d, nn.Linear)) and bn_layers(bn) == [bn]:
+                folded = fold_batchnorm(layer, bn)
+                if layer.weight.ndim == 4 and layer.weight.is_contiguous(memory_format=torch.channels_last):
+                    folded = folded.to(memory_format=torch.channels_last)
+                seq[i], seq[i + 1] = folded, nn.Identity()
+    return out

@@ -178,6 +178,29 @@ def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
     return state
 
 
+def resume_state(path: Path, *, steps: int, identity: dict | None = None) -> dict:
+    """Return the checkpoint at ``path`` if it belongs to this run: its ``identity`` equal to the
+    one given (when one is), its step inside ``1 .. steps - 1`` and its weights finite; otherwise
+    raise a ValueError naming the file and saying to delete it."""
+    state = load_checkpoint(path)
+    again = "delete it to start the run afresh"
+    if identity is not None and state.get("identity") != identity:
+        raise ValueError(f"checkpoint {path} belongs to another run ({state.get('identity')!r}, "
+                         f"not {identity!r}); {again}")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 < step < steps:
+        raise ValueError(f"checkpoint {path} is at step {step!r}, outside this run's 1..{steps - 1}; "
+                         f"{again}")
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise ValueError(f"checkpoint {path} has no model weights; {again}")
+    for key, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() \
+                and not torch.isfinite(value).all():
+            raise ValueError(f"checkpoint {path} has non-finite weights in {key!r}; {again}")
+    return state
+
+
 def fit(model: nn.Module, batches: Iterator, *, steps: int,
         optimizer: torch.optim.Optimizer,
         loss_fn: Callable = F.cross_entropy,
@@ -189,6 +212,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         hooks: dict[int, list[Callable]] | Callable | None = None,
         checkpoint: Path | str | None = None,
         checkpoint_every: int = 0,
+        identity: dict | None = None,
         progress: bool | str = True) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
@@ -202,7 +226,9 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
     listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
     has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
-    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted. A
+    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted
+    (``identity``, e.g. the run's name and config digest, is stored in it and must match on
+    resume: :func:`resume_state` refuses another run's checkpoint, naming the file). A
     logged loss that :func:`is_diverged` stops the run (``History.diverged_at``). The progress
     bar is off when ``BN_PROGRESS=0`` (the book's builds set it).
     """
@@ -212,10 +238,15 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        hist = History(**state["history"])
+        state = resume_state(ckpt, steps=steps, identity=identity)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            hist = History(**state["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"checkpoint {ckpt} does not fit this run ({type(err).__name__}: "
+                             f"{first}); delete it to start the run afresh") from None
         start = state["step"]
         torch.set_rng_state(state["torch_rng"])
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
@@ -299,13 +330,15 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             run_eval(done)
         if bar is not None:
             bar.update(1)
-        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps:
+        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps \
+                and all(torch.isfinite(p).all() for p in model.parameters()):   # NaN: diverging
             hist.steps_done = done
             hist.seconds += time.perf_counter() - t_start
             t_start = time.perf_counter()
             save_checkpoint(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "history": hist.to_dict(), "step": done, "torch_rng": torch.get_rng_state(),
+                "history": hist.to_dict(), "step": done, "identity": identity,
+                "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
     else:
         hist.steps_done = steps

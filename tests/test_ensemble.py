@@ -182,9 +182,9 @@ def results_record(cfg, out):
 def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
     from bn_utils import results
 
-    # reference: chapter 05's table trains BN-x30 seed 0 only; seeds 1 and 2 are trained by this
+    # quick: chapter 05's table trains BN-x30 seed 0 only; seeds 1 and 2 are trained by this
     # chapter and stored in chapter 05's folder, so they are "reused" on loading but not its runs
-    cfg = ens.EnsembleConfig.for_profile("reference", members=("seed-0", "seed-1", "dropout-5pct"))
+    cfg = ens.EnsembleConfig.for_profile("quick", members=("seed-0", "seed-1", "dropout-5pct"))
     assert cfg.base().seeds == (0,)
     members = {"seed-0": (True, 0), "seed-1": (True, 1), "dropout-5pct": (False, 0)}
     out = {"members": {n: {"top1": 0.5, "top5": 0.9, "diverged": False, "reused_from_chapter_05": r,

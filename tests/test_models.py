@@ -164,3 +164,23 @@ def test_fold_model_removes_every_bn_and_keeps_the_eval_outputs(bn2d):
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
     assert models.bn_layers(model)  # the original keeps its BN layers
+
+
+def test_fold_nested_gives_the_eval_outputs_of_a_nested_net_with_fewer_bn_layers():
+    from bn_utils import inception_net
+
+    torch.manual_seed(0)
+    net = inception_net.TinyInception(width=4, bn=True).to(memory_format=torch.channels_last)
+    for m in models.bn_layers(net):   # statistics and affine parameters far from the defaults
+        m.running_mean.normal_()
+        m.running_var.uniform_(0.5, 2.0)
+        m.weight.data.uniform_(0.5, 1.5)
+        m.bias.data.normal_()
+    x = torch.randn(5, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    folded = models.fold_nested(net)
+    with torch.no_grad():
+        expected = net.eval()(x)
+        got = folded(x)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    assert models.bn_layers(folded) == [] and len(models.bn_layers(net)) > 0
+    assert net.stem[1].__class__.__name__ == "BatchNorm2d"   # the original is untouched

@@ -19,14 +19,16 @@ def _toy(n=256, d=20, classes=4, seed=0):
     return x, (x @ w).argmax(1)
 
 
-def _run(norm="bn", steps=60, lr=0.5, hooks=None, checkpoint=None, checkpoint_every=0, eval_every=20):
+def _run(norm="bn", steps=60, lr=0.5, hooks=None, checkpoint=None, checkpoint_every=0, eval_every=20,
+         identity=None):
     x, y = _toy()
     train.seed_everything(0)
     model = models.mlp((20, 32, 32, 4), activation_name="relu", norm=norm)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     hist = train.fit(model, data.batches(x, y, 32, seed=0), steps=steps, optimizer=opt,
                      eval_fn=lambda m: train.evaluate(m, x, y), eval_every=eval_every, log_every=10,
-                     hooks=hooks, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=False)
+                     hooks=hooks, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                     identity=identity, progress=False)
     return model, hist
 
 
@@ -212,3 +214,59 @@ def test_evaluates_at_listed_steps_too():
                      eval_every=20, eval_steps=[5, 7], progress=False)
     assert hist.eval_step == [0, 5, 7, 20, 30]
     assert hist.evals["per_model"][0] == [[1.0, 2.0]]   # nested metrics stay nested
+
+
+def _killed_at_25(ckpt, identity=None):
+    """Leave the checkpoint a run of 40 steps writes at step 20 before it is killed at step 25."""
+    def crash(step, model, x, y):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10, hooks={25: [crash]}, identity=identity)
+
+
+def test_a_checkpoint_of_another_run_is_refused_naming_the_file(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _killed_at_25(ckpt, identity={"name": "BN-x30_s1", "digest": "aaaa"})
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} belongs to another run.*delete it"):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10, identity={"name": "BN-x30_s0", "digest": "aaaa"})
+    _, hist = _run(steps=40, checkpoint=ckpt, checkpoint_every=10,
+                   identity={"name": "BN-x30_s1", "digest": "aaaa"})   # its own run resumes
+    assert hist.steps_done == 40
+
+
+@pytest.mark.parametrize("step", [-5, 0, 40, 1000, 2.5, True])
+def test_a_checkpoint_step_outside_the_run_is_refused(tmp_path, step):
+    ckpt = tmp_path / "run.pt"
+    _killed_at_25(ckpt)
+    state = train.load_checkpoint(ckpt)
+    train.save_checkpoint(ckpt, {**state, "step": step})
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} is at step .*outside.*delete it"):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_not_trained_as_a_divergence(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _killed_at_25(ckpt)
+    state = train.load_checkpoint(ckpt)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    train.save_checkpoint(ckpt, state)
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} has non-finite weights in '{name}'"):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10)
+
+
+@pytest.mark.parametrize("damage", ["no model", "other width", "truncated"])
+def test_a_damaged_checkpoint_fails_with_an_error_naming_the_file(tmp_path, damage):
+    ckpt = tmp_path / "run.pt"
+    _killed_at_25(ckpt)
+    state = train.load_checkpoint(ckpt)
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+    else:
+        if damage == "no model":
+            del state["model"]
+        else:
+            state["model"] = {k: torch.zeros(3) for k in state["model"]}
+        train.save_checkpoint(ckpt, state)
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} .*delete it to start the run afresh"):
+        _run(steps=40, checkpoint=ckpt, checkpoint_every=10)

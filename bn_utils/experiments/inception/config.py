@@ -131,18 +131,18 @@ class AblationConfig(Config):
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
-    dense_evals_per_epoch: int = param(12, "test-set evaluations per epoch over the first "
-                                           "dense_epochs: the fast rows cross the target early, and "
-                                           "a speed-up is known only to one evaluation interval", min=0)
-    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
+    dense_evals_per_epoch: int = param(4, "test-set evaluations per epoch over the first "
+                                          "dense_epochs: the BN rows cross the target there, and "
+                                          "a speed-up is known only to one evaluation interval", min=0)
+    dense_epochs: float = param(10.0, "epochs with dense evaluations (where the rows cross "
+                                      "Inception's best; sparse after)", min=0.0)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
-        # reference: all 50,000 images, one seed, every run <= 30 min and the table <= 2 h on an
-        # idle 2-core CPU (estimated from pilots: chapter 05's notes); 3 evaluations per epoch
-        # give the fast rows' speed-ups a resolution of about 1/3 epoch
-        "reference": {"seeds": (0,), "epochs_inception": 30, "epochs_baseline": 15, "epochs_bn": 10,
-                      "evals_per_epoch": 3},
+        # reference: the full protocol on a 2-core CPU (Inception 100 epochs, until its curve has
+        # levelled off; every BN row 30; three seeds), about 5 h with two one-thread workers
+        # (benchmarks/inception_epoch.py times an epoch); each run checkpoints every epoch
+        "reference": {},
         # quick: early training only, within the 3-minute budget (at 4,096 images the test
         # evaluations cost about as much as the training: 1,000 test images, dense ones for 1 epoch)
         "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_baseline": 6, "epochs_bn": 4,

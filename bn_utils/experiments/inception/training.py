@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import augment, data, inception_net, results, runtime, train
+from ... import augment, data, inception_net, models, results, train
 from .config import CHAPTER, AblationConfig, RunConfig
 
 
@@ -57,11 +57,14 @@ def lr_schedule(rc: RunConfig):
     return lr_at
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, *,
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500, *,
             channels_last: bool = True) -> torch.Tensor:
-    """Return float32 logits of ``model`` (eval mode, restored after) on uint8 images (N, H, W, C)."""
+    """Return float32 logits of ``model`` in eval mode on uint8 images (N, H, W, C), computed by a
+    copy with its BN layers folded into the convolutions (a quarter less time on a CPU, the same
+    logits up to float rounding); ``model`` itself is not touched."""
     out = []
-    with runtime.eval_mode(model), torch.inference_mode():
+    model = models.fold_nested(model)
+    with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = augment.normalise(x[start: start + batch_size], channels_last=channels_last)
             out.append(model(xb).float())
@@ -84,7 +87,7 @@ def dense_eval_steps(rc: RunConfig) -> list[int]:
     return [s for s in range(every, last + 1, every) if s % regular and s < rc.steps]
 
 
-def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
+def train_run(rc: RunConfig, *, checkpoint=None, chapter: str = CHAPTER) -> dict:
     """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
     diverged, and its final test logits (float16) and labels."""
     device = train.default_device()
@@ -106,7 +109,8 @@ def train_run(rc: RunConfig, *, checkpoint=None) -> dict:
     hist = train.fit(net, batches, steps=rc.steps, optimizer=optimizer(model, rc),
                      lr_at=lr_schedule(rc), eval_fn=eval_fn, eval_every=spe // rc.evals_per_epoch,
                      log_every=max(1, spe // 4), checkpoint=checkpoint, checkpoint_every=spe,
-                     hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name)
+                     hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name,
+                     identity={"chapter": chapter, "name": rc.name, "digest": rc.digest()})
     logits = predict(net, x_te, channels_last=rc.channels_last)
     final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
     return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
@@ -122,7 +126,7 @@ def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
     if an earlier attempt was killed; the checkpoint is removed once the record is stored)."""
     ckpt = results.checkpoint_path(chapter, rc.name, rc)
     record = results.load_or_run(chapter, rc.name, rc,
-                                 functools.partial(train_run, checkpoint=ckpt))
+                                 functools.partial(train_run, checkpoint=ckpt, chapter=chapter))
     ckpt.unlink(missing_ok=True)
     return record
 
