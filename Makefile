@@ -19,7 +19,7 @@ export BN_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test install pytest nbval book-smoke book-check browser reader-install check-versions \
-	clean clean-notebooks benchmarks store-checked-outputs set-repository
+	clean clean-notebooks benchmarks store-checked-outputs set-repository code-digest
 
 install: $(STAMP)
 
@@ -30,11 +30,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Jupyter Book's execution cache knows a notebook's cells, not the bn_utils code they call:
 # when that code changes, forget the cached outputs (and Sphinx's record of what it read) in $(1).
+# The digest: every .py file of the package at any depth, each with its path (so a rename or a
+# new file counts too), in a fixed order. `make code-digest` prints it (tests/test_makefile.py).
+CODE_DIGEST := find bn_utils -name '*.py' -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z \
+	| xargs -0 sha256sum | sha256sum | cut -c1-16
 define forget-stale-outputs
-	@digest=$$(cat bn_utils/*.py bn_utils/*/*.py | sha256sum | cut -c1-16); \
+	@digest=$$($(CODE_DIGEST)); \
 	if [ "$$(cat $(1)/.bn_utils_digest 2>/dev/null)" != "$$digest" ]; then \
 		rm -rf $(1)/.jupyter_cache $(1)/.doctrees; mkdir -p $(1); echo $$digest > $(1)/.bn_utils_digest; fi
 endef
+
+code-digest:
+	@$(CODE_DIGEST)
 
 # Executes every chapter at the quick profile (cached: unchanged chapters are not re-run).
 book: $(STAMP)
