@@ -154,9 +154,14 @@ def relu_inputs(model: nn.Sequential) -> list[nn.Module]:
     return [model[i - 1] for i, m in enumerate(model) if isinstance(m, nn.ReLU) and i > 0]
 
 
+def is_bn_layer(module: nn.Module) -> bool:
+    """Return whether ``module`` is a BN layer, torch's or ours (1d or 2d): the package's one check."""
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, _BatchNorm))
+
+
 def bn_layers(model: nn.Module) -> list[nn.Module]:
     """Return the BN layers of ``model`` (torch's or ours, 1d or 2d), in registration order."""
-    return [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, _BatchNorm))]
+    return [m for m in model.modules() if is_bn_layer(m)]
 
 
 # ---------------------------------------------------------------------------------------------

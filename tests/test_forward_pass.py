@@ -219,18 +219,19 @@ def test_train_mode_bn2d_on_one_image_is_instance_norm():
 # Train vs eval
 
 
-def _random_bn_mlp(seed=0):
+def _random_bn_mlp(seed=0, bn1d=nn.BatchNorm1d):
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(6, 8, bias=False), nn.BatchNorm1d(8), nn.Sigmoid(),
-                          nn.Linear(8, 8, bias=False), nn.BatchNorm1d(8), nn.Sigmoid(),
+    model = nn.Sequential(nn.Linear(6, 8, bias=False), bn1d(8), nn.Sigmoid(),
+                          nn.Linear(8, 8, bias=False), bn1d(8), nn.Sigmoid(),
                           nn.Linear(8, 3))
     with torch.no_grad():  # non-trivial running statistics, so eval differs from train
         model.train()(torch.randn(64, 6) * 2 + 1)
     return model
 
 
-def test_stacked_train_forward_equals_one_train_mode_call_per_batch():
-    model = _random_bn_mlp()
+@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, norms.BatchNorm1d], ids=["torch_bn", "our_bn"])
+def test_stacked_train_forward_equals_one_train_mode_call_per_batch(bn1d):
+    model = _random_bn_mlp(bn1d=bn1d)
     batches = torch.randn(5, 9, 6, generator=torch.Generator().manual_seed(1))
     stacked = fwd.stacked_train_forward(model, batches)
     buffers = {k: v.clone() for k, v in model.named_buffers()}
@@ -241,8 +242,9 @@ def test_stacked_train_forward_equals_one_train_mode_call_per_batch():
         torch.testing.assert_close(v, buffers[k])
 
 
-def test_batch_dependence_spread_shrinks_as_the_batch_grows():
-    model = _random_bn_mlp()
+@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, norms.BatchNorm1d], ids=["torch_bn", "our_bn"])
+def test_batch_dependence_spread_shrinks_as_the_batch_grows(bn1d):
+    model = _random_bn_mlp(bn1d=bn1d)
     gen = torch.Generator().manual_seed(2)
     pool, examples = torch.randn(500, 6, generator=gen), torch.randn(3, 6, generator=gen)
     out = fwd.batch_dependence(model, examples, pool, (2, 8, 64), draws=100, seed=0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import results, verdicts
+from bn_utils import models, norms, results, verdicts
 from bn_utils.experiments import in_practice as P
 from bn_utils.experiments import in_practice_batch as B
 from bn_utils.experiments import in_practice_cost as C
@@ -75,11 +75,22 @@ def test_train_mode_accuracy_leaves_running_statistics_alone():
         assert torch.equal(v, before[k]), k
 
 
-def test_frozen_norms_keep_bn_in_eval_mode_during_training():
-    model = P.cnn("bn", 4)
+def _cnn_with_our_bn(width: int) -> nn.Sequential:
+    """Return chapter 09's small CNN with the package's own BatchNorm2d in place of torch's."""
+    model = P.cnn("bn", width)
+    for i, m in enumerate(model):
+        if isinstance(m, nn.BatchNorm2d):
+            model[i] = norms.BatchNorm2d(m.num_features)
+    return model
+
+
+@pytest.mark.parametrize("build", [lambda w: P.cnn("bn", w), _cnn_with_our_bn], ids=["torch_bn", "our_bn"])
+def test_frozen_norms_keep_bn_in_eval_mode_during_training(build):
+    model = build(4)
     net = P.FrozenNorms(model)
     net.train()
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    bns = models.bn_layers(model)
+    assert len(bns) == 2, "the CNN should have two BN layers"
     assert all(not bn.training for bn in bns) and model[0].training
     mean = bns[0].running_mean.clone()
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
@@ -87,8 +98,9 @@ def test_frozen_norms_keep_bn_in_eval_mode_during_training():
     assert torch.equal(bns[0].running_mean, mean)
 
 
-def test_variance_shift_is_one_when_running_statistics_fit_the_data():
-    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, momentum=None))
+@pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, norms.BatchNorm1d], ids=["torch_bn", "our_bn"])
+def test_variance_shift_is_one_when_running_statistics_fit_the_data(bn1d):
+    model = nn.Sequential(nn.Linear(4, 3), bn1d(3, momentum=None))
     x = torch.randn(500, 4) * 2
     model.train()(x)                    # cumulative average over one batch: the batch's statistics
     ratios = M.bn_variance_shift(model, x)

@@ -136,6 +136,7 @@ def test_bn_layers_finds_torchs_and_ours_in_order_and_nothing_else():
     model = nn.Sequential(nn.Linear(3, 4), norms.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 4),
                           nn.BatchNorm1d(4), nn.LayerNorm(4))
     assert models.bn_layers(model) == [model[1], model[4]]
+    assert [models.is_bn_layer(m) for m in model] == [False, True, False, False, True, False]
 
 
 def test_small_convnet_maps_mnist_images_to_ten_logits():

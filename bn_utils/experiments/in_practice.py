@@ -17,7 +17,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from .. import data, train
+from .. import data, models, train
 from ..norm_alternatives import ALTERNATIVES
 from ..norm_registry import make_norm
 from ..profiles import Config, param
@@ -230,9 +230,8 @@ class FrozenNorms(nn.Module):
     def train(self, mode: bool = True) -> "FrozenNorms":
         """Set the mode of everything but the BN layers, which stay in eval mode; return self."""
         super().train(mode)
-        for m in self.model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        for m in models.bn_layers(self.model):
+            m.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import plotting, results, train
+from .. import models, plotting, results, train
 from . import in_practice as P
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
@@ -57,7 +57,7 @@ def placement(cfg: P.PracticeConfig) -> dict:
 def bn_variance_shift(model: nn.Module, x: torch.Tensor) -> list[float]:
     """Return, per BN layer, mean over units of (variance of its input in eval mode on x) /
     (its running variance): 1 when the statistics BN uses at test time fit what it sees."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = models.bn_layers(model)
     seen: dict = {}
     handles = [bn.register_forward_pre_hook(lambda mod, inp, i=i: seen.__setitem__(i, inp[0]))
                for i, bn in enumerate(bns)]

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, norms, results, runtime, train
+from ... import data, models, norms, results, runtime, train
 from .config import CHAPTER, ForwardConfig, _bn_mlp, one_thread
 
 
@@ -16,7 +16,7 @@ def stacked_train_forward(model: nn.Sequential, batches: torch.Tensor) -> torch.
     each normalised with its own statistics; the running statistics are not touched."""
     h = batches
     for layer in model:
-        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        if models.is_bn_layer(layer):
             h = norms.batch_statistics(h, layer.eps, dims=[1])[0]   # over each batch's B rows
             if layer.weight is not None:
                 h = h * layer.weight
@@ -37,8 +37,7 @@ def batch_dependence(model: nn.Sequential, examples: torch.Tensor, pool: torch.T
     and examples."""
     gen = torch.Generator().manual_seed(seed)
     # The layers before the first BN see one example at a time: run them once on the pool.
-    first_bn = next(i for i, m in enumerate(model)
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    first_bn = next(i for i, m in enumerate(model) if models.is_bn_layer(m))
     head, tail = model[:first_bn], model[first_bn:]
     per_size = []
     with torch.no_grad():
