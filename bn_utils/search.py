@@ -1,9 +1,14 @@
 """A small genetic search over a box of hyper-parameters (chapter 9's learning-rate / L2 search).
 
-The student project the chapter follows ran: a population of random points, each generation
-evaluated; the best ``keep`` survive unchanged; the rest of the next generation are copies of
-random survivors with Gaussian noise (``mutation_std``) added to every coordinate, clipped to the
-box. Coordinates are whatever the caller chooses (chapter 9: natural logs of LR and L2).
+A population of random points in the box, each generation evaluated; the best ``keep`` survive
+unchanged; the rest of the next generation are copies of random survivors with Gaussian noise
+(``mutation_std``) added to every coordinate, clipped to the box; the answer is the best point
+evaluated. Coordinates are whatever the caller chooses (chapter 9: natural logs of LR and L2).
+
+This is not the student project's search that chapter 9 sets beside it (its Algorithm 3.2.0):
+that one trains a new population every generation inside bounds it resets to the mean ± 1.5 std
+of the best three (in log10), and returns 10 to the power of the last bounds' midpoint
+(``experiments.in_practice_search.STUDENT_SEARCH``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Chapter 09's configuration, networks and measurements, and the verdicts page's record reading."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,77 @@ def test_a_smoke_record_is_shown_but_judges_no_claim():
     assert all("(smoke" in r["ours (profile, seeds)"] for r in rows)
     results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)   # a quick one judges
     assert {r["holds at our scale?"] for r in verdicts.verdicts() if r["chapter"] == "06"} == {"yes"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The student project's numbers: its timings and search, as the document gives them
+
+SOURCE = Path(__file__).resolve().parents[2] / "shared" / "sources" / "003_e7c1328658fd9b9f.txt"
+needs_source = pytest.mark.skipif(not SOURCE.exists(), reason=f"the student project is not at {SOURCE}")
+
+
+def test_the_student_cost_ratios_are_their_timings_bn_over_control():
+    for what, t in C.STUDENT_SECONDS.items():
+        assert C.student_ratios()[what] == pytest.approx(t["BN"] / t["no BN"])
+    assert C.student_ratios()["train"] > C.student_ratios()["inference"] > 1
+
+
+def test_the_students_quoted_slowdowns_are_bn_minus_control_over_bn():
+    # Their text quotes a "35.6%" slowdown in training and "25.3%" at inference. From their timings
+    # (three digits, so each within ±0.0005 s of what they measured) those are (BN − control) / BN;
+    # BN / control − 1, the ratio's excess, would be far larger.
+    for what, t in C.STUDENT_SECONDS.items():
+        corners = [(bn - no) / bn for bn in (t["BN"] - 5e-4, t["BN"] + 5e-4)
+                   for no in (t["no BN"] - 5e-4, t["no BN"] + 5e-4)]
+        quoted = C.STUDENT_QUOTED_SLOWDOWNS[what]
+        assert min(corners) - 5e-4 <= quoted <= max(corners) + 5e-4, what
+        assert abs(C.student_slowdowns()[what] - quoted) < 1e-3, what
+        assert C.student_ratios()[what] - 1 > quoted + 0.05, what
+
+
+def test_the_cost_table_shows_the_student_ratios_computed_from_their_timings():
+    cfg = P.PracticeConfig.for_profile("smoke")
+    seconds = {f"{f}/{k}/{w}": 1.0 for f in ("MLP", "TinyInception") for k in ("no BN", "BN", "BN folded")
+               for w in ("train", "inference")}
+    record = results.Record(P.CHAPTER, "cost", cfg.to_dict(), seconds)
+    student = C.table(record, cfg)[0]
+    assert student["measurement"].startswith("student")
+    assert (student["train step"], student["inference"]) == (C.student_ratios()["train"], C.student_ratios()["inference"])
+
+
+def _source_text() -> str:
+    return " ".join(SOURCE.read_text().split())   # one line, single spaces
+
+
+@needs_source
+def test_the_student_timings_are_the_documents_table():
+    text = _source_text()
+    for what, label in (("train", "Training step time"), ("inference", "Inference step time")):
+        t = C.STUDENT_SECONDS[what]
+        row = f"{label} (Batch size {P.STUDENT_MLP['batch']}) {t['no BN']:g}s {t['BN']:g}s"
+        assert row in text, f"the document's Table 3.2.1 has no row {row!r}"
+    q = C.STUDENT_QUOTED_SLOWDOWNS
+    assert f"leading to a {100 * q['inference']:.1f}% slowdown" in text
+    assert f"leading to an overall slowdown of {100 * q['train']:.1f}%" in text
+
+
+@needs_source
+def test_the_student_search_and_results_are_the_documents():
+    from bn_utils.experiments import in_practice_search as S
+
+    text, s, net = _source_text(), S.STUDENT_SEARCH, P.STUDENT_MLP
+    assert (f"We train for {s['generations']} generations total, with {s['models']} models per generation, "
+            f"where each model is trained for {s['epochs']} epochs") in text
+    assert f"the top {s['top']} models within each generation are selected" in text
+    assert text.count(f"\\pm {s['std_factor']:g}") == 2, "bounds: mean ± std_factor · std, for L2 and LR"
+    assert (f"\\leftarrow {s['log10_high']:g}$ // L2 bounds 2 $\\lambda_{{lower}} \\leftarrow {s['log10_low']:g}$ "
+            f"$\\alpha_{{upper}} \\leftarrow {s['log10_high']:g}$ // Learning Rate bounds 4 $\\alpha_{{lower}} "
+            f"\\leftarrow {s['log10_low']:g}$") in text, "the first bounds, in log10, for L2 and LR"
+    assert "10^{\\frac{\\alpha_{upper} + \\alpha_{lower}}{2}}" in text, "the answer: 10^(midpoint)"
+    assert f"{net['hidden_layers']} hidden layers with {net['hidden_width']} neurons each" in text
+    r = S.STUDENT
+    for label, key in (("Learning Rate", "best_lr"), ("Test Accuracy (best epoch)", "test_accuracy")):
+        assert f"{label} {r[key]['none']:g} {r[key]['bn']:g}" in text, label
+    for net_key in ("none", "bn"):
+        mantissa, exponent = f"{r['best_l2'][net_key]:.2e}".split("e")
+        assert f"{mantissa} \\times 10^{{{int(exponent)}}}" in text

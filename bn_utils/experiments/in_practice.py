@@ -23,6 +23,9 @@ from ..norm_registry import make_norm
 from ..profiles import Config, param
 
 CHAPTER = "09_in_practice"
+# The student project's network (../shared/sources/003_…, section 3.1): an MLP with 4 hidden
+# layers of 1000 units; timed at batch 1024 (Table 3.2.1).
+STUDENT_MLP = {"hidden_layers": 4, "hidden_width": 1000, "batch": 1024}
 PLACEMENTS = ("before", "after")
 DROPOUT_PLACES = ("none", "before_bn", "after_bn", "last_only")
 
@@ -58,10 +61,11 @@ class PracticeConfig(Config):
     wd_lr: float = param(0.1, "learning rate of the weight-decay experiment (plain SGD)", min=1e-6)
     eval_every: int = param(250, "steps between test evaluations of the curves", min=1)
     # 6: the genetic learning-rate / L2 search
-    ga_population: int = param(10, "GA population (the student's 10)", min=2)
+    ga_population: int = param(10, "GA population (the student trains 10 new models per generation)", min=2)
     ga_generations: int = param(10, "GA generations (the student's 10)", min=1)
-    ga_keep: int = param(3, "GA survivors per generation (the student's 3)", min=1)
-    ga_mutation_std: float = param(1.5, "GA mutation std, in natural-log units (the student's 1.5)", min=1e-3)
+    ga_keep: int = param(3, "GA survivors per generation (the student's best 3 reset the bounds instead)", min=1)
+    ga_mutation_std: float = param(1.5, "GA mutation std of ln LR and ln L2 (the student has none: "
+                                         "bounds at mean ± 1.5 std of the best 3, in log10)", min=1e-3)
     ga_log10_lr: tuple = param((-4.0, 1.0), "GA bounds of log10 LR")
     ga_log10_l2: tuple = param((-7.0, -1.0), "GA bounds of log10 L2 (SGD weight decay)")
     ga_width: int = param(1000, "GA MLP hidden width (the student's 4 x 1000)", min=2)

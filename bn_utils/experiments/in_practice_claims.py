@@ -61,7 +61,7 @@ def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
     # a diverged run counts as accuracy 0: the most sensitive outcome there is
     spread = {n: float(np.ptp(np.nan_to_num([M.last(init, f"{n}/{sc:g}") for sc in cfg.init_scales])))
               for n in ("none", "bn")}
-    rows.append({"claim": "BN makes training insensitive to the scale of the initial weights",
+    rows.append({"claim": "BN makes training less sensitive to the scale of the initial weights",
                  "test": f"spread of final accuracy over weight scales {', '.join(f'{s:g}' for s in cfg.init_scales)} "
                          "(diverged = 0): BN < no BN",
                  "measured": f"BN {spread['bn']:.3f}, no BN {spread['none']:.3f}",
@@ -97,14 +97,25 @@ def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
 
 def student_deviations(cfg: P.PracticeConfig) -> list[str]:
     """Return how our GA search and timing differ from the student project's."""
+    s, net = S.STUDENT_SEARCH, P.STUDENT_MLP
+    layers = f"{net['hidden_layers']}×{net['hidden_width']}"
     return [
         "data: MNIST (10 classes, images) instead of Higgs (2 classes, 28 tabular features), which is not available offline",
-        f"network: 4 hidden ReLU layers of {cfg.ga_width} (student: 1000; activation not stated, ReLU assumed)",
-        f"search: {cfg.ga_population} models × {cfg.ga_generations} generations, best {cfg.ga_keep} kept "
-        f"(student: 10 × 10, best 3); mutation std {cfg.ga_mutation_std:g} in natural-log units (student: 1.5, base not stated)",
+        f"network: 4 hidden ReLU layers of {cfg.ga_width} (student: {layers}; activation not stated, ReLU assumed)",
+        f"search: {cfg.ga_generations} generations of {cfg.ga_population}; the best {cfg.ga_keep} survive and the "
+        f"others are their copies with Gaussian noise of std {cfg.ga_mutation_std:g} on ln LR and ln L2, inside "
+        f"log10 LR {_interval(cfg.ga_log10_lr)} and log10 L2 {_interval(cfg.ga_log10_l2)}; the answer is the best "
+        f"network trained (student: {s['generations']} generations of {s['models']} new models drawn at random "
+        f"between bounds, [{s['log10_low']:g}, {s['log10_high']:g}] in log10 for both at first, reset each generation "
+        f"to the mean ± {s['std_factor']:g} std of the best {s['top']} in log10; the answer is 10^(midpoint of the "
+        "last bounds), trained once more)",
         f"training per candidate: {cfg.ga_steps} plain-SGD steps at batch {cfg.ga_batch}; L2 is SGD weight decay "
-        "(the student's optimiser and epochs are not stated)",
+        f"(student: {s['epochs']} epochs per model; the optimiser is not named beyond gradient descent)",
         "fitness: accuracy on a held-out sixth of the training subset; the test accuracy of the best candidate is reported",
-        f"timing: MLP 4×{cfg.cost_width} at batch {cfg.cost_batch} (student: 4×1000 at 1024), on this run's device, "
-        "medians of alternating repetitions",
+        f"timing: MLP 4×{cfg.cost_width} at batch {cfg.cost_batch} (student: {layers} at {net['batch']}), on this run's "
+        "device, medians of alternating repetitions",
     ]
+
+
+def _interval(bounds) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]"
