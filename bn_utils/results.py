@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .files import UnreadableFile, check_npz_sizes, read_capped
 from .profiles import Config
 from .runtime import atomic_write_bytes, default_device
 
@@ -195,55 +196,126 @@ def record_digest(doc: dict) -> str:
 
 
 def _refuse(path: Path, why: str) -> None:
-    warnings.warn(f"{path}: {why}; treated as missing (the experiment runs again)", stacklevel=3)
+    warnings.warn(f"{path}: {why}; treated as missing (the experiment runs again)", stacklevel=4)
 
 
-def read(json_path: Path) -> Record | None:
-    """Return the record stored at ``json_path`` whatever its config, or None if there is none;
-    a broken, edited or non-object record gives None and a warning naming the file."""
-    json_path = Path(json_path)
-    npz_path = json_path.with_name(json_path.name[: -len(".json")] + ".npz")
-    if not json_path.exists():
-        return None
+# A record's JSON is at most a few MB (the largest committed one is under 1 MB); its arrays at most
+# a few hundred. Reads stop at these sizes, so a copied or planted file cannot exhaust memory.
+MAX_JSON_BYTES = 64 << 20
+MAX_ARRAYS_BYTES = 2 << 30
+_FIELDS = {"chapter": str, "name": str, "config": dict, "metrics": dict, "meta": dict, "arrays": list}
+
+
+def _no_constant(name: str):
+    raise ValueError(f"holds {name}, which JSON does not have")
+
+
+def _read_doc(json_path: Path) -> dict:
+    """Return the parsed record at ``json_path``; raise ValueError saying why it is unusable (not
+    a regular file, too large, not JSON, NaN, nested too deeply, missing or mistyped fields)."""
     try:
-        doc = json.loads(json_path.read_text())
-    except (OSError, ValueError) as err:
-        return _refuse(json_path, f"not readable JSON ({err})")
-    if not isinstance(doc, dict) or not isinstance(doc.get("meta"), dict):
-        return _refuse(json_path, "not a JSON object with a meta object")
-    if doc.get("digest") != record_digest(doc):
+        doc = json.loads(read_capped(json_path, MAX_JSON_BYTES), parse_constant=_no_constant)
+    except UnreadableFile:
+        raise
+    except RecursionError:
+        raise ValueError("not readable JSON (nested too deeply to be a record)") from None
+    except ValueError as err:
+        raise ValueError(f"not readable JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    wrong = [k for k, kind in _FIELDS.items() if not isinstance(doc.get(k), kind)]
+    if wrong:
+        raise ValueError(f"not a JSON object with a meta object and the fields of a record "
+                         f"({', '.join(wrong)} missing or of the wrong type)")
+    if not all(isinstance(a, str) for a in doc["arrays"]):
+        raise ValueError("not a JSON object with a list of array names")
+    return doc
+
+
+def _identity(chapter: str, name: str, config: dict) -> str:
+    """Return how a record is named: chapter/name (profile, config digest), as in its file name."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{chapter}/{name} ({config.get('profile')}, config {digest})"
+
+
+def _named_identity(json_path: Path) -> str | None:
+    """Return the identity the record's path gives it (results/<chapter>/<name>__<profile>__<digest>.json)."""
+    parts = json_path.name[: -len(".json")].split("__")
+    if len(parts) != 3:
+        return None
+    return f"{json_path.parent.name}/{parts[0]} ({parts[1]}, config {parts[2]})"
+
+
+def _checked_record(json_path: Path, doc: dict) -> Record | None:
+    """Return the record ``doc`` read from ``json_path`` if it is the one its path names and
+    matches its digest and arrays; else None and a warning naming the file."""
+    npz_path = json_path.with_name(json_path.name[: -len(".json")] + ".npz")
+    stored, named = _identity(doc["chapter"], doc["name"], doc["config"]), _named_identity(json_path)
+    if named is not None and stored != named:
+        # chapter, name and config are inside the digest: a record copied over another run's
+        # file still matches its digest, but not the name it was copied to
+        return _refuse(json_path, f"is the record of {stored} but its file name says {named} "
+                                  "(copied over another run's record?)")
+    try:
+        matches = doc.get("digest") == record_digest(doc)
+    except (ValueError, RecursionError):
+        matches = False
+    if not matches:
         what = "has no digest" if "digest" not in doc else "does not match its digest"
         return _refuse(json_path, f"{what} (its metrics were edited, or it predates digests: "
                                   "tools/add_record_digests.py)")
     arrays = {}
-    if doc.get("arrays"):
+    if doc["arrays"]:
         try:
-            blob = npz_path.read_bytes()
+            blob = read_capped(npz_path, MAX_ARRAYS_BYTES)
             if hashlib.sha256(blob).hexdigest() != doc["meta"].get("arrays_sha256"):
                 return _refuse(npz_path, "does not match its record's digest (edited, or from "
                                          "another write)")
+            check_npz_sizes(blob, MAX_ARRAYS_BYTES)
             with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in doc["arrays"]}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as err:
             return _refuse(npz_path, f"not readable ({type(err).__name__}: {err})")
     meta = {**doc["meta"], "loaded": True}
     return Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], arrays, meta, json_path)
 
 
+def read(json_path: Path) -> Record | None:
+    """Return the record stored at ``json_path`` whatever its config, or None if there is none;
+    a broken, edited or non-object record, or one that is another run's (its chapter, name or
+    config differ from what its file name says), gives None and a warning naming the file."""
+    json_path = Path(json_path)
+    if not os.path.lexists(json_path):
+        return None
+    try:
+        doc = _read_doc(json_path)
+    except ValueError as err:
+        return _refuse(json_path, str(err))
+    return _checked_record(json_path, doc)
+
+
 def load(chapter: str, name: str, cfg: Config) -> Record | None:
     """Return the stored record of exactly this config, or None if there is none (another config
-    with the same short hash is none too); a broken or edited record warns, naming the file."""
+    with the same short hash is none too); a broken, edited or copied record warns, naming the file."""
     json_path, _ = _paths(chapter, name, cfg)
-    if not json_path.exists():
+    if not os.path.lexists(json_path):
         return None
-    try:  # compare configs first: a record of another config is silently not ours
-        doc = json.loads(json_path.read_text())
-        if (isinstance(doc, dict) and isinstance(doc.get("meta"), dict)
-                and doc.get("config") != cfg.to_dict()):
-            return None
-    except (OSError, ValueError):
-        pass  # read() says what is wrong with it
-    return read(json_path)
+    try:
+        doc = _read_doc(json_path)
+    except ValueError as err:
+        return _refuse(json_path, str(err))
+    if doc["config"] != cfg.to_dict():
+        return None  # a record of another config with the same short hash is silently not ours
+    return _checked_record(json_path, doc)
+
+
+def _check_writable(chapter: str, name: str, cfg: Config) -> None:
+    """Raise ValueError if a folder stands where this run's record is to be written (found now,
+    not after the experiment has run)."""
+    for path in _paths(chapter, name, cfg):
+        if path.is_dir() and not path.is_symlink():
+            raise ValueError(f"{path} is a folder, where this run's record is to be written: "
+                             "move it away and run again")
 
 
 # profiles whose stored records stand in for a quick run, best first, and are kept across code changes
@@ -280,6 +352,7 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return _noted(stored)
+    _check_writable(chapter, name, cfg)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     output = fn(cfg)
@@ -300,10 +373,10 @@ def _noted(record: Record) -> Record:
 def is_trusted(json_path: Path | str) -> bool:
     """Return True if the record stored at ``json_path`` exists and ``load_or_run`` would reuse it."""
     try:
-        doc = json.loads(Path(json_path).read_text())
-        record = Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], meta=doc["meta"])
-    except (OSError, ValueError, KeyError):
+        doc = _read_doc(Path(json_path))
+    except (OSError, ValueError):
         return False
+    record = Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], meta=doc["meta"])
     return _trusted(record)
 
 

@@ -1,6 +1,10 @@
 """Bad input to the runner: every chapter's parameters are checked by the runner itself, before a
 kernel starts, and a bad one gives exit status 2 and one line that names it."""
 
+import dataclasses
+import os
+from pathlib import Path
+
 import pytest
 
 from bn_utils import run
@@ -71,3 +75,129 @@ def test_every_chapter_builds_its_config_in_the_runner(chapter):
         assert cfg is None
         return
     assert cfg is not None and cfg.profile == "smoke" and params == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored records: a record copied under another run's name, or one that cannot be read, is
+# treated as missing with a warning naming the file, and the experiment runs again.
+
+def _redigest(path, change):
+    """Rewrite the record at ``path`` with ``change(doc)`` applied and a digest that matches
+    (what someone who knows the format could do)."""
+    import json
+
+    from bn_utils import results
+
+    doc = json.loads(path.read_text())
+    change(doc)
+    doc["digest"] = results.record_digest(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _copy_over(record, other):
+    import shutil
+
+    shutil.copy(other.path, record.path)
+    shutil.copy(other.path.with_suffix(".npz"), record.path.with_suffix(".npz"))
+
+
+def _replace(path, make):
+    path.unlink()
+    make(path)
+
+
+def _huge_header_npz(record, other):
+    """An npz whose array header declares 10**9 rows (about 4 GB) around 8 bytes of data."""
+    import hashlib
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False,
+                                               "shape": (10**9,)})
+    blob = io.BytesIO()
+    with zipfile.ZipFile(blob, "w") as z:
+        z.writestr("curve.npy", buf.getvalue() + b"\0" * 8)
+    npz = record.path.with_suffix(".npz")
+    npz.write_bytes(blob.getvalue())
+    sha = hashlib.sha256(blob.getvalue()).hexdigest()
+    _redigest(record.path, lambda doc: doc["meta"].update(arrays_sha256=sha))
+
+
+def _deep(n):
+    return '{"meta": {}, "metrics": ' + "[" * n + "]" * n + "}"
+
+
+RECORDS = [  # (id, damage(record, other record of the same config), text the warning holds)
+    ("copied-from-another-run", _copy_over, "is the record of ch/other"),
+    ("renamed-inside", lambda r, o: _redigest(r.path, lambda d: d.update(name="other")),
+     "is the record of ch/other"),
+    ("another-chapter", lambda r, o: _redigest(r.path, lambda d: d.update(chapter="ch9")),
+     "is the record of ch9/exp"),
+    ("name-not-a-string", lambda r, o: _redigest(r.path, lambda d: d.update(name=["exp"])),
+     "not a JSON object with"),
+    ("nan", lambda r, o: r.path.write_text(r.path.read_text().replace('"accuracy": 0.502',
+                                                                      '"accuracy": NaN')),
+     "not readable JSON (holds NaN"),
+    ("nested-100000-deep", lambda r, o: r.path.write_text(_deep(100_000)), "nested too deeply"),
+    ("not-utf8", lambda r, o: r.path.write_bytes(b'{"meta": "\xff\xfe"}'), "not readable JSON"),
+    ("huge", lambda r, o: os.truncate(r.path, (64 << 20) + 1), "more than the"),
+    ("dev-zero", lambda r, o: _replace(r.path, lambda p: p.symlink_to("/dev/zero")), "a device"),
+    ("a-fifo", lambda r, o: _replace(r.path, os.mkfifo), "a device, pipe or socket"),
+    ("link-loop", lambda r, o: _replace(r.path, lambda p: p.symlink_to(p)), "cannot be opened"),
+    ("npz-declares-1e9-rows", _huge_header_npz, "declares 4,000,000,000 bytes"),
+]
+
+
+def _experiment():
+    """Return (config, experiment that counts its calls in ``calls``, calls)."""
+    import numpy as np
+
+    from bn_utils.profiles import Config, param
+
+    @dataclasses.dataclass(frozen=True)
+    class Exp(Config):
+        steps: int = param(2, min=1, max=10)
+
+    calls = []
+
+    def fn(cfg):
+        calls.append(cfg)
+        return {"accuracy": 0.502, "curve": np.arange(2, dtype=np.float32)}
+
+    return Exp(profile="smoke"), fn, calls
+
+
+@pytest.mark.parametrize("damage, expected", [r[1:] for r in RECORDS], ids=[r[0] for r in RECORDS])
+def test_an_unusable_record_is_missing_with_a_warning_naming_it(damage, expected):
+    import warnings
+
+    import numpy as np
+
+    from bn_utils import results
+
+    cfg, fn, calls = _experiment()
+    record = results.load_or_run("ch", "exp", cfg, fn)
+    damage(record, results.load_or_run("ch", "other", cfg, lambda c: {"accuracy": 0.1,
+                                                                   "curve": np.zeros(2)}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = results.load_or_run("ch", "exp", cfg, fn)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and expected in said[0] and "treated as missing" in said[0], said
+    assert str(record.path.parent) in said[0] and "exp__smoke__" in said[0], said
+    assert len(calls) == 2 and again["accuracy"] == 0.502
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_a_folder_where_a_record_goes_fails_before_training(suffix):
+    from bn_utils import results
+
+    cfg, fn, calls = _experiment()
+    record = results.load_or_run("ch", "exp", cfg, fn)
+    _replace(record.path.with_suffix(suffix), Path.mkdir)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=f"exp__smoke__\\w+\\{suffix} is a folder"):
+        results.load_or_run("ch", "exp", cfg, fn)
+    assert len(calls) == 1
