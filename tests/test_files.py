@@ -36,7 +36,7 @@ def test_a_file_over_the_cap_is_refused_without_reading_it(tmp_path):
     path = tmp_path / "f"
     path.touch()
     os.truncate(path, 1 << 40)  # sparse: a terabyte that takes no disk
-    with pytest.raises(files.UnreadableFile, match="more than the 1,000 bytes allowed"):
+    with pytest.raises(files.UnreadableFile, match="is 1,099,511,627,776 bytes, more than the 1,000 allowed"):
         files.read_capped(path, 1000)
 
 
