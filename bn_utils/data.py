@@ -11,8 +11,10 @@ CIFAR-10 N×32×32×3 RGB) and int64 labels. It reads ``BN_DATA_DIR``:
 With neither file it downloads through torchvision and caches ``<name>.npz`` in ``BN_DATA_DIR``;
 offline, or with ``BN_OFFLINE=1``, it raises :class:`DataUnavailableError` naming ``BN_DATA_DIR``.
 
-Every file is checked before use: against ``SHA256SUMS`` in the same folder when that lists it,
-then its arrays (names, dtypes, shapes, label range, matching lengths, JPEG offsets); a JPEG that
+Every file is checked before use: against ``SHA256SUMS`` in the same folder when that lists it
+(in the format ``sha256sum`` writes or the one ``shasum --tag`` writes; a line in neither is an
+error naming the file and line), read as a regular file only, its arrays' declared sizes against
+what the file holds, then its arrays (names, dtypes, shapes, label range, matching lengths, JPEG offsets); a JPEG that
 does not decode to a 32×32 RGB image is named by split and index. Any failure raises one
 :class:`DataError` that names the file; nothing trains on a file that fails.
 """
@@ -23,12 +25,15 @@ import functools
 import hashlib
 import io
 import os
+import re
 import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .files import UnreadableFile, check_npz_sizes, check_regular, read_capped, sha256_file
 
 DATASETS = ("mnist", "cifar10")
 # Per-channel statistics of the training sets, on the [0, 1] scale (the book's normalisation).
@@ -66,7 +71,8 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     for n, label in ((n_train, "n_train"), (n_test, "n_test")):
-        if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+        # bool is an int to Python, but n_train=True is a mistake, not "one image"
+        if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
             raise ValueError(f"{label}={n!r} must be a positive integer or None")
     files = _files(name)
     y_train, y_test = files["y_train"], files["y_test"]
@@ -104,14 +110,28 @@ def _files(name: str) -> dict:
     return _read(name, str(path), path.stat().st_mtime_ns)
 
 
+# A dataset's arrays unpack to at most ~200 MB (CIFAR-10's pixels); an .npz declaring more than
+# this, or an array larger than its zip member holds, is refused before NumPy allocates it.
+MAX_DATASET_BYTES = 4 << 30
+MAX_SUMS_BYTES = 1 << 20
+# the two formats of a SHA256SUMS line: `sha256sum` (HEX, two spaces or " *", name) and
+# `shasum --tag` / BSD (SHA256 (name) = HEX)
+SUMS_LINE = re.compile(r"(?P<hex>[0-9a-fA-F]{64}) [ *](?P<name>.+)")
+TAG_LINE = re.compile(r"SHA256 \((?P<name>.+)\) = (?P<hex>[0-9a-fA-F]{64})")
+
+
 @functools.lru_cache(maxsize=4)
 def _read(name: str, path: str, _mtime_ns: int) -> dict:
     """Return every array of a dataset's npz file after checking its checksum and contents
     (cached per process: hashing and decoding are paid once)."""
     verify_checksum(Path(path))
     try:
+        check_regular(path)
+        check_npz_sizes(Path(path), MAX_DATASET_BYTES)  # before np.load allocates what it declares
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except UnreadableFile as err:
+        raise DataError(f"{path}: {err}; replace the file") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
         raise DataError(f"{path} is not a complete .npz file ({type(err).__name__}: {err}); "
                         "it may be truncated: delete it (it is downloaded again) or replace it") from None
@@ -120,26 +140,49 @@ def _read(name: str, path: str, _mtime_ns: int) -> dict:
     return arrays
 
 
+def read_sums(sums: Path) -> dict[str, str]:
+    """Return {file name: lower-case hex digest} from a SHA256SUMS file in either format
+    (``./`` prefixes dropped; blank and ``#`` lines skipped); raise DataError naming the file
+    and line for anything else, and for a name listed twice."""
+    try:
+        text = read_capped(sums, MAX_SUMS_BYTES).decode("utf-8")
+    except UnreadableFile as err:
+        raise DataError(f"{sums}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{sums} is not UTF-8 text ({err})") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = SUMS_LINE.fullmatch(line) or TAG_LINE.fullmatch(line)
+        if match is None:
+            raise DataError(f"{sums} line {number} is not a SHA-256 line in the format of "
+                            f"sha256sum ('HEX  NAME') or shasum --tag ('SHA256 (NAME) = HEX'): "
+                            f"{line[:80]!r}")
+        name = re.sub(r"^(\./)+", "", match["name"])
+        if name in found:
+            raise DataError(f"{sums} lists {name} twice (line {number} again)")
+        found[name] = match["hex"].lower()
+    return found
+
+
 def verify_checksum(path: Path) -> None:
-    """Raise DataError if ``SHA256SUMS`` beside ``path`` lists it with another digest (no-op if
-    there is no such file or it does not list ``path``)."""
+    """Raise DataError if ``SHA256SUMS`` beside ``path`` lists it with another digest, is not a
+    readable list of digests, or ``path`` is not a regular file (no-op if there is no
+    SHA256SUMS or it does not list ``path``)."""
     sums = path.parent / "SHA256SUMS"
-    if not sums.exists():
+    if not os.path.lexists(sums):
         return
-    expected = None
-    for line in sums.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
-            expected = parts[0].lower()
+    expected = read_sums(sums).get(path.name)
     if expected is None:
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != expected:
+    try:
+        got = sha256_file(path)
+    except UnreadableFile as err:
+        raise DataError(f"{path}: {err}; replace the file") from None
+    if got != expected:
         raise DataError(f"{path} does not match its SHA256SUMS digest (corrupt or modified; "
-                        f"expected {expected[:12]}…, got {h.hexdigest()[:12]}…): replace the file")
+                        f"expected {expected[:12]}…, got {got[:12]}…): replace the file")
 
 
 def check_arrays(name: str, arrays: dict, path: str) -> None:

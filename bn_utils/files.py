@@ -44,6 +44,11 @@ def _open_regular(path: Path) -> tuple[int, int]:
     return fd, info.st_size
 
 
+def check_regular(path: Path) -> None:
+    """Raise UnreadableFile unless ``path`` is a regular file that can be opened."""
+    os.close(_open_regular(Path(path))[0])
+
+
 def read_capped(path: Path, max_bytes: int) -> bytes:
     """Return the bytes of the regular file ``path``; raise UnreadableFile if it is anything else
     or holds more than ``max_bytes``."""

@@ -201,3 +201,94 @@ def test_a_folder_where_a_record_goes_fails_before_training(suffix):
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=f"exp__smoke__\\w+\\{suffix} is a folder"):
         results.load_or_run("ch", "exp", cfg, fn)
     assert len(calls) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset files: SHA256SUMS in either format, unrecognised lines, and files that are not files.
+
+def _mnist(folder):
+    """Write a small valid mnist.npz into ``folder``; return its SHA-256."""
+    import hashlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(folder / "mnist.npz", x_train=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_train=np.arange(20) % 10, x_test=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+             y_test=np.arange(10) % 10)
+    return hashlib.sha256((folder / "mnist.npz").read_bytes()).hexdigest()
+
+
+def _sums(text):
+    return lambda folder, sha: (folder / "SHA256SUMS").write_text(text.format(sha=sha, bad="0" * 64))
+
+
+def _absurd_npz(folder, sha):
+    """mnist.npz whose x_train header declares 10**9 images (730 GiB) around a few bytes."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (10**9, 28, 28)})
+    with zipfile.ZipFile(folder / "mnist.npz", "w") as z:
+        z.writestr("x_train.npy", header.getvalue() + b"\0" * 64)
+
+
+DATA = [  # (id, change to the folder, None if it loads, else text of the DataError)
+    ("sha256sum", _sums("{sha}  mnist.npz\n"), None),
+    ("sha256sum-binary-mode", _sums("{sha} *mnist.npz\n"), None),
+    ("bsd-tag", _sums("SHA256 (mnist.npz) = {sha}\n"), None),
+    ("dot-slash", _sums("{sha}  ./mnist.npz\n"), None),
+    ("comments-and-blank-lines", _sums("# made by sha256sum\n\n{sha}  mnist.npz\n"), None),
+    ("other-files-only", _sums("{bad}  cifar10_jpeg.npz\n"), None),
+    ("sha256sum-wrong", _sums("{bad}  mnist.npz\n"), "does not match its SHA256SUMS digest"),
+    ("bsd-tag-wrong", _sums("SHA256 (mnist.npz) = {bad}\n"), "does not match its SHA256SUMS"),
+    ("dot-slash-wrong", _sums("{bad}  ./mnist.npz\n"), "does not match its SHA256SUMS digest"),
+    ("bsd-tag-other-algorithm", _sums("MD5 (mnist.npz) = 0123456789abcdef0123456789abcdef\n"),
+     "SHA256SUMS line 1 is not a SHA-256 line"),
+    ("unrecognised-line", _sums("{sha}  mnist.npz\nmnist.npz is fine, trust me\n"),
+     "SHA256SUMS line 2 is not a SHA-256 line"),
+    ("short-digest", _sums("{sha_short}  mnist.npz\n".replace("{sha_short}", "abc123")),
+     "SHA256SUMS line 1 is not a SHA-256 line"),
+    ("listed-twice", _sums("{sha}  mnist.npz\n{bad}  ./mnist.npz\n"), "lists mnist.npz twice"),
+    ("not-utf8", lambda f, sha: (f / "SHA256SUMS").write_bytes(b"\xff\xfe" + sha.encode()),
+     "SHA256SUMS is not UTF-8 text"),
+    ("sums-a-folder", lambda f, sha: (f / "SHA256SUMS").mkdir(), "SHA256SUMS: is a folder"),
+    ("data-is-dev-zero", lambda f, sha: (_sums("{sha}  mnist.npz\n")(f, sha),
+                                         (f / "mnist.npz").unlink(),
+                                         (f / "mnist.npz").symlink_to("/dev/zero")),
+     "mnist.npz: is a device, pipe or socket"),
+    ("data-a-folder", lambda f, sha: ((f / "mnist.npz").unlink(), (f / "mnist.npz").mkdir()),
+     "mnist.npz: is a folder"),
+    ("npz-declares-1e9-images", _absurd_npz, "x_train.npy declares 784,000,000,000 bytes"),
+]
+
+
+@pytest.mark.parametrize("change, expected", [r[1:] for r in DATA], ids=[r[0] for r in DATA])
+def test_a_dataset_folder_is_checked_before_anything_trains(change, expected, tmp_path,
+                                                            monkeypatch):
+    from bn_utils import data
+
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
+    change(tmp_path, _mnist(tmp_path))
+    if expected is None:
+        assert data.load("mnist")[0].shape == (20, 28, 28)
+        return
+    with pytest.raises(data.DataError) as err:
+        data.load("mnist")
+    assert expected in str(err.value) and str(tmp_path) in str(err.value), err.value
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"n_train": True}, "n_train=True must be a positive integer"),
+    ({"n_test": False}, "n_test=False must be a positive integer"),
+    ({"n_train": 2.0}, "n_train=2.0 must be a positive integer"),
+])
+def test_a_subset_size_that_is_not_an_integer_is_refused(kwargs, expected):
+    from bn_utils import data
+
+    with pytest.raises(ValueError, match=expected):
+        data.load("mnist", **kwargs)
