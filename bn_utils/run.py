@@ -9,14 +9,19 @@ writes the executed notebook (parameters injected, visible in it) to ``--out`` (
 as ``<chapter>__<profile>.ipynb``; the chapter's results go to ``--results`` (default: the
 checkout's ``results/``, where full-profile results are committed). Before anything runs, the
 runner builds the chapter's configuration from the parameters and checks that both folders are
-writable: an unknown chapter, profile or parameter, a nonsense value or an unwritable folder
-fails with one line (exit status 2). A failed or killed (SIGTERM) run leaves no notebook behind.
+writable, ``--out`` outside chapters/, the device (``--device`` or ``BN_DEVICE``) present,
+``--timeout`` positive and ``BN_DATA_DIR`` a folder: an unknown chapter, profile or parameter, a
+parameter given twice, a nonsense value, a symlink loop or an unusable folder or device fails
+with one line naming it (exit status 2). A failed or killed (SIGTERM) run leaves no notebook
+behind. Warnings about stored records (one treated as missing) are printed on stderr as well as
+in the executed notebook.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import json
 import os
@@ -137,15 +142,28 @@ def check_config(nb: Path, profile: str, params: dict) -> tuple:
     return cfg, params
 
 
+def resolved(folder: Path | str, what: str) -> Path:
+    """Return ``folder`` resolved; raise ValueError naming ``what`` (the option or variable) for a
+    symlink loop or a path that cannot be resolved."""
+    try:
+        return Path(folder).expanduser().resolve()
+    except RuntimeError:  # Python < 3.13 reports a loop so
+        raise ValueError(f"{what} {folder}: a symlink loop") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"{what} {folder}: a symlink loop") from None
+        raise ValueError(f"{what} {folder}: cannot be used ({err.strerror or err})") from None
+
+
 def check_writable(folder: Path | str, what: str) -> Path:
     """Return ``folder`` resolved if it is, or can be created as, a writable folder; else raise
-    ValueError saying why (a file, a read-only folder). Creates nothing."""
-    folder = Path(folder).expanduser().resolve()
+    ValueError saying why (a symlink loop, a file, a read-only folder). Creates nothing."""
+    original, folder = folder, resolved(folder, what)
     probe = folder
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise ValueError(f"{what} {folder}: {probe} is a file, not a folder")
+        raise ValueError(f"{what} {original}: {probe} is a file, not a folder")
     # the mode bits too: as root, a folder marked read-only would still accept the probe file
     if not probe.stat().st_mode & 0o222 or not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {folder}: {probe} is not writable")
@@ -156,6 +174,62 @@ def check_writable(folder: Path | str, what: str) -> Path:
     except OSError as err:
         raise ValueError(f"{what} {folder}: {probe} is not writable ({err.strerror})") from None
     return folder
+
+
+def check_out(folder: Path | str, what: str = "--out") -> Path:
+    """Return the folder for executed notebooks, checked by :func:`check_writable` and outside
+    chapters/ (where an executed notebook would become a page of the book); else raise ValueError."""
+    out = check_writable(folder, what)
+    if out == CHAPTERS_DIR or CHAPTERS_DIR in out.parents:
+        raise ValueError(f"{what} {out} is inside chapters/, where the executed notebook would "
+                         "become a chapter of the book; choose another folder")
+    return out
+
+
+def check_run_options(device: str | None, timeout_s: int | None) -> None:
+    """Raise ValueError, naming the option or variable, unless the device (``--device``, else
+    ``BN_DEVICE``) is usable here, ``--timeout`` is positive and ``BN_DATA_DIR`` is a folder:
+    what the kernel would otherwise find only after it has started."""
+    from .runtime import check_device
+
+    if device is not None:
+        check_device(device, "--device")
+    elif os.environ.get("BN_DEVICE"):
+        check_device(os.environ["BN_DEVICE"], "BN_DEVICE")
+    if timeout_s is not None and timeout_s <= 0:  # papermill reads 0 and below as "no limit"
+        raise ValueError(f"--timeout {timeout_s} must be a positive number of seconds")
+    data = os.environ.get("BN_DATA_DIR")
+    if data and resolved(data, "BN_DATA_DIR").exists() and not Path(data).is_dir():
+        raise ValueError(f"BN_DATA_DIR {data}: a file, not a folder")
+
+
+def results_folder(results: Path | str | None) -> Path:
+    """Return the folder records go to (``--results``, else ``BN_RESULTS_DIR``, else results/),
+    checked by :func:`check_writable`."""
+    from .results import results_dir
+
+    if results is not None:
+        return check_writable(results, "--results")
+    if os.environ.get("BN_RESULTS_DIR"):
+        return check_writable(os.environ["BN_RESULTS_DIR"], "BN_RESULTS_DIR")
+    return check_writable(results_dir(), "--results")
+
+
+def record_warnings(notebook: Path) -> list[str]:
+    """Return the record warnings (a stored record treated as missing) that an executed
+    notebook's cells printed, one line each, without their source location."""
+    try:
+        cells = json.loads(Path(notebook).read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # a notebook papermill did not finish writing says nothing
+    found = []
+    for output in (o for c in cells for o in c.get("outputs", [])):
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            text = output.get("text", "")
+            for line in ("".join(text) if isinstance(text, list) else text).splitlines():
+                if "treated as missing" in line:
+                    found.append(re.sub(r"^.*?\bUserWarning: ", "", line))
+    return found
 
 
 def _remove_stale_temporaries(out: Path, stem: str) -> None:
@@ -182,8 +256,6 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
     (``out/<name>.ipynb``, by default ``<chapter>__<profile>.ipynb``)."""
     import papermill
 
-    from .results import results_dir
-
     check_profile(profile)
     nb = resolve_chapter(chapter)
     params = {name: _safe(f"parameter {name}", value) for name, value in (params or {}).items()}
@@ -195,8 +267,9 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
     if "profile" in params:
         raise ValueError("give the profile with --profile, not -p profile")
     _, params = check_config(nb, profile, params)
-    out = check_writable(out, "--out")
-    res = check_writable(results if results is not None else results_dir(), "--results")
+    check_run_options(device, timeout_s)
+    out = check_out(out)
+    res = results_folder(results)
     if (res / nb.stem).exists():
         check_writable(res / nb.stem, "--results")
     out.mkdir(parents=True, exist_ok=True)
@@ -220,6 +293,9 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
                                    progress_bar=sys.stderr.isatty(), execution_timeout=timeout_s)
         os.replace(tmp, target)
     finally:
+        # the warnings went to the notebook's outputs; whoever runs it should see them too
+        for line in record_warnings(Path(tmp) if Path(tmp).exists() else target):
+            print(f"warning: {line}", file=sys.stderr)
         Path(tmp).unlink(missing_ok=True)
         for k, v in old_env.items():
             if v is None:
@@ -227,6 +303,17 @@ def run_chapter(chapter: str, profile: str, params: dict | None = None, *,
             else:
                 os.environ[k] = v
     return target
+
+
+def parameters(pairs: list[list[str]]) -> dict:
+    """Return the ``-p NAME VALUE`` pairs as a dict of parsed values; raise ValueError for a name
+    given twice (which of the two was meant cannot be known)."""
+    params: dict = {}
+    for name, value in pairs:
+        if name in params:
+            raise ValueError(f"parameter {name} is given twice (-p {name} ...); give it once")
+        params[name] = parse_value(value)
+    return params
 
 
 class Terminated(BaseException):
@@ -268,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        params = {name: parse_value(value) for name, value in args.parameter}
+        params = parameters(args.parameter)
         target = run_chapter(args.chapter, args.profile, params, out=args.out,
                              results=args.results, device=args.device, timeout_s=args.timeout)
     except ValueError as err:

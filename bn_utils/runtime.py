@@ -18,14 +18,32 @@ from torch import nn
 
 
 def default_device() -> torch.device:
-    """Return ``BN_DEVICE`` if set, else CUDA when available, else the CPU."""
+    """Return ``BN_DEVICE`` if set (checked by :func:`check_device`), else CUDA when available,
+    else the CPU."""
     name = os.environ.get("BN_DEVICE")
     if name:
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"BN_DEVICE={name!r} but CUDA is not available here")
-        return dev
+        return check_device(name, "BN_DEVICE")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_device(name: str, what: str = "BN_DEVICE") -> torch.device:
+    """Return the torch device ``name`` if the book can run on it here: ``cpu``, or ``cuda`` /
+    ``cuda:N`` with that CUDA device present; else raise ValueError naming ``what`` (the option or
+    variable it came from). The runner calls it before a kernel starts."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{what} {name!r} is not a device; give cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):  # mps, meta, xpu...: the code is tested on neither
+        raise ValueError(f"{what} {name!r}: this book runs on cpu or cuda[:N], not {dev.type}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{what} {name!r}: CUDA is not available here")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{what} {name!r}: this machine has {count} CUDA device"
+                             f"{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})")
+    return dev
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ is one papermill run of the chapter (:func:`bn_utils.run.run_chapter`) writing i
 executed notebook and a manifest (``<point>.json``) naming the records the chapter wrote or reused;
 a rerun skips the points whose manifest's records are all still stored (and trusted), so a killed
 sweep resumes. A failed job is reported with its log and the others go on; a table sums up.
-Every grid value is checked against the chapter's configuration before any job is submitted.
+Every grid value is checked against the chapter's configuration before any job is submitted, and
+so are the options (``--parallel`` >= 1, ``--time`` > 0, ``--out`` a folder, the runner's checks);
+a grid of more than 100 points needs ``--yes``.
 ``-p seed`` is read as ``-p seeds`` in the chapters whose parameter is a tuple of seeds.
 """
 
@@ -29,6 +31,7 @@ from . import results, run
 from .profiles import check_profile
 
 EXECUTORS = ("local", "slurm")
+MAX_POINTS = 100  # a larger grid is more likely a typo than a plan: it needs --yes
 
 
 def split_values(text: str) -> list:
@@ -208,14 +211,18 @@ def sweep(chapter: str, profile: str, values: dict[str, list], *, executor_kind:
           folder: Path | str | None = None, results_dir: Path | str | None = None,
           device: str | None = None, timeout_s: int | None = None, time_min: int = 120,
           gpus: int = 0, partition: str | None = None, cpus: int | None = None,
-          mem_gb: float | None = None, parallel: int | None = None) -> list[dict]:
-    """Run every grid point not already stored as one job; return one summary row per point."""
+          mem_gb: float | None = None, parallel: int | None = None,
+          yes: bool = False) -> list[dict]:
+    """Run every grid point not already stored as one job; return one summary row per point.
+    Every option is checked before the first job is submitted (:func:`check_options`)."""
     if executor_kind not in EXECUTORS:
         raise ValueError(f"unknown executor {executor_kind!r}; choose one of {', '.join(EXECUTORS)}")
     points = grid(chapter, profile, values)
+    check_options(points, parallel=parallel, time_min=time_min, yes=yes)
+    run.check_run_options(device, timeout_s)
     stem = run.resolve_chapter(chapter).stem
-    folder = Path(folder or run.REPO_DIR / "runs" / "sweeps" / f"{stem}__{profile}").resolve()
-    where = Path(results_dir).resolve() if results_dir else results.results_dir()
+    folder = run.check_out(folder or run.REPO_DIR / "runs" / "sweeps" / f"{stem}__{profile}")
+    where = run.results_folder(results_dir)
     sw = Sweep(stem, profile, folder, where, device, timeout_s, points)
     rows = [{"point": p, "status": "stored", "seconds": None, "records": None, "log": ""}
             for p in points if sw.stored(p)]
@@ -227,6 +234,18 @@ def sweep(chapter: str, profile: str, values: dict[str, list], *, executor_kind:
         rows += submit(sw, ex, todo, parallel)
     order = {point_name(stem, profile, p): i for i, p in enumerate(points)}
     return sorted(rows, key=lambda r: order[point_name(stem, profile, r["point"])])
+
+
+def check_options(points: list[dict], *, parallel: int | None, time_min: int, yes: bool) -> None:
+    """Raise ValueError, naming the option, for ``--parallel`` below 1 (it would never submit a
+    job and wait forever), ``--time`` not positive, or more than MAX_POINTS points without ``yes``."""
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"--parallel {parallel} must be at least 1 (jobs at once)")
+    if time_min <= 0:
+        raise ValueError(f"--time {time_min} must be a positive number of minutes")
+    if len(points) > MAX_POINTS and not yes:
+        raise ValueError(f"{len(points)} grid points (more than {MAX_POINTS}): add --yes to run "
+                         "them all")
 
 
 def summary(rows: list[dict]):
@@ -253,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="jobs at once (default: 1 locally, all on Slurm)")
     parser.add_argument("--out", default=None,
                         help="sweep folder (default runs/sweeps/<chapter>__<profile>)")
+    parser.add_argument("--yes", action="store_true",
+                        help=f"run a grid of more than {MAX_POINTS} points")
     args = parser.parse_args(argv)
     if args.chapter is None:
         parser.error("the following arguments are required: chapter")
@@ -266,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                      folder=args.out, results_dir=args.results, device=args.device,
                      timeout_s=args.timeout, time_min=args.time, gpus=args.gpus_per_job,
                      partition=args.partition, cpus=args.cpus_per_job, mem_gb=args.mem_gb,
-                     parallel=args.parallel)
+                     parallel=args.parallel, yes=args.yes)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -292,3 +292,126 @@ def test_a_subset_size_that_is_not_an_integer_is_refused(kwargs, expected):
 
     with pytest.raises(ValueError, match=expected):
         data.load("mnist", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner's and the sweep's options: checked before a kernel starts or a job is submitted,
+# exit status 2 and one line naming the option. "{tmp}" is the test's temporary folder, where
+# "loop" is a symlink to itself and "file" a file.
+
+RUNNER = [  # (arguments after the chapter, environment, text of the one-line error)
+    (["--device", "garbage!"], {}, "--device 'garbage!' is not a device"),
+    (["--device", "mps"], {}, "--device 'mps': this book runs on cpu or cuda"),
+    (["--device", "meta"], {}, "--device 'meta': this book runs on cpu or cuda"),
+    (["--device", "cuda:7"], {}, "--device 'cuda:7'"),
+    ([], {"BN_DEVICE": "garbage!"}, "BN_DEVICE 'garbage!' is not a device"),
+    ([], {"BN_DEVICE": "mps"}, "BN_DEVICE 'mps': this book runs on cpu or cuda"),
+    (["-p", "seed", "1", "-p", "seed", "2"], {}, "parameter seed is given twice"),
+    (["--timeout", "0"], {}, "--timeout 0 must be a positive number of seconds"),
+    (["--timeout", "-5"], {}, "--timeout -5 must be a positive number of seconds"),
+    (["--out", "{repo}/chapters"], {}, "is inside chapters/"),
+    (["--out", "{repo}/chapters/x"], {}, "is inside chapters/"),
+    (["--out", "{tmp}/loop"], {}, "--out {tmp}/loop: a symlink loop"),
+    (["--out", "{tmp}/loop/sub"], {}, "--out {tmp}/loop/sub: a symlink loop"),
+    (["--results", "{tmp}/loop"], {}, "--results {tmp}/loop: a symlink loop"),
+    (["--out", "{tmp}/file/sub"], {}, "--out {tmp}/file/sub: {tmp}/file is a file, not a folder"),
+    ([], {"BN_DATA_DIR": "{tmp}/loop"}, "BN_DATA_DIR {tmp}/loop: a symlink loop"),
+    ([], {"BN_DATA_DIR": "{tmp}/file"}, "BN_DATA_DIR {tmp}/file: a file, not a folder"),
+]
+
+
+def _options(tmp_path, args, env, monkeypatch):
+    """Return ``args`` and set ``env`` with {tmp} and {repo} filled in; make {tmp}/loop, {tmp}/file."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "file").write_text("x")
+    fill = lambda s: s.format(tmp=tmp_path, repo=run.REPO_DIR)  # noqa: E731
+    for name, value in env.items():
+        monkeypatch.setenv(name, fill(value))
+    return [fill(a) for a in args], fill
+
+
+@pytest.mark.parametrize("args, env, expected", RUNNER, ids=[" ".join(a) or str(e) for a, e, _ in RUNNER])
+def test_a_bad_runner_option_fails_before_the_kernel_starts(args, env, expected, tmp_path,
+                                                            capsys, monkeypatch):
+    import torch
+
+    if "cuda" in expected and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    started = []
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: started.append(a))
+    args, fill = _options(tmp_path, args, env, monkeypatch)
+    defaults = {"--out": str(tmp_path / "out"), "--results": str(tmp_path / "results")}
+    for option, value in defaults.items():
+        if option not in args:
+            args += [option, value]
+    status = run.main(["01", "--profile", "smoke", *args])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert fill(expected) in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert not started
+
+
+def test_record_warnings_of_the_kernel_are_also_printed_by_the_runner(tmp_path, capsys,
+                                                                      monkeypatch):
+    import json
+
+    warning = ("/x/bn_utils/results.py:250: UserWarning: /r/01/shift__smoke__abc.json: does not "
+               "match its digest (…); treated as missing (the experiment runs again)\n")
+
+    def execute(nb, out, **kw):  # an executed notebook whose cell printed the warning
+        cell = {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr",
+                                                  "text": [warning, "  warnings.warn(\n"]}]}
+        Path(out).write_text(json.dumps({"cells": [cell]}))
+
+    monkeypatch.setattr("papermill.execute_notebook", execute)
+    status = run.main(["01", "--profile", "smoke", "--out", str(tmp_path / "out"),
+                       "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert err == ("warning: /r/01/shift__smoke__abc.json: does not match its digest (…); "
+                   "treated as missing (the experiment runs again)\n")
+
+
+SWEEP = [  # (arguments after the chapter, text of the one-line error)
+    (["-p", "seed", "0", "--parallel", "-1"], "--parallel -1 must be at least 1"),
+    (["-p", "seed", "0", "--parallel", "0"], "--parallel 0 must be at least 1"),
+    (["-p", "seed", "0", "--time", "-1"], "--time -1 must be a positive number of minutes"),
+    (["-p", "seed", "0", "--time", "0"], "--time 0 must be a positive number of minutes"),
+    (["-p", "seed", "0", "--timeout", "0"], "--timeout 0 must be a positive number of seconds"),
+    (["-p", "seed", "0", "--out", "{tmp}/file"], "--out {tmp}/file: {tmp}/file is a file"),
+    (["-p", "seed", "0", "--out", "{tmp}/loop"], "--out {tmp}/loop: a symlink loop"),
+    (["-p", "seed", "0", "--device", "garbage!"], "--device 'garbage!' is not a device"),
+    (["-p", "seed", ",".join(map(str, range(101)))],
+     "101 grid points (more than 100): add --yes to run them all"),
+]
+
+
+@pytest.mark.parametrize("args, expected", SWEEP, ids=[" ".join(a)[:40] for a, _ in SWEEP])
+def test_a_bad_sweep_option_fails_before_any_job_is_submitted(args, expected, tmp_path, capsys,
+                                                              monkeypatch):
+    from bn_utils import sweep
+
+    submitted = []
+    monkeypatch.setattr(sweep, "submit", lambda sw, ex, points, parallel: submitted.append(points))
+    monkeypatch.setattr(sweep, "executor", lambda *a, **k: None)
+    args, fill = _options(tmp_path, args, {}, monkeypatch)
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "sweep")]
+    status = sweep.main(["01", "--profile", "smoke", "--results", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert fill(expected) in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert not submitted
+
+
+def test_a_large_grid_runs_with_yes(tmp_path, monkeypatch, capsys):
+    from bn_utils import sweep
+
+    submitted = []
+    monkeypatch.setattr(sweep, "submit", lambda sw, ex, points, parallel: submitted.append(points)
+                        or [])
+    monkeypatch.setattr(sweep, "executor", lambda *a, **k: None)
+    status = sweep.main(["01", "--profile", "smoke", "-p", "seed", ",".join(map(str, range(101))),
+                         "--yes", "--out", str(tmp_path / "s"), "--results", str(tmp_path / "r")])
+    assert status == 0, capsys.readouterr().err
+    assert len(submitted[0]) == 101
