@@ -30,6 +30,12 @@ from typing import Any, ClassVar
 PROFILES = ("smoke", "quick", "reference", "full")
 DEFAULT_PROFILE = "quick"
 SEED_MAX = 2**32 - 1   # NumPy's and torch's seeds both accept 0 .. 2**32 - 1
+# Upper bounds of every count a chapter takes: far above any run that fits a GPU-day, so that only
+# typos (10**20 steps, 1e999) fail, and they fail in the runner rather than in the kernel.
+STEPS_MAX = 10**7      # SGD steps, and intervals counted in steps
+EXAMPLES_MAX = 10**7   # dataset sizes and subsets
+BATCH_MAX = 2**16
+WIDTH_MAX = 2**14      # units, channels and sizes of one layer
 
 
 def current_profile() -> str:

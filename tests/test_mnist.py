@@ -45,7 +45,7 @@ def train_separately(net, x, y, seed, steps, lr, batch_size):
     ({"unit": 10, "probe_units": 10}, "unit=10"),
     ({"probe_units": 101}, "probe_units=101"),
     ({"seeds": (0, 0)}, "must not repeat"),
-    ({"thresholds": (0.95, 98.0)}, "accuracies <= 1"),
+    ({"thresholds": (0.95, 98.0)}, r"thresholds=\(0.95, 98.0\) must be <= 1.0"),
     ({"val_size": 59_990}, "val_size"),
 ])
 def test_bad_parameters_raise_a_clear_error(overrides, message):

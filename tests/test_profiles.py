@@ -130,3 +130,65 @@ def test_differences_list_what_a_stored_record_was_made_with():
     assert rows == [{"parameter": "steps", "this run (quick)": 100, "shown record (full)": 1000},
                     {"parameter": "seeds", "this run (quick)": [0], "shown record (full)": [0, 1, 2]}]
     assert quick.differences(quick.to_dict()) == []
+
+
+def _config_classes() -> list[type]:
+    """Return every Config subclass the package defines (all its modules imported first)."""
+    import importlib
+    import pkgutil
+
+    import bn_utils
+    from bn_utils.profiles import Config
+
+    for module in pkgutil.walk_packages(bn_utils.__path__, "bn_utils."):
+        importlib.import_module(module.name)
+
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+
+    return sorted({c for c in below(Config) if c.__module__.startswith("bn_utils.")},
+                  key=lambda c: f"{c.__module__}.{c.__name__}")
+
+
+def _unbounded(cls) -> list[str]:
+    """Return the numeric fields of ``cls`` (numbers, or tuples of numbers) without both a lower
+    and an upper bound; a field with ``choices`` is bounded by them."""
+    import dataclasses
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    missing = []
+    for f in dataclasses.fields(cls):
+        d, meta = f.default, f.metadata
+        if meta.get("choices") is not None:
+            continue
+        if number(d) or (isinstance(d, tuple) and d and all(number(v) for v in d)):
+            lo = meta.get("item_min") if isinstance(d, tuple) and meta.get("item_min") is not None \
+                else meta.get("min")
+            if lo is None or meta.get("max") is None:
+                missing.append(f.name)
+    return missing
+
+
+# Configs of chapters 05 and 06, whose files are being changed elsewhere as this is written: their
+# bounds come with that change. Listed so the gap shows; remove a class when it is bounded.
+NOT_YET_BOUNDED = {"AblationConfig", "RunConfig", "EnsembleConfig"}
+
+
+@pytest.mark.parametrize("cls", _config_classes(), ids=lambda c: c.__name__)
+def test_every_numeric_parameter_has_a_lower_and_an_upper_bound(cls):
+    if cls.__name__ in NOT_YET_BOUNDED:
+        pytest.xfail(f"{cls.__name__}: bounds pending ({', '.join(_unbounded(cls))})")
+    assert _unbounded(cls) == [], f"{cls.__name__}: add min= and max= to these fields"
+
+
+@pytest.mark.parametrize("cls", _config_classes(), ids=lambda c: c.__name__)
+def test_every_profile_and_default_is_within_the_bounds(cls):
+    from bn_utils.profiles import PROFILES
+
+    if cls.PROFILES and set(cls.PROFILES) == set(PROFILES):
+        for profile in PROFILES:
+            cls.for_profile(profile)

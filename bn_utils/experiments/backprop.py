@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import checks, norms
-from ..profiles import SEED_MAX, Config, param
+from ..profiles import SEED_MAX, WIDTH_MAX, Config, param
 from ..runtime import median_seconds
 
 CHAPTER = "03_backprop"
@@ -29,9 +29,9 @@ class BackpropConfig(Config):
     """What the chapter checks and times (the maths does not depend on a profile; the timing does)."""
 
     seed: int = param(0, "seed of the random inputs and upstream gradients", min=0, max=SEED_MAX)
-    eps: float = param(1e-5, "BN's epsilon", min=0.0)
-    timing_shape: tuple = param((256, 4096), "(N, D) of the timed batch", item_min=2)
-    timing_repeats: int = param(50, "timed repetitions (the median is reported)", min=1)
+    eps: float = param(1e-5, "BN's epsilon", min=0.0, max=1.0)
+    timing_shape: tuple = param((256, 4096), "(N, D) of the timed batch", item_min=2, max=WIDTH_MAX)
+    timing_repeats: int = param(50, "timed repetitions (the median is reported)", min=1, max=10_000)
 
     PROFILES: ClassVar[dict] = {
         "full": {},

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import data, measure, models, plotting, results, train
-from ..profiles import SEED_MAX, Config, param
+from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "01_covariate_shift"
 NETS = {"no_bn": "none", "bn": "bn"}
@@ -25,15 +25,17 @@ LABELS = {"no_bn": "without BN", "bn": "with BN"}
 class ShiftConfig(Config):
     """The covariate-shift demonstration (defaults: the ``full`` profile)."""
 
-    steps: int = param(20_000, "SGD steps per network", min=1)
-    batch_size: int = param(60, "examples per minibatch (as in the paper's MNIST experiment)", min=2)
+    steps: int = param(20_000, "SGD steps per network", min=1, max=STEPS_MAX)
+    batch_size: int = param(60, "examples per minibatch (as in the paper's MNIST experiment)", min=2,
+                            max=BATCH_MAX)
     lr: float = param(0.5, "SGD learning rate, the same for both networks", min=1e-6, max=100.0)
-    hidden: tuple = param((100, 100, 100), "hidden layer widths", item_min=1)
+    hidden: tuple = param((100, 100, 100), "hidden layer widths", item_min=1, max=WIDTH_MAX)
     activation: str = param("sigmoid", "hidden nonlinearity", choices=tuple(models.ACTIVATIONS))
-    layer: int = param(3, "hidden layer whose inputs we watch (1 = first)", min=1)
-    unit: int = param(0, "unit of that layer whose percentiles we plot", min=0)
-    eval_every: int = param(200, "steps between measurements", min=1)
-    probe_size: int = param(2000, "test images the distributions are measured on", min=10)
+    layer: int = param(3, "hidden layer whose inputs we watch (1 = first)", min=1, max=1000)
+    unit: int = param(0, "unit of that layer whose percentiles we plot", min=0, max=WIDTH_MAX)
+    eval_every: int = param(200, "steps between measurements", min=1, max=STEPS_MAX)
+    probe_size: int = param(2000, "test images the distributions are measured on", min=10,
+                            max=EXAMPLES_MAX)
     n_train: int = param(60_000, "training images used", min=100, max=60_000)
     seed: int = param(0, "random seed (initialisation and minibatch order)", min=0, max=SEED_MAX)
 

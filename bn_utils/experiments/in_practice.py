@@ -20,7 +20,7 @@ from torch import nn
 from .. import data, models, train
 from ..norm_alternatives import ALTERNATIVES
 from ..norm_registry import make_norm
-from ..profiles import Config, param
+from ..profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "09_in_practice"
 # The student project's network (../shared/sources/003_…, section 3.1): an MLP with 4 hidden
@@ -34,55 +34,73 @@ DROPOUT_PLACES = ("none", "before_bn", "after_bn", "last_only")
 class PracticeConfig(Config):
     """Chapter 9's experiments (defaults: the ``full`` profile, GPU scale)."""
 
-    seeds: tuple = param((0, 1, 2), "seeds of every training run (mean over seeds)", item_min=0)
-    n_train: int = param(60_000, "MNIST training images (class-stratified subset)", min=256)
-    n_test: int = param(10_000, "MNIST test images", min=100)
-    cpu_threads: int = param(0, "intra-op threads on CPU (0: torch's default)", min=0)
+    seeds: tuple = param((0, 1, 2), "seeds of every training run (mean over seeds)", item_min=0,
+                         max=SEED_MAX)
+    n_train: int = param(60_000, "MNIST training images (class-stratified subset)", min=256,
+                         max=60_000)
+    n_test: int = param(10_000, "MNIST test images", min=100, max=10_000)
+    cpu_threads: int = param(0, "intra-op threads on CPU (0: torch's default)", min=0, max=1024)
     # 1-2: batch size and the alternatives to BN (small CNN)
-    batch_sizes: tuple = param((2, 4, 8, 32, 128), "training batch sizes of the sweep", item_min=2)
+    batch_sizes: tuple = param((2, 4, 8, 32, 128), "training batch sizes of the sweep", item_min=2,
+                               max=BATCH_MAX)
     norms: tuple = param(ALTERNATIVES, "normalisations compared", choices=ALTERNATIVES)
-    cnn_width: int = param(16, "channels of the CNN's first convolution (the second has twice)", min=2)
-    sweep_steps: int = param(3000, "SGD steps of every run of the sweep (same for all batch sizes)", min=1)
-    sweep_lr: float = param(0.02, "learning rate of the sweep (SGD, momentum 0.9)", min=1e-6)
-    gn_groups: int = param(4, "groups of GroupNorm", min=1)
-    renorm_rmax: float = param(3.0, "Batch Renorm: final rmax (Ioffe 2017)", min=1.0)
-    renorm_dmax: float = param(5.0, "Batch Renorm: final dmax (Ioffe 2017)", min=0.0)
+    cnn_width: int = param(16, "channels of the CNN's first convolution (the second has twice)", min=2,
+                           max=WIDTH_MAX)
+    sweep_steps: int = param(3000, "SGD steps of every run of the sweep (same for all batch sizes)", min=1,
+                             max=STEPS_MAX)
+    sweep_lr: float = param(0.02, "learning rate of the sweep (SGD, momentum 0.9)", min=1e-6,
+                            max=100.0)
+    gn_groups: int = param(4, "groups of GroupNorm", min=1, max=1000)
+    renorm_rmax: float = param(3.0, "Batch Renorm: final rmax (Ioffe 2017)", min=1.0, max=1000.0)
+    renorm_dmax: float = param(5.0, "Batch Renorm: final dmax (Ioffe 2017)", min=0.0, max=1000.0)
     renorm_warmup: float = param(0.1, "Batch Renorm: fraction of steps trained as plain BN", min=0.0, max=1.0)
     renorm_ramp: float = param(0.4, "Batch Renorm: fraction of steps over which the limits grow", min=0.0, max=1.0)
     # 3-5, 8: placement, dropout, initialisation, weight decay (MLP)
-    mlp_width: int = param(256, "hidden units per layer of the MLP", min=2)
-    mlp_depth: int = param(3, "hidden layers of the MLP", min=1)
-    mlp_steps: int = param(3000, "SGD steps of each MLP run", min=1)
-    mlp_batch: int = param(64, "MLP batch size", min=2)
-    mlp_lr: float = param(0.05, "MLP learning rate (SGD, momentum 0.9)", min=1e-6)
+    mlp_width: int = param(256, "hidden units per layer of the MLP", min=2, max=WIDTH_MAX)
+    mlp_depth: int = param(3, "hidden layers of the MLP", min=1, max=1000)
+    mlp_steps: int = param(3000, "SGD steps of each MLP run", min=1, max=STEPS_MAX)
+    mlp_batch: int = param(64, "MLP batch size", min=2, max=BATCH_MAX)
+    mlp_lr: float = param(0.05, "MLP learning rate (SGD, momentum 0.9)", min=1e-6, max=100.0)
     dropout: float = param(0.5, "dropout probability of the dropout experiment", min=0.0, max=0.95)
-    init_scales: tuple = param((0.1, 1.0, 10.0), "factors on torch's default initial weights", item_min=1e-6)
-    weight_decay: float = param(5e-3, "weight decay of the scale-invariance experiment", min=0.0)
-    wd_lr: float = param(0.1, "learning rate of the weight-decay experiment (plain SGD)", min=1e-6)
-    eval_every: int = param(250, "steps between test evaluations of the curves", min=1)
+    init_scales: tuple = param((0.1, 1.0, 10.0), "factors on torch's default initial weights", item_min=1e-6,
+                               max=1000.0)
+    weight_decay: float = param(5e-3, "weight decay of the scale-invariance experiment", min=0.0,
+                                max=1.0)
+    wd_lr: float = param(0.1, "learning rate of the weight-decay experiment (plain SGD)", min=1e-6,
+                         max=100.0)
+    eval_every: int = param(250, "steps between test evaluations of the curves", min=1,
+                            max=STEPS_MAX)
     # 6: the genetic learning-rate / L2 search
-    ga_population: int = param(10, "GA population (the student trains 10 new models per generation)", min=2)
-    ga_generations: int = param(10, "GA generations (the student's 10)", min=1)
-    ga_keep: int = param(3, "GA survivors per generation (the student's best 3 reset the bounds instead)", min=1)
+    ga_population: int = param(10, "GA population (the student trains 10 new models per generation)", min=2,
+                               max=10_000)
+    ga_generations: int = param(10, "GA generations (the student's 10)", min=1, max=10_000)
+    ga_keep: int = param(3, "GA survivors per generation (the student's best 3 reset the bounds instead)", min=1,
+                         max=10_000)
     ga_mutation_std: float = param(1.5, "GA mutation std of ln LR and ln L2 (the student has none: "
-                                         "bounds at mean ± 1.5 std of the best 3, in log10)", min=1e-3)
-    ga_log10_lr: tuple = param((-4.0, 1.0), "GA bounds of log10 LR")
-    ga_log10_l2: tuple = param((-7.0, -1.0), "GA bounds of log10 L2 (SGD weight decay)")
-    ga_width: int = param(1000, "GA MLP hidden width (the student's 4 x 1000)", min=2)
-    ga_steps: int = param(2000, "SGD steps per GA candidate", min=1)
-    ga_batch: int = param(128, "GA batch size", min=2)
+                                         "bounds at mean ± 1.5 std of the best 3, in log10)", min=1e-3,
+                                   max=1000.0)
+    ga_log10_lr: tuple = param((-4.0, 1.0), "GA bounds of log10 LR", min=-12.0, max=3.0)
+    ga_log10_l2: tuple = param((-7.0, -1.0), "GA bounds of log10 L2 (SGD weight decay)",
+                               min=-12.0, max=3.0)
+    ga_width: int = param(1000, "GA MLP hidden width (the student's 4 x 1000)", min=2,
+                          max=WIDTH_MAX)
+    ga_steps: int = param(2000, "SGD steps per GA candidate", min=1, max=STEPS_MAX)
+    ga_batch: int = param(128, "GA batch size", min=2, max=BATCH_MAX)
     # 7: cost of BN
-    cost_width: int = param(1000, "cost: MLP hidden width (the student's 4 x 1000)", min=2)
-    cost_batch: int = param(1024, "cost: MLP batch (the student's 1024)", min=1)
-    cost_inception_width: int = param(16, "cost: TinyInception width", min=2)
-    cost_inception_batch: int = param(128, "cost: TinyInception batch", min=1)
-    cost_repeats: int = param(30, "cost: timed repetitions per network (median)", min=1)
+    cost_width: int = param(1000, "cost: MLP hidden width (the student's 4 x 1000)", min=2,
+                            max=WIDTH_MAX)
+    cost_batch: int = param(1024, "cost: MLP batch (the student's 1024)", min=1, max=BATCH_MAX)
+    cost_inception_width: int = param(16, "cost: TinyInception width", min=2, max=WIDTH_MAX)
+    cost_inception_batch: int = param(128, "cost: TinyInception batch", min=1, max=BATCH_MAX)
+    cost_repeats: int = param(30, "cost: timed repetitions per network (median)", min=1, max=10_000)
     # 9: fine-tuning with small batches
-    ft_pretrain_steps: int = param(3000, "fine-tuning: pre-training steps on digits 0-4 (batch 64)", min=1)
-    ft_steps: int = param(500, "fine-tuning: steps on digits 5-9", min=1)
-    ft_batch_sizes: tuple = param((2, 4), "fine-tuning batch sizes", item_min=2)
-    ft_lr: float = param(0.01, "fine-tuning learning rate (SGD, momentum 0.9)", min=1e-6)
-    ft_n_train: int = param(1000, "fine-tuning: training images of digits 5-9", min=8)
+    ft_pretrain_steps: int = param(3000, "fine-tuning: pre-training steps on digits 0-4 (batch 64)", min=1,
+                                   max=STEPS_MAX)
+    ft_steps: int = param(500, "fine-tuning: steps on digits 5-9", min=1, max=STEPS_MAX)
+    ft_batch_sizes: tuple = param((2, 4), "fine-tuning batch sizes", item_min=2, max=BATCH_MAX)
+    ft_lr: float = param(0.01, "fine-tuning learning rate (SGD, momentum 0.9)", min=1e-6, max=100.0)
+    ft_n_train: int = param(1000, "fine-tuning: training images of digits 5-9", min=8,
+                            max=60_000)
 
     PROFILES: ClassVar[dict] = {
         "full": {},

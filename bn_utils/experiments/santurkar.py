@@ -24,7 +24,7 @@ from torch import nn
 from .. import data, models, plotting, results, train
 from ..norm_registry import norm_factory
 from ..norm_variants import NORM_NAMES
-from ..profiles import SEED_MAX, Config, param
+from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
           "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
@@ -43,24 +43,26 @@ class SanturkarConfig(Config):
     vgg: str = param("vgg16", "VGG configuration (vgg16: 13 conv layers + a linear classifier)",
                      choices=tuple(models.VGG_CONFIGS))
     width: float = param(1.0, "VGG width multiplier (1: 64 to 512 channels)", min=0.01, max=4.0)
-    batch_size: int = param(128, "VGG minibatch size", min=2)
-    vgg_steps: int = param(15_000, "VGG SGD steps", min=1)
+    batch_size: int = param(128, "VGG minibatch size", min=2, max=BATCH_MAX)
+    vgg_steps: int = param(15_000, "VGG SGD steps", min=1, max=STEPS_MAX)
     n_train: int = param(50_000, "CIFAR-10 training images (a class-stratified subset if fewer)",
                          min=128, max=50_000)
     n_test: int = param(10_000, "CIFAR-10 test images", min=100, max=10_000)
     train_probe: int = param(10_000, "training images the training accuracy is measured on",
                              min=100, max=50_000)
-    eval_every: int = param(500, "VGG steps between accuracy evaluations", min=1)
-    measure_every: int = param(100, "VGG steps between measurements", min=1)
-    dln_depth: int = param(25, "DLN layers", min=2)
-    dln_width: int = param(10, "DLN width (and input/output dimension)", min=1)
-    dln_examples: int = param(1000, "DLN examples (full batch)", min=2)
-    dln_steps: int = param(10_000, "DLN gradient-descent steps", min=1)
-    dln_measure_every: int = param(100, "DLN steps between measurements", min=1)
+    eval_every: int = param(500, "VGG steps between accuracy evaluations", min=1, max=STEPS_MAX)
+    measure_every: int = param(100, "VGG steps between measurements", min=1, max=STEPS_MAX)
+    dln_depth: int = param(25, "DLN layers", min=2, max=1000)
+    dln_width: int = param(10, "DLN width (and input/output dimension)", min=1, max=WIDTH_MAX)
+    dln_examples: int = param(1000, "DLN examples (full batch)", min=2, max=EXAMPLES_MAX)
+    dln_steps: int = param(10_000, "DLN gradient-descent steps", min=1, max=STEPS_MAX)
+    dln_measure_every: int = param(100, "DLN steps between measurements", min=1, max=STEPS_MAX)
     seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0, max=SEED_MAX)
-    checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1)
+    checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1,
+                                  max=STEPS_MAX)
     cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default, fastest on an idle "
-                                "machine; 1 is faster on cores busy with other work)", min=0)
+                                "machine; 1 is faster on cores busy with other work)", min=0,
+                             max=1024)
 
     PROFILES: ClassVar[dict] = {"full": {}, "quick": {}, "smoke": {}}
 

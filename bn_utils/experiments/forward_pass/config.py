@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ... import models, runtime
-from ...profiles import SEED_MAX, Config, param
+from ...profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "02_forward_pass"
 
@@ -28,35 +28,44 @@ class ForwardConfig(Config):
 
     seed: int = param(0, "random seed (data subsets, initialisation, minibatches)", min=0, max=SEED_MAX)
     hidden: tuple = param((100, 100, 100), "hidden widths of the BN MLP (the paper's MNIST net)",
-                          item_min=1)
+                          item_min=1, max=WIDTH_MAX)
     activation: str = param("sigmoid", "hidden nonlinearity", choices=tuple(models.ACTIVATIONS))
-    batch_size: int = param(60, "minibatch size of the MLP (the paper's MNIST experiment)", min=2)
+    batch_size: int = param(60, "minibatch size of the MLP (the paper's MNIST experiment)", min=2,
+                            max=BATCH_MAX)
     lr: float = param(0.5, "SGD learning rate of the MLP", min=1e-6, max=100.0)
-    steps: int = param(5000, "SGD steps of each MLP trained in sections 4 and 5", min=1)
-    eval_every: int = param(100, "steps between measurements of section 5", min=1)
+    steps: int = param(5000, "SGD steps of each MLP trained in sections 4 and 5", min=1,
+                       max=STEPS_MAX)
+    eval_every: int = param(100, "steps between measurements of section 5", min=1, max=STEPS_MAX)
     n_train: int = param(60_000, "MNIST training images used", min=100, max=60_000)
     n_test: int = param(10_000, "MNIST test images used", min=10, max=10_000)
-    compare_steps: int = param(5, "training steps of the ours-vs-torch comparison", min=1)
-    stream_steps: int = param(2000, "batches in the running-statistics stream", min=2)
+    compare_steps: int = param(5, "training steps of the ours-vs-torch comparison", min=1,
+                               max=STEPS_MAX)
+    stream_steps: int = param(2000, "batches in the running-statistics stream", min=2,
+                              max=STEPS_MAX)
     stream_batch_size: int = param(8, "batch size of that stream (small: the variance bias shows)",
-                                   min=2)
+                                   min=2, max=BATCH_MAX)
     momenta: tuple = param((0.1, 0.01), "PyTorch momenta compared with the cumulative average",
-                           item_min=1e-6)
+                           item_min=1e-6, max=1.0)
     bias_batch_sizes: tuple = param((2, 3, 4, 8, 16, 32, 64),
-                                    "batch sizes of the variance-bias measurement", item_min=2)
+                                    "batch sizes of the variance-bias measurement", item_min=2,
+                                    max=BATCH_MAX)
     bias_batches: int = param(20_000, "batches averaged per batch size for the variance bias",
-                              min=10)
+                              min=10, max=STEPS_MAX)
     spread_batch_sizes: tuple = param((2, 4, 8, 16, 32, 64, 128, 256),
-                                      "batch sizes of the train-vs-eval measurement", item_min=2)
+                                      "batch sizes of the train-vs-eval measurement", item_min=2,
+                                      max=BATCH_MAX)
     spread_draws: int = param(1000, "random sets of batch mates per example and batch size",
-                              min=2)
-    spread_examples: int = param(20, "test examples whose outputs we follow", min=1)
+                              min=2, max=STEPS_MAX)
+    spread_examples: int = param(20, "test examples whose outputs we follow", min=1,
+                                 max=EXAMPLES_MAX)
     bug_batch_size: int = param(16, "minibatch size of the momentum-bug runs (small: the "
-                                    "symptoms grow as the batch shrinks)", min=2)
+                                    "symptoms grow as the batch shrinks)", min=2, max=BATCH_MAX)
     bug_lr: float = param(2.0, "the high learning rate of the eval-branch bug", min=1e-6,
                           max=100.0)
-    timing_batch: int = param(256, "images per timed inference batch of the conv net", min=1)
-    timing_repeats: int = param(100, "timed repetitions (the median is reported)", min=1)
+    timing_batch: int = param(256, "images per timed inference batch of the conv net", min=1,
+                              max=BATCH_MAX)
+    timing_repeats: int = param(100, "timed repetitions (the median is reported)", min=1,
+                                max=10_000)
 
     PROFILES: ClassVar[dict] = {
         "full": {},

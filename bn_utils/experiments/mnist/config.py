@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ... import models
-from ...profiles import SEED_MAX, Config, param
+from ...profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "04_mnist"
 # The nonlinearities compared by default (any of ``models.ACTIVATIONS`` may be chosen)
@@ -19,9 +19,10 @@ PERCENTILES = (15, 50, 85)
 class MnistConfig(Config):
     """The MNIST experiment (defaults: the paper's protocol, the ``full`` profile)."""
 
-    steps: int = param(50_000, "SGD steps per network (paper: 50,000)", min=1)
-    batch_size: int = param(60, "examples per minibatch (paper: 60)", min=1)
-    hidden: tuple = param((100, 100, 100), "hidden layer widths (paper: 3 x 100)", item_min=1)
+    steps: int = param(50_000, "SGD steps per network (paper: 50,000)", min=1, max=STEPS_MAX)
+    batch_size: int = param(60, "examples per minibatch (paper: 60)", min=1, max=BATCH_MAX)
+    hidden: tuple = param((100, 100, 100), "hidden layer widths (paper: 3 x 100)", item_min=1,
+                          max=WIDTH_MAX)
     activations: tuple = param(COMPARED, "hidden nonlinearities compared (paper: sigmoid)",
                                choices=tuple(models.ACTIVATIONS))
     seeds: tuple = param((0, 1, 2), "seeds: initial weights and minibatch order", item_min=0, max=SEED_MAX)
@@ -32,29 +33,34 @@ class MnistConfig(Config):
     lr: float = param(0.0, "SGD learning rate of both nets; 0: the search's choice per activation",
                       min=0.0, max=100.0)
     lr_grid: tuple = param((0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "learning rates the search tries",
-                           item_min=1e-6)
-    search_steps: int = param(5000, "SGD steps of each search run (nets without BN)", min=1)
+                           item_min=1e-6, max=100.0)
+    search_steps: int = param(5000, "SGD steps of each search run (nets without BN)", min=1,
+                              max=STEPS_MAX)
     search_seeds: tuple = param((0,), "seeds of the search runs", item_min=0, max=SEED_MAX)
-    val_size: int = param(10_000, "training images held out to score the search", min=10)
-    eval_every: int = param(2500, "steps between evaluations on the test set", min=1)
+    val_size: int = param(10_000, "training images held out to score the search", min=10,
+                          max=EXAMPLES_MAX)
+    eval_every: int = param(2500, "steps between evaluations on the test set", min=1, max=STEPS_MAX)
     evals_per_decade: int = param(20, "more evaluations, log-spaced: this many per factor of 10 "
-                                  "in steps", min=0)
+                                  "in steps", min=0, max=1000)
     thresholds: tuple = param((0.95, 0.97, 0.98), "test accuracies whose first step we report",
-                              item_min=0.0)
-    unit: int = param(0, "unit of the last hidden layer drawn in Fig. 1(b, c)", min=0)
+                              item_min=0.0, max=1.0)
+    unit: int = param(0, "unit of the last hidden layer drawn in Fig. 1(b, c)", min=0,
+                      max=WIDTH_MAX)
     probe_units: int = param(10, "units of the last hidden layer whose percentiles are recorded",
-                             min=1)
+                             min=1, max=WIDTH_MAX)
     compare_inits: tuple = param(("gaussian:0.1", "lecun_uniform"), "other initialisations "
                                  "tried on the sigmoid net ('gaussian:STD' or 'lecun_uniform'; "
                                  "the main one alone: none)")
-    compare_steps: int = param(10_000, "SGD steps of the initialisation comparison", min=1)
-    bs1_steps: int = param(3000, "SGD steps of the batch-size-1 demonstration", min=1)
+    compare_steps: int = param(10_000, "SGD steps of the initialisation comparison", min=1,
+                               max=STEPS_MAX)
+    bs1_steps: int = param(3000, "SGD steps of the batch-size-1 demonstration", min=1,
+                           max=STEPS_MAX)
     n_train: int = param(60_000, "training images used (stratified subset below 60,000)",
                          min=100, max=60_000)
     n_test: int = param(10_000, "test images used (stratified subset below 10,000)",
                         min=10, max=10_000)
     checkpoint_every: int = param(10_000, "steps between checkpoints of the long runs (0: none)",
-                                  min=0)
+                                  min=0, max=STEPS_MAX)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
@@ -92,8 +98,6 @@ class MnistConfig(Config):
                              f"{self.batch_size} of the n_train={self.n_train} images to train on")
         for label in self.compare_inits:
             parse_init(label)
-        if any(t > 1 for t in self.thresholds):
-            raise ValueError(f"parameter thresholds={self.thresholds} must be accuracies <= 1")
 
 
 def init_label(init: str, std: float) -> str:

@@ -28,15 +28,23 @@ class NoiseConfig(S.SanturkarConfig):
     """Chapter 7's experiments (defaults: the paper's protocol, the ``full`` profile)."""
 
     vgg_lrs: tuple = param((0.1, 0.01), "VGG learning rates: the noise comparison uses the first, "
-                                        "the ICS figure all (standard and BN)", item_min=1e-6)
-    dln_lrs: tuple = param((1e-6, 1e-7), "DLN learning rates (ICS figure)", item_min=1e-12)
-    ics_layers: tuple = param((5, 10), "VGG layers whose ICS is measured (1 = first conv)", item_min=1)
-    dln_ics_layers: tuple = param((9, 17), "DLN layers whose ICS is measured", item_min=1)
-    watch_layers: tuple = param((2, 9, 13), "VGG conv layers whose input distribution we plot", item_min=1)
-    noise_n_mu: float = param(N_MU, "noise: per-step unit mean mu ~ U(-n_mu, n_mu)", min=0.0)
-    noise_n_sigma: float = param(N_SIGMA, "noise: per-step unit scale sigma ~ U(1, n_sigma)", min=1.0)
-    noise_r_mu: float = param(R_MU, "noise: per-activation shift m ~ U(mu - r_mu, mu + r_mu)", min=0.0)
-    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(sigma, r_sigma)", min=0.0)
+                                        "the ICS figure all (standard and BN)", item_min=1e-6,
+                           max=100.0)
+    dln_lrs: tuple = param((1e-6, 1e-7), "DLN learning rates (ICS figure)", item_min=1e-12,
+                           max=100.0)
+    ics_layers: tuple = param((5, 10), "VGG layers whose ICS is measured (1 = first conv)", item_min=1,
+                              max=1000)
+    dln_ics_layers: tuple = param((9, 17), "DLN layers whose ICS is measured", item_min=1, max=1000)
+    watch_layers: tuple = param((2, 9, 13), "VGG conv layers whose input distribution we plot", item_min=1,
+                                max=1000)
+    noise_n_mu: float = param(N_MU, "noise: per-step unit mean mu ~ U(-n_mu, n_mu)", min=0.0,
+                              max=100.0)
+    noise_n_sigma: float = param(N_SIGMA, "noise: per-step unit scale sigma ~ U(1, n_sigma)", min=1.0,
+                                 max=100.0)
+    noise_r_mu: float = param(R_MU, "noise: per-activation shift m ~ U(mu - r_mu, mu + r_mu)", min=0.0,
+                              max=100.0)
+    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(sigma, r_sigma)", min=0.0,
+                                 max=100.0)
 
     PROFILES: ClassVar[dict] = {
         "full": {},

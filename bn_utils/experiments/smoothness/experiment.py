@@ -22,15 +22,20 @@ LP_NETS = ("l1", "l2", "linf")
 class SmoothnessConfig(S.SanturkarConfig):
     """Chapter 8's experiments (defaults: the paper's protocol, the ``full`` profile)."""
 
-    lr: float = param(0.1, "VGG learning rate (the landscape is measured at this one)", min=1e-6)
-    large_lr: float = param(0.5, "the larger VGG learning rate (standard and BN only)", min=1e-6)
+    lr: float = param(0.1, "VGG learning rate (the landscape is measured at this one)", min=1e-6,
+                      max=100.0)
+    large_lr: float = param(0.5, "the larger VGG learning rate (standard and BN only)", min=1e-6,
+                            max=100.0)
     vgg_norms: tuple = param(("none", "bn", "l1", "l2", "linf"), "VGG normalisations",
                              choices=NORM_NAMES)
-    step_range: tuple = param((0.5, 4.0), "VGG landscape: step sizes from/to, × LR", item_min=1e-6)
-    dln_lr: float = param(1e-6, "DLN learning rate", min=1e-12)
+    step_range: tuple = param((0.5, 4.0), "VGG landscape: step sizes from/to, × LR", item_min=1e-6,
+                              max=1000.0)
+    dln_lr: float = param(1e-6, "DLN learning rate", min=1e-12, max=100.0)
     dln_norms: tuple = param(("none", "bn", "l1", "l2", "linf"), "DLN normalisations", choices=NORM_NAMES)
-    dln_step_range: tuple = param((0.01, 30.0), "DLN landscape: step sizes from/to, × LR", item_min=1e-6)
-    n_step_sizes: int = param(8, "step sizes per landscape measurement (log-spaced)", min=2)
+    dln_step_range: tuple = param((0.01, 30.0), "DLN landscape: step sizes from/to, × LR", item_min=1e-6,
+                                  max=1000.0)
+    n_step_sizes: int = param(8, "step sizes per landscape measurement (log-spaced)", min=2,
+                              max=1000)
     lp_over: str = param("layer", "ℓp statistic: per layer (our reading of the paper) or per unit",
                          choices=("layer", "unit"))
 
