@@ -1,5 +1,9 @@
-"""Bad input to the runner: every chapter's parameters are checked by the runner itself, before a
-kernel starts, and a bad one gives exit status 2 and one line that names it."""
+"""Bad input, one row per case (issue 26's tester's cases among them): every chapter's parameters
+and the runner's and sweep's options are checked before a kernel starts or a job is submitted (exit
+status 2, one line that names it); a stored record that is unreadable or another run's is missing
+with a warning naming the file; a dataset folder's SHA256SUMS and files are checked before anything
+trains. The repository setting and check_versions have theirs in test_repository.py and
+test_check_versions.py."""
 
 import dataclasses
 import os
