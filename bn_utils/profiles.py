@@ -36,6 +36,7 @@ STEPS_MAX = 10**7      # SGD steps, and intervals counted in steps
 EXAMPLES_MAX = 10**7   # dataset sizes and subsets
 BATCH_MAX = 2**16
 WIDTH_MAX = 2**14      # units, channels and sizes of one layer
+EPOCHS_MAX = 10_000    # passes over a training set, and intervals counted in epochs
 
 
 def current_profile() -> str:

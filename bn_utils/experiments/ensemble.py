@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import plotting, results
-from ..profiles import Config, param
+from ..profiles import EPOCHS_MAX, WIDTH_MAX, Config, param
 from . import inception
 
 CHAPTER = "06_ensemble"
@@ -61,8 +61,9 @@ class EnsembleConfig(Config):
     profile values, so that its BN-x30 runs are exactly the ones the members reuse."""
 
     members: tuple = param(tuple(VARIANTS), "ensemble members", choices=tuple(VARIANTS))
-    epochs: int = param(30, "training epochs of every member (chapter 05's BN rows)", min=1)
-    width: int = param(16, "TinyInception base width", min=2)
+    epochs: int = param(30, "training epochs of every member (chapter 05's BN rows)", min=1,
+                        max=EPOCHS_MAX)
+    width: int = param(16, "TinyInception base width", min=2, max=WIDTH_MAX)
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images the ensemble is scored on", min=10, max=10_000)
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ... import inception_net
-from ...profiles import SEED_MAX, Config, param
+from ...profiles import (BATCH_MAX, EPOCHS_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config,
+                         param)
 
 CHAPTER = "05_cifar_inception"
 PAPER_BATCH = 32          # the paper's minibatch size; learning rates below are for it
@@ -56,25 +57,28 @@ class RunConfig(Config):
     activation: str = param("relu", "nonlinearity", choices=("relu", "sigmoid"))
     lr: float = param(0.045, "initial learning rate", min=1e-6, max=1e4)
     momentum: float = param(0.9, "SGD momentum", min=0.0, max=0.999)
-    weight_decay: float = param(1e-4, "L2 weight decay (conv and linear weights)", min=0.0)
+    weight_decay: float = param(1e-4, "L2 weight decay (conv and linear weights)", min=0.0,
+                                max=1.0)
     lr_decay: float = param(0.96, "learning-rate factor per decay period", min=0.01, max=1.0)
-    decay_epochs: float = param(8 / 6, "epochs per decay period", min=1e-3)
+    decay_epochs: float = param(8 / 6, "epochs per decay period", min=1e-3, max=EPOCHS_MAX)
     dropout: float = param(0.0, "dropout before the classifier", min=0.0, max=0.9)
     final_bn: bool = param(False, "per-activation BN on the pooled features")
     init_gain: float = param(1.0, "factor on the initial conv weights", min=0.01, max=100.0)
     jitter: float = param(0.1, "colour-jitter strength (0: none)", min=0.0, max=0.9)
     pad: int = param(4, "random-crop padding in pixels (0: no crop)", min=0, max=16)
     flip: bool = param(True, "random horizontal flips")
-    epochs: int = param(30, "training epochs", min=1)
-    batch_size: int = param(32, "examples per minibatch", min=2)
-    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2)
+    epochs: int = param(30, "training epochs", min=1, max=EPOCHS_MAX)
+    batch_size: int = param(32, "examples per minibatch", min=2, max=BATCH_MAX)
+    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2,
+                       max=WIDTH_MAX)
     five: str = param("double3x3", "the 5x5 branch", choices=inception_net.FIVES)
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
-    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1, max=STEPS_MAX)
     dense_evals_per_epoch: int = param(0, "extra test-set evaluations per epoch over the first "
-                                          "dense_epochs (where the fast rows cross the target)", min=0)
-    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0)
+                                          "dense_epochs (where the fast rows cross the target)", min=0,
+                                       max=STEPS_MAX)
+    dense_epochs: float = param(2.0, "epochs with dense evaluations", min=0.0, max=EPOCHS_MAX)
     channels_last: bool = param(True, "channels_last memory for the conv net")
     amp: bool = param(True, "bfloat16 autocast on GPUs that support it (BN stays float32)")
     seed: int = param(0, "seed of initialisation, shuffling, augmentation and dropout", min=0, max=SEED_MAX)
@@ -111,31 +115,38 @@ class AblationConfig(Config):
 
     rows: tuple = param(tuple(ROWS), "rows of the table to train", choices=tuple(ROWS))
     seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0, max=SEED_MAX)
-    epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1)
+    epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1,
+                                  max=EPOCHS_MAX)
     epochs_baseline: int = param(30, "epochs of BN-Baseline (it trains at Inception's rate: the "
-                                     "paper's 2.3x speed-up needs more steps than the fast rows)", min=1)
-    epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1)
+                                     "paper's 2.3x speed-up needs more steps than the fast rows)", min=1,
+                                 max=EPOCHS_MAX)
+    epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1,
+                           max=EPOCHS_MAX)
     batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "
-                                "scale with it linearly)", min=2)
+                                "scale with it linearly)", min=2, max=BATCH_MAX)
     lr_scale: float = param(1.0, "multiplies every row's learning rate", min=1e-3, max=1e3)
     momentum: float = param(0.9, "SGD momentum (the paper: momentum SGD)", min=0.0, max=0.999)
-    weight_decay: float = param(5e-4, "L2 weight decay; the modified rows use a fifth", min=0.0)
+    weight_decay: float = param(5e-4, "L2 weight decay; the modified rows use a fifth", min=0.0,
+                                max=1.0)
     lr_decay: float = param(0.96, "lr factor per decay period (Inception: 4 % every 8 epochs)",
                             min=0.01, max=1.0)
     decay_epochs: float = param(8.0, "epochs per decay period; the modified rows: 6x fewer",
-                                min=1e-3)
+                                min=1e-3, max=EPOCHS_MAX)
     jitter: float = param(0.2, "colour jitter of Inception and BN-Baseline", min=0.0, max=0.9)
     jitter_modified: float = param(0.1, "colour jitter of the modified rows (fewer distortions)",
                                    min=0.0, max=0.9)
-    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2)
+    width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2,
+                       max=WIDTH_MAX)
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
-    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1)
+    evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1, max=STEPS_MAX)
     dense_evals_per_epoch: int = param(4, "test-set evaluations per epoch over the first "
                                           "dense_epochs: the BN rows cross the target there, and "
-                                          "a speed-up is known only to one evaluation interval", min=0)
+                                          "a speed-up is known only to one evaluation interval", min=0,
+                                       max=STEPS_MAX)
     dense_epochs: float = param(10.0, "epochs with dense evaluations (where the rows cross "
-                                      "Inception's best; sparse after)", min=0.0)
+                                      "Inception's best; sparse after)", min=0.0,
+                                max=EPOCHS_MAX)
 
     PROFILES: ClassVar[dict] = {
         "full": {},
