@@ -1,0 +1,76 @@
+"""The book's verdict rule: a difference decided on its seeds' spread (bn_utils.claims)."""
+
+import numpy as np
+import pytest
+
+from bn_utils import claims
+
+
+def test_a_difference_beyond_two_standard_errors_is_yes_and_below_is_no():
+    a, b = [0.70, 0.71, 0.72], [0.60, 0.61, 0.62]
+    d = claims.greater(a, b)
+    se = np.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 3)
+    assert d.mean == pytest.approx(0.10) and d.se == pytest.approx(se) and d.n == 3
+    assert d.verdict == claims.YES
+    assert claims.greater(b, a).verdict == claims.NO
+
+
+def test_a_difference_inside_two_standard_errors_is_inside_the_noise():
+    a, b = [0.70, 0.74, 0.66], [0.69, 0.71, 0.67]
+    d = claims.greater(a, b)
+    assert abs(d.mean) < 2 * d.se
+    assert d.verdict == claims.NOISE
+
+
+def test_the_margin_is_cleared_by_two_standard_errors_not_by_the_mean_alone():
+    a = [0.70, 0.71, 0.72]
+    assert claims.greater(a, 0.60, margin=0.05).verdict == claims.YES
+    assert claims.greater(a, 0.60, margin=0.13).verdict == claims.NO
+    # mean 0.71 against 0.60 + 0.10: the 0.01 left over is inside two SE (0.0115)
+    assert claims.greater(a, 0.60, margin=0.10).verdict == claims.NOISE
+
+
+def test_one_seed_is_not_decided_whatever_its_difference():
+    assert claims.greater([0.9], [0.1]).verdict == "1 seed: not decided"
+    assert claims.greater([0.9, 0.91], [0.1]).verdict == "1 seed: not decided"
+    assert claims.paired([0.3]).verdict == "1 seed: not decided"
+    assert claims.greater([0.9, 0.8, 0.85], 0.1, min_seeds=4).verdict == "3 seeds: not decided"
+    assert not claims.is_decided(claims.not_decided(1))
+
+
+def test_a_fixed_threshold_has_no_variance_of_its_own():
+    a = [0.5, 0.6, 0.7]
+    d = claims.greater(a, 0.2)
+    assert d.se == pytest.approx(np.std(a, ddof=1) / np.sqrt(3))
+
+
+def test_paired_differences_use_the_spread_of_the_differences():
+    d = claims.paired([0.1, 0.12, 0.08])
+    assert d.se == pytest.approx(np.std([0.1, 0.12, 0.08], ddof=1) / np.sqrt(3))
+    assert d.verdict == claims.YES
+
+
+def test_learned_means_clearly_above_chance():
+    assert claims.learned([0.5, 0.6], chance=0.1, margin=0.05)
+    assert not claims.learned([0.12, 0.11], chance=0.1, margin=0.05)
+
+
+def test_a_row_has_one_shape_and_takes_the_decisions_spread():
+    d = claims.greater([0.70, 0.71, 0.72], [0.60, 0.61, 0.62])
+    r = claims.row("A beats B", "paper", "1 %", "70 % vs 60 %", d)
+    assert set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"}
+    assert r["verdict"] == claims.YES and r["spread"] == d.spread() and r["kind"] == "paper"
+    assert d.spread("points", scale=100) == "+10.0 ± 0.8 points, 3 seeds"
+    m = claims.missing("A beats B", "paper", "1 %", kind="book")
+    assert m["verdict"] == claims.NOT_RUN and m["ours"] == "—" and m["kind"] == "book"
+
+
+@pytest.mark.parametrize("bad", [[[0.1, 0.2]], np.ones((2, 2))])
+def test_measurements_that_are_not_one_number_per_seed_are_refused(bad):
+    with pytest.raises(ValueError, match="one number per seed"):
+        claims.greater(bad, [0.1, 0.2])
+
+
+def test_a_kind_other_than_paper_or_book_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        claims.row("c", "s", "t", "o", claims.YES, kind="mine")
