@@ -340,3 +340,35 @@ def test_drift_ratios_are_text_and_never_inf():
     assert mnist.drift_ratios(record) == {"drift_ratio": "not measurable (the runs diverged)",
                                           "spread_ratio": "not measurable (the runs diverged)"}
     assert mnist.drift_table(record)[1]["range of the median"] == "diverged at step 10"
+
+
+class _Killed(Exception):
+    """What a run killed after its first checkpoint raises in this test."""
+
+
+@needs_mnist
+def test_a_checkpoint_copied_from_another_seeds_run_is_refused(monkeypatch):
+    from bn_utils import results
+    from bn_utils.experiments.mnist import experiment
+
+    cfg = mnist.MnistConfig.for_profile("smoke", seeds=(0,), lr=0.3, checkpoint_every=20)
+    other = cfg.replace(seeds=(1,))
+    theirs, path = (results.checkpoint_path(mnist.CHAPTER, "runs", c) for c in (other, cfg))
+    evaluate = experiment.evaluate_stack
+
+    def killed_after_a_checkpoint(*args, **kwargs):
+        if theirs.exists():
+            raise _Killed
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "evaluate_stack", killed_after_a_checkpoint)
+    with pytest.raises(_Killed):             # seed 1's run, killed after its step-20 checkpoint
+        mnist.train_all(other)
+    monkeypatch.setattr(experiment, "evaluate_stack", evaluate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(theirs.read_bytes())    # ... copied over seed 0's checkpoint
+    with pytest.raises(ValueError, match=f"checkpoint {path} belongs to another run.*"
+                                         "delete it to start the run afresh"):
+        mnist.train_all(cfg)
+    out = mnist.train_all(other)             # its own run resumes from it
+    assert out["model_steps_per_second"] is None and not theirs.exists()

@@ -315,3 +315,32 @@ def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
             record.metrics[f"{run.name}/loss"] = [5.0, 5.0]
     lp = smoothness.headlines(record)[-1]
     assert lp["shown?"] == "no" and "DLN final loss: standard 5.0, BN 1.0" in lp["ours"]
+
+
+class _Killed(Exception):
+    """What a run killed after its first checkpoint raises in these tests."""
+
+
+@pytest.mark.parametrize("chapter_module, config", [(noise, noise.NoiseConfig),
+                                                    (smoothness, smoothness.SmoothnessConfig)],
+                         ids=["07", "08"])
+def test_a_checkpoint_copied_from_another_seeds_run_is_refused(chapter_module, config):
+    cfg = config.for_profile("smoke", dln_steps=30, checkpoint_every=10)
+    chapter = chapter_module.CHAPTER
+    mine = next(r for r in chapter_module.runs(cfg) if r.arch == "dln")
+    other = S.Run(mine.arch, mine.norm, mine.lr, mine.seed + 1)
+
+    def killed_at_25(c, ctx):
+        def crash(*_):
+            raise _Killed
+        return {25: [crash]}
+
+    with pytest.raises(_Killed):             # seed 1's run, killed after its step-20 checkpoint
+        S.train_run(chapter, cfg, other, killed_at_25)
+    theirs, path = (results.checkpoint_path(chapter, r.name, cfg) for r in (other, mine))
+    path.write_bytes(theirs.read_bytes())    # ... copied over seed 0's checkpoint
+    with pytest.raises(ValueError, match=f"checkpoint {path} belongs to another run.*"
+                                         "delete it to start the run afresh"):
+        S.train_run(chapter, cfg, mine, lambda c, ctx: {})
+    out = S.train_run(chapter, cfg, other, lambda c, ctx: {})   # its own run resumes from it
+    assert out["loss_step"][-1] == 30 and not theirs.exists()

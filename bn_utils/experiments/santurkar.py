@@ -218,7 +218,8 @@ def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMake
     hist = train.fit(model, batches, steps=steps, optimizer=torch.optim.SGD(model.parameters(), lr=run.lr),
                      loss_fn=loss_fn, eval_fn=eval_fn, eval_every=eval_every, log_every=log_every,
                      hooks=make_hooks(cfg, ctx), checkpoint=ckpt,
-                     checkpoint_every=cfg.checkpoint_every, progress=run.name)
+                     checkpoint_every=cfg.checkpoint_every, progress=run.name,
+                     identity={"chapter": chapter, "name": run.name, "digest": cfg.digest()})
     ckpt.unlink(missing_ok=True)  # the record below holds everything the checkpoint did
     out = {"loss_step": np.array(hist.step), "loss": np.array(hist.loss, float),
            "eval_step": np.array(hist.eval_step), "measure_step": np.array(hist.measure_step),

@@ -52,6 +52,7 @@ def _train(cfg: MnistConfig, specs: list[dict], steps: int, name: str) -> dict:
                       eval_fn=lambda st: evaluate_stack(st, x_te, y_te, cfg.probe_units),
                       eval_steps=eval_schedule(steps, cfg.eval_every, cfg.evals_per_decade),
                       checkpoint=ckpt, checkpoint_every=cfg.checkpoint_every,
+                      identity={"chapter": CHAPTER, "name": name, "digest": cfg.digest()},
                       progress=f"{len(specs)} networks")
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)

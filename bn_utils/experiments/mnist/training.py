@@ -35,7 +35,7 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
                 eval_fn: Callable[[StackedMLP], dict] | None = None,
                 eval_steps: Sequence[int] = (), log_every: int = 100,
                 checkpoint: Path | str | None = None, checkpoint_every: int = 0,
-                progress: str | None = None) -> dict:
+                identity: dict | None = None, progress: str | None = None) -> dict:
     """Train every model of ``stack`` with plain SGD (learning rate ``lr[s]``) on minibatches of
     ``(x, y)`` drawn in the order of ``data.batches(..., seed=seeds[s])``; return NumPy arrays.
 
@@ -44,7 +44,8 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     stacked as ``(evals, S, ...)``. A model whose loss diverges (``train.is_diverged``) stops
     there (its learning rate is set to 0 and its later metrics are NaN) while the others go
     on. With ``checkpoint``, the state is saved every ``checkpoint_every`` steps and a
-    restarted run resumes from it.
+    restarted run resumes from it; ``identity`` (the run's chapter, name and config digest) is
+    stored in it and a checkpoint of another run is refused (``train.resume_state``).
     """
     n_models = stack.n_models
     if len(seeds) != n_models:
@@ -65,7 +66,8 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
     hist = train.fit(stack, batches, steps=steps, optimizer=optimizer, loss_fn=per_model_loss,
                      eval_fn=timed_eval if eval_fn is not None else None, eval_steps=eval_steps,
                      log_every=log_every, checkpoint=checkpoint,
-                     checkpoint_every=checkpoint_every, progress=progress or False)
+                     checkpoint_every=checkpoint_every, identity=identity,
+                     progress=progress or False)
     # fit's clock starts after the evaluation at step 0
     in_loop = sum(eval_seconds[0 if resumed else 1:])
     return _arrays(hist, n_models, steps, log_every, eval_steps, sum(eval_seconds),
