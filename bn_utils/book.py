@@ -64,6 +64,43 @@ def stored_results_line() -> str:
     return f"stored results: {count} records in {where}"
 
 
+# The line book.show_figure prints under a figure; the book (tools/book_html.py) folds a printed
+# line that starts with it into a collapsed note inside the figure, under its caption.
+SOURCE_PREFIX = "Source: "
+
+
+def provenance(source: Any) -> str:
+    """Return one line saying where a figure's numbers come from: a Record's profile, commit,
+    device and date; for a Config (a figure computed on the page) its profile and this checkout's
+    commit and device; text as it is."""
+    from .results import Record, device_description, git_commit
+
+    if source is None or isinstance(source, str):
+        return source or ""
+    if isinstance(source, Record):
+        return source.caption()
+    if isinstance(source, Config):
+        return f"{source.profile} profile (this run: commit {git_commit()}, {device_description()})"
+    raise TypeError(f"a figure's source is a Record, a Config or text, not {type(source).__name__}")
+
+
+def show_figure(fig, source: Any = None) -> None:
+    """Show ``fig`` (the caption, label and alt text are its cell's ``mystnb`` metadata), close
+    it, and print under it what it shows (``plotting.note``) and where its numbers come from
+    (``source``: a Record, a Config or text), which the book folds into a collapsed note."""
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython.display import display
+    except ImportError:   # plain Python: nothing to show on
+        display = None
+    if display is not None:
+        display(fig)
+    plt.close(fig)
+    parts = [getattr(fig, "bn_note", ""), provenance(source)]
+    print(SOURCE_PREFIX + " ".join(p.strip() for p in parts if p and p.strip()))
+
+
 def glue(name: str, value: Any) -> Any:
     """Make ``value`` quotable in the chapter's prose as {glue:text}`name:.2f`; a no-op outside
     Jupyter Book (e.g. in Colab). Returns the value."""
@@ -118,7 +155,11 @@ class Table:
 
     def _repr_html_(self) -> str:
         th = "".join(f"<th>{c}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in self._text_rows())
+        numeric = [[isinstance(r.get(c), (int, float, np.number)) and not isinstance(r.get(c), bool)
+                    for c in self.columns] for r in self.rows]
+        body = "".join("<tr>" + "".join(f'<td class="bn-num">{v}</td>' if num else f"<td>{v}</td>"
+                                        for v, num in zip(r, nums)) + "</tr>"
+                       for r, nums in zip(self._text_rows(), numeric))   # numbers never wrap
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
     def __repr__(self) -> str:

@@ -1,4 +1,10 @@
-"""One figure style for the whole book, and the few plot types the chapters share."""
+"""One figure style for the whole book, and the few plot types the chapters share.
+
+A figure is made for the page: ``panels`` lays out at most two panels per row at the width of the
+book's text column, and the style's fonts are at least 10 pt at that size. Colours come from one
+palette with one meaning each in every chapter (red = with BN, teal = without BN, ...), and
+what the figure's numbers come from goes to a note (``note``) that ``book.show_figure`` prints
+under the figure, where the book folds it into a collapsed "Source" line."""
 
 from __future__ import annotations
 
@@ -7,25 +13,131 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from cycler import cycler
+
+# The book's one palette. A role keeps its colour in every chapter: what is drawn red is BN.
+PALETTE = {
+    "bn": "#d1495b",         # red: with BN (standard, correct BN)
+    "no_bn": "#00798c",      # teal: without BN (the plain network)
+    "noisy_bn": "#edae49",   # yellow: BN with injected noise, or a broken BN
+    "other": "#30638e",      # blue: another normalisation or a variant
+    "extra": "#6a4c93",      # purple: a fifth series
+    "reference": "#222222",  # near black: a true value, a theory curve, an exact statistic
+    "muted": "#8c8c8c",      # grey: context (chance level, guide lines)
+}
+COLORS = PALETTE  # the older name, used by chapters not yet converted
+# Series that are neither BN nor no-BN (momenta, activations, initialisations) take these, in
+# order; they are also matplotlib's default cycle, so an unnamed line is never red or teal.
+SERIES = ("other", "noisy_bn", "extra", "muted", "reference")
+
+# The text column is 688 px wide at a 1280 px window; a figure PAGE_WIDTH inches wide at DPI
+# dots per inch is shown at (nearly) its natural size, so 10 pt in matplotlib is 10 pt on screen.
+PAGE_WIDTH = 6.8
+DPI = 100
+MAX_PANELS_PER_ROW = 2
+MIN_FONT_PT = 10
 
 STYLE = {
-    "figure.figsize": (7.0, 4.0),
-    "figure.dpi": 110,
+    "figure.figsize": (PAGE_WIDTH, 3.4),
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 10,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.titlesize": 11,
     "axes.labelsize": 10,
-    "legend.fontsize": 9,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "legend.title_fontsize": 10,
+    "figure.titlesize": 11,
     "legend.frameon": False,
+    "axes.prop_cycle": cycler(color=[PALETTE[k] for k in SERIES]),
 }
-COLORS = {"bn": "#d1495b", "no_bn": "#00798c", "noisy_bn": "#edae49", "other": "#30638e"}
 
 
 def use_style() -> None:
     """Apply the book's matplotlib style (called once by each chapter's setup cell)."""
     plt.rcParams.update(STYLE)
+
+
+def series_colors(n: int) -> list[str]:
+    """Return ``n`` colours for series that are neither BN nor no-BN (never red or teal)."""
+    if n > len(SERIES):
+        raise ValueError(f"{n} series: the palette has {len(SERIES)} colours besides BN/no-BN; "
+                         "split the figure")
+    return [PALETTE[k] for k in SERIES[:n]]
+
+
+def panels(n: int = 1, *, ncols: int | None = None, height: float = 3.0, wide: Sequence[int] = (),
+           sharex: bool = False, sharey: bool = False):
+    """Return ``(fig, axes)``: a figure of the page's width with ``n`` panels in rows of at most
+    two (``ncols``, default ``min(n, 2)``), each row ``height`` inches tall; panels listed in
+    ``wide`` take a whole row. ``sharey``/``sharex`` share one scale across all panels (use it
+    when the prose compares panels). The figure uses constrained layout (no tight_layout)."""
+    ncols = min(n, MAX_PANELS_PER_ROW) if ncols is None else ncols
+    if not 1 <= ncols <= MAX_PANELS_PER_ROW:
+        raise ValueError(f"ncols={ncols}: at most {MAX_PANELS_PER_ROW} panels per row fit the "
+                         "page; use more rows or another figure")
+    if n < 1 or any(not 0 <= i < n for i in wide):
+        raise ValueError(f"n={n} panels, wide={tuple(wide)}")
+    rows, row, col = [], 0, 0          # (row, first column, columns spanned) of each panel
+    for i in range(n):
+        if i in wide or ncols == 1:
+            if col:
+                row, col = row + 1, 0
+            rows.append((row, 0, ncols))
+            row += 1
+        else:
+            rows.append((row, col, 1))
+            col += 1
+            if col == ncols:
+                row, col = row + 1, 0
+    nrows = row + (col > 0)
+    fig = plt.figure(figsize=(PAGE_WIDTH, height * nrows), layout="constrained")
+    grid = fig.add_gridspec(nrows, ncols)
+    axes = []
+    for r, c, span in rows:
+        share = {}
+        if axes and sharey:
+            share["sharey"] = axes[0]
+        if axes and sharex:
+            share["sharex"] = axes[0]
+        axes.append(fig.add_subplot(grid[r, c:c + span], **share))
+    return fig, axes
+
+
+def panels_per_row(fig) -> int:
+    """Return the largest number of panels (axes that are not colour bars) side by side in a row
+    of ``fig``: two axes share a row when their vertical extents overlap by more than half."""
+    boxes = [ax.get_position() for ax in fig.axes
+             if ax.get_label() != "<colorbar>" and ax.get_visible()]
+    most = 0
+    for b in boxes:
+        same_row = [o for o in boxes
+                    if min(b.y1, o.y1) - max(b.y0, o.y0) > 0.5 * min(b.height, o.height)]
+        most = max(most, len(same_row))
+    return most
+
+
+def note(fig, text: str) -> None:
+    """Attach to ``fig`` what its numbers are (data, seeds, settings): ``book.show_figure`` prints
+    it with the record's provenance under the figure, not inside the image."""
+    fig.bn_note = text
+
+
+def legend_below(fig, axes, ncols: int = 2) -> None:
+    """Put one legend for all panels under the figure (the handles of the first panel that has
+    labels, plus any labels only later panels have)."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
 
 
 def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=None,
@@ -62,5 +174,6 @@ def label(ax, *, title: str, xlabel: str, ylabel: str, legend: bool = True) -> N
 
 
 def caption(fig, text: str) -> None:
-    """Write a source line (profile, commit, device) under a figure."""
+    """Write a source line (profile, commit, device) into the image, under the plot (chapters not
+    yet converted; a converted chapter gives it to ``note`` and shows it with ``book.show_figure``)."""
     fig.text(0.01, -0.02, text, fontsize=8, color="0.35", ha="left", va="top")

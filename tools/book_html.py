@@ -4,6 +4,8 @@
 2. Each page loads a script once: sphinx-thebe registers its inline configuration twice in a
    Jupyter Book build, and the second copy is a console error ("THEBE_JS_URL has already been
    declared").
+3. The line that ``bn_utils.book.show_figure`` prints under a figure ("Source: " and profile,
+   device, commit) becomes a collapsed note inside the figure, under its caption.
 
 MathJax comes from the registry package ``django-static-mathjax`` (the unmodified MathJax 3
 distribution; it needs no Django). The build copies the browser bundle (es5: the loader, its
@@ -13,7 +15,10 @@ extensions and fonts) into ``_static/mathjax`` and points Sphinx's ``mathjax_pat
 from __future__ import annotations
 
 import shutil
+from html import escape
 from pathlib import Path
+
+from docutils import nodes
 
 BUNDLE = "tex-mml-chtml.js"
 PARTS = (BUNDLE, "input", "output", "a11y", "ui", "adaptors", "sre")  # what the bundle loads
@@ -66,7 +71,40 @@ def _scripts_once(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = unique
 
 
+SOURCE_PREFIX = "Source: "  # bn_utils.book.SOURCE_PREFIX (this extension imports no bn_utils)
+
+
+def _source_note(text: str) -> nodes.raw:
+    body = escape(text[len(SOURCE_PREFIX):].strip())
+    return nodes.raw("", f'<details class="bn-source"><summary>Where the numbers come from'
+                         f'</summary><p>{body}</p></details>', format="html")
+
+
+def _fold_sources(app, doctree) -> None:
+    """Replace each printed "Source: ..." line of a cell by a collapsed note, inside the figure
+    the cell showed just before it (else in the line's place); other printed lines stay."""
+    for block in list(doctree.findall(nodes.literal_block)):
+        if "stream" not in block["classes"] or not block.astext().startswith(SOURCE_PREFIX):
+            continue
+        first, _, rest = block.astext().partition("\n")
+        parent = block.parent
+        index = parent.index(block)
+        figure = next((n for n in reversed(parent.children[:index]) if isinstance(n, nodes.figure)),
+                      None)
+        note = _source_note(first)
+        if rest.strip():
+            block.replace_self(nodes.literal_block(rest, rest, classes=block["classes"],
+                                                   language=block.get("language", "none")))
+        else:
+            parent.remove(block)
+        if figure is not None:
+            figure.append(note)
+        else:
+            parent.insert(index, note)
+
+
 def setup(app):
+    app.connect("doctree-read", _fold_sources)
     app.connect("config-inited", _use_local_mathjax)
     # before the theme's handlers: the first to return a template name ends the event
     app.connect("html-page-context", _scripts_once, priority=1)

@@ -1,0 +1,35 @@
+// Click to enlarge: an image of the book shown smaller than its natural size (a phone, a
+// detailed figure) gets the class bn-zoomable; a click opens it at full size in an overlay that
+// scrolls, and a click or Escape closes it.
+(function () {
+  function mark(img) {
+    const shown = img.getBoundingClientRect().width;
+    if (img.naturalWidth && shown && img.naturalWidth > shown * 1.05) img.classList.add("bn-zoomable");
+    else img.classList.remove("bn-zoomable");
+  }
+  function open(img) {
+    const overlay = document.createElement("div");
+    overlay.className = "bn-zoom-overlay";
+    overlay.setAttribute("role", "dialog");
+    overlay.setAttribute("aria-label", "Enlarged figure (click or press Escape to close)");
+    const big = document.createElement("img");
+    big.src = img.src;
+    big.alt = img.alt;
+    overlay.appendChild(big);
+    const close = () => { overlay.remove(); document.removeEventListener("keydown", onKey); };
+    const onKey = (e) => { if (e.key === "Escape") close(); };
+    overlay.addEventListener("click", close);
+    document.addEventListener("keydown", onKey);
+    document.body.appendChild(overlay);
+  }
+  function setup() {
+    const imgs = document.querySelectorAll("article img");
+    imgs.forEach((img) => {
+      if (img.complete) mark(img); else img.addEventListener("load", () => mark(img));
+      img.addEventListener("click", () => { if (img.classList.contains("bn-zoomable")) open(img); });
+    });
+    window.addEventListener("resize", () => imgs.forEach(mark));
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup);
+  else setup();
+})();

@@ -1,0 +1,107 @@
+"""bn_utils.plotting and book.show_figure: figures made for the page (two panels per row at
+most, the column's width, fonts of 10 pt or more), one palette, and the source line that the
+book folds into a note under each figure (tools/book_html.py)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from docutils import nodes  # noqa: E402
+from docutils.frontend import get_default_settings  # noqa: E402
+from docutils.parsers.rst import Parser  # noqa: E402
+from docutils.utils import new_document  # noqa: E402
+
+from bn_utils import book, plotting  # noqa: E402
+from tools import book_html  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _style():
+    with plt.rc_context():
+        plotting.use_style()
+        yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("n, wide, rows", [(1, (), 1), (2, (), 1), (3, (), 2), (3, (0,), 2),
+                                           (4, (), 2), (5, (2,), 3)])
+def test_panels_put_at_most_two_panels_in_a_row_at_the_page_width(n, wide, rows):
+    fig, axes = plotting.panels(n, wide=wide, height=2.5)
+    assert len(axes) == n and plotting.panels_per_row(fig) <= 2
+    assert tuple(fig.get_size_inches()) == (plotting.PAGE_WIDTH, 2.5 * rows)
+    assert fig.dpi * plotting.PAGE_WIDTH <= 688   # the text column's width at a 1280 px window
+
+
+def test_panels_refuse_three_in_a_row_and_panels_per_row_counts_them():
+    with pytest.raises(ValueError, match="at most 2 panels per row"):
+        plotting.panels(3, ncols=3)
+    fig, _ = plt.subplots(1, 3)
+    assert plotting.panels_per_row(fig) == 3
+
+
+def test_shared_y_axis_gives_every_panel_one_scale():
+    fig, axes = plotting.panels(2, sharey=True)
+    axes[0].plot([0, 1], [0, 10])
+    axes[1].plot([0, 1], [0, 1])
+    assert axes[0].get_ylim() == axes[1].get_ylim()
+
+
+def test_every_font_of_the_style_is_at_least_10_pt():
+    from matplotlib.font_manager import FontProperties
+
+    for key in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+                "ytick.labelsize", "legend.fontsize"):
+        size = plt.rcParams[key]
+        points = size if isinstance(size, (int, float)) else FontProperties(size=size).get_size_in_points()
+        assert points >= plotting.MIN_FONT_PT, key
+
+
+def test_the_default_colour_cycle_never_draws_red_or_teal():
+    cycle = [c["color"] for c in plt.rcParams["axes.prop_cycle"]]
+    assert plotting.PALETTE["bn"] not in cycle and plotting.PALETTE["no_bn"] not in cycle
+    assert plotting.series_colors(3) == cycle[:3]
+    with pytest.raises(ValueError):
+        plotting.series_colors(len(plotting.SERIES) + 1)
+
+
+def test_show_figure_prints_the_note_and_the_source_after_the_figure(capsys):
+    from bn_utils.experiments.backprop import BackpropConfig
+
+    fig, _ = plotting.panels(1)
+    plotting.note(fig, "One feature, batch of 8.")
+    book.show_figure(fig, BackpropConfig.for_profile("smoke"))
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert out.startswith(book.SOURCE_PREFIX + "One feature, batch of 8. smoke profile (this run")
+    assert not plt.fignum_exists(fig.number)
+    assert book_html.SOURCE_PREFIX == book.SOURCE_PREFIX   # the extension imports no bn_utils
+    with pytest.raises(TypeError):
+        book.provenance(3)
+
+
+def _doctree_with(figure: bool, printed: str):
+    doc = new_document("test", get_default_settings(Parser))
+    cell = nodes.container()
+    if figure:
+        cell += nodes.figure("", nodes.image(uri="x.png"), nodes.caption("", "What to see."))
+    cell += nodes.literal_block(printed, printed, classes=["output", "stream"])
+    doc += cell
+    return doc, cell
+
+
+def test_the_book_folds_the_source_line_into_a_collapsed_note_inside_the_figure():
+    doc, cell = _doctree_with(True, "Source: quick profile (commit abc, cpu)\nmore output\n")
+    book_html._fold_sources(None, doc)
+    fig = cell.children[0]
+    raw = [n for n in fig.children if isinstance(n, nodes.raw)]
+    assert len(raw) == 1 and raw[0].astext().startswith('<details class="bn-source">')
+    assert "quick profile (commit abc, cpu)" in raw[0].astext()
+    assert [b.astext() for b in cell.findall(nodes.literal_block)] == ["more output\n"]
+
+
+def test_a_source_line_without_a_figure_becomes_a_note_in_its_place_and_is_escaped():
+    doc, cell = _doctree_with(False, "Source: <b>x</b>\n")
+    book_html._fold_sources(None, doc)
+    assert not list(cell.findall(nodes.literal_block))
+    assert "&lt;b&gt;x&lt;/b&gt;" in cell.children[0].astext()
