@@ -107,6 +107,36 @@ def learned(accuracies: Sequence[float], chance: float, margin: float) -> bool:
     return bool(np.mean(_values(accuracies)) > chance + margin)
 
 
+def verdict_of(decision: Decision | str) -> str:
+    """Return a decision's verdict (a verdict word is its own)."""
+    return decision.verdict if isinstance(decision, Decision) else decision
+
+
+def all_of(parts: Sequence[Decision | str]) -> str:
+    """Return the verdict on a claim that needs every one of its parts (in the VGG and in the
+    DLN, at every learning rate): "no" when a part is no (one decided counterexample refutes it
+    whatever the others), else "not run", "not comparable", the fewest seeds' "not decided" or
+    "inside the noise" when a part is, else "yes"."""
+    verdicts = [verdict_of(p) for p in parts]
+    if not verdicts:
+        raise ValueError("a claim of several parts needs at least one; no part given")
+    if NO in verdicts:
+        return NO
+    for word in (NOT_RUN, NOT_COMPARABLE):
+        if word in verdicts:
+            return word
+    undecided = [v for v in verdicts if v.endswith(": not decided")]
+    if undecided:
+        return min(undecided, key=lambda v: int(v.split()[0]))
+    return NOISE if NOISE in verdicts else YES
+
+
+def negated(verdict: Decision | str) -> str:
+    """Return the verdict on the opposite claim: yes and no swapped, every other verdict kept."""
+    v = verdict_of(verdict)
+    return {YES: NO, NO: YES}.get(v, v)
+
+
 def row(claim: str, source: str, theirs: str, ours: str, decision: Decision | str,
         spread: str | None = None, kind: str = "paper") -> dict:
     """Return one claim in the book's one shape: what is claimed, by whom (``kind`` "paper": a

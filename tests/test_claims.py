@@ -74,3 +74,22 @@ def test_measurements_that_are_not_one_number_per_seed_are_refused(bad):
 def test_a_kind_other_than_paper_or_book_is_refused():
     with pytest.raises(ValueError, match="kind"):
         claims.row("c", "s", "t", "o", claims.YES, kind="mine")
+
+
+def test_a_claim_of_several_parts_is_no_on_one_decided_no_and_yes_only_when_every_part_is():
+    yes, no = claims.greater([0.7, 0.71, 0.72], [0.6, 0.61, 0.62]), claims.greater([0.6, 0.61], [0.7, 0.71])
+    noise = claims.greater([0.70, 0.74, 0.66], [0.69, 0.71, 0.67])
+    assert claims.all_of([yes, yes]) == claims.YES
+    assert claims.all_of([yes, no, claims.not_decided(1)]) == claims.NO   # one counterexample decides
+    assert claims.all_of([yes, noise]) == claims.NOISE
+    assert claims.all_of([yes, claims.not_decided(2), claims.not_decided(1), noise]) == "1 seed: not decided"
+    assert claims.all_of([yes, claims.NOT_COMPARABLE, noise]) == claims.NOT_COMPARABLE
+    assert claims.all_of([yes, claims.NOT_RUN, claims.NOT_COMPARABLE]) == claims.NOT_RUN
+    with pytest.raises(ValueError, match="no part"):
+        claims.all_of([])
+
+
+def test_negating_a_verdict_swaps_yes_and_no_and_keeps_the_rest():
+    assert claims.negated(claims.YES) == claims.NO and claims.negated(claims.NO) == claims.YES
+    for v in (claims.NOISE, claims.not_decided(1), claims.NOT_COMPARABLE, claims.NOT_RUN):
+        assert claims.negated(v) == v
