@@ -145,8 +145,9 @@ class Record:
         """Return one line saying where the numbers come from: profile, commit, device, date."""
         when = self.meta.get("finished", "")[:10]
         source = "stored" if self.meta.get("loaded") else "this run"
+        runs = f"; {self.meta['runs']} runs stored so far" if "runs" in self.meta else ""
         return (f"{self.profile} profile ({source}: commit {self.meta.get('commit', '?')}, "
-                f"{readable_device(self.meta.get('device', '?'))}, {when})")
+                f"{readable_device(self.meta.get('device', '?'))}, {when}{runs})")
 
 
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:

@@ -1,8 +1,10 @@
 """What the book found: every chapter's headline claims beside the stored records (chapter 10).
 
-Each claim names its source (the paper or a student reproduction) and the number behind it
-there; ``ours`` is computed from the best record stored under ``results/`` (full > reference >
-quick > smoke), with its profile and seeds; a chapter without records says "not run at this
+Each claim names its source (a paper, a student reproduction, practitioners; or the book itself
+for its own tests) and the number behind it there; ``ours`` is computed from the best record
+stored under ``results/`` (full > reference > quick > smoke), with its profile and seeds, and
+decided by the book's one rule (:mod:`bn_utils.claims`: yes / no beyond two standard errors,
+inside the noise, not decided on one seed). A chapter without records says "not run at this
 scale". Nothing here trains: it only reads records.
 """
 
@@ -13,22 +15,25 @@ from typing import Callable
 
 import numpy as np
 
-from . import results
+from . import claims, results
 
 RANK = ("full", "reference", "quick", "smoke")
 NOT_RUN = "not run at this scale"
+SMOKE = "not tested at this scale (smoke record only)"
+COLUMNS = ("chapter", "claim", "source", "their number", "ours", "spread", "record", "verdict")
 
 
 def claim(claim: str, source: str, theirs: str, measure: Callable, available: bool = True) -> dict:
-    """Return one headline row of a chapter (its ``headlines`` function): the claim, its source,
-    their number, ours and whether ours shows the claim, from ``measure() -> (text, bool)``; a
-    claim that needs a run the record lacks (``available`` false) is "not run"."""
+    """Return a chapter's headline row in the old two-valued form (kept while chapters move to
+    :func:`bn_utils.claims.row`): ``measure() -> (text, bool)``; "not run" when not ``available``."""
+    kind = "book" if "book" in source else "paper"
     if not available:
-        ours, shown = "—", "not run"
+        row = claims.missing(claim, source, theirs, kind=kind)
     else:
         ours, ok = measure()
-        shown = "yes" if ok else "no"
-    return {"claim": claim, "source": source, "their number": theirs, "ours": ours, "shown?": shown}
+        row = claims.row(claim, source, theirs, ours, claims.YES if ok else claims.NO,
+                         spread="one measurement, no spread", kind=kind)
+    return {**row, "shown?": row["verdict"]}
 
 
 def best_record(chapter: str, name: str, folder: Path | None = None) -> results.Record | None:
@@ -52,23 +57,41 @@ def _scale(record: results.Record) -> str:
     return f"{record.profile}, {n} seed{'s' if n != 1 else ''}"
 
 
-def _verdict(shown: str, record: results.Record) -> str:
-    """Return the "holds at our scale?" entry: a chapter's "yes"/"no", except that a smoke record
-    (a few steps on a few images, made to test the code) or a claim it could not test judges nothing."""
-    if record.profile == "smoke":
-        return "not tested at this scale (smoke record only)"
-    return shown if shown in ("yes", "no") else "not tested at this scale"
+def _normalised(h: dict) -> dict:
+    """Return a chapter's claim row in :func:`bn_utils.claims.row`'s shape (rows of the old shape,
+    with "shown?"/"holds?" and no spread, read as one measurement)."""
+    if "verdict" in h:
+        return h
+    v = h.get("shown?", h.get("holds?"))
+    return claims.row(h["claim"], h.get("source", ""), h.get("their number", "—"),
+                      h.get("ours", h.get("measured", "—")), v if v in claims.DECIDED or v == claims.NOT_RUN
+                      else claims.NOISE if v is None else v, spread="one measurement, no spread",
+                      kind="book" if "book" in h.get("source", "") else "paper")
 
 
-def _row(chapter: str, claim: str, source: str, theirs: str, record, measure: Callable) -> dict:
-    """Return one verdict row; ``measure(record)`` returns (ours as text, holds: bool)."""
+def _rows(chapter: str, record, heads: list[dict], scale: str | None = None) -> list[dict]:
+    """Return the closing page's rows of one chapter's claims: each with its chapter and the
+    record it was measured on; a smoke record (a few steps on a few images, made to test the
+    code) decides nothing."""
+    out = []
+    for h in map(_normalised, heads):
+        verdict = SMOKE if record is not None and record.profile == "smoke" else h["verdict"]
+        out.append({"chapter": chapter, **{k: h[k] for k in ("claim", "source", "their number", "ours",
+                                                            "spread")},
+                    "record": scale or (_scale(record) if record is not None else NOT_RUN),
+                    "verdict": verdict, "kind": h["kind"]})
+    return out
+
+
+def _one(chapter: str, text: str, source: str, theirs: str, record, measure: Callable,
+         kind: str = "paper", scale: str | None = None) -> dict:
+    """Return one row measured here from ``record``: ``measure(record) -> (ours, Decision or
+    verdict[, spread])``; ``scale`` replaces the record's "profile, seeds" where it misleads."""
     if record is None:
-        return {"chapter": chapter, "claim": claim, "source": source, "their number": theirs,
-                "ours (profile, seeds)": NOT_RUN, "holds at our scale?": "not tested at this scale"}
-    ours, ok = measure(record)
-    return {"chapter": chapter, "claim": claim, "source": source, "their number": theirs,
-            "ours (profile, seeds)": f"{ours} ({_scale(record)})",
-            "holds at our scale?": _verdict("yes" if ok else "no", record)}
+        return _rows(chapter, None, [claims.missing(text, source, theirs, kind=kind)])[0]
+    ours, decision, *spread = measure(record)
+    return _rows(chapter, record, [claims.row(text, source, theirs, ours, decision, *spread, kind=kind)],
+                 scale)[0]
 
 
 def _ch01(folder) -> list[dict]:
@@ -78,9 +101,10 @@ def _ch01(folder) -> list[dict]:
 
     def stable(r):
         s = covariate_shift.summary(r)
-        return (f"range of the watched layer's mean: {s['bn']['mean_range']:.2f} with BN, "
-                f"{s['no_bn']['mean_range']:.2f} without", s["bn"]["mean_range"] < s["no_bn"]["mean_range"])
-    return [_row("01", "BN keeps a layer's input distribution stable while the layers below learn",
+        bn, plain = s["bn"]["mean_range"], s["no_bn"]["mean_range"]
+        d = claims.greater([plain], [bn])       # one run per network: not decided
+        return f"range of the watched layer's mean: {bn:.2f} with BN, {plain:.2f} without", d, d.spread(digits=2)
+    return [_one("01", "BN keeps a layer's input distribution stable while the layers below learn",
                  "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative", rec, stable)]
 
 
@@ -89,110 +113,124 @@ def _ch02(folder) -> list[dict]:
 
     est = best_record(forward_pass.CHAPTER, "running_estimates", folder)
     branch = best_record(forward_pass.CHAPTER, "eval_branch", folder)
+    tolerance = 0.05
 
     def population(r):
+        # a check of the estimator on known data, not a comparison of trained networks: decided
+        # by its tolerance on the one sample (its error is the measurement)
         m, v = r["paper_mean"], r["paper_var"]
         err = max(abs(m - r["true_mean"]) / r["true_var"] ** 0.5, abs(v - r["true_var"]) / r["true_var"])
-        return f"mean {m:.2f} (true {r['true_mean']:g}), variance {v:.2f} (true {r['true_var']:g})", err < 0.05
+        return (f"mean {m:.2f} (true {r['true_mean']:g}), variance {v:.2f} (true {r['true_var']:g})",
+                claims.decide(tolerance - err, 0.0, 1, min_seeds=1),
+                f"relative error {err:.3f} (tolerance {tolerance}; a check on known data)")
 
     def eval_branch(r):
         acc = {k: r[k]["evals"]["test_accuracy"][-1] for k in r.metrics}
         bug, ok = acc.get("eval-branch BN (buggy) @ lr 2"), acc.get("torch BN @ lr 2")
-        return f"test accuracy at LR 2: {bug:.3f} with the bug, {ok:.3f} with BN", bug < ok
-    return [_row("02", "population statistics (mean of batch means, unbiased batch variance) "
-                       "recover the data's mean and variance", "Ioffe & Szegedy 2015", "Alg. 2", est, population),
-            _row("02", "normalising with running statistics during training loses BN's benefit",
-                 "book (a common bug)", "—", branch, eval_branch)]
+        d = claims.greater([ok], [bug])
+        return f"test accuracy at LR 2: {bug:.3f} with the bug, {ok:.3f} with BN", d, d.spread("points", 100)
+    return [_one("02", "population statistics (mean of batch means, unbiased batch variance) "
+                       "recover the data's mean and variance", "Ioffe & Szegedy 2015", "Alg. 2", est,
+                 population),
+            _one("02", "normalising with running statistics during training loses BN's benefit",
+                 "book (a common bug)", "—", branch, eval_branch, kind="book")]
 
 
 def _ch04(folder) -> list[dict]:
     from .experiments import mnist
+    from .experiments.mnist import tables
 
     runs = best_record(mnist.CHAPTER, "runs", folder)
     bs1 = best_record(mnist.CHAPTER, "batch_size_one", folder)
 
+    def per_seed(r, bn: bool, values) -> list[float]:
+        return [float(v) for v in np.asarray(values)[tables.select(r, "sigmoid", bn)]]
+
     def accuracy(r):
         s = mnist.summary(r)
         bn, plain = s["sigmoid", True], s["sigmoid", False]
-        return f"{bn['final_mean']:.4f} with BN, {plain['final_mean']:.4f} without", bn["final_mean"] > plain["final_mean"]
+        d = claims.greater(bn["final"], plain["final"])
+        return (f"{bn['final_mean']:.4f} with BN, {plain['final_mean']:.4f} without", d,
+                d.spread("points", 100, digits=2))
 
     def faster(r):
-        s = mnist.summary(r)
-        bn, plain = s["sigmoid", True], s["sigmoid", False]
-        return (f"accuracy at step 2,500: {bn['at_step_mean']:.4f} with BN, {plain['at_step_mean']:.4f} without",
-                bn["at_step_mean"] > plain["at_step_mean"])
+        at = tables.accuracy_at(r, 2500)
+        bn, plain = per_seed(r, True, at), per_seed(r, False, at)
+        d = claims.greater(bn, plain)
+        return (f"accuracy at step 2,500: {np.mean(bn):.4f} with BN, {np.mean(plain):.4f} without", d,
+                d.spread("points", 100))
 
     def drift(r):
         d = mnist.distribution_drift(r)
-        a, b = float(np.mean(d[True]["median_range"])), float(np.mean(d[False]["median_range"]))
-        return f"median of a sigmoid input moves {a:.2f} with BN, {b:.2f} without", a < b
+        seeds = {bn: d[bn]["median_range"].reshape(len(tables.select(r, "sigmoid", bn)), -1).mean(1)
+                 for bn in (True, False)}
+        d = claims.greater(seeds[False], seeds[True])
+        return (f"median of a sigmoid input moves {seeds[True].mean():.2f} with BN, "
+                f"{seeds[False].mean():.2f} without", d, d.spread(digits=2))
 
     def batch_one(r):
-        acc = r["evals"]["test_accuracy"][-1]
-        return f"test accuracy {acc:.3f} at batch 1", acc < 0.2
-    return [_row("04", "BN network reaches a higher test accuracy (MNIST, 3×100 sigmoid)",
+        acc = r["evals"]["test_accuracy"][-1]     # one network trains at batch 1
+        d = claims.greater([0.2], [acc])
+        return f"test accuracy {acc:.3f} at batch 1 (the line: 0.2)", d, d.spread("points", 100)
+    return [_one("04", "BN network reaches a higher test accuracy (MNIST, 3×100 sigmoid)",
                  "Ioffe & Szegedy 2015", "Fig. 1(a)", runs, accuracy),
-            _row("04", "BN network trains faster", "student reproduction", "high accuracy by ~2,500 steps",
+            _one("04", "BN network trains faster", "student reproduction", "high accuracy by ~2,500 steps",
                  runs, faster),
-            _row("04", "sigmoid inputs stay stable with BN and drift without", "Ioffe & Szegedy 2015",
+            _one("04", "sigmoid inputs stay stable with BN and drift without", "Ioffe & Szegedy 2015",
                  "Fig. 1(b, c)", runs, drift),
-            _row("04", "at batch size 1 BN's hidden layers cannot learn", "student reproduction",
-                 "trained at batch 1 by mistake", bs1, batch_one)]
+            _one("04", "at batch size 1 BN's hidden layers cannot learn", "student reproduction",
+                 "trained at batch 1 by mistake", bs1, batch_one,
+                 scale=None if bs1 is None else f"{bs1.profile}, 1 network")]
 
 
-def _from_headlines(chapter: str, rec, headlines: Callable, claim: str, source: str, theirs: str) -> list[dict]:
-    """Rows of a chapter whose module lists its headline claims (``headlines(record)``)."""
-    if rec is None:
-        return [_row(chapter, claim, source, theirs, None, None)]
-    return [{"chapter": chapter, "claim": h["claim"], "source": h["source"], "their number": h["their number"],
-             "ours (profile, seeds)": f"{h['ours']} ({_scale(rec)})", "holds at our scale?": _verdict(h["shown?"], rec)}
-            for h in headlines(rec)]
+def _chapter(chapter: str, record, heads: Callable, claim: str, source: str, theirs: str,
+             scale: str | None = None) -> list[dict]:
+    """Rows of a chapter whose module lists its headline claims (``heads(record)``)."""
+    if record is None:
+        return _rows(chapter, None, [claims.missing(claim, source, theirs)])
+    return _rows(chapter, record, heads(record), scale)
 
 
 def _ch05_to_08(folder) -> list[dict]:
     from .experiments import ensemble, inception, noise, smoothness
 
-    return (_from_headlines("05", best_record(inception.CHAPTER, "ablation", folder),
-                            lambda rec: inception.headlines(inception.summary(rec)),
-                            "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3")
-            + _from_headlines("06", best_record(ensemble.CHAPTER, "ensemble", folder), ensemble.headlines,
-                              "an ensemble of BN networks is more accurate than its best member",
-                              "Ioffe & Szegedy 2015", "Table 3")
-            + _from_headlines("07", best_record(noise.CHAPTER, "noise", folder), noise.headlines,
-                              "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
-                              "Figs. 2, 3")
-            + _from_headlines("08", best_record(smoothness.CHAPTER, "smoothness", folder),
-                              smoothness.headlines, "BN makes the loss landscape smoother",
-                              "Santurkar et al. 2018", "Fig. 4"))
+    table = best_record(inception.CHAPTER, "ablation", folder)
+    if table is None:     # the reference runs stored so far, while the table lands run by run
+        table = inception.stored_table(inception.AblationConfig.for_profile("reference"))
+    return (_chapter("05", table, lambda rec: inception.headlines(inception.summary(rec)),
+                     "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3",
+                     None if table is None else _table_scale(table))
+            + _chapter("06", best_record(ensemble.CHAPTER, "ensemble", folder), ensemble.headlines,
+                       "an ensemble of BN networks is more accurate than its best member",
+                       "Ioffe & Szegedy 2015", "Table 3")
+            + _chapter("07", best_record(noise.CHAPTER, "noise", folder), noise.headlines,
+                       "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
+                       "Figs. 2, 3")
+            + _chapter("08", best_record(smoothness.CHAPTER, "smoothness", folder),
+                       smoothness.headlines, "BN makes the loss landscape smoother",
+                       "Santurkar et al. 2018", "Fig. 4"))
+
+
+def _table_scale(record: results.Record) -> str:
+    """Return chapter 05's record as text: profile, and seeds per row (they differ while runs land)."""
+    n = sorted({len(row["seeds"]) for row in record.metrics.values()})
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    runs = f", {record.meta['runs']} runs" if "runs" in record.meta else ""
+    return f"{record.profile}, {seeds} seed{'s' if n[-1] != 1 else ''} per row{runs}"
 
 
 def _ch09(folder) -> list[dict]:
     from .experiments import in_practice as P
     from .experiments import in_practice_claims as C
-    from .experiments import in_practice_search as S
 
     names = ("batch_sweep", "placement", "dropout", "initialisation", "ga_search", "cost",
              "weight_decay", "finetune")
     recs = {n: best_record(P.CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
-        return [_row("09", "the practitioners' claims about BN (chapter 9)", "practitioners' advice", "—",
-                     None, None)]
+        return _rows("09", None, [claims.missing("the practitioners' claims about BN (chapter 9)",
+                                                 "practitioners' advice", "—")])
     cfg = P.PracticeConfig.from_record(recs["batch_sweep"])
-    scale = f"{_scale(recs['batch_sweep'])}; the GA and the timings: one"
-    rows = []
-    for c in C.claims(recs, cfg):
-        rows.append({"chapter": "09", "claim": c["claim"], "source": "practitioners' advice (chapter 9)",
-                     "their number": "—", "ours (profile, seeds)": f"{c['measured']} ({scale})",
-                     "holds at our scale?": _verdict(c["holds?"], recs["batch_sweep"])})
-    ga, theirs = recs["ga_search"], S.STUDENT["best_lr"]
-    rows.append({"chapter": "09", "claim": "the GA finds a larger best learning rate with BN",
-                 "source": "student project (Higgs)",
-                 "their number": f"{theirs['bn']:g} with BN, {theirs['none']:g} without",
-                 "ours (profile, seeds)": f"{float(ga['bn/best_lr']):.3g} with BN, {float(ga['none/best_lr']):.3g} "
-                                          f"without ({ga.profile}, one training seed per candidate)",
-                 "holds at our scale?": _verdict("yes" if float(ga["bn/best_lr"]) > float(ga["none/best_lr"])
-                                                 else "no", ga)})
-    return rows
+    return _rows("09", recs["batch_sweep"], C.claims(recs, cfg))
 
 
 def verdicts(folder: Path | None = None) -> list[dict]:
@@ -200,10 +238,75 @@ def verdicts(folder: Path | None = None) -> list[dict]:
     return [*_ch01(folder), *_ch02(folder), *_ch04(folder), *_ch05_to_08(folder), *_ch09(folder)]
 
 
-def tally(rows: list[dict]) -> dict:
-    """Return how many claims hold, do not hold, or were not tested at our scale."""
-    out = {"yes": 0, "no": 0, "not tested": 0}
+def tally(rows: list[dict], kind: str = "paper") -> dict:
+    """Return how many claims of ``kind`` ("paper": the papers' and reproductions' claims; "book":
+    the book's own tests) hold (yes), fail (no), sit inside the seeds' noise, or are undecided
+    (too few seeds, not comparable, not run or smoke only)."""
+    out = {claims.YES: 0, claims.NO: 0, claims.NOISE: 0, "not decided": 0}
     for r in rows:
-        v = r["holds at our scale?"]
-        out["yes" if v == "yes" else "no" if v == "no" else "not tested"] += 1
+        if r["kind"] == kind:
+            v = r["verdict"]
+            out[v if v in out else "not decided"] += 1
     return out
+
+
+def _counts(rows: list[dict]) -> str:
+    """Return a group's verdicts as prose: "of 9 claims, 3 hold, 1 does not, ..."."""
+    t = tally(rows)
+    if not rows:
+        return "no claim in the records"
+    parts = [f"{t['yes']} hold", f"{t['no']} do not", f"{t['inside the noise']} sit inside the noise",
+             f"{t['not decided']} are not decided"]
+    return f"of {len(rows)} claims, " + ", ".join(p for p in parts if not p.startswith("0 "))
+
+
+def _find(rows: list[dict], chapter: str, words: str) -> dict | None:
+    return next((r for r in rows if r["chapter"] == chapter and words in r["claim"]), None)
+
+
+def answer(rows: list[dict]) -> dict:
+    """Return the closing page's opening paragraph as glue texts, from the verdict rows alone:
+    the tally per source (``ans_*``), the two chapter-07 claims that bear on covariate shift
+    (``q_noise*``, ``q_ics*``), chapter 08's smoothness claims (``q_smooth``) and one sentence
+    that says only what those verdicts allow (``q_verdict``)."""
+    papers = [r for r in rows if r["kind"] == "paper"]
+    group = lambda chs: [r for r in papers if r["chapter"] in chs]  # noqa: E731
+    out = {"ans_ioffe": _counts(group(("01", "02", "03", "04", "05", "06"))),
+           "ans_santurkar": _counts(group(("07", "08"))), "ans_practice": _counts(group(("09",)))}
+    noise, ics = _find(papers, "07", "nearly as well"), _find(papers, "07", "ICS")
+    for key, r in (("q_noise", noise), ("q_ics", ics)):
+        out[f"{key}_claim"] = r["claim"] if r else "(not in the records)"
+        out[key] = f"{r['verdict']} ({r['spread']})" if r else "not run"
+    smooth = [r for r in group(("08",))]
+    out["q_smooth"] = _counts(smooth)
+    decided = [r for r in (noise, ics, *smooth) if r is not None and claims.is_decided(r["verdict"])]
+    if not decided:
+        out["q_verdict"] = ("At our scale the records do not decide between the two explanations: "
+                            "none of these verdicts is a yes or a no.")
+    elif all(r["verdict"] == claims.YES for r in decided) and len(decided) == 2 + len(smooth):
+        out["q_verdict"] = ("At our scale every one of these verdicts sides with Santurkar et al.: "
+                            "BN's benefit survives unsteady layer inputs, and BN smooths the landscape.")
+    else:
+        yes = sum(r["verdict"] == claims.YES for r in decided)
+        rest = 2 + len(smooth) - len(decided)
+        out["q_verdict"] = (f"At our scale these verdicts do not settle the question for Santurkar et "
+                            f"al.'s explanation: of the {len(decided)} that are decided, {yes} "
+                            f"{'holds' if yes == 1 else 'hold'} and {len(decided) - yes} "
+                            f"{'does' if len(decided) - yes == 1 else 'do'} not"
+                            + (f"; {rest} {'is' if rest == 1 else 'are'} not decided." if rest else "."))
+    return out
+
+
+def tables(rows: list[dict]):
+    """Show ``rows`` as one table per chapter (claim, verdict, ours, spread, record, theirs and
+    their source), each under its chapter's name: readable at page width."""
+    from IPython.display import Markdown, display
+
+    from .book import Table
+
+    for chapter in dict.fromkeys(r["chapter"] for r in rows):
+        display(Markdown(f"**Chapter {chapter}**"))
+        display(Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"],
+                        "spread (mean ± SE)": r["spread"], "record": r["record"],
+                        "theirs (source)": f"{r['their number']} ({r['source']})"}
+                       for r in rows if r["chapter"] == chapter]))

@@ -39,4 +39,4 @@ from .speedups import (  # noqa: F401
     seed_spread, seeds_against_target, seeds_rows, steps_to_reach, student_speedups, summary)
 from .training import (  # noqa: F401
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,
-    run_table, scores, stored_runs, stored_seeds, train_run)
+    run_table, scores, stored_runs, stored_seeds, stored_table, train_run)

@@ -79,8 +79,20 @@ def diverged_at(row: dict) -> int | None:
     return min((s for s in steps if s is not None), default=None)
 
 
-LEVEL_TAIL = 0.25        # "levelled off": the last quarter of training ...
-LEVEL_GAIN = 0.005       # ... raised the best accuracy by less than half a percentage point
+LEVEL_TAIL = 0.2         # "levelled off": the last fifth of training ...
+LEVEL_GAIN = 0.01        # ... raised the best accuracy by less than one percentage point
+EARLY_EPOCHS = 1.0       # "at first": the best accuracy over the first epoch (dense evaluations)
+
+
+def early_accuracy(row: dict, epochs: float = EARLY_EPOCHS) -> list[float]:
+    """Return each seed's best test accuracy over its first ``epochs`` of training (NaN if it
+    has no evaluation there): how fast a row starts."""
+    out = []
+    for h in row["history"]:
+        steps, acc = _evaluations(h)
+        early = (steps <= epochs * row["steps_per_epoch"]) & np.isfinite(acc)
+        out.append(float(acc[early].max()) if early.any() else float("nan"))
+    return out
 
 
 def levelling(steps: np.ndarray, accuracy: np.ndarray, tail: float = LEVEL_TAIL) -> dict:
@@ -131,11 +143,19 @@ def summary(record: results.Record) -> dict:
                      "target_at_chance": at_chance, "target_levelled": level["levelled"],
                      "target_late_gain": level["gain"], "steps_to_target": reach,
                      "eval_interval": interval,
-                     "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"]}
+                     "epochs_to_target": None if reach is None else reach / row["steps_per_epoch"],
+                     "max_accuracy_seeds": [float(b) for b in best],
+                     "diverged_seeds": [bool(d) for d in row["diverged"]],
+                     "last_step": int(steps[-1]),
+                     "early_accuracy_seeds": early_accuracy(row),
+                     "reach_seeds": [None if target is None or at_chance else
+                                     steps_to_reach(*_evaluations(h), target) for h in row["history"]]}
     base = out.get(TARGET_ROW, {})
     for s in out.values():
         ok = base.get("steps_to_target") and s["steps_to_target"]
         s["speedup"] = base["steps_to_target"] / s["steps_to_target"] if ok else None
+        s["speedup_seeds"] = [base["steps_to_target"] / r if r and base.get("steps_to_target") else None
+                              for r in s["reach_seeds"]]
         s["speedup_resolution"] = (s["eval_interval"] / s["steps_to_target"]
                                    + base["eval_interval"] / base["steps_to_target"]) if ok else None
     return out
