@@ -506,3 +506,14 @@ def test_seed_spread_gives_mean_sample_std_and_range_or_none():
     assert spread["speedup"] == pytest.approx((2.25, 1.0606601717798212, 1.5, 3.0))
     assert inc.seed_spread({0: per_seed[0], 2: per_seed[2]})["speedup"] is None   # one seed reached it
     assert inc.seed_spread({0: per_seed[0]}) is None
+
+
+def test_reach_sentence_says_how_a_row_reached_the_target_or_why_not():
+    summ = {"BN-x5": {**_row_summary(0.66, (5.0,), 0.2), "steps_to_target": 200,
+                      "epochs_to_target": 0.5, "speedup": 5.0, "speedup_resolution": 0.2},
+            "BN-x30": {**_row_summary(0.6, (None,)), "steps_to_target": None}}
+    assert inc.reach_sentence(summ, "BN-Baseline", 30) == "was not run"
+    assert inc.reach_sentence(summ, "BN-x30", 30) == "did not reach it within its 30 epochs (best: 60.0 %)"
+    text = inc.reach_sentence(summ, "BN-x5", 30)
+    assert text.startswith("reached it after 200 steps (0.5 epochs): 5.0x fewer steps than Inception, ± 20 %")
+    assert f"(the paper: {inc.paper_speedups()['BN-x5']:.1f}x)" in text

@@ -35,7 +35,8 @@ from .figures import plot  # noqa: F401
 from .headlines import headlines  # noqa: F401
 from .speedups import (  # noqa: F401
     LEVEL_GAIN, LEVEL_TAIL, PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
-    diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_text,
+    diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
+    reach_text,
     seed_spread, seeds_against_target, seeds_rows, steps_to_reach, student_speedups, summary)
 from .training import (  # noqa: F401
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,

@@ -175,6 +175,26 @@ def reach_text(s: dict | None) -> str:
     return "never (in this run)"
 
 
+def reach_sentence(summ: dict, row: str, epochs: int) -> str:
+    """Return a clause for the chapter's prose on how ``row`` of ``summ`` reached the Inception
+    row's best (its steps, epochs and speed-up with its resolution, beside the paper's), or that
+    it did not within its ``epochs``, diverged, or was not run."""
+    if row not in summ:
+        return "was not run"
+    s = summ[row]
+    if s["steps_to_target"] is None and (s["diverged_at"] is not None or s["target_at_chance"]):
+        return reach_text(s)   # "diverged at step N", or why there is no target
+    if s["steps_to_target"] is None:
+        return f"did not reach it within its {epochs} epochs (best: {100 * s['max_accuracy']:.1f} %)"
+    paper, done = paper_speedups().get(row), f"reached it after {s['steps_to_target']:,} steps"
+    if s["speedup"] is None:   # Inception's best came at step 0: no speed-up to speak of
+        return done
+    return (f"{done} ({s['epochs_to_target']:.1f} epochs): {s['speedup']:.1f}x fewer steps than "
+            f"{TARGET_ROW}, ± {100 * s['speedup_resolution']:.0f} %"
+            + ("" if row not in PAPER else f" (the paper: {paper:.1f}x)" if paper
+               else " (in the paper it never did)"))
+
+
 def paper_speedups() -> dict:
     """Return the paper's speed-ups over Inception (its Figure 3: Inception's steps to 72.2 %
     divided by each row's), None where a row never reached it."""
