@@ -372,13 +372,14 @@ def _noted(record: Record) -> Record:
 
 
 def is_trusted(json_path: Path | str) -> bool:
-    """Return True if the record stored at ``json_path`` exists and ``load_or_run`` would reuse it."""
+    """Return True if the record stored at ``json_path`` exists and ``load_or_run`` would reuse it:
+    it passes :func:`read`'s checks (its identity is its file name's, it matches its digest and
+    its arrays; else a warning naming the file) and its code or profile is trusted."""
     try:
-        doc = _read_doc(Path(json_path))
-    except (OSError, ValueError):
+        record = read(Path(json_path))
+    except OSError:
         return False
-    record = Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], meta=doc["meta"])
-    return _trusted(record)
+    return record is not None and _trusted(record)
 
 
 def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:

@@ -206,6 +206,22 @@ def test_an_unusable_record_is_missing_with_a_warning_naming_it(damage, expected
     assert len(calls) == 2 and again["accuracy"] == 0.502
 
 
+@pytest.mark.parametrize("damage, expected", [r[1:] for r in RECORDS], ids=[r[0] for r in RECORDS])
+def test_an_unusable_record_is_not_trusted_by_a_sweep(damage, expected):
+    """``results.is_trusted`` (the sweep's check before it skips a done point) refuses each too."""
+    import numpy as np
+
+    from bn_utils import results
+
+    cfg, fn, calls = _experiment()
+    record = results.load_or_run("ch", "exp", cfg, fn)
+    assert results.is_trusted(record.path)
+    damage(record, results.load_or_run("ch", "other", cfg, lambda c: {"accuracy": 0.1,
+                                                                   "curve": np.zeros(2)}))
+    with pytest.warns(UserWarning, match=expected.replace("(", r"\(")):
+        assert not results.is_trusted(record.path)
+
+
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
 def test_a_folder_where_a_record_goes_fails_before_training(suffix):
     from bn_utils import results

@@ -234,6 +234,23 @@ def test_a_record_whose_metrics_were_edited_is_refused_with_a_warning_naming_it(
     assert fn.calls == 2 and again["accuracy"] == 0.502
 
 
+def test_is_trusted_checks_a_records_identity_and_digest_as_read_does():
+    cfg = Exp.for_profile("smoke")
+    rec = results.load_or_run("ch", "exp", cfg, Counter())
+    other = results.load_or_run("ch", "other", cfg, Counter())
+    assert results.is_trusted(rec.path) and results.is_trusted(other.path)
+    rec.path.write_bytes(other.path.read_bytes())   # another run's record, its digest intact
+    rec.path.with_suffix(".npz").write_bytes(other.path.with_suffix(".npz").read_bytes())
+    with pytest.warns(UserWarning, match=f"{rec.path}: is the record of ch/other"):
+        assert not results.is_trusted(rec.path)
+    doc = json.loads(other.path.read_text())
+    doc["metrics"]["accuracy"] = 0.99                # edited: the digest no longer matches
+    other.path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=f"{other.path}: does not match its digest"):
+        assert not results.is_trusted(other.path)
+    assert not results.is_trusted(rec.path.with_name("missing__smoke__0123456789.json"))
+
+
 def test_provenance_may_be_annotated_without_breaking_the_digest():
     cfg = Exp.for_profile("smoke")
     rec = results.load_or_run("ch", "exp", cfg, Counter())
