@@ -21,6 +21,7 @@ does not decode to a 32×32 RGB image is named by split and index. Any failure r
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
@@ -54,10 +55,18 @@ class DataError(ValueError):
 
 
 def data_dir() -> Path:
-    """Return the folder datasets are read from and cached in (``BN_DATA_DIR`` or a default)."""
+    """Return the folder datasets are read from and cached in (``BN_DATA_DIR`` or a default); a
+    ``BN_DATA_DIR`` that cannot be resolved (a symlink loop) is a :class:`DataError` naming it."""
     env = os.environ.get("BN_DATA_DIR")
     if env:
-        return Path(env).expanduser().resolve()
+        try:
+            return Path(env).expanduser().resolve()
+        except RuntimeError:  # Python < 3.13 reports a loop so
+            raise DataError(f"BN_DATA_DIR {env}: a symlink loop") from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise DataError(f"BN_DATA_DIR {env}: a symlink loop") from None
+            raise DataError(f"BN_DATA_DIR {env}: cannot be used ({err.strerror or err})") from None
     return Path.home() / ".cache" / "bn_book" / "data"
 
 

@@ -313,6 +313,16 @@ def test_a_dataset_folder_is_checked_before_anything_trains(change, expected, tm
     assert expected in str(err.value) and str(tmp_path) in str(err.value), err.value
 
 
+def test_a_symlink_loop_in_bn_data_dir_is_a_data_error_outside_the_runner(tmp_path, monkeypatch):
+    """The runner refuses it before the kernel starts (RUNNER below); a direct call too."""
+    from bn_utils import data
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path / "loop"))
+    with pytest.raises(data.DataError, match=f"BN_DATA_DIR {tmp_path}/loop: a symlink loop"):
+        data.load("mnist")
+
+
 @pytest.mark.parametrize("kwargs, expected", [
     ({"n_train": True}, "n_train=True must be a positive integer"),
     ({"n_test": False}, "n_test=False must be a positive integer"),

@@ -72,6 +72,14 @@ def test_subsets_are_stratified_seeded_and_decode_only_what_they_pick(tmp_path, 
     assert np.bincount(y_c, minlength=10).tolist() == [1] * 10
 
 
+@pytest.mark.parametrize("where", ["loop", "loop/sub"])
+def test_a_symlink_loop_in_bn_data_dir_is_a_data_error_naming_it(where, tmp_path, monkeypatch):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.setenv("BN_DATA_DIR", str(tmp_path / where))
+    with pytest.raises(data.DataError, match=f"BN_DATA_DIR {tmp_path / where}: a symlink loop"):
+        data.data_dir()
+
+
 def test_missing_file_offline_raises_an_error_naming_bn_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("BN_DATA_DIR", str(tmp_path))
     with pytest.raises(data.DataUnavailableError, match=f"BN_DATA_DIR={tmp_path}"):
