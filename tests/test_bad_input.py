@@ -235,6 +235,44 @@ def test_a_folder_where_a_record_goes_fails_before_training(suffix):
 
 
 # ---------------------------------------------------------------------------------------------
+# Checkpoints: one copied from another run (another seed, config or chapter) is refused naming the
+# file. Chapter 07/08's runner here (a DLN: no data); chapters 04 and 05 pass the same identity
+# (test_mnist.py, test_inception.py; train.resume_state is what checks it, test_train.py).
+
+CHECKPOINTS = [  # (id, what the checkpoint's run differs in: seed, config change, chapter)
+    ("another-seed", 1, {}, "07_santurkar_noise"),
+    ("another-config", 0, {"dln_measure_every": 5}, "07_santurkar_noise"),
+    ("another-chapter", 0, {}, "08_santurkar_smoothness"),
+]
+
+
+class _Killed(Exception):
+    """What a run killed after its first checkpoint raises here."""
+
+
+@pytest.mark.parametrize("seed, change, chapter", [r[1:] for r in CHECKPOINTS],
+                         ids=[r[0] for r in CHECKPOINTS])
+def test_a_checkpoint_of_another_run_is_refused_naming_it(seed, change, chapter):
+    from bn_utils import results
+    from bn_utils.experiments import noise, santurkar
+
+    def killed_at_25(cfg, ctx):
+        return {25: [lambda *_: (_ for _ in ()).throw(_Killed())]}
+
+    cfg = noise.NoiseConfig.for_profile("smoke", dln_steps=30, checkpoint_every=10)
+    mine = next(r for r in noise.runs(cfg) if r.arch == "dln")
+    theirs = (santurkar.Run(mine.arch, mine.norm, mine.lr, seed), cfg.replace(**change), chapter)
+    with pytest.raises(_Killed):
+        santurkar.train_run(theirs[2], theirs[1], theirs[0], killed_at_25)
+    path = results.checkpoint_path(noise.CHAPTER, mine.name, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(results.checkpoint_path(theirs[2], theirs[0].name, theirs[1]).read_bytes())
+    with pytest.raises(ValueError, match=f"checkpoint {path} belongs to another run.*"
+                                         "delete it to start the run afresh"):
+        santurkar.train_run(noise.CHAPTER, cfg, mine, lambda c, ctx: {})
+
+
+# ---------------------------------------------------------------------------------------------
 # Dataset files: SHA256SUMS in either format, unrecognised lines, and files that are not files.
 
 def _mnist(folder):
