@@ -31,9 +31,11 @@ def config_classes(chapter: str) -> list[type]:
 
 
 def profile_digests(cls: type, chapter: str, profile: str) -> set[str]:
-    """Return the digests that ``profile``'s current configuration looks records up by."""
+    """Return the digests that ``profile``'s current configuration looks records up by (with the
+    configs of the records it adds as its own, ``extra_configs``: chapters 07-09's extra seeds)."""
     if cls is not inception.RunConfig:
-        return {cls.for_profile(profile).digest()}
+        cfg = cls.for_profile(profile)
+        return {cfg.digest()} | {c.digest() for c in getattr(cfg, "extra_configs", list)()}
     runs = inception.AblationConfig.for_profile(profile).runs()
     members = ensemble.EnsembleConfig.for_profile(profile)
     runs += [members.member(name)[0] for name in members.members]

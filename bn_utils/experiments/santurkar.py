@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import data, models, plotting, results, train
+from .. import claims, data, models, plotting, results, train
 from ..norm_registry import norm_factory
 from ..norm_variants import NORM_NAMES
 from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
@@ -34,6 +34,13 @@ COLORS = {"none": plotting.COLORS["no_bn"], "bn": plotting.COLORS["bn"],
 ARCHS = ("vgg", "dln")
 CHANCE = 0.1     # accuracy of guessing one of CIFAR-10's ten classes
 LEARNED = 0.05   # a network learned when its accuracy is this far above chance
+# A network whose measurements over training are compared learned when, half-way through its
+# training (the median measurement), its accuracy as trained was above twice chance (VGG) or
+# its loss at most half its initial loss (DLN): a network still at its flat start there gives
+# medians of a network that has not started to learn (chapter 7's standard VGG at LR 0.01 and
+# chapter 8's at LR 0.5).
+LEARNED_ACCURACY = 2 * CHANCE
+LEARNED_LOSS = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,14 @@ class SanturkarConfig(Config):
                              max=1024)
 
     PROFILES: ClassVar[dict] = {"full": {}, "quick": {}, "smoke": {}}
+    # Seeds a profile adds beyond its own, each run stored as its own record under the config
+    # with that seed alone (``extra_configs``), so that the profile's records keep their digests.
+    EXTRA_SEEDS: ClassVar[dict] = {}
+
+    def extra_configs(self) -> list["SanturkarConfig"]:
+        """Return the configs the extra seeds' runs are stored under: this one with ``seeds`` set
+        to each seed of ``EXTRA_SEEDS`` for its profile that it does not run itself."""
+        return [self.replace(seeds=(s,)) for s in self.EXTRA_SEEDS.get(self.profile, ()) if s not in self.seeds]
 
     def validate(self) -> None:
         """Check the subsets fit in the data they are drawn from."""
@@ -229,15 +244,41 @@ def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMake
     return out
 
 
+def run_one(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> results.Record:
+    """Return the stored record of one run under ``cfg`` (training it first if there is none)."""
+    return results.load_or_run(chapter, run.name, cfg, lambda c: train_run(chapter, c, run, make_hooks))
+
+
 def sweep(chapter: str, cfg: SanturkarConfig, runs: Sequence[Run], make_hooks: HookMaker) -> dict:
     """Run (or load) every run as its own record; return them merged as ``{"<run>/<key>": value}``."""
     merged: dict = {}
     for run in runs:
-        rec = results.load_or_run(chapter, run.name, cfg,
-                                  lambda c, run=run: train_run(chapter, c, run, make_hooks))
+        rec = run_one(chapter, cfg, run, make_hooks)
         for key, value in {**rec.metrics, **rec.arrays}.items():
             merged[f"{run.name}/{key}"] = value
     return merged
+
+
+def with_extra_seeds(record: results.Record, extra: Sequence[tuple[SanturkarConfig, Run]]) -> results.Record:
+    """Return ``record`` with the stored runs of ``extra`` (the extra seeds' configs and runs)
+    merged in as ``"<run>/<key>"`` (meta ``extra_runs`` names them); runs it holds already and
+    runs not stored are left out; ``record`` itself when none is added. Each extra run is the
+    chapter's protocol with another seed, loaded only under exactly its config."""
+    have, added = set(unpack(record)), []
+    metrics, arrays = dict(record.metrics), dict(record.arrays)
+    for cfg, run in extra:
+        if run.name in have:
+            continue
+        rec = results.load(record.chapter, run.name, cfg)
+        if rec is None:
+            continue
+        added.append(run.name)
+        metrics.update({f"{run.name}/{k}": v for k, v in rec.metrics.items()})
+        arrays.update({f"{run.name}/{k}": v for k, v in rec.arrays.items()})
+    if not added:
+        return record
+    return results.Record(record.chapter, record.name, record.config, metrics, arrays,
+                          {**record.meta, "extra_runs": added}, record.path)
 
 
 def unpack(record: results.Record) -> dict[str, dict]:
@@ -281,6 +322,55 @@ def plot_curve(ax, runs: dict, group: str, key: str, x_key: str, *, label: str, 
         return False
     plotting.band(ax, x, ys, label=label, color=color, kind=kind)
     return True
+
+
+def last_finite(m: dict, key: str) -> float:
+    """Return the last finite value of ``key`` in one run (NaN if none)."""
+    v = np.asarray(m.get(key, []), float)
+    v = v[np.isfinite(v)]
+    return float(v[-1]) if v.size else float("nan")
+
+
+def halfway(m: dict, key: str, x_key: str) -> float:
+    """Return ``key`` of one run at its finite measurement nearest the middle of its steps."""
+    x, v = np.asarray(m.get(x_key, []), float), np.asarray(m.get(key, []), float)
+    n = min(len(x), len(v))
+    ok = np.flatnonzero(np.isfinite(v[:n]))
+    if not ok.size:
+        return float("nan")
+    mid = (x[0] + x[n - 1]) / 2
+    return float(v[ok[np.argmin(np.abs(x[ok] - mid))]])
+
+
+def learned(members: list[dict], arch: str) -> bool:
+    """Return whether the runs of one network (its seeds) learned, as a claim comparing its
+    measurements over training needs: none diverged, and half-way through training the seeds'
+    mean accuracy as trained was above ``LEARNED_ACCURACY`` (VGG) or their mean loss at most
+    ``LEARNED_LOSS`` of the initial loss (DLN)."""
+    if not members or any(bool(m.get("diverged")) for m in members):
+        return False
+    if arch == "vgg":
+        acc = [halfway(m, "train_batch_accuracy", "eval_step") for m in members]
+        return claims.learned(acc, CHANCE, LEARNED_ACCURACY - CHANCE)
+    share = [halfway(m, "loss", "loss_step") / float(np.asarray(m["loss"], float)[0]) for m in members]
+    return bool(np.mean(share) <= LEARNED_LOSS)
+
+
+def per_seed(runs: dict, group: str, fn: Callable[[dict], float]) -> dict[int, float]:
+    """Return ``{seed: fn(run)}`` over the runs of a group."""
+    return {int(name.rsplit("_s", 1)[1]): float(fn(m)) for name, m in sorted(runs.items())
+            if name.rsplit("_s", 1)[0] == group}
+
+
+def spread(d: claims.Decision, unit: str = "", seeds: bool = True) -> str:
+    """Return a decision's difference as text with three significant digits (the quantities of
+    chapters 7 and 8 span many orders of magnitude): ``"+0.123 ± 0.045, 3 seeds"`` (without the
+    seeds when ``seeds`` is false)."""
+    if not np.isfinite(d.mean):
+        return "—"
+    se = f" ± {d.se:.2g}" if np.isfinite(d.se) else ""
+    n = f", {d.n} seed{'' if d.n == 1 else 's'}" if seeds else ""
+    return f"{d.mean:+.3g}{se}{' ' + unit if unit else ''}{n}"
 
 
 def final(runs: dict, group: str, key: str) -> tuple[float, float]:

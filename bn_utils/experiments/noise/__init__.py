@@ -16,8 +16,9 @@ holds it.
 
 from ..santurkar import LABELS, unpack  # noqa: F401
 from .experiment import (  # noqa: F401
-    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, make_hooks, run, runs)
+    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, extra_runs, make_hooks, run, runs,
+    with_extra_seeds)
 from .figures import (  # noqa: F401
     ACCURACIES, plot_distributions, plot_ics, plot_moment_changes, plot_training)
-from .headlines import headlines, ics_reductions  # noqa: F401
+from .headlines import KEEP, headlines, ics_cases  # noqa: F401
 from .tables import ics_summary, ics_table, moment_changes, shift_summary, shift_table  # noqa: F401

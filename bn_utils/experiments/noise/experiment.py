@@ -65,6 +65,10 @@ class NoiseConfig(S.SanturkarConfig):
                   "dln_steps": 20, "dln_measure_every": 10, "seeds": (0,), "ics_layers": (3, 6),
                   "watch_layers": (2, 6, 8)},
     }
+    # reference: seeds 1 and 2 of the networks whose comparisons need a spread (the four VGGs at
+    # the first LR, where the standard and BN networks both learn, and the cheap DLNs), each
+    # stored as its own record (santurkar.SanturkarConfig.extra_configs; tools/train_runs.py)
+    EXTRA_SEEDS: ClassVar[dict] = {"reference": (1, 2)}
 
     def validate(self) -> None:
         """Check that the watched layers exist in the networks."""
@@ -92,6 +96,13 @@ def runs(cfg: NoiseConfig) -> list[S.Run]:
         out += [S.Run("vgg", norm, lr, seed) for lr in cfg.vgg_lrs[1:] for norm in ICS_NETS]
         out += [S.Run("dln", norm, lr, seed) for lr in cfg.dln_lrs for norm in ICS_NETS]
     return out
+
+
+def extra_runs(cfg: NoiseConfig) -> list[tuple[NoiseConfig, S.Run]]:
+    """Return the extra seeds' runs as (config they are stored under, run): the VGGs at the
+    first LR and the DLNs (the VGGs at the other LRs keep the profile's seeds)."""
+    return [(c, r) for c in cfg.extra_configs() for r in runs(c)
+            if r.arch == "dln" or r.lr == c.vgg_lrs[0]]
 
 
 def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
@@ -132,7 +143,14 @@ def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
 
 def run(cfg: NoiseConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
-    else reference), training and storing every run that is missing."""
+    else reference), training and storing every run that is missing, with the extra seeds' runs
+    stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
     with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "noise", cfg,
-                                   lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
+        record = results.load_or_run(CHAPTER, "noise", cfg,
+                                     lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
+    return with_extra_seeds(record)
+
+
+def with_extra_seeds(record: results.Record) -> results.Record:
+    """Return a chapter record with the stored runs of its extra seeds merged in."""
+    return S.with_extra_seeds(record, extra_runs(NoiseConfig.from_record(record)))

@@ -1,97 +1,218 @@
 """The paper's headline claims about noise and internal covariate shift (Santurkar et al. 2018,
-Sec. 2), beside what a stored record shows, each with the rule that decides "shown?"."""
+Sec. 2) and the book's own tests beside them, each decided by the book's rule
+(:mod:`bn_utils.claims`) over the seeds the record holds.
+
+A seed is one training run of a network (its initialisation, minibatch order and noise draws).
+Two networks are independent runs, so the spreads of their seeds add (``claims.greater``); a
+share that needs two networks (noisy BN's share of BN's gain) is one value per seed, from the two
+networks of that seed. One seed gives "1 seed: not decided". The test set's own sampling error
+is not added: every seed is scored on the same 10,000 test images (under half a point of
+binomial error) or 32,000 training predictions, far below the differences decided here.
+
+A claim about measurements over training (drift, ICS) needs every network it compares to have
+learned (:func:`santurkar.learned`: half-way through training, accuracy as trained above twice
+chance, or a DLN's loss at most half its initial loss); otherwise it is "not comparable". A
+claim about accuracy itself is not comparable only when neither network learned: a network that
+stays at chance is then the outcome, not a broken measurement.
+"""
 
 from __future__ import annotations
 
-from ... import results
-from ...verdicts import claim
-from ..santurkar import CHANCE, LEARNED
-from .experiment import PAPER
-from .tables import ics_summary, shift_summary
+import numpy as np
+
+from ... import claims, results
+from .. import santurkar as S
+from ..santurkar import CHANCE
+from .experiment import ICS_NETS, NOISE_NETS, PAPER, with_extra_seeds
+from .tables import moment_changes
 
 SOURCE = "Santurkar et al. 2018"
+BOOK = "book's test (not in the paper)"
 # "trains nearly as well as BN": keeps at least this share of BN's training accuracy above chance
 KEEP = 0.9
 
 
-def _kept(shift: dict, noisy: str, clean: str) -> float | None:
-    """Return the share of ``clean``'s final training accuracy above chance that ``noisy`` keeps
-    (training accuracy as trained: noise on, batch statistics); None when ``clean`` itself did
-    not learn (within ``LEARNED`` of chance), since there is then no gain to keep."""
-    acc = {n: shift[n]["train_batch_accuracy"][0] for n in (noisy, clean)}
-    if not acc[clean] - CHANCE >= LEARNED:
-        return None
-    return (acc[noisy] - CHANCE) / (acc[clean] - CHANCE)
+def _networks(record: results.Record) -> dict:
+    """Return per network at the first LR: ``{"learned", "acc", "test", "d_mean", "rel"}``, each
+    measurement as ``{seed: value}`` (accuracy as trained at the end, test accuracy, and the deep
+    watched layer's median drift over training, absolute and relative to the layer's spread)."""
+    runs, c = S.unpack(record), record.config
+    lr, deep = c["vgg_lrs"][0], c["watch_layers"][-1]
+    out = {}
+    for norm in NOISE_NETS:
+        group = S.group("vgg", norm, lr)
+        members = S.seeds_of(runs, group)
+        if not members:
+            continue
+
+        def drift(m, key):
+            return float(np.median(moment_changes(m, deep)[key])) if f"act_mean_L{deep}" in m else np.nan
+        out[norm] = {"learned": S.learned(members, "vgg"),
+                     "acc": S.per_seed(runs, group, lambda m: S.last_finite(m, "train_batch_accuracy")),
+                     "test": S.per_seed(runs, group, lambda m: S.last_finite(m, "test_accuracy")),
+                     "d_mean": S.per_seed(runs, group, lambda m: drift(m, "d_mean")),
+                     "rel": S.per_seed(runs, group, lambda m: drift(m, "rel_d_mean"))}
+    return out
 
 
-def _pct(share: float | None) -> str:
-    return "undefined (the network without noise did not learn)" if share is None else f"{share:.1%}"
+def _values(by_seed: dict) -> list[float]:
+    return list(by_seed.values())
 
 
-def ics_reductions(record: results.Record) -> tuple[int, int, list[str]]:
-    """Return in how many measured (network, learning rate, layer) cases BN *reduced* gradient
-    ICS on both of the paper's measures (a smaller ‖G − G′‖/‖G‖ and a larger cos(G, G′) than
-    the standard network's), out of how many, and those cases by name."""
-    found, total = [], 0
+def _kept(nets: dict, noisy: str, clean: str) -> dict[int, float]:
+    """Return ``{seed: share}``: the share of ``clean``'s final accuracy above chance (as trained:
+    noise on, batch statistics) that ``noisy`` of the same seed keeps."""
+    a, b = nets[noisy]["acc"], nets[clean]["acc"]
+    with np.errstate(divide="ignore", invalid="ignore"):   # a clean network at chance: no gain to keep
+        return {s: float(np.float64(a[s] - CHANCE) / (b[s] - CHANCE)) for s in sorted(set(a) & set(b))}
+
+
+def _mean(by_seed: dict) -> float:
+    return float(np.mean(_values(by_seed))) if by_seed else float("nan")
+
+
+def ics_cases(record: results.Record) -> list[dict]:
+    """Return one row per measured (network, learning rate, layer) case of gradient ICS: its
+    name, whether both networks learned (else it is not comparable), and the verdicts on "BN
+    reduced ICS here": a smaller ‖G − G′‖/‖G‖ (``rel``, a :class:`claims.Decision` on the
+    standard network's minus BN's, per seed the median over training) and a larger cos(G, G′)
+    (``cos``, BN's minus the standard network's), ``reduced`` needing both."""
+    runs, c = S.unpack(record), record.config
+    out = []
     for arch in ("vgg", "dln"):
-        ics = ics_summary(record, arch)
-        for (lr, k, norm), bn in ics.items():
-            plain = ics.get((lr, k, "none"))
-            if norm != "bn" or plain is None:
+        lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
+        layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
+        for lr in lrs:
+            groups = {norm: S.group(arch, norm, lr) for norm in ICS_NETS}
+            members = {norm: S.seeds_of(runs, g) for norm, g in groups.items()}
+            if not all(members.values()):
                 continue
-            total += 1
-            if bn["rel"] < plain["rel"] and bn["cos"] > plain["cos"]:
-                found.append(f"{arch.upper()} LR {lr:g} layer {k}")
-    return len(found), total, found
+            comparable = all(S.learned(m, arch) for m in members.values())
+            for k in layers:
+                def rel(m, k=k):
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        return np.nanmedian(np.asarray(m[f"ics_l2_L{k}"], float)
+                                            / np.asarray(m[f"grad_norm_L{k}"], float))
+
+                def cos(m, k=k):
+                    return np.nanmedian(np.asarray(m[f"ics_cos_L{k}"], float))
+                v = {norm: {"rel": S.per_seed(runs, g, rel), "cos": S.per_seed(runs, g, cos)}
+                     for norm, g in groups.items()}
+                d_rel = claims.greater(_values(v["none"]["rel"]), _values(v["bn"]["rel"]))
+                d_cos = claims.greater(_values(v["bn"]["cos"]), _values(v["none"]["cos"]))
+                out.append({"case": f"{arch.upper()} LR {lr:g} layer {k}", "comparable": comparable,
+                            "rel": d_rel, "cos": d_cos,
+                            "reduced": claims.all_of([d_rel, d_cos]) if comparable else claims.NOT_COMPARABLE})
+    return out
+
+
+def _ics_row(record: results.Record) -> dict:
+    text = ("BN does not reduce gradient-based ICS (in no comparable case is it smaller on both "
+            "measures, ‖G − G′‖/‖G‖ and cos(G, G′))")
+    where, theirs = f"{SOURCE}, Fig. 3", "qualitative (VGG and DLN, two LRs each)"
+    cases = ics_cases(record)
+    if not cases:
+        return claims.missing(text, where, theirs)
+    comparable = [r for r in cases if r["comparable"]]
+    skipped = [r["case"] for r in cases if not r["comparable"]]
+    label = {claims.YES: "reduced on both measures", claims.NO: "not reduced (BN decidedly worse on a measure)"}
+    by: dict = {}
+    for r in comparable:
+        by.setdefault(r["reduced"], []).append(r["case"])
+    ours = "; ".join(f"{label.get(v, v)} in {len(names)}" + (f" ({', '.join(names)})" if v != claims.NO else "")
+                     for v, names in by.items()) or "no comparable case"
+    if skipped:
+        ours += f". Not comparable (a network had not learned half-way): {', '.join(skipped)}"
+    verdict = (claims.all_of([claims.negated(r["reduced"]) for r in comparable]) if comparable
+               else claims.NOT_COMPARABLE)
+    n = min((r["rel"].n for r in comparable), default=0)
+    spread = "; ".join(f"{r['case']}: rel {S.spread(r['rel'], seeds=False)}, cos {S.spread(r['cos'], seeds=False)}"
+                       for r in comparable)
+    spread = f"BN's gain per case ({n} seed{'' if n == 1 else 's'}): {spread}" if comparable else "—"
+    return claims.row(text, where, theirs, ours, verdict, spread=spread)
 
 
 def headlines(record: results.Record) -> list[dict]:
-    """Return one line per claim: the claim, its source, their number, ours from ``record``,
-    and whether ours shows it ("yes"/"no"; "not run" when a network it needs is missing)."""
-    shift, c = shift_summary(record), record.config
-    deep = c["watch_layers"][-1]
-    out = []
+    """Return chapter 07's claims in :func:`bn_utils.claims.row`'s shape, decided over the seeds
+    the record holds (with the extra seeds' runs stored so far merged in): the paper's
+    (``kind`` "paper") and the book's own tests ("book"); a claim whose networks are missing is
+    "not run"."""
+    record = with_extra_seeds(record)
+    nets, deep = _networks(record), record.config["watch_layers"][-1]
+    return [_drift(nets, deep, "d_mean"), _drift(nets, deep, "rel"), _nearly(nets),
+            _accuracy(nets, "noisy_bn", "none", "acc"), _noise_cost(nets),
+            _accuracy(nets, "bn", "none", "test"), _ics_row(record)]
 
-    def add(text: str, where: str, theirs: str, needs: tuple, measure) -> None:
-        out.append(claim(text, where, theirs, measure, all(n in shift for n in needs)))
 
-    acc = lambda n: shift[n]["train_batch_accuracy"][0]  # noqa: E731
-    rel = lambda n: shift[n][f"rel_d_mean_L{deep}"][0]  # noqa: E731
-    moved = lambda n: shift[n][f"d_mean_L{deep}"][0]  # noqa: E731
-    add("noisy BN's layer inputs move more than the standard network's (absolute change of the "
-        "units' means, the paper's measure)", f"{SOURCE}, Figs. 2 and 8", "qualitative (distribution plots)",
-        ("noisy_bn", "none"),
-        lambda: (f"layer {deep}, between measurements: |Δμ| {moved('noisy_bn') / moved('none'):.2g}× "
-                 "the standard network's", moved("noisy_bn") > moved("none")))
-    add("noisy BN's layer inputs move more than the standard network's relative to each layer's "
-        "own spread (|Δμ|/σ)", "book's test (not in the paper)", "—",
-        ("noisy_bn", "none"),
-        lambda: (f"layer {deep}: |Δμ|/σ {rel('noisy_bn'):.3g} (noisy BN) vs {rel('none'):.3g} (standard)",
-                 rel("noisy_bn") > rel("none")))
-    kept_bn = lambda: _kept(shift, "noisy_bn", "bn")  # noqa: E731
-    add(f"noisy BN trains nearly as well as BN (keeps ≥ {KEEP:.0%} of its accuracy above chance)",
-        f"{SOURCE}, Fig. 2", "qualitative (training curves)", ("noisy_bn", "bn"),
-        lambda: (f"training accuracy (noise on) {acc('noisy_bn'):.3f} vs {acc('bn'):.3f}: "
-                 f"keeps {_pct(kept_bn())}", kept_bn() is not None and kept_bn() >= KEEP))
-    add("noisy BN trains better than the standard network", f"{SOURCE}, Fig. 2",
-        "qualitative (training curves)", ("noisy_bn", "none"),
-        lambda: (f"training accuracy {acc('noisy_bn'):.3f} vs {acc('none'):.3f}",
-                 acc("noisy_bn") > acc("none") and acc("noisy_bn") - CHANCE >= LEARNED))
-    kept_plain = lambda: _kept(shift, "noise", "none")  # noqa: E731
-    add("the same noise costs a standard network more than a BN network", "book's control (not in the paper)",
-        "—", ("noise", "none", "noisy_bn", "bn"),
-        lambda: (f"share of accuracy above chance kept: {_pct(kept_plain())} (standard) "
-                 f"vs {_pct(kept_bn())} (BN)",
-                 None not in (kept_plain(), kept_bn()) and kept_plain() < kept_bn()))
-    test = lambda n: shift[n]["test_accuracy"][0]  # noqa: E731
-    add("BN improves test accuracy", f"{SOURCE}, App. A",
-        f"{100 * PAPER['test_accuracy_bn']:.0f} % vs {100 * PAPER['test_accuracy_standard']:.0f} %",
-        ("bn", "none"), lambda: (f"{100 * test('bn'):.1f} % vs {100 * test('none'):.1f} %",
-                                 test("bn") > test("none") and test("bn") - CHANCE >= LEARNED))
-    n, total, cases = ics_reductions(record)
-    out.append(claim("BN does not reduce gradient-based ICS (in no measured layer is it smaller on "
-                     "both measures)", f"{SOURCE}, Fig. 3", "qualitative (VGG and DLN, two LRs each)",
-                     lambda: (f"BN reduced it on both measures in {n} of {total} cases"
-                              + (f" ({', '.join(cases)})" if cases else ""), n == 0), total > 0))
-    return out
+def _drift(nets: dict, deep: int, key: str) -> dict:
+    """Noisy BN's inputs to the deep watched layer move more than the standard network's (the
+    median over training of |Δμ| between measurements, absolute or relative to the layer's spread):
+    a measurement over training, so both networks must have learned."""
+    if key == "d_mean":
+        text = ("noisy BN's layer inputs move more than the standard network's (absolute change of the "
+                "units' means, the paper's measure)")
+        where, theirs, kind, what = f"{SOURCE}, Figs. 2 and 8", "qualitative (distribution plots)", "paper", "|Δμ|"
+    else:
+        text = ("noisy BN's layer inputs move more than the standard network's relative to each layer's "
+                "own spread (|Δμ|/σ)")
+        where, theirs, kind, what = BOOK, "—", "book", "|Δμ|/σ"
+    if not all(n in nets for n in ("noisy_bn", "none")):
+        return claims.missing(text, where, theirs, kind=kind)
+    a, b = nets["noisy_bn"][key], nets["none"][key]
+    ours = f"layer {deep}, median {what} between measurements: {_mean(a):.3g} (noisy BN) vs {_mean(b):.3g} (standard)"
+    if not (nets["noisy_bn"]["learned"] and nets["none"]["learned"]):
+        return claims.row(text, where, theirs, ours + "; a network had not learned half-way",
+                          claims.NOT_COMPARABLE, kind=kind)
+    d = claims.greater(_values(a), _values(b))
+    return claims.row(text, where, theirs, ours, d, spread=S.spread(d), kind=kind)
+
+
+def _nearly(nets: dict) -> dict:
+    """Noisy BN keeps at least ``KEEP`` of BN's gain over chance, per seed (needs BN to have learned)."""
+    text = f"noisy BN trains nearly as well as BN (keeps ≥ {KEEP:.0%} of its accuracy above chance)"
+    where, theirs = f"{SOURCE}, Fig. 2", "qualitative (training curves)"
+    if not all(n in nets for n in ("noisy_bn", "bn")):
+        return claims.missing(text, where, theirs)
+    ours = f"training accuracy (noise on) {_mean(nets['noisy_bn']['acc']):.3f} vs {_mean(nets['bn']['acc']):.3f}"
+    if not nets["bn"]["learned"]:
+        return claims.row(text, where, theirs, ours + " (BN did not learn: no gain to keep)", claims.NOT_COMPARABLE)
+    kept = _kept(nets, "noisy_bn", "bn")
+    d = claims.greater(_values(kept), KEEP)
+    return claims.row(text, where, theirs, f"{ours}: keeps {_mean(kept):.1%}", d,
+                      spread=f"share − {KEEP:g}: {S.spread(d)}")
+
+
+def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:
+    """``a`` reaches a higher accuracy than ``b`` (as trained, or on the test set): an outcome,
+    not comparable only when neither network learned."""
+    if key == "acc":
+        text, where, theirs = ("noisy BN trains better than the standard network", f"{SOURCE}, Fig. 2",
+                               "qualitative (training curves)")
+    else:
+        text, where = "BN improves test accuracy", f"{SOURCE}, App. A"
+        theirs = f"{100 * PAPER['test_accuracy_bn']:.0f} % vs {100 * PAPER['test_accuracy_standard']:.0f} %"
+    if not all(n in nets for n in (a, b)):
+        return claims.missing(text, where, theirs)
+    what = "training accuracy (noise on)" if key == "acc" else "test accuracy"
+    ours = f"{what} {100 * _mean(nets[a][key]):.1f} % vs {100 * _mean(nets[b][key]):.1f} %"
+    if not (nets[a]["learned"] or nets[b]["learned"]):
+        return claims.row(text, where, theirs, ours + " (neither learned)", claims.NOT_COMPARABLE)
+    d = claims.greater(_values(nets[a][key]), _values(nets[b][key]))
+    return claims.row(text, where, theirs, ours, d, spread=d.spread("points", 100))
+
+
+def _noise_cost(nets: dict) -> dict:
+    """The book's control: the same noise costs the standard network a larger share of its gain
+    over chance than it costs BN (needs both noise-free networks to have learned)."""
+    text = "the same noise costs a standard network more than a BN network"
+    where = "book's control (not in the paper)"
+    if not all(n in nets for n in ("noise", "none", "noisy_bn", "bn")):
+        return claims.missing(text, where, "—", kind="book")
+    plain, bn = _kept(nets, "noise", "none"), _kept(nets, "noisy_bn", "bn")
+    ours = f"share of accuracy above chance kept: {_mean(plain):.1%} (standard) vs {_mean(bn):.1%} (BN)"
+    if not (nets["none"]["learned"] and nets["bn"]["learned"]):
+        return claims.row(text, where, "—", ours + " (a network without noise did not learn)",
+                          claims.NOT_COMPARABLE, kind="book")
+    d = claims.greater(_values(bn), _values(plain))
+    return claims.row(text, where, "—", ours, d, spread=S.spread(d), kind="book")
 

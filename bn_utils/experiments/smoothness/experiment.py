@@ -58,6 +58,10 @@ class SmoothnessConfig(S.SanturkarConfig):
                   "n_step_sizes": 3, "dln_steps": 20, "dln_measure_every": 10,
                   "dln_norms": ("none", "bn", "l1"), "seeds": (0,)},
     }
+    # reference: seeds 1 and 2 of every network (the VGGs need a spread for every claim; the
+    # DLNs are cheap), each run stored as its own record (santurkar.SanturkarConfig.extra_configs;
+    # tools/train_runs.py trains them)
+    EXTRA_SEEDS: ClassVar[dict] = {"reference": (1, 2)}
 
     def validate(self) -> None:
         """Check the step-size ranges are ranges and the paper's two networks are included."""
@@ -91,6 +95,11 @@ def runs(cfg: SmoothnessConfig) -> list[S.Run]:
     return out
 
 
+def extra_runs(cfg: SmoothnessConfig) -> list[tuple[SmoothnessConfig, S.Run]]:
+    """Return the extra seeds' runs as (config they are stored under, run): every network."""
+    return [(c, r) for c in cfg.extra_configs() for r in runs(c)]
+
+
 def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
     """Return the landscape hooks of one run, step sizes relative to the run's own learning rate
     (the large-LR runs are measured too: β across learning rates is what can tell a smoother
@@ -108,10 +117,17 @@ def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
 
 def run(cfg: SmoothnessConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
-    else reference), training and storing every run that is missing."""
+    else reference), training and storing every run that is missing, with the extra seeds' runs
+    stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
     with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "smoothness", cfg,
-                                   lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
+        record = results.load_or_run(CHAPTER, "smoothness", cfg,
+                                     lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
+    return with_extra_seeds(record)
+
+
+def with_extra_seeds(record: results.Record) -> results.Record:
+    """Return a chapter record with the stored runs of its extra seeds merged in."""
+    return S.with_extra_seeds(record, extra_runs(SmoothnessConfig.from_record(record)))
 
 
 def record_lr(record: results.Record, arch: str) -> float:
