@@ -7,12 +7,15 @@ import pytest
 import torch
 from torch import nn
 
+from bn_utils import claims as rule
 from bn_utils import models, norms, results, verdicts
 from bn_utils.experiments import in_practice as P
+from bn_utils.experiments import in_practice_claims as IC
 from bn_utils.experiments import in_practice_batch as B
 from bn_utils.experiments import in_practice_cost as C
 from bn_utils.experiments import in_practice_mlp as M
 from bn_utils.inception_net import TinyInception
+from conftest import needs_mnist
 
 
 def test_every_profile_builds_and_reference_is_smaller_than_full():
@@ -175,6 +178,132 @@ def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
     chapter05 = {r["claim"] for r in rows if r["chapter"] == "05"}
     assert "BN-x30 trains more slowly than BN-x5 at first but ends higher" in chapter05
     assert "BN-x5-Sigmoid never reaches Inception's best accuracy" in chapter05
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 09's claims, decided by bn_utils.claims over the seeds (in_practice_claims)
+
+JITTER = np.array([0.0, 0.004, -0.004])   # what differs between the seeds of one experiment
+
+
+def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, seeds=3) -> dict:
+    """Chapter 09's eight records from made-up numbers, ``seeds`` seeds each (shifted by
+    ``JITTER``): BN before − after = ``placement_diff``; one GA search per (BN, no BN) best LR."""
+    j = JITTER[:seeds]
+    cfg = cfg.replace(seeds=tuple(range(seeds)))
+    rec = lambda name, out: results.Record(P.CHAPTER, name, cfg.to_dict(),  # noqa: E731
+                                           {k: v for k, v in out.items() if not isinstance(v, np.ndarray)},
+                                           {k: v for k, v in out.items() if isinstance(v, np.ndarray)})
+    n_b = len(cfg.batch_sizes)
+    # eval accuracy per norm, growing with the batch size; BN drops most
+    base = {"none": 0.5, "bn": 0.3, "brn": 0.5, "ln": 0.55, "gn": 0.55, "rms": 0.5}
+    ev = np.array([[[base[n] + (0.9 - base[n]) * b / (n_b - 1) + x for x in j] for b in range(n_b)]
+                   for n in cfg.norms])
+    tr = ev.copy()
+    tr[cfg.norms.index("bn"), 0] += 0.05                     # the two modes part at batch 2
+    curve = lambda final: np.array([[0.1, final + x] for x in j])  # noqa: E731
+    placement = {f"{a}/{place}/acc": curve(0.9 + (placement_diff if place == "before" else 0.0))
+                 for a in ("relu", "sigmoid") for place in ("none", "before", "after")}
+    dropout = {f"{p}/shift": np.exp(np.array([[(1.0 if p == "before_bn" else 0.01) + x] * 2 for x in j]))
+               for p in M.DROPOUT_RUNS}
+    init = {f"{n}/{s:g}/acc": curve(0.9 if n == "bn" or s < 1 else 0.3) for n in ("none", "bn")
+            for s in cfg.init_scales}
+    t = {"no BN/train": 1.0, "BN/train": 1.3, "no BN/inference": 1.0, "BN/inference": 1.2,
+         "BN folded/inference": 1.0}
+    cost = {f"{f}/{k}": v for f in ("MLP", "TinyInception") for k, v in t.items()}
+    wd = {}
+    for k, norm in (("bn/0", 5.0), (f"bn/{cfg.weight_decay:g}", 2.5), ("none/0", 5.0),
+                    (f"none/{cfg.weight_decay:g}", 4.0)):
+        wd[f"{k}/norm"] = np.array([[norm + 1, norm + x] for x in j])
+        wd[f"{k}/rel_step"] = np.array([[0.01, 0.01 * (2 if norm < 5 else 1) + x / 10] * 2 for x in j])
+        wd[f"{k}/test_accuracy"] = 0.9
+    ft = {f"{b}/{m}/acc": curve(0.62 if m == "frozen" else 0.6) for b in cfg.ft_batch_sizes for m in ("train", "frozen")}
+    out = {"batch_sweep": rec("batch_sweep", {"eval_acc": ev, "train_acc": tr}),
+           "placement": rec("placement", placement), "dropout": rec("dropout", dropout),
+           "initialisation": rec("initialisation", init),
+           "ga_search": rec("ga_search", {"bn/best_lr": ga[0][0], "none/best_lr": ga[0][1]}),
+           "cost": rec("cost", cost), "weight_decay": rec("weight_decay", wd), "finetune": rec("finetune", ft)}
+    return out, cfg
+
+
+def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_them():
+    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke"))
+    rows = IC.claims(recs, cfg)
+    assert all(set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} for r in rows)
+    assert len(rows) == 10 and len({r["claim"] for r in rows}) == 10
+    ga = [r for r in rows if "learning rate" in r["claim"]]
+    assert len(ga) == 1 and ga[0]["source"] == "student project (Higgs)"   # one row: counted once
+    assert ga[0]["verdict"] == "1 seed: not decided"                       # one search per network
+    cost = next(r for r in rows if r["claim"].startswith("BN costs time"))
+    assert cost["verdict"] == "1 seed: not decided" and "×1.55" in cost["their number"]
+    decided = {r["claim"].split(" (")[0]: r["verdict"] for r in rows}
+    assert decided["BN uses batch statistics in training and running averages at test time; with small "
+                   "batches the two disagree"] == rule.YES
+    assert decided["dropout before BN shifts the variance BN sees at test time; dropout after the last BN "
+                   "does not"] == rule.YES
+    assert decided["BN makes training less sensitive to the scale of the initial weights"] == rule.YES
+    assert decided["with BN, weight decay shrinks the weights and so raises the effective step size"] == rule.YES
+    # two accuracies on the 100 test images of the new digits: their error (about 7 points) swamps a 2-point gain
+    assert decided["when fine-tuning with tiny batches, freeze BN"] == rule.NOISE
+    one = IC.claims(*_practice_records(P.PracticeConfig.for_profile("smoke"), seeds=1))
+    assert {r["verdict"] for r in one} == {"1 seed: not decided"}
+
+
+@pytest.mark.parametrize("diff, n_test, verdict", [
+    (0.0, 10_000, rule.YES),        # 0 ± 0.4 points: inside ± 2
+    (0.05, 10_000, rule.NO),        # 5 ± 0.4 points: outside ± 2
+    (0.021, 2_000, rule.NOISE),     # chapter 09's sigmoid: 2.1 ± 0.9 points against a 2-point margin
+])
+def test_placement_is_an_equivalence_decided_with_the_test_sets_error(diff, n_test, verdict):
+    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=n_test), placement_diff=diff)
+    row = next(r for r in IC.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
+    assert row["verdict"] == verdict and f"{n_test:,} test images" in row["spread"]
+
+
+def test_extra_records_join_the_seeds_or_replace_a_record_of_fewer_test_images(monkeypatch):
+    extra = {"ga_search_s1": ("ga_search", {"seeds": (1,)}), "ga_search_s2": ("ga_search", {"seeds": (2,)}),
+             "batch_sweep_s3-5": ("batch_sweep", {"seeds": (3, 4, 5)}),
+             "placement_test10k": ("placement", {"n_test": 10_000}), "cost_2": ("cost", {})}
+    monkeypatch.setattr(P.PracticeConfig, "EXTRA_RECORDS", {"smoke": extra})
+    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=2000), placement_diff=0.021)
+    names = cfg.extra_records()
+    assert names["ga_search_s2"][1].seeds == (2,) and names["placement_test10k"][1].n_test == 10_000
+    assert set(cfg.extra_configs()) == {c for _, c in names.values()}
+    before = {r["claim"]: r for r in IC.claims(recs, cfg)}
+    for i, (name, lr) in enumerate((("ga_search_s1", (0.4, 0.1)), ("ga_search_s2", (0.3, 0.1)))):
+        results.save(P.CHAPTER, name, names[name][1], {"bn/best_lr": lr[0], "none/best_lr": lr[1]})
+    results.save(P.CHAPTER, "cost_2", names["cost_2"][1], dict(recs["cost"].metrics))
+    sweep = recs["batch_sweep"]
+    results.save(P.CHAPTER, "batch_sweep_s3-5", names["batch_sweep_s3-5"][1],
+                 {"eval_acc": sweep["eval_acc"] + 0.001, "train_acc": sweep["train_acc"] + 0.001})
+    big, _ = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.001)
+    results.save(P.CHAPTER, "placement_test10k", names["placement_test10k"][1],
+                 {k: recs["placement"][k] * 0 + big["placement"][k] for k in recs["placement"].arrays})
+    after = {r["claim"]: r for r in IC.claims(recs, cfg)}
+    ga = next(r for c, r in after.items() if "learning rate" in c)
+    assert "3 searches" in ga["ours"] and ga["verdict"] == rule.YES      # log10 ratios 0.7, 0.6, 0.48
+    assert "6 seeds" in next(r for c, r in after.items() if c.startswith("BN uses batch"))["ours"]
+    place = next(r for c, r in after.items() if c.startswith("BN before or after"))
+    assert "10,000 test images" in place["ours"] and place["verdict"] == rule.YES
+    assert next(r for c, r in before.items() if c.startswith("BN before or after"))["verdict"] == rule.NOISE
+    assert "2 timing runs" in next(r for c, r in after.items() if c.startswith("BN costs time"))["ours"]
+
+
+def test_the_reference_profiles_extra_records_keep_its_own_digest():
+    cfg = P.PracticeConfig.for_profile("reference")
+    extra = cfg.extra_records()
+    assert extra and all(name not in ("ga_search", "batch_sweep", "placement", "cost") for name in extra)
+    assert {c.replace(seeds=cfg.seeds, n_test=cfg.n_test).digest() for _, c in extra.values()} == {cfg.digest()}
+    assert P.PracticeConfig.for_profile("quick").extra_records() == {}
+
+
+@needs_mnist
+def test_an_extra_record_is_trained_and_stored_under_its_own_name_and_config(monkeypatch):
+    monkeypatch.setattr(P.PracticeConfig, "EXTRA_RECORDS", {"smoke": {"ga_search_s1": ("ga_search", {"seeds": (1,)})}})
+    cfg = P.PracticeConfig.for_profile("smoke")
+    record = IC.run_extra("ga_search_s1", cfg)
+    assert record.name == "ga_search_s1" and record.config["seeds"] == [1]
+    assert set(IC.load_extra(cfg)) == {"ga_search_s1"}
 
 
 # ---------------------------------------------------------------------------------------------

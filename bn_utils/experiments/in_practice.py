@@ -123,6 +123,26 @@ class PracticeConfig(Config):
                   "ft_pretrain_steps": 4, "ft_steps": 3, "ft_n_train": 16},
     }
 
+    # Extra records of a profile, each stored as its own record under its own name (so that the
+    # profile's records keep their digests) and trained by tools/train_runs.py: for the verdicts
+    # that need a spread or sat on a knife edge (issue 22), the GA search and the timing repeated
+    # (the GA with seeds 1 and 2), seeds 3-5 of the batch sweep, and the placement runs scored on
+    # all 10,000 test images. name: (experiment, changes to the profile's config)
+    EXTRA_RECORDS: ClassVar[dict] = {"reference": {
+        "ga_search_s1": ("ga_search", {"seeds": (1,)}), "ga_search_s2": ("ga_search", {"seeds": (2,)}),
+        "batch_sweep_s3-5": ("batch_sweep", {"seeds": (3, 4, 5)}),
+        "placement_test10k": ("placement", {"n_test": 10_000}),
+        "cost_2": ("cost", {}), "cost_3": ("cost", {})}}
+
+    def extra_records(self) -> dict[str, tuple[str, "PracticeConfig"]]:
+        """Return ``{name: (experiment, config)}`` of this profile's extra records."""
+        return {name: (experiment, self.replace(**changes))
+                for name, (experiment, changes) in self.EXTRA_RECORDS.get(self.profile, {}).items()}
+
+    def extra_configs(self) -> list["PracticeConfig"]:
+        """Return the configs the extra records are stored under."""
+        return [c for _, c in self.extra_records().values()]
+
     def validate(self) -> None:
         """Check the cross-field constraints (GA survivors, bounds, groups, batch sizes)."""
         if self.ga_keep >= self.ga_population:

@@ -1,8 +1,21 @@
-"""Chapter 09: the practitioner's claims about BN, each beside what this chapter measured.
+"""Chapter 09: the practitioners' claims about BN (and the student project's GA claim), each
+decided by the book's rule (:mod:`bn_utils.claims`) over the seeds the records hold.
 
-Every row is computed from the experiments' records with a stated test; "holds?" is that test's
-answer at the scale of the record (profile and seeds in the chapter's captions), not a verdict
-on the claim in general.
+A seed is one training run of every network of an experiment (initialisation and minibatch
+order), so a claim is decided on one difference per seed (``claims.paired``), except the GA
+(one search per seed, both networks) and the timings (one timing run counts as a seed). Every
+seed is scored on the same test images, so the seeds' spread leaves out the test set's own
+sampling error; where a claim compares accuracies of different networks on those images (the
+issue of chapter 09's close verdicts: 2,000 test images, about half a point of binomial error per
+accuracy) that error is added, bounded by independent binomial errors of the mean accuracies
+compared (:func:`_with_test_set`). It is not added to the gap between BN's two modes: one network
+scored twice on the same images, whose independent bound would overstate it many times.
+
+Some records have extra runs stored as their own records (``PracticeConfig.extra_records``,
+trained by ``tools/train_runs.py``): more GA searches and timing runs, more seeds of the batch
+sweep, the placement runs scored on all 10,000 test images. :func:`claims` loads those stored
+under exactly their configs; more seeds join the record's, a record with more test images
+replaces it (a protocol is never mixed with another).
 """
 
 from __future__ import annotations
@@ -11,87 +24,236 @@ import math
 
 import numpy as np
 
+from .. import claims as rule
+from .. import results, train
 from . import in_practice as P
 from . import in_practice_batch as B
 from . import in_practice_cost as C
-from . import in_practice_finetune as F
 from . import in_practice_mlp as M
 from . import in_practice_search as S
 
+SOURCE = "practitioners' advice"
+CHANCE = 0.1          # MNIST's ten classes
+LEARNED = 0.05        # a network learned when its accuracy is this far above chance
+PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below this
+FOLDED_MAX = 1.1          # "folding removes the inference cost": folded / no BN below this
 
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "no"
+
+def extra_runs(cfg: P.PracticeConfig) -> dict[str, P.PracticeConfig]:
+    """Return ``{record name: config}`` of the extra records (``cfg.extra_records()``)."""
+    return {name: c for name, (_, c) in cfg.extra_records().items()}
+
+
+def load_extra(cfg: P.PracticeConfig) -> dict:
+    """Return the extra records stored under exactly their configs, by name."""
+    out = {}
+    for name, c in extra_runs(cfg).items():
+        record = results.load(P.CHAPTER, name, c)
+        if record is not None:
+            out[name] = record
+    return out
+
+
+def run_extra(name: str, cfg: P.PracticeConfig) -> results.Record:
+    """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
+    experiment, c = cfg.extra_records()[name]
+    fns = {"ga_search": S.search, "batch_sweep": B.sweep, "placement": M.placement, "cost": C.timing}
+    with train.cpu_threads(c.cpu_threads):
+        return results.load_or_run(P.CHAPTER, name, c, fns[experiment])
+
+
+def _test_se(accuracies, n: int) -> float:
+    """Return the bound on the test-set error of a combination (+/−) of mean accuracies measured
+    on the same ``n`` images: independent binomial errors added in quadrature."""
+    p = np.clip(np.asarray(accuracies, float), 0.0, 1.0)
+    return float(np.sqrt(np.sum(p * (1 - p)) / n))
+
+
+def _with_test_set(d: rule.Decision, test_se: float, margin: float = 0.0) -> rule.Decision:
+    """Return ``d`` decided again with the test set's error ``test_se`` added to the seeds' SE."""
+    return rule.decide(d.mean, math.sqrt(d.se ** 2 + test_se ** 2), d.n, margin)
+
+
+def _learned(*accuracies) -> bool:
+    return any(rule.learned(np.nan_to_num(a, nan=0.0), CHANCE, LEARNED) for a in accuracies)
+
+
+def _pts(d: rule.Decision) -> str:
+    return d.spread("points", 100)
+
+
+def _row(text: str, ours: str, decision, spread: str | None = None, source: str = SOURCE,
+         theirs: str = "—") -> dict:
+    return rule.row(text, source, theirs, ours, decision, spread)
+
+
+def _batch_sweep(rec: dict, extra: dict, cfg: P.PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return the sweep's (eval_acc, train_acc) arrays (norm, batch, seed), with the stored extra
+    seeds of the same protocol joined on the seed axis, and the number of test images."""
+    ev, tr = np.asarray(rec["batch_sweep"]["eval_acc"]), np.asarray(rec["batch_sweep"]["train_acc"])
+    for name, (experiment, c) in cfg.extra_records().items():
+        if experiment == "batch_sweep" and name in extra:
+            ev = np.concatenate([ev, np.asarray(extra[name]["eval_acc"])], axis=2)
+            tr = np.concatenate([tr, np.asarray(extra[name]["train_acc"])], axis=2)
+    return ev, tr, cfg.n_test
+
+
+def _small_batch_rows(rec: dict, extra: dict, cfg: P.PracticeConfig) -> list[dict]:
+    ev, tr, n_test = _batch_sweep(rec, extra, cfg)
+    i = cfg.norms.index("bn")
+    small, large = cfg.batch_sizes[0], cfg.batch_sizes[-1]
+    n_seeds = ev.shape[2]
+    rows = []
+    # 1. train-mode vs eval-mode accuracy of the same BN network (a measurement: BN must learn)
+    gap = tr[i] - ev[i]
+    text = ("BN uses batch statistics in training and running averages at test time; with small "
+            f"batches the two disagree (|train-mode − eval-mode accuracy| larger at batch {small} than at {large})")
+    ours = f"{np.nanmean(np.abs(gap[0])):.3f} vs {np.nanmean(np.abs(gap[-1])):.3f} ({n_seeds} seeds)"
+    if not (_learned(ev[i][0]) and _learned(ev[i][-1])):
+        rows.append(_row(text, ours + "; BN did not learn at one of the batch sizes", rule.NOT_COMPARABLE))
+    else:
+        d = rule.paired(np.abs(gap[0]) - np.abs(gap[-1]))
+        rows.append(_row(text, ours, d, _pts(d) + " (the seeds' spread only: one network scored twice)"))
+    # 2. BN's drop from the largest to the smallest batch exceeds LayerNorm's and GroupNorm's
+    drop = {n: ev[cfg.norms.index(n)][-1] - ev[cfg.norms.index(n)][0] for n in cfg.norms}
+    indep = [n for n in ("ln", "gn") if n in drop]
+    if indep:
+        parts, spreads = [], []
+        for n in indep:
+            j = cfg.norms.index(n)
+            accs = [np.nanmean(ev[i][-1]), np.nanmean(ev[i][0]), np.nanmean(ev[j][-1]), np.nanmean(ev[j][0])]
+            d = _with_test_set(rule.paired(drop["bn"] - drop[n]), _test_se(accs, n_test))
+            parts.append(d)
+            spreads.append(f"BN − {B.LABELS[n]}: {_pts(d)}")
+        text = (f"BN loses more accuracy at tiny batches than batch-independent layers (BN's drop from batch "
+                f"{large} to {small} larger than LayerNorm's and GroupNorm's)")
+        ours = ", ".join(f"{B.LABELS[n]} {np.nanmean(drop[n]):.3f}" for n in ["bn", *indep])
+        rows.append(_row(text, f"drop: {ours}", rule.all_of(parts),
+                         "; ".join(spreads) + f" (seeds and {n_test:,} test images)"))
+    # 3. Batch Renorm recovers accuracy BN loses at the smallest batch
+    if "brn" in cfg.norms:
+        j = cfg.norms.index("brn")
+        d = _with_test_set(rule.paired(ev[j][0] - ev[i][0]),
+                           _test_se([np.nanmean(ev[j][0]), np.nanmean(ev[i][0])], n_test))
+        rows.append(_row("Batch Renormalization recovers accuracy that BN loses at small batches "
+                         f"(Batch Renorm − BN accuracy at batch {small} > 0)",
+                         f"{np.nanmean(ev[j][0]):.3f} vs {np.nanmean(ev[i][0]):.3f}", d,
+                         _pts(d) + f" (seeds and {n_test:,} test images)"))
+    return rows
+
+
+def _placement_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+    """BN before or after the nonlinearity: |before − after| below ``PLACEMENT_MARGIN`` for ReLU
+    and sigmoid, an equivalence (yes when the whole two-SE interval of the mean difference lies
+    inside ± the margin, no when it lies outside); from the record on all 10,000 test images when
+    it is stored."""
+    names = [n for n, (e, _) in cfg.extra_records().items() if e == "placement" and n in extra]
+    pl = extra[names[0]] if names else rec["placement"]
+    n_test = P.PracticeConfig.from_record(pl).n_test
+    parts, texts, spreads = [], [], []
+    for act in ("relu", "sigmoid"):
+        before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
+        d = rule.paired(before - after)
+        se = math.sqrt(d.se ** 2 + _test_se([np.mean(before), np.mean(after)], n_test) ** 2)
+        parts.append(rule.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n))
+        texts.append(f"{act} {d.mean:+.3f}")
+        spreads.append(f"{act}: {100 * d.mean:+.1f} ± {100 * se:.1f} points")
+    return _row(f"BN before or after the nonlinearity makes little difference (|before − after| final "
+                f"accuracy < {PLACEMENT_MARGIN:g} for ReLU and sigmoid)",
+                f"before − after: {', '.join(texts)} ({n_test:,} test images)", rule.all_of(parts),
+                "; ".join(spreads) + f", {parts[0].n} seeds and {n_test:,} test images")
+
+
+def _ga_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+    """The GA finds a larger best learning rate with BN: one search per seed for both networks;
+    decided on log10(best LR with BN / without), one value per search."""
+    runs = [rec["ga_search"]] + [extra[n] for n, (e, _) in cfg.extra_records().items()
+                                  if e == "ga_search" and n in extra]
+    ratio = [math.log10(float(r["bn/best_lr"]) / float(r["none/best_lr"])) for r in runs]
+    d = rule.paired(ratio)
+    theirs = S.STUDENT["best_lr"]
+    bn = ", ".join(f"{float(r['bn/best_lr']):.3g}" for r in runs)
+    none = ", ".join(f"{float(r['none/best_lr']):.3g}" for r in runs)
+    return _row("the GA finds a larger best learning rate with BN (BN allows a larger learning rate)",
+                f"best LR {bn} with BN, {none} without ({len(runs)} search{'es' if len(runs) > 1 else ''})", d,
+                f"log10(BN / no BN): {d.spread(digits=2)}", source="student project (Higgs)",
+                theirs=f"{theirs['bn']:g} with BN, {theirs['none']:g} without")
+
+
+def _cost_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+    """BN costs time in training (MLP: BN / no BN > 1) and folding removes the inference cost
+    (folded / no BN < ``FOLDED_MAX``): one value per timing run."""
+    runs = [rec["cost"]] + [extra[n] for n, (e, _) in cfg.extra_records().items() if e == "cost" and n in extra]
+    r = [C.ratios(t)["MLP"] for t in runs]
+    costs = rule.paired([v["train"] - 1 for v in r])
+    folded = rule.paired([FOLDED_MAX - v["folded inference"] for v in r])
+    student = C.student_ratios()
+    mean = lambda k: float(np.mean([v[k] for v in r]))  # noqa: E731
+    return _row("BN costs time in training and at inference; folding it into the layer before removes the "
+                f"inference cost (MLP: BN/no-BN train ratio > 1, folded/no-BN inference ratio < {FOLDED_MAX:g})",
+                f"train ×{mean('train'):.2f}, inference ×{mean('inference'):.2f}, folded ×{mean('folded inference'):.2f} "
+                f"({len(r)} timing run{'s' if len(r) > 1 else ''})", rule.all_of([costs, folded]),
+                f"train − 1: {costs.spread(digits=2)}; {FOLDED_MAX:g} − folded: {folded.spread(digits=2)}",
+                source=f"{SOURCE}; student project (Higgs)",
+                theirs=f"student: train ×{student['train']:.2f}, inference ×{student['inference']:.2f}")
 
 
 def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
-    """Return rows {claim, test, measured, holds?} from the records ``rec`` (keys: batch_sweep,
-    placement, dropout, initialisation, ga_search, cost, weight_decay, finetune)."""
-    rows = []
-    s = B.summary(rec["batch_sweep"], cfg)
-    gap = B.mode_gap(rec["batch_sweep"], cfg)
-    rows.append({"claim": "BN uses batch statistics in training and running averages at test time; "
-                          "with small batches the two disagree",
-                 "test": f"|train-mode − eval-mode accuracy| larger at batch {gap['small_batch']} than at {gap['large_batch']}",
-                 "measured": f"{abs(gap['small']):.3f} vs {abs(gap['large']):.3f}",
-                 "holds?": _yes(abs(gap["small"]) > abs(gap["large"]))})
-    drop = {n: float(v["eval"][-1] - v["eval"][0]) for n, v in s.items()}
-    indep = [n for n in ("ln", "gn") if n in drop]
-    rows.append({"claim": "BN loses more accuracy at tiny batches than batch-independent layers",
-                 "test": f"BN's drop from batch {cfg.batch_sizes[-1]} to {cfg.batch_sizes[0]} > LayerNorm's and GroupNorm's",
-                 "measured": ", ".join(f"{B.LABELS[n]} {drop[n]:.3f}" for n in ["bn", *indep]),
-                 "holds?": _yes(all(drop["bn"] > drop[n] for n in indep))})
-    if "brn" in s:
-        d = float(s["brn"]["eval"][0] - s["bn"]["eval"][0])
-        rows.append({"claim": "Batch Renormalization recovers accuracy that BN loses at small batches",
-                     "test": f"Batch Renorm − BN accuracy at batch {cfg.batch_sizes[0]} > 0",
-                     "measured": f"{d:+.3f}", "holds?": _yes(d > 0)})
-    pl = rec["placement"]
-    diffs = {a: M.last(pl, f"{a}/before") - M.last(pl, f"{a}/after") for a in ("relu", "sigmoid")}
-    rows.append({"claim": "BN before or after the nonlinearity makes little difference",
-                 "test": "|before − after| final accuracy < 0.02 for ReLU and sigmoid",
-                 "measured": ", ".join(f"{a} {v:+.3f}" for a, v in diffs.items()),
-                 "holds?": _yes(all(abs(v) < 0.02 for v in diffs.values()))})
-    shift = {p: float(np.mean(np.abs(np.log(rec["dropout"][f"{p}/shift"])))) for p in M.DROPOUT_RUNS}
-    rows.append({"claim": "dropout before BN shifts the variance BN sees at test time; dropout after "
-                          "the last BN does not",
-                 "test": "mean |log(test var / running var)| larger with dropout before BN than after the last BN",
-                 "measured": f"before BN {shift['before_bn']:.3f}, last only {shift['last_only']:.3f}, none {shift['none']:.3f}",
-                 "holds?": _yes(shift["before_bn"] > shift["last_only"])})
+    """Return all of chapter 09's claims in :func:`bn_utils.claims.row`'s shape from the records
+    ``rec`` (keys: batch_sweep, placement, dropout, initialisation, ga_search, cost, weight_decay,
+    finetune), with their extra records stored so far (:func:`load_extra`)."""
+    extra = load_extra(cfg)
+    rows = _small_batch_rows(rec, extra, cfg)
+    rows.append(_placement_row(rec, extra, cfg))
+    # dropout: mean |log(test var / running var)| over the BN layers, per seed
+    drop = rec["dropout"]
+    shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in M.DROPOUT_RUNS}
+    d = rule.paired(shift["before_bn"] - shift["last_only"])
+    ours = ", ".join(f"{label} {shift[p].mean():.3f}" for p, label in
+                     (("before_bn", "before BN"), ("last_only", "last only"), ("none", "none")))
+    rows.append(_row("dropout before BN shifts the variance BN sees at test time; dropout after the last BN "
+                     "does not (mean |log(test var / running var)| larger with dropout before BN)",
+                     f"mean |log ratio|: {ours}", d, d.spread(digits=3)))
+    # initialisation: spread of final accuracy over the weight scales, per seed (diverged = 0)
     init = rec["initialisation"]
-    # a diverged run counts as accuracy 0: the most sensitive outcome there is
-    spread = {n: float(np.ptp(np.nan_to_num([M.last(init, f"{n}/{sc:g}") for sc in cfg.init_scales])))
-              for n in ("none", "bn")}
-    rows.append({"claim": "BN makes training less sensitive to the scale of the initial weights",
-                 "test": f"spread of final accuracy over weight scales {', '.join(f'{s:g}' for s in cfg.init_scales)} "
-                         "(diverged = 0): BN < no BN",
-                 "measured": f"BN {spread['bn']:.3f}, no BN {spread['none']:.3f}",
-                 "holds?": _yes(spread["bn"] < spread["none"])})
-    ga = rec["ga_search"]
-    ratio = float(ga["bn/best_lr"]) / float(ga["none/best_lr"])
-    rows.append({"claim": "BN allows (and its best setting uses) a larger learning rate",
-                 "test": "GA's best LR with BN / without > 1",
-                 "measured": f"{float(ga['bn/best_lr']):.3g} / {float(ga['none/best_lr']):.3g} = {ratio:.2f}",
-                 "holds?": _yes(ratio > 1)})
-    r = C.ratios(rec["cost"])["MLP"]
-    rows.append({"claim": "BN costs time in training and at inference; folding it into the layer "
-                          "before removes the inference cost",
-                 "test": "MLP: BN/no-BN train ratio > 1 and folded/no-BN inference ratio < 1.1",
-                 "measured": f"train {r['train']:.2f}, inference {r['inference']:.2f}, folded {r['folded inference']:.2f}",
-                 "holds?": _yes(r["train"] > 1 and r["folded inference"] < 1.1)})
-    wd = M.wd_summary(rec["weight_decay"], cfg)
+    final = {n: np.nan_to_num(np.array([init[f"{n}/{s:g}/acc"][:, -1] for s in cfg.init_scales]), nan=0.0)
+             for n in ("none", "bn")}                           # (scale, seed)
+    spread = {n: np.ptp(v, axis=0) for n, v in final.items()}
+    ends = [v.mean(1)[k] for v in final.values() for k in (v.mean(1).argmax(), v.mean(1).argmin())]
+    d = _with_test_set(rule.paired(spread["none"] - spread["bn"]), _test_se(ends, cfg.n_test))
+    rows.append(_row("BN makes training less sensitive to the scale of the initial weights (spread of final "
+                     f"accuracy over weight scales {', '.join(f'{s:g}' for s in cfg.init_scales)}, diverged = 0: "
+                     "BN < no BN)", f"spread: BN {spread['bn'].mean():.3f}, no BN {spread['none'].mean():.3f}",
+                     d, _pts(d) + f" (seeds and {cfg.n_test:,} test images)"))
+    rows.append(_ga_row(rec, extra, cfg))
+    rows.append(_cost_row(rec, extra, cfg))
+    # weight decay on the BN network's scale-invariant weights, per seed
+    wd = rec["weight_decay"]
     k0, k1 = "bn/0", f"bn/{cfg.weight_decay:g}"
-    step_ratio = wd[k1]["‖ΔW‖/‖W‖ (late median)"] / wd[k0]["‖ΔW‖/‖W‖ (late median)"]
-    rows.append({"claim": "with BN, weight decay shrinks the weights and so raises the effective step size",
-                 "test": "BN net: ‖W‖ smaller and ‖ΔW‖/‖W‖ larger with weight decay than without",
-                 "measured": f"‖W‖ {wd[k1]['final ‖W‖']:.2f} vs {wd[k0]['final ‖W‖']:.2f}; step ratio {step_ratio:.2f}",
-                 "holds?": _yes(wd[k1]["final ‖W‖"] < wd[k0]["final ‖W‖"] and step_ratio > 1)})
-    ft = rec["finetune"]
-    b = cfg.ft_batch_sizes[0]
-    d = float(np.nanmean(ft[f"{b}/frozen/acc"][:, -1]) - np.nanmean(ft[f"{b}/train/acc"][:, -1]))
-    rows.append({"claim": "when fine-tuning with tiny batches, freeze BN (use its running statistics)",
-                 "test": f"frozen − training-mode accuracy after fine-tuning at batch {b} > 0",
-                 "measured": f"{d:+.3f}" if math.isfinite(d) else "diverged",
-                 "holds?": _yes(math.isfinite(d) and d > 0)})
+    norm = {k: wd[f"{k}/norm"][:, -1] for k in (k0, k1)}
+    late = {k: np.median(wd[f"{k}/rel_step"][:, wd[f"{k}/rel_step"].shape[1] // 2:], axis=1) for k in (k0, k1)}
+    smaller, larger = rule.paired(norm[k0] - norm[k1]), rule.paired(np.log(late[k1] / late[k0]))
+    text = ("with BN, weight decay shrinks the weights and so raises the effective step size (BN net: ‖W‖ "
+            "smaller and ‖ΔW‖/‖W‖ larger with weight decay than without)")
+    ours = (f"‖W‖ {norm[k1].mean():.2f} vs {norm[k0].mean():.2f}; step ratio "
+            f"{float(np.exp(np.mean(np.log(late[k1] / late[k0])))):.2f}")
+    if not _learned(wd[f"{k0}/test_accuracy"], wd[f"{k1}/test_accuracy"]):
+        rows.append(_row(text, ours + " (the BN nets did not learn)", rule.NOT_COMPARABLE))
+    else:
+        rows.append(_row(text, ours, rule.all_of([smaller, larger]),
+                         f"‖W‖ without − with: {smaller.spread(digits=2)}; ln step ratio: {larger.spread(digits=2)}"))
+    # fine-tuning with tiny batches: frozen − training-mode BN, per seed (diverged = 0)
+    ft, b = rec["finetune"], cfg.ft_batch_sizes[0]
+    frozen = np.nan_to_num(ft[f"{b}/frozen/acc"][:, -1], nan=0.0)
+    trained = np.nan_to_num(ft[f"{b}/train/acc"][:, -1], nan=0.0)
+    n_new = cfg.n_test // 2      # the test images of the digits 5-9 (class-stratified subset)
+    text = f"when fine-tuning with tiny batches, freeze BN (frozen − training-mode accuracy after fine-tuning at batch {b} > 0)"
+    ours = f"{frozen.mean():.3f} frozen vs {trained.mean():.3f} in training mode (diverged = 0)"
+    if not _learned(frozen, trained):
+        rows.append(_row(text, ours + " (neither learned the new digits)", rule.NOT_COMPARABLE))
+    else:
+        d = _with_test_set(rule.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
+        rows.append(_row(text, ours, d, _pts(d) + f" (seeds and about {n_new:,} test images)"))
     return rows
 
 
