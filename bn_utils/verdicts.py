@@ -23,19 +23,6 @@ SMOKE = "not tested at this scale (smoke record only)"
 COLUMNS = ("chapter", "claim", "source", "their number", "ours", "spread", "record", "verdict")
 
 
-def claim(claim: str, source: str, theirs: str, measure: Callable, available: bool = True) -> dict:
-    """Return a chapter's headline row in the old two-valued form (kept while chapters move to
-    :func:`bn_utils.claims.row`): ``measure() -> (text, bool)``; "not run" when not ``available``."""
-    kind = "book" if "book" in source else "paper"
-    if not available:
-        row = claims.missing(claim, source, theirs, kind=kind)
-    else:
-        ours, ok = measure()
-        row = claims.row(claim, source, theirs, ours, claims.YES if ok else claims.NO,
-                         spread="one measurement, no spread", kind=kind)
-    return {**row, "shown?": row["verdict"]}
-
-
 def best_record(chapter: str, name: str, folder: Path | None = None) -> results.Record | None:
     """Return the stored record ``name`` of ``chapter`` from the best profile there is, or None."""
     folder = (folder or results.results_dir()) / chapter
@@ -57,24 +44,12 @@ def _scale(record: results.Record) -> str:
     return f"{record.profile}, {n} seed{'s' if n != 1 else ''}"
 
 
-def _normalised(h: dict) -> dict:
-    """Return a chapter's claim row in :func:`bn_utils.claims.row`'s shape (rows of the old shape,
-    with "shown?"/"holds?" and no spread, read as one measurement)."""
-    if "verdict" in h:
-        return h
-    v = h.get("shown?", h.get("holds?"))
-    return claims.row(h["claim"], h.get("source", ""), h.get("their number", "—"),
-                      h.get("ours", h.get("measured", "—")), v if v in claims.DECIDED or v == claims.NOT_RUN
-                      else claims.NOISE if v is None else v, spread="one measurement, no spread",
-                      kind="book" if "book" in h.get("source", "") else "paper")
-
-
 def _rows(chapter: str, record, heads: list[dict], scale: str | None = None) -> list[dict]:
     """Return the closing page's rows of one chapter's claims: each with its chapter and the
     record it was measured on; a smoke record (a few steps on a few images, made to test the
     code) decides nothing."""
     out = []
-    for h in map(_normalised, heads):
+    for h in heads:
         verdict = SMOKE if record is not None and record.profile == "smoke" else h["verdict"]
         out.append({"chapter": chapter, **{k: h[k] for k in ("claim", "source", "their number", "ours",
                                                             "spread")},

@@ -23,16 +23,6 @@ def _learned(*rows: dict) -> bool:
     return all(claims.learned(s["max_accuracy_seeds"], CHANCE, CHANCE_MARGIN) for s in rows)
 
 
-def _both(a: claims.Decision, b: claims.Decision) -> str:
-    """Return the verdict on two parts that must both hold: no if either clearly fails, yes if
-    both clearly hold, else the first undecided part's verdict."""
-    if claims.NO in (a.verdict, b.verdict):
-        return claims.NO
-    if a.verdict == b.verdict == claims.YES:
-        return claims.YES
-    return next(v for v in (a.verdict, b.verdict) if v != claims.YES)
-
-
 def _points(d: claims.Decision) -> str:
     return d.spread("points", scale=100)
 
@@ -99,7 +89,7 @@ def headlines(summ: dict) -> list[dict]:
         late = claims.greater(x30["max_accuracy_seeds"], x5["max_accuracy_seeds"])
         e30, e5 = (100 * np.nanmean(s["early_accuracy_seeds"]) for s in (x30, x5))
         return (f"after {EARLY_EPOCHS:g} epoch: {e30:.1f} % vs {e5:.1f} %; best: {_accuracy(x30)} vs "
-                f"{_accuracy(x5)}", f"early {_points(early)}; best {_points(late)}", _both(early, late))
+                f"{_accuracy(x5)}", f"early {_points(early)}; best {_points(late)}", claims.all_of((early, late)))
     add("BN-x30 trains more slowly than BN-x5 at first but ends higher", "Sec. 4.2.2, Fig. 2",
         f"slower initially; {PAPER['BN-x30']['max_accuracy']:.1f} % vs {PAPER['BN-x5']['max_accuracy']:.1f} %",
         ("BN-x30", "BN-x5"), slower_then_higher)
@@ -120,7 +110,7 @@ def headlines(summ: dict) -> list[dict]:
         stays = claims.paired(LEARNS - np.asarray(plain["max_accuracy_seeds"]))
         return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * CHANCE:.0f} %)",
                 f"vs {100 * LEARNS:.0f} %: with BN {_points(trains)}; without {_points(stays)}",
-                _both(trains, stays))
+                claims.all_of((trains, stays)))
     add("with BN a sigmoid network trains; without BN it stays at chance", "Sec. 4.2.2, Fig. 3",
         f"{PAPER['BN-x5-Sigmoid']['max_accuracy']:.1f} % with BN; chance without",
         ("BN-x5-Sigmoid", "Inception-x5-Sigmoid"), sigmoid_needs_bn)
