@@ -108,7 +108,8 @@ def glue(name: str, value: Any) -> Any:
         from myst_nb import glue as _glue
     except ImportError:
         return value
-    _glue(name, value, display=False)
+    # a NumPy scalar's text is "np.float64(0.5)", which {glue:text}`name:.2f` cannot format
+    _glue(name, value.item() if isinstance(value, np.generic) else value, display=False)
     return value
 
 
@@ -155,11 +156,14 @@ class Table:
 
     def _repr_html_(self) -> str:
         th = "".join(f"<th>{c}</th>" for c in self.columns)
-        numeric = [[isinstance(r.get(c), (int, float, np.number)) and not isinstance(r.get(c), bool)
-                    for c in self.columns] for r in self.rows]
-        body = "".join("<tr>" + "".join(f'<td class="bn-num">{v}</td>' if num else f"<td>{v}</td>"
-                                        for v, num in zip(r, nums)) + "</tr>"
-                       for r, nums in zip(self._text_rows(), numeric))   # numbers never wrap
+
+        def td(raw: Any, text: str) -> str:   # numbers and short labels ("4 × 5") never wrap
+            if isinstance(raw, (int, float, np.number)) and not isinstance(raw, bool):
+                return f'<td class="bn-num">{text}</td>'
+            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{text}</td>"
+
+        body = "".join("<tr>" + "".join(td(r.get(c), v) for c, v in zip(self.columns, texts)) + "</tr>"
+                       for r, texts in zip(self.rows, self._text_rows()))
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
     def __repr__(self) -> str:

@@ -106,7 +106,20 @@ def panels(n: int = 1, *, ncols: int | None = None, height: float = 3.0, wide: S
         if axes and sharex:
             share["sharex"] = axes[0]
         axes.append(fig.add_subplot(grid[r, c:c + span], **share))
+        if sharey and c > 0:            # one scale: its numbers once, on the row's first panel
+            axes[-1].tick_params(labelleft=False)
     return fig, axes
+
+
+def plain_log_ticks(ax, axis: str = "y") -> None:
+    """Label a log axis with plain numbers (0.2, 0.5, 1, 2, 5, ...) instead of powers of ten,
+    and no minor labels, so that its ticks stay legible at the page's size."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def panels_per_row(fig) -> int:

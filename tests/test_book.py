@@ -46,3 +46,10 @@ def test_mean_std_formats_finite_values_and_says_what_is_missing():
         "0.5000 (1/2; diverged at step 300)"
     assert book.mean_std([np.nan, np.nan]) == "not reached (0/2)"
     assert book.mean_std([np.nan], diverged_at=[4000]) == "diverged at step 4,000"
+
+
+def test_html_table_keeps_numbers_and_short_labels_on_one_line():
+    html = book.Table([{"N × D": "4 × 5", "err": 6.0e-7, "note": "a long sentence that may wrap"}],
+                      fmt="{:.1e}")._repr_html_()
+    assert '<td class="bn-short">4 × 5</td>' in html and '<td class="bn-num">6.0e-07</td>' in html
+    assert "<td>a long sentence that may wrap</td>" in html
