@@ -99,16 +99,14 @@ def summary(record: results.Record) -> dict:
 
 
 def plot(record: results.Record, cfg: ShiftConfig):
-    """Figure: test accuracy, the layer's mean ± std, and one unit's percentiles, over training."""
-    import matplotlib.pyplot as plt
-
-    fig, grid = plt.subplots(2, 2, figsize=(11, 7.5))   # 2x2: legible at the page's width
-    axes = grid.ravel()
+    """Figure: test accuracy, the layer's mean ± std, and one unit's percentiles (without and
+    with BN, on one scale), over training; two panels per row."""
+    fig, axes = plotting.panels(4, height=2.7)
     layer = record.config["layer"]
     for name in NETS:
         h = record[name]
         steps, ev = np.array(h["eval_step"]), h["evals"]
-        color = plotting.COLORS[name]
+        color = plotting.PALETTE[name]
         axes[0].plot(steps, ev["test_accuracy"], color=color, label=LABELS[name])
         mean, std = np.array(ev["mean"]), np.array(ev["std"])
         axes[1].plot(steps, mean, color=color, label=LABELS[name])
@@ -116,18 +114,19 @@ def plot(record: results.Record, cfg: ShiftConfig):
     for ax, name in zip(axes[2:], NETS):
         ev = record[name]["evals"]
         plotting.percentile_bands(ax, record[name]["eval_step"], ev["p15"], ev["p50"], ev["p85"],
-                                  color=plotting.COLORS[name])
+                                  color=plotting.PALETTE[name])
     plotting.label(axes[0], title="Test accuracy", xlabel="training step", ylabel="accuracy")
-    plotting.label(axes[1], title=f"Hidden layer {layer}: mean ± std of inputs to σ",
-                   xlabel="training step", ylabel="pre-activation")
+    plotting.label(axes[1], title=f"Layer {layer}: inputs to σ, mean ± std",
+                   xlabel="training step", ylabel="pre-activation", legend=False)
     for ax, name in zip(axes[2:], NETS):
-        plotting.label(ax, title=f"One unit of layer {layer}, {LABELS[name]}",
-                       xlabel="training step", ylabel="input to σ (percentiles)")
+        plotting.label(ax, title=f"One unit, {LABELS[name]}", xlabel="training step",
+                       ylabel="input to σ", legend=name == "no_bn")
     lo = min(ax.get_ylim()[0] for ax in axes[2:])
     hi = max(ax.get_ylim()[1] for ax in axes[2:])
     for ax in axes[2:]:
         ax.set_ylim(lo, hi)  # one scale, so the two units' drift compares by eye
-    plotting.caption(fig, f"MNIST, 784-{'-'.join(map(str, record.config['hidden']))}-10 "
-                          f"{record.config['activation']} MLP. Source: {record.caption()}")
-    fig.tight_layout()
+    hidden = "-".join(map(str, record.config["hidden"]))
+    plotting.note(fig, f"MNIST, 784-{hidden}-10 {record.config['activation']} MLP, one seed; "
+                       f"unit {record.config['unit']} of hidden layer {layer}, measured on "
+                       f"{record.config['probe_size']:,} test images in eval mode.")
     return fig
