@@ -30,7 +30,7 @@ from .eval_branch_bug import (  # noqa: F401
     hidden_weight_norm, run_eval_branch, saturation)
 from .figures import (  # noqa: F401
     convention_checks, eval_branch_table, momentum_bug_table, plot_batch_dependence,
-    plot_eval_branch, plot_momentum_bugs, plot_running_estimates)
+    plot_eval_branch, plot_momentum_bugs, plot_running_estimates, plot_variance_bias)
 from .folding import fold_check, fold_timing  # noqa: F401
 from .momentum_bug import (  # noqa: F401
     BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,

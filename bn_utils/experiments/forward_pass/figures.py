@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from ... import plotting, results
 from .eval_branch_bug import EVAL_BRANCH_NETS
@@ -24,75 +25,83 @@ def convention_checks(record: results.Record) -> dict:
 
 
 def plot_running_estimates(record: results.Record):
-    """Figure: running mean and variance over the stream per momentum, and the variance bias."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    """Figure: the running mean and variance over the stream of batches, per momentum, against
+    the true values (and the cumulative average of biased variances); one legend below."""
+    fig, axes = plotting.panels(2, height=3.0)
     steps = np.arange(1, len(record["mean_None"]) + 1)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = plotting.series_colors(len(record["momenta"]))
     for color, m in zip(colors, record["momenta"]):
         label = "momentum None (cumulative average)" if m == "None" else f"momentum {m}"
-        axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1)
-        axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1)
-    axes[1].plot(steps, record["var_None_biased"], color="0.4", ls=":", lw=1.2,
+        axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1.2)
+        axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1.2)
+    axes[1].plot(steps, record["var_None_biased"], color=plotting.PALETTE["muted"], ls=":", lw=1.5,
                  label="cumulative average of biased variances")
     for ax, true in ((axes[0], record["true_mean"]), (axes[1], record["true_var"])):
-        ax.axhline(true, color="k", ls="--", lw=1, label="true value")
+        ax.axhline(true, color=plotting.PALETTE["reference"], ls="--", lw=1, label="true value")
         ax.set_xscale("log")
+    plotting.label(axes[0], title="Running mean", xlabel="batches seen (log scale)",
+                   ylabel="estimate of E[x]", legend=False)
+    plotting.label(axes[1], title="Running variance", xlabel="batches seen (log scale)",
+                   ylabel="estimate of Var[x]", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    plotting.note(fig, f"A stream of batches of {record.config['stream_batch_size']} values from "
+                       f"N({STREAM_MEAN:g}, {STREAM_STD:g}²); the running statistics start at "
+                       "mean 0, variance 1.")
+    return fig
+
+
+def plot_variance_bias(record: results.Record):
+    """Figure: the average biased (÷N) and unbiased (÷(N − 1)) batch variance of N(0, 1)
+    samples over the true variance, against the batch size N, with the law 1 − 1/N."""
+    fig, (ax,) = plotting.panels(1, height=3.0)
     n = np.array(record["bias_sizes"])
     grid = np.linspace(n.min(), n.max(), 200)
-    axes[2].plot(grid, 1 - 1 / grid, color="k", ls="--", lw=1, label="theory: 1 − 1/N")
-    axes[2].plot(n, record["bias_biased"], "o", color=colors[0], label="biased (÷N), measured")
-    axes[2].plot(n, record["bias_unbiased"], "s", color=colors[1],
-                 label="unbiased (÷(N − 1)), measured")
-    axes[2].set_xscale("log", base=2)
-    axes[2].set_xticks(n, [str(v) for v in n])
-    batch = record.config["stream_batch_size"]
-    plotting.label(axes[0], title=f"Running mean (batches of {batch})",
-                   xlabel="batches seen", ylabel="estimate of E[x]", legend=False)
-    plotting.label(axes[1], title=f"Running variance (batches of {batch})",
-                   xlabel="batches seen", ylabel="estimate of Var[x]", legend=False)
-    axes[0].legend(loc="lower right")
-    axes[1].legend(loc="lower right", fontsize=8)
-    plotting.label(axes[2], title="Average batch variance of N(0, 1) samples",
-                   xlabel="batch size N", ylabel="E[batch variance] / true variance")
-    plotting.caption(fig, f"Stream: N({STREAM_MEAN:g}, {STREAM_STD:g}²), running stats start at "
-                          f"mean 0, var 1. Source: {record.caption()}")
-    fig.tight_layout()
+    ax.plot(grid, 1 - 1 / grid, color=plotting.PALETTE["reference"], ls="--", lw=1,
+            label="theory: 1 − 1/N")
+    biased, unbiased = plotting.series_colors(2)
+    ax.plot(n, record["bias_biased"], "o", color=biased, label="biased (÷N), measured")
+    ax.plot(n, record["bias_unbiased"], "s", color=unbiased, label="unbiased (÷(N − 1)), measured")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(n, [str(v) for v in n])
+    plotting.label(ax, title="Average batch variance over the true variance",
+                   xlabel="batch size N (log scale)", ylabel="E[batch variance] / Var[x]")
+    plotting.note(fig, f"Each point: the average over {record.config['bias_batches']:,} batches of "
+                       "N(0, 1) samples.")
     return fig
 
 
 def plot_batch_dependence(record: results.Record):
     """Figure: one example's true-class logit over random batches per batch size (vs its eval
     value), and the spread of train-mode outputs against batch size."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = plotting.panels(2, height=3.2)
     sizes = np.array(record["batch_sizes"])
     label = int(record["labels"][0])
     logits = record["example_logits"]  # (sizes, draws): example 0's true-class logit
     pos = np.arange(len(sizes))
-    axes[0].violinplot(list(logits), positions=pos, showmedians=True)
-    axes[0].axhline(record["eval_outputs"][0, label], color=plotting.COLORS["bn"], ls="--",
-                    label="eval mode (running statistics)")
+    parts = axes[0].violinplot(list(logits), positions=pos, showmedians=True)
+    for body in parts["bodies"]:
+        body.set_facecolor(plotting.PALETTE["bn"])
+    for key in ("cmedians", "cmins", "cmaxes", "cbars"):
+        parts[key].set_color(plotting.PALETTE["bn"])
+    axes[0].axhline(record["eval_outputs"][0, label], color=plotting.PALETTE["reference"], ls="--",
+                    label="eval mode")
     axes[0].set_xticks(pos, [str(s) for s in sizes])
     spread = np.array(record["spread"])
-    axes[1].loglog(sizes, spread, "o-", color=plotting.COLORS["bn"],
-                   label="std over batch mates (train mode)")
-    axes[1].loglog(sizes, np.array(record["offset"]), "s-", color=plotting.COLORS["other"],
-                   label="|mean over batch mates − eval output|")
-    axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color="0.5", ls=":",
-                   label="∝ 1/√B")
+    axes[1].loglog(sizes, spread, "o-", color=plotting.PALETTE["bn"], label="std over batch mates")
+    axes[1].loglog(sizes, np.array(record["offset"]), "s-", color=plotting.PALETTE["other"],
+                   label="|mean − eval output|")
+    axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color=plotting.PALETTE["muted"],
+                   ls=":", label="∝ 1/√B")
+    plotting.plain_log_ticks(axes[1], "y")
     axes[1].set_xticks(sizes, [str(s) for s in sizes])
-    plotting.label(axes[0], title=f"One test image (a {label}): train-mode output over random "
-                                  "batches", xlabel="batch size B",
+    axes[1].xaxis.set_minor_formatter(NullFormatter())
+    plotting.label(axes[0], title=f"One test image (a {label}), train mode", xlabel="batch size B",
                    ylabel=f"logit of class {label}")
-    plotting.label(axes[1], title="How much the batch mates move the output",
-                   xlabel="batch size B", ylabel="logit difference (avg over classes, images)")
-    plotting.caption(fig, f"MNIST {record.config['activation']} BN MLP after "
-                          f"{record.config['steps']} steps; {record.config['spread_draws']} random "
-                          f"batches per size. Source: {record.caption()}")
-    fig.tight_layout()
+    plotting.label(axes[1], title="How much batch mates move it", xlabel="batch size B",
+                   ylabel="logit difference")
+    plotting.note(fig, f"MNIST {record.config['activation']} BN MLP after "
+                       f"{record.config['steps']} steps; {record.config['spread_draws']} random "
+                       "batches per size; right: averaged over classes and images.")
     return fig
 
 
@@ -114,34 +123,32 @@ def momentum_bug_table(record: results.Record) -> dict:
 
 
 def plot_momentum_bugs(record: results.Record):
-    """Figure: running-statistic errors and test accuracy over training, per momentum."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for color, label in zip(colors, BUG_MOMENTA):
+    """Figure: running-statistic errors (top row) and test accuracy (bottom, the whole width)
+    over training, per momentum; one legend below."""
+    fig, axes = plotting.panels(3, height=2.8, wide=(2,))
+    for color, label in zip(plotting.series_colors(len(BUG_MOMENTA)), BUG_MOMENTA):
         h = record[label]
         steps, ev = np.array(h["eval_step"][1:]), h["evals"]
         axes[0].plot(steps, ev["mean_error"][1:], color=color)
         axes[1].plot(steps, ev["var_error"][1:], color=color)
         axes[2].plot(steps, ev["test_accuracy"][1:], color=color, label=f"momentum {label}")
     first = record[next(iter(BUG_MOMENTA))]
-    axes[2].plot(first["eval_step"][1:], first["evals"]["exact_accuracy"][1:], color="k",
-                 ls="--", lw=1, label="exact population statistics")
+    axes[2].plot(first["eval_step"][1:], first["evals"]["exact_accuracy"][1:],
+                 color=plotting.PALETTE["reference"], ls="--", lw=1,
+                 label="exact population statistics")
     for ax in axes[:2]:
         ax.set_yscale("log")
+        plotting.plain_log_ticks(ax)
     plotting.label(axes[0], title="Error of the running mean", xlabel="training step",
-                   ylabel="mean |Δμ| / σ (population)")
+                   ylabel="|Δμ| / σ (population)")
     plotting.label(axes[1], title="Error of the running variance", xlabel="training step",
-                   ylabel="mean |log(running var / true var)|")
-    plotting.label(axes[2], title="Test accuracy in eval mode (legend for all panels)",
-                   xlabel="training step", ylabel="accuracy", legend=False)
-    axes[2].legend(loc="lower right")
-    plotting.caption(fig, f"MNIST {record.config['activation']} BN MLP, batch size "
-                          f"{record.config['bug_batch_size']}, the same weights in all three "
-                          "runs. "
-                          f"Source: {record.caption()}")
-    fig.tight_layout()
+                   ylabel="|log(running / true var)|")
+    plotting.label(axes[2], title="Test accuracy in eval mode", xlabel="training step",
+                   ylabel="accuracy", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    plotting.note(fig, f"MNIST {record.config['activation']} BN MLP, batch size "
+                       f"{record.config['bug_batch_size']}, the same weights in all three runs; "
+                       "errors are means over the BN layers' features.")
     return fig
 
 
@@ -162,12 +169,10 @@ def eval_branch_table(record: results.Record) -> dict:
 
 def plot_eval_branch(record: results.Record):
     """Figure: training loss of the three normalisations, at the usual and at the high LR."""
-    import matplotlib.pyplot as plt
-
     lrs = (record.config["lr"], record.config["bug_lr"])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
-    colors = {"torch BN": plotting.COLORS["bn"], "no BN": plotting.COLORS["no_bn"],
-              "eval-branch BN (buggy)": plotting.COLORS["noisy_bn"]}
+    fig, axes = plotting.panels(2, height=3.0, sharey=True)
+    colors = {"torch BN": plotting.PALETTE["bn"], "no BN": plotting.PALETTE["no_bn"],
+              "eval-branch BN (buggy)": plotting.PALETTE["noisy_bn"]}
     for ax, lr in zip(axes, lrs):
         for name in EVAL_BRANCH_NETS:
             h = record[f"{name} @ lr {lr:g}"]
@@ -175,9 +180,10 @@ def plot_eval_branch(record: results.Record):
             ax.plot(h["step"], np.clip(loss, None, 10.0), color=colors[name],
                     label=name + (" (diverged)" if h["diverged"] else ""))
         ax.set_yscale("log")
+        plotting.plain_log_ticks(ax)
         plotting.label(ax, title=f"SGD learning rate {lr:g}", xlabel="training step",
-                       ylabel="train loss (cross-entropy, clipped at 10)")
-    plotting.caption(fig, f"MNIST {record.config['activation']} MLP, batch size "
-                          f"{record.config['batch_size']}. Source: {record.caption()}")
-    fig.tight_layout()
+                       ylabel="train loss (clipped at 10)" if ax is axes[0] else "", legend=False)
+    plotting.legend_below(fig, axes, ncols=3)
+    plotting.note(fig, f"MNIST {record.config['activation']} MLP, batch size "
+                       f"{record.config['batch_size']}; cross-entropy of each training batch.")
     return fig
