@@ -165,19 +165,119 @@ def timing_rows(cfg: BackpropConfig) -> list[dict]:
     return rows
 
 
-def plot_jacobian(jac: np.ndarray, caption: str):
+def plot_jacobian(jac: np.ndarray):
     """Figure: the Jacobian of one feature's BN output over a batch, as a heat map."""
-    import matplotlib.pyplot as plt
-
     from .. import plotting
 
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    fig, (ax,) = plotting.panels(1, height=3.6)
     lim = np.abs(jac).max()
     im = ax.imshow(jac, cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax, label="∂y_i / ∂x_j")
+    n = len(jac)
+    ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
+    ax.set_yticks(range(n), [str(i + 1) for i in range(n)])
     plotting.label(ax, title="BN couples the examples of a batch", xlabel="input example j",
                    ylabel="output example i", legend=False)
     ax.grid(False)
-    plotting.caption(fig, caption)
-    fig.tight_layout()
+    plotting.note(fig, f"One feature, a batch of {n} standard normal values, γ = 1; autograd "
+                       "through F.batch_norm.")
+    return fig
+
+
+# The computational graph of one feature's BN, drawn with forward values and backward gradients.
+GRAPH_EXAMPLE = {"x": (1.0, 2.0, 6.0), "gamma": 2.0, "beta": 0.5, "dout": (0.5, -1.0, 0.25)}
+_NODES = {  # name: (label, position in the drawing)
+    "x": ("$x$", (0.3, 3.6)), "mu": (r"$\mu$", (1.6, 5.8)), "xc": (r"$x - \mu$", (3.4, 3.6)),
+    "var": (r"$\sigma^2$", (3.6, 1.0)), "std": (r"$\sigma$", (6.3, 1.0)),
+    "xhat": (r"$\hat x$", (6.3, 3.6)), "gamma": (r"$\gamma$", (7.9, 5.8)),
+    "beta": (r"$\beta$", (10.2, 5.8)), "y": ("$y$", (9.2, 3.6)), "L": ("$L$", (9.2, 1.0)),
+}
+_OPS = ("μ = mean(x),   σ² = mean((x − μ)²),\nσ = √(σ² + ε),   x̂ = (x − μ) / σ,   y = γx̂ + β")
+# (from, to, where the labels go, how far along the edge): the forward value on the edge is ``from``'s; the gradient is
+# what flows back along it to ``from`` (a node's total gradient is the sum over its out-edges).
+_EDGES = (("x", "mu", "left", 0.5), ("x", "xc", "above", 0.45), ("mu", "xc", "right", 0.5),
+          ("xc", "var", "right", 0.5), ("xc", "xhat", "above", 0.55), ("var", "std", "above", 0.5),
+          ("std", "xhat", "right", 0.5), ("xhat", "y", "above", 0.5), ("gamma", "y", "left", 0.5),
+          ("beta", "y", "right", 0.5), ("y", "L", "left", 0.75))
+
+
+def graph_values(x=GRAPH_EXAMPLE["x"], gamma=GRAPH_EXAMPLE["gamma"], beta=GRAPH_EXAMPLE["beta"],
+                 dout=GRAPH_EXAMPLE["dout"], eps: float = 1e-5) -> dict:
+    """Return, for one feature over a small batch, each node's forward value (``value``), each
+    edge's backward gradient (``edge``: what flows back along it, (from, to) keyed) and each
+    input's total gradient (``grad``), computed node by node as in the chapter's staged code."""
+    x, dout = np.asarray(x, dtype=float), np.asarray(dout, dtype=float)
+    n = len(x)
+    mu = x.mean()
+    xc = x - mu
+    var = (xc ** 2).mean()
+    std = np.sqrt(var + eps)
+    xhat = xc / std
+    y = gamma * xhat + beta
+    dxhat = gamma * dout
+    dstd = -(dxhat * xc).sum() / std ** 2
+    dvar = dstd / (2 * std)
+    dxc_via_xhat, dxc_via_var = dxhat / std, 2 * xc * dvar / n
+    dxc = dxc_via_xhat + dxc_via_var
+    dmu = -dxc.sum()
+    edge = {("x", "mu"): np.full(n, dmu / n), ("x", "xc"): dxc, ("mu", "xc"): dmu,
+            ("xc", "var"): dxc_via_var, ("xc", "xhat"): dxc_via_xhat, ("var", "std"): dvar,
+            ("std", "xhat"): dstd, ("xhat", "y"): dxhat, ("gamma", "y"): (dout * xhat).sum(),
+            ("beta", "y"): dout.sum(), ("y", "L"): dout}
+    value = {"x": x, "mu": mu, "xc": xc, "var": var, "std": std, "xhat": xhat, "gamma": gamma,
+             "beta": beta, "y": y}
+    grad = {"x": dxc + dmu / n, "gamma": edge["gamma", "y"], "beta": edge["beta", "y"]}
+    return {"value": value, "edge": edge, "grad": grad, "eps": eps}
+
+
+def _short(v) -> str:
+    """Return a value as short text: a number to 2 decimals, a vector in parentheses."""
+    def one(a: float) -> str:
+        text = f"{a:.2f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text.replace("-", "−")
+    v = np.asarray(v, dtype=float)
+    return one(float(v)) if v.ndim == 0 else "(" + ", ".join(one(a) for a in v) + ")"
+
+
+def plot_graph(values: dict):
+    """Figure: the computational graph of BN's forward pass for one feature; on every edge the
+    value flowing forward (black) and the gradient of the loss flowing back (red)."""
+    from .. import plotting
+
+    fig, (ax,) = plotting.panels(1, height=4.8)
+    ax.set_xlim(-0.2, 10.4)
+    ax.set_ylim(0.0, 6.4)
+    ax.axis("off")
+    red, box = plotting.PALETTE["bn"], dict(boxstyle="round,pad=0.35", fc="#f4f4f4", ec="0.4")
+    patches = {}
+    for name, (label, (px, py)) in _NODES.items():
+        patches[name] = ax.text(px, py, label, ha="center", va="center", fontsize=12, bbox=box,
+                                zorder=3)
+    ax.text(10.4, 0.05, _OPS, ha="right", va="bottom", fontsize=10, color="0.3", linespacing=1.5)
+    fig.canvas.draw()   # the boxes' sizes, so that arrows end at their borders
+    for a, b, side, along in _EDGES:
+        (xa, ya), (xb, yb) = _NODES[a][1], _NODES[b][1]
+        ax.annotate("", xy=(xb, yb), xytext=(xa, ya), zorder=1,
+                    arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.2, mutation_scale=14,
+                                    patchA=patches[a].get_bbox_patch(),
+                                    patchB=patches[b].get_bbox_patch()))
+        mx, my = xa + along * (xb - xa), ya + along * (yb - ya)
+        fwd, bwd = _short(values["value"][a]), _short(values["edge"][a, b])
+        if side == "above":
+            # above and below the boxes' height, so that a label may reach past a box's side
+            spots = ((mx, my + 0.26, "center", "bottom"), (mx, my - 0.26, "center", "top"))
+        else:
+            off, ha = (0.15, "left") if side == "right" else (-0.15, "right")
+            spots = ((mx + off, my + 0.05, ha, "bottom"), (mx + off, my - 0.05, ha, "top"))
+        for text, color, (tx, ty, ha, va) in zip((fwd, bwd), ("black", red), spots):
+            ax.text(tx, ty, text, ha=ha, va=va, fontsize=10, color=color, zorder=2)
+    px, py = _NODES["x"][1]
+    ax.text(px - 0.5, py - 0.8, r"$\partial L/\partial x$ = " + _short(values["grad"]["x"]),
+            ha="left", va="top", color=red, fontsize=10)
+    ax.text(-0.2, 0.05, "black: the value flowing forward\nred: the gradient of $L$ flowing back",
+            fontsize=10, color="0.25", ha="left", va="bottom")
+    plotting.note(fig, f"One feature over a batch of {len(values['value']['x'])}; "
+                       f"γ = {values['value']['gamma']:g}, β = {values['value']['beta']:g}, "
+                       f"ε = {values['eps']:g}; the upstream gradient ∂L/∂y is the red vector on "
+                       "the last edge.")
     return fig
