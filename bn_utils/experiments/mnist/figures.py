@@ -14,29 +14,28 @@ from .tables import LABELS, select, truncate
 COLORS = {False: plotting.COLORS["no_bn"], True: plotting.COLORS["bn"]}
 
 
-def _caption(fig, record: results.Record, extra: str = "") -> None:
-    """Put the source line (and what the figure averages over) under a figure."""
+def _note(fig, record: results.Record, extra: str = "") -> None:
+    """Attach what the figure shows (the network, what it averages over) for its source note."""
     widths = "-".join(map(str, (784, *record.config["hidden"], 10)))
-    plotting.caption(fig, f"MNIST, {widths} MLP. {extra}Source: {record.caption()}")
+    plotting.note(fig, f"MNIST, {widths} MLP. {extra}")
 
 
 def plot_lr_search(search: results.Record):
     """Figure: final validation accuracy of the nets without BN against the learning rate, one
     line per activation (and per other initialisation of the sigmoid net)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    fig, (ax,) = plotting.panels(1, height=3.4)
     final = np.asarray(search["val_accuracy"])[-1]
     models = search["models"]
     main = models[0]["init"]
-    for a, init in dict.fromkeys((m["activation"], m["init"]) for m in models):
+    lines = list(dict.fromkeys((m["activation"], m["init"]) for m in models))
+    for (a, init), color in zip(lines, plotting.series_colors(len(lines))):
         idx = [i for i, m in enumerate(models) if (m["activation"], m["init"]) == (a, init)]
         lrs = np.array([models[i]["lr"] for i in idx])
         grid = np.unique(lrs)
         mean = np.array([np.nanmean(final[idx][lrs == lr]) if np.isfinite(final[idx][lrs == lr]).any()
                          else np.nan for lr in grid])
         label = a if init == main else f"{a}, init {init}"
-        line, = ax.plot(grid, mean, "o-" if init == main else "o--", label=label)
+        line, = ax.plot(grid, mean, "o-" if init == main else "o--", label=label, color=color)
         chosen = search["chosen_lr"][init][a]
         ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=15, color=line.get_color())
         for lr in grid[~np.isfinite(mean)]:
@@ -44,11 +43,9 @@ def plot_lr_search(search: results.Record):
     ax.set_xscale("log")
     plotting.label(ax, title=f"Learning-rate search (networks without BN, init {main})",
                    xlabel="learning rate (log scale)",
-                   ylabel=f"validation accuracy after {int(search['eval_step'][-1]):,} steps",
-                   legend=False)
-    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _caption(fig, search, "★ chosen, × diverged. ")
-    fig.tight_layout()
+                   ylabel=f"val. accuracy, step {int(search['eval_step'][-1]):,}", legend=False)
+    plotting.legend_below(fig, [ax], ncols=2)
+    _note(fig, search, "★ chosen, × diverged; mean over the search seeds. ")
     return fig
 
 
@@ -57,9 +54,7 @@ def plot_figure1(record: results.Record, activation: str = "sigmoid", unit: int 
     """Figure 1 of the paper: (a) test accuracy over training without and with BN (mean ± std over
     seeds); (b, c) the 15th/50th/85th percentiles of the input to one nonlinearity (``unit``) of
     the last hidden layer over training, without and with BN, for one seed."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plotting.panels(3, height=2.8, wide=(0,))
     steps = np.asarray(record["eval_step"])
     acc = np.asarray(record["test_accuracy"])
     for bn in (False, True):
@@ -72,49 +67,44 @@ def plot_figure1(record: results.Record, activation: str = "sigmoid", unit: int 
         i = select(record, activation, bn)[seed_index]
         p15, p50, p85 = (np.asarray(record[f"p{p}"])[:, i, unit] for p in PERCENTILES)
         plotting.percentile_bands(ax, steps, p15, p50, p85, color=COLORS[bn])
-        plotting.label(ax, title=f"{tag} Input to a {activation}, {LABELS[bn]}",
-                       xlabel="training step",
-                       ylabel=f"unit {unit} of hidden layer {len(record.config['hidden'])}")
+        plotting.label(ax, title=f"{tag} {LABELS[bn]}", xlabel="training step",
+                       ylabel=f"input to the {activation}", legend=not bn)
     lo = min(ax.get_ylim()[0] for ax in axes[1:])
     hi = max(ax.get_ylim()[1] for ax in axes[1:])
     for ax in axes[1:]:
-        ax.set_ylim(lo, hi)
+        ax.set_ylim(lo, hi)   # one scale: the two networks' drift compares by eye
     seed = record["models"][select(record, activation, False)[seed_index]]["seed"]
-    _caption(fig, record, f"(a) mean ± std over {len(select(record, activation, True))} seeds; "
-                          f"(b, c) seed {seed}, percentiles over the test images. ")
-    fig.tight_layout()
+    _note(fig, record, f"(a) mean ± std over {len(select(record, activation, True))} seeds; "
+                       f"(b, c) unit {unit} of hidden layer {len(record.config['hidden'])}, seed "
+                       f"{seed}, percentiles over the test images. ")
     return fig
 
 
 def plot_activations(record: results.Record):
     """Figure: test accuracy over training without and with BN for each activation (mean ± std
     over seeds), on a log step axis so that the early steps and the end both show."""
-    import matplotlib.pyplot as plt
-
     acts = list(dict.fromkeys(m["activation"] for m in record["models"]))
-    fig, axes = plt.subplots(1, len(acts), figsize=(5 * len(acts), 3.8), sharey=True,
-                             squeeze=False)
+    fig, axes = plotting.panels(len(acts), height=2.8, sharey=True)
     steps = np.asarray(record["eval_step"])
     acc = np.asarray(record["test_accuracy"])
     keep = steps > 0
-    for ax, a in zip(axes[0], acts):
+    for ax, a in zip(axes, acts):
         for bn in (False, True):
             plotting.band(ax, steps[keep], acc[keep][:, select(record, a, bn)].T, label=LABELS[bn],
                           color=COLORS[bn])
         ax.set_xscale("log")
         ax.set_ylim(0.8, 1.0)
-        plotting.label(ax, title=a, xlabel="training step (log scale)", ylabel="test accuracy")
-    _caption(fig, record, "Mean ± std over seeds. ")
-    fig.tight_layout()
+        plotting.label(ax, title=a, xlabel="training step (log scale)", ylabel="test accuracy",
+                       legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    _note(fig, record, "Mean ± std over seeds. ")
     return fig
 
 
 def plot_batch_size_one(bs1: results.Record, record: results.Record):
     """Figure: training loss and test accuracy of the sigmoid net with BN at batch size 1, beside
     the same network (same seed, initial weights and learning rate) at the main runs' batch."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, axes = plotting.panels(2, height=3.0)
     i = [j for j in select(record, "sigmoid", True) if record["models"][j]["seed"] == bs1["seed"]][0]
     batch = record.config["batch_size"]
     log_steps, eval_steps = np.asarray(record["log_step"]), np.asarray(record["eval_step"])
@@ -122,35 +112,33 @@ def plot_batch_size_one(bs1: results.Record, record: results.Record):
     k, e = log_steps <= upto, eval_steps <= upto
     axes[0].plot(log_steps[k], np.asarray(record["train_loss"])[k, i], color=COLORS[True],
                  label=f"batch {batch}")
-    axes[0].plot(bs1["step"], bs1["loss"], color="0.2", label="batch 1")
-    axes[0].axhline(math.log(10), color="0.5", ls=":", lw=1, label="log 10 (uniform guess)")
+    axes[0].plot(bs1["step"], bs1["loss"], color=plotting.PALETTE["noisy_bn"], label="batch 1")
+    axes[0].axhline(math.log(10), color=plotting.PALETTE["muted"], ls=":", lw=1,
+                    label="log 10 (uniform guess)")
     axes[1].plot(eval_steps[e], np.asarray(record["test_accuracy"])[e, i], "o-", ms=3,
                  color=COLORS[True], label=f"batch {batch}")
-    axes[1].plot(bs1["eval_step"], bs1["evals"]["test_accuracy"], "o-", ms=3, color="0.2",
-                 label="batch 1")
-    plotting.label(axes[0], title="Training loss, sigmoid net with BN", xlabel="training step",
-                   ylabel="cross-entropy (training batches)")
-    plotting.label(axes[1], title="Test accuracy (inference mode)", xlabel="training step",
-                   ylabel="test accuracy")
+    axes[1].plot(bs1["eval_step"], bs1["evals"]["test_accuracy"], "o-", ms=3,
+                 color=plotting.PALETTE["noisy_bn"], label="batch 1")
+    plotting.label(axes[0], title="Training loss", xlabel="training step",
+                   ylabel="cross-entropy", legend=False)
+    plotting.label(axes[1], title="Test accuracy (eval mode)", xlabel="training step",
+                   ylabel="test accuracy", legend=False)
     axes[1].set_ylim(0, 1)
-    _caption(fig, bs1, f"Seed {bs1['seed']}, learning rate {bs1['learning_rate']:g}; batch {batch} from the "
-                       "main runs. ")
-    fig.tight_layout()
+    plotting.legend_below(fig, axes, ncols=3)
+    _note(fig, bs1, f"Sigmoid network with BN, seed {bs1['seed']}, learning rate "
+                    f"{bs1['learning_rate']:g}; batch {batch} from the main runs. ")
     return fig
 
 
 def plot_inits(inits: results.Record, record: results.Record, cfg: MnistConfig):
     """Figure: test accuracy of the sigmoid net without and with BN for each initialisation (the
     main one from the main runs), mean ± std over seeds, log step axis."""
-    import matplotlib.pyplot as plt
-
     steps = min(cfg.compare_steps, cfg.steps)
     main = truncate(record, steps)
     sources = [(init_label(cfg.init, cfg.init_std), main)]
     sources += [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
-    fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 3.8), sharey=True,
-                             squeeze=False)
-    for ax, (init, src) in zip(axes[0], sources):
+    fig, axes = plotting.panels(len(sources), height=2.8, sharey=True)
+    for ax, (init, src) in zip(axes, sources):
         x = np.asarray(src["eval_step"])
         keep = x > 0
         for bn in (False, True):
@@ -160,8 +148,8 @@ def plot_inits(inits: results.Record, record: results.Record, cfg: MnistConfig):
         ax.set_xscale("log")
         ax.set_ylim(0.5, 1.0)
         lr = src["models"][select(src, "sigmoid", False, init)[0]]["lr"]
-        plotting.label(ax, title=f"sigmoid, init {init} (lr {lr:g})",
-                       xlabel="training step (log scale)", ylabel="test accuracy")
-    _caption(fig, inits if inits["models"] else record, "Mean ± std over seeds. ")
-    fig.tight_layout()
+        plotting.label(ax, title=f"init {init} (lr {lr:g})",
+                       xlabel="training step (log scale)", ylabel="test accuracy", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    _note(fig, inits if inits["models"] else record, "Sigmoid networks; mean ± std over seeds. ")
     return fig
