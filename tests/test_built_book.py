@@ -1,7 +1,12 @@
 """The built book as a reader meets it (run by `make book-check` on the smoke build; set
 BN_BOOK_HTML to another build's html folder to check that one): every figure is an image in the
-executed notebook and in the page, links resolve, the Colab button points at the configured
-repository, and, in headless Chromium, pages load cleanly with every equation typeset offline."""
+executed notebook and in the page, with a caption and a source note; links resolve, the Colab
+button points at the configured repository, and, in headless Chromium, pages load cleanly with
+every equation typeset offline and read at 1280 px and at a phone's 390 px: nothing scrolls
+sideways outside its own scroll box, images are shown near their natural size or can be enlarged,
+and a chapter's first paragraph comes before any code. Screenshots of both widths go to
+_build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
+conventions yet) are expected to fail the page checks."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from test_pages import PENDING
 
 REPO = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("BN_BOOK_HTML", REPO / "_build" / "html")).resolve()
@@ -34,12 +40,20 @@ def _pages() -> list[Path]:
     return sorted([HTML / "chapters" / f"{c}.html" for c in CHAPTERS] + [HTML / "chapters" / "intro.html"])
 
 
+def _pending(pages: list[Path]) -> list:
+    """The pages, those of chapters not converted yet marked as expected to fail (not strictly)."""
+    return [pytest.param(p, marks=pytest.mark.xfail(reason="chapter not converted yet (issue 23)",
+                                                    strict=False)) if p.stem in PENDING else p
+            for p in pages]
+
+
 class _Html(HTMLParser):
-    """The links, ids and images of one page."""
+    """The links, ids and images of one page, and its figures (images, caption, source note)."""
 
     def __init__(self):
         super().__init__()
         self.links, self.ids, self.images = [], set(), []
+        self.stack, self.figures, self.bare_images = [], [], []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -49,6 +63,24 @@ class _Html(HTMLParser):
             self.links.append(a["href"])
         if tag == "img":
             self.images.append(a.get("src", ""))
+        if tag in ("figure", "figcaption", "details"):
+            self.stack.append(tag)
+            if tag == "figure":
+                self.figures.append({"images": 0, "caption": "", "source": False})
+            if tag == "details" and "bn-source" in a.get("class", "") and self.figures:
+                self.figures[-1]["source"] = "figure" in self.stack
+        if tag == "img" and "figure" in self.stack:
+            self.figures[-1]["images"] += 1
+        elif tag == "img" and "_images/" in a.get("src", ""):   # an output, not the theme's logo
+            self.bare_images.append(a.get("src", ""))
+
+    def handle_endtag(self, tag):
+        if tag in ("figure", "figcaption", "details") and self.stack and self.stack[-1] == tag:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if self.stack and self.stack[-1] == "figcaption" and self.figures:
+            self.figures[-1]["caption"] += data
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,6 +124,17 @@ def test_every_cell_that_makes_a_figure_has_an_image_and_the_page_shows_it(chapt
     assert len(page) == len(code), f"{chapter}: {len(code)} code cells, {len(page)} on the page"
     no_img = [i for i in cells if not re.search(r'<img [^>]*src="[^"]*_images/[^"]+\.png"', page[i])]
     assert not no_img, f"{chapter}: code cells {no_img} make a figure the page does not show"
+
+
+@pytest.mark.parametrize("page", _pending([HTML / "chapters" / f"{c}.html" for c in CHAPTERS]),
+                         ids=lambda p: p.stem)
+def test_every_image_is_a_numbered_figure_with_a_caption_and_a_source_note(page):
+    parsed = _parse(page)
+    assert not parsed.bare_images, f"{page.name}: images outside a figure: {parsed.bare_images[:3]}"
+    for i, fig in enumerate(f for f in parsed.figures if f["images"]):
+        caption = " ".join(fig["caption"].split())
+        assert len(caption.split()) >= 8, f"{page.name}: figure {i + 1} has no caption ({caption!r})"
+        assert fig["source"], f"{page.name}: figure {i + 1} has no source note under its caption"
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
@@ -180,8 +223,6 @@ def test_the_page_loads_cleanly_in_chromium_with_images_and_typeset_maths(browse
         tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
                               timeout=30_000)
         tab.evaluate("() => MathJax.startup.promise")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}.png"), full_page=True)
     broken = tab.evaluate("() => [...document.images].filter(i => !i.complete || !i.naturalWidth)"
                           ".map(i => i.src)")
     raw = tab.evaluate(RAW_TEX)
@@ -190,3 +231,71 @@ def test_the_page_loads_cleanly_in_chromium_with_images_and_typeset_maths(browse
     assert not raw, f"{page.name}: maths left as raw TeX: {raw[:3]}"
     assert not errors, f"{page.name}: console errors: {errors[:3]}"
     assert not outside, f"{page.name}: requests outside the book (offline reader): {outside[:3]}"
+
+
+# What a reader at a given width sees: elements that stick out of the text column without a
+# scroll box of their own around them (MathJax's hidden assistive copy aside), each image's shown
+# and natural widths and whether it can be enlarged (_static/enlarge.js), and where the first
+# paragraph of prose and the first visible code cell start.
+LAYOUT = """() => {
+  const art = document.querySelector('article.bd-article') || document.querySelector('main');
+  const right = art.getBoundingClientRect().right + 1;
+  const scrolls = el => { for (let p = el.parentElement; p && p !== art; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+    return false; };
+  const out = [];
+  for (const el of art.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || r.right <= right || el.closest('mjx-assistive-mml')) continue;
+    if (getComputedStyle(el).visibility === 'hidden' || scrolls(el)) continue;
+    out.push(`${el.tagName.toLowerCase()}.${el.className} ends at ${Math.round(r.right)} px: ` +
+             (el.textContent || '').trim().slice(0, 50));
+  }
+  const images = [...art.querySelectorAll('img')].map(i => ({src: i.src.split('/').pop(),
+    shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
+    zoom: i.classList.contains('bn-zoomable')}));
+  const visible = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0;
+  const para = [...art.querySelectorAll('p')].find(p => visible(p) &&
+    !p.closest('.cell, figure, details, table, .admonition') && p.textContent.trim().length > 40);
+  const code = [...art.querySelectorAll('div.cell_input, div.cell .highlight')].find(visible);
+  const top = el => el ? el.getBoundingClientRect().top + window.scrollY : null;
+  return {outside: out.slice(0, 5), page: document.documentElement.scrollWidth,
+          window: window.innerWidth, images, paragraph: top(para), code: top(code)};
+}"""
+
+
+def _open(browser, page: Path, width: int):
+    """Open ``page`` at ``width`` px with its maths typeset and its images loaded."""
+    b, base = browser
+    tab = b.new_page(viewport={"width": width, "height": 900})
+    tab.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())
+    tab.goto(f"{base}/{page.relative_to(HTML).as_posix()}", wait_until="load")
+    if tab.evaluate("() => !!document.querySelector('script[src*=\"mathjax\"]')"):
+        tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                              timeout=30_000)
+        tab.evaluate("() => MathJax.startup.promise")
+    tab.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+    return tab
+
+
+@pytest.mark.parametrize("width", (1280, 390))
+@pytest.mark.parametrize("page", _pending(_pages()), ids=lambda p: p.stem)
+def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
+    tab = _open(browser, page, width)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}-{width}.png"), full_page=True)
+    seen = tab.evaluate(LAYOUT)
+    tab.close()
+    where = f"{page.name} at {width} px"
+    assert seen["page"] <= seen["window"] + 1, f"{where}: the page scrolls sideways"
+    assert not seen["outside"], f"{where}: sticks out of the column: {seen['outside']}"
+    small = [i for i in seen["images"] if i["natural"] and i["shown"] < 0.6 * i["natural"]
+             and not i["zoom"]]
+    assert not small, f"{where}: images shown below 0.6 of their size, not enlargeable: {small[:3]}"
+    if width == 1280 and page.stem not in PENDING:   # figures made for the page: natural size
+        shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]
+        assert not shrunk, f"{where}: figures wider than the column: {shrunk[:3]}"
+    if page.stem != "intro":
+        assert seen["paragraph"] is not None, f"{where}: no paragraph of prose"
+        assert seen["code"] is None or seen["paragraph"] < seen["code"], (
+            f"{where}: code is visible before the chapter's first paragraph")
