@@ -252,7 +252,7 @@ def answer(rows: list[dict]) -> dict:
     noise, ics = _find(papers, "07", "nearly as well"), _find(papers, "07", "ICS")
     for key, r in (("q_noise", noise), ("q_ics", ics)):
         out[f"{key}_claim"] = r["claim"] if r else "(not in the records)"
-        out[key] = f"{r['verdict']} ({r['spread']})" if r else "not run"
+        out[key] = r["verdict"] if r else "not run"
     smooth = [r for r in group(("08",))]
     out["q_smooth"] = _counts(smooth)
     decided = [r for r in (noise, ics, *smooth) if r is not None and claims.is_decided(r["verdict"])]
@@ -281,8 +281,10 @@ def tables(rows: list[dict]):
     from .book import Table
 
     for chapter in dict.fromkeys(r["chapter"] for r in rows):
-        display(Markdown(f"**Chapter {chapter}**"))
+        mine = [r for r in rows if r["chapter"] == chapter]
+        records = {r["record"] for r in mine}
+        one = records.pop() if len(records) == 1 else None     # one record: named in the heading
+        display(Markdown(f"**Chapter {chapter}**" + (f" (record: {one})" if one else "")))
         display(Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"],
-                        "spread (mean ± SE)": r["spread"], "record": r["record"],
-                        "theirs (source)": f"{r['their number']} ({r['source']})"}
-                       for r in rows if r["chapter"] == chapter]))
+                        "spread (mean ± SE)": r["spread"], **({} if one else {"record": r["record"]}),
+                        "theirs (source)": f"{r['their number']} ({r['source']})"} for r in mine]))
