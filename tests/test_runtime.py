@@ -9,32 +9,12 @@ import torch
 
 from bn_utils import runtime
 
-PACKAGE = Path(runtime.__file__).resolve().parent
-
 
 def test_runtime_imports_nothing_of_the_package():
     tree = ast.parse(Path(runtime.__file__).read_text())
     relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or
                 (n.module or "").startswith("bn_utils"))]
     assert relative == []
-
-
-def _imports(module: Path) -> set[str]:
-    """Return the sibling modules ``module`` imports (at any depth of its code)."""
-    names = set()
-    for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names |= {node.module} if node.module else {a.name for a in node.names}
-    return names
-
-
-def test_no_import_cycle_among_the_top_level_modules():
-    graph = {p.stem: _imports(p) for p in PACKAGE.glob("*.py")}
-    def reaches(start, goal, seen=()):
-        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n)))
-                   for n in graph.get(start, ()))
-    cycles = [m for m in graph if reaches(m, m)]
-    assert cycles == [], f"modules on an import cycle: {cycles}"
 
 
 def test_eval_mode_restores_the_previous_mode_even_after_an_error():

@@ -1,0 +1,152 @@
+"""The package's layers, read from its source: ``bn_utils``'s import graph (every import, at any
+depth of the code, imports inside functions included) has no cycle, and a module imports only
+from its own layer or the layers below it (the concept code never imports a chapter's experiment
+or the closing page's verdicts)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bn_utils"
+
+# Lowest first. A module belongs to the layer that lists its top-level name under bn_utils (a
+# package's modules all belong to its layer). A new module must be listed here.
+LAYERS = {
+    "base": ("runtime", "files"),
+    "nn": ("norms", "norm_alternatives", "norm_variants", "norm_registry", "models",
+           "inception_net", "stacked", "stacked_mlp"),
+    "training": ("data", "augment", "train", "measure", "checks", "search"),
+    "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
+    "exercises": ("exercises", "exercises_papers", "exercises_practice", "answer_check"),
+    "experiments": ("experiments",),
+    "verdicts": ("verdicts",),
+}
+RANK = {name: i for i, modules in enumerate(LAYERS.values()) for name in modules}
+
+
+def _modules() -> dict[str, Path]:
+    """Return ``{dotted name: file}`` of every module of the package."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _targets(name: str, path: Path, node: ast.Import | ast.ImportFrom, known: set) -> set[str]:
+    """Return the package modules one import statement of module ``name`` imports."""
+    if isinstance(node, ast.Import):
+        wanted = [a.name for a in node.names]
+    else:
+        if node.level:
+            here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+            base = ".".join(here[: len(here) - node.level + 1] + [node.module] * bool(node.module))
+        else:
+            base = node.module or ""
+        # ``from package import module`` imports the module, ``from module import name`` the module
+        wanted = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    out = set()
+    for target in wanted:
+        while target and target not in known:      # ``import bn_utils.x.y`` where y is a name
+            target = target.rpartition(".")[0]
+        parts = target.split(".")
+        if parts[0] != "bn_utils":
+            continue
+        # importing a.b.c first runs the packages a.b above it: unless the importer is inside them
+        for i in range(2, len(parts) + 1):
+            ancestor = ".".join(parts[:i])
+            if not (name + ".").startswith(ancestor + "."):
+                out.add(ancestor)
+    return out - {name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Return ``{module: the package modules it imports}`` for every module of ``bn_utils``."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        graph[name] = set().union(*(_targets(name, path, node, set(modules))
+                                    for node in ast.walk(tree)
+                                    if isinstance(node, (ast.Import, ast.ImportFrom))))
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected parts of ``graph`` with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while not part or part[-1] != v:
+                part.append(stack.pop())
+                on_stack.discard(part[-1])
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    return RANK.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_the_package_has_no_import_cycle():
+    assert cycles(import_graph()) == []
+
+
+def test_every_module_belongs_to_a_layer():
+    unplaced = sorted(m for m in import_graph() if m != "bn_utils" and _layer(m) is None)
+    assert unplaced == [], f"modules in no layer of tests/test_layers.py's LAYERS: {unplaced}"
+
+
+def test_imports_only_run_downward():
+    upward = sorted(f"{m} ({list(LAYERS)[_layer(m)]}) imports {t} ({list(LAYERS)[_layer(t)]})"
+                    for m, targets in import_graph().items() if m != "bn_utils"
+                    for t in targets if t != "bn_utils" and None not in (_layer(m), _layer(t))
+                    and _layer(t) > _layer(m))
+    assert upward == []
+
+
+def test_no_concept_module_imports_an_experiment_or_the_verdicts():
+    top = {"bn_utils.experiments", "bn_utils.verdicts"}
+    leaks = sorted(f"{m} imports {t}" for m, targets in import_graph().items()
+                   if m.split(".")[:2] != ["bn_utils", "experiments"] and m not in top
+                   for t in targets if any(t == x or t.startswith(x + ".") for x in top))
+    assert leaks == []
+
+
+def test_the_graph_sees_cycles_and_imports_hidden_in_functions(tmp_path, monkeypatch):
+    """The reader of the graph itself: a cycle closed by an import inside a function, a relative
+    import two levels up, and a submodule import that runs its package's ``__init__``."""
+    pkg = tmp_path / "bn_utils"
+    (pkg / "experiments" / "ch").mkdir(parents=True)
+    files = {"__init__.py": "", "claims.py": "def row():\n    from .experiments.ch import heads\n",
+             "experiments/__init__.py": "", "experiments/ch/__init__.py": "from . import heads\n",
+             "experiments/ch/heads.py": "from ... import claims\n", "results.py": "import os\n",
+             "verdicts.py": "from bn_utils.experiments.ch.heads import x\n"}
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    monkeypatch.setitem(globals(), "PACKAGE", pkg)
+    graph = import_graph()
+    assert graph["bn_utils.claims"] == {"bn_utils.experiments", "bn_utils.experiments.ch",
+                                        "bn_utils.experiments.ch.heads"}
+    assert graph["bn_utils.experiments.ch.heads"] == {"bn_utils.claims"}
+    assert "bn_utils.experiments.ch" in graph["bn_utils.verdicts"]
+    assert cycles(graph) == [["bn_utils.claims", "bn_utils.experiments.ch",
+                              "bn_utils.experiments.ch.heads"]]
