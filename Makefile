@@ -19,7 +19,7 @@ export BN_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test install pytest nbval book-smoke book-check browser reader-install check-versions \
-	clean clean-notebooks benchmarks store-checked-outputs set-repository code-digest
+	clean clean-notebooks benchmarks store-checked-outputs set-repository code-digest gpu-check
 
 install: $(STAMP)
 
@@ -98,6 +98,12 @@ set-repository: $(STAMP)
 
 benchmarks: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The prepared device check (issue 25, README's GPU section). No $(STAMP): the script makes its own
+# environment (a GPU machine's torch is reused, never reinstalled). E.g. GPU_CHECK_ARGS="--device cpu".
+GPU_CHECK_ARGS ?= --device cuda
+gpu-check:
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean-notebooks: $(STAMP)
 	$(BIN)/python tools/clean_notebooks.py chapters/*.ipynb
