@@ -178,12 +178,25 @@ def percentile_bands(ax, x: Sequence, p15, p50, p85, *, label: str = "", color=N
 
 
 def label(ax, *, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:
-    """Set a subplot's title and axis labels (with units), and show its legend."""
+    """Set a subplot's title and axis labels (with units), and show its legend. A linear axis of
+    training steps gets at most five ticks written 10k, 20k, ... (legible in a half-width panel)."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if "step" in xlabel.lower() and ax.get_xscale() == "linear":
+        compact_steps(ax)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend()
+
+
+def compact_steps(ax, axis: str = "x") -> None:
+    """Write a linear axis of counts with at most five ticks, thousands as 10k (0, 10k, 20k)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10], integer=True, min_n_ticks=3))
+    target.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v / 1000:g}k" if abs(v) >= 1000 else f"{v:g}"))
 
 
 def caption(fig, text: str) -> None:

@@ -105,3 +105,17 @@ def test_a_source_line_without_a_figure_becomes_a_note_in_its_place_and_is_escap
     book_html._fold_sources(None, doc)
     assert not list(cell.findall(nodes.literal_block))
     assert "&lt;b&gt;x&lt;/b&gt;" in cell.children[0].astext()
+
+
+def test_a_linear_step_axis_gets_few_compact_ticks_and_log_axes_plain_numbers():
+    fig, (ax, log) = plotting.panels(2)
+    ax.plot([0, 50_000], [0, 1])
+    plotting.label(ax, title="t", xlabel="training step", ylabel="y")
+    log.plot([0.01, 10], [1, 2])
+    log.set_xscale("log")
+    plotting.plain_log_ticks(log, "x")
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    steps = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert 3 <= len(steps) <= 6 and steps[0] == "0" and all(t.endswith("k") for t in steps[1:]), steps
+    assert {"0.01", "0.1", "1", "10"} <= {t.get_text() for t in log.get_xticklabels()}

@@ -120,7 +120,8 @@ def plot(record: results.Record, cfg: ShiftConfig):
                    xlabel="training step", ylabel="pre-activation", legend=False)
     for ax, name in zip(axes[2:], NETS):
         plotting.label(ax, title=f"One unit, {LABELS[name]}", xlabel="training step",
-                       ylabel="input to σ", legend=name == "no_bn")
+                       ylabel="input to σ", legend=False)
+    plotting.legend_below(fig, axes[2:3], ncols=2)   # median and band (colours as above)
     lo = min(ax.get_ylim()[0] for ax in axes[2:])
     hi = max(ax.get_ylim()[1] for ax in axes[2:])
     for ax in axes[2:]:

@@ -41,6 +41,7 @@ def plot_lr_search(search: results.Record):
         for lr in grid[~np.isfinite(mean)]:
             ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
     ax.set_xscale("log")
+    plotting.plain_log_ticks(ax, "x")
     plotting.label(ax, title=f"Learning-rate search (networks without BN, init {main})",
                    xlabel="learning rate (log scale)",
                    ylabel=f"val. accuracy, step {int(search['eval_step'][-1]):,}", legend=False)
@@ -68,7 +69,8 @@ def plot_figure1(record: results.Record, activation: str = "sigmoid", unit: int 
         p15, p50, p85 = (np.asarray(record[f"p{p}"])[:, i, unit] for p in PERCENTILES)
         plotting.percentile_bands(ax, steps, p15, p50, p85, color=COLORS[bn])
         plotting.label(ax, title=f"{tag} {LABELS[bn]}", xlabel="training step",
-                       ylabel=f"input to the {activation}", legend=not bn)
+                       ylabel=f"input to the {activation}", legend=False)
+    plotting.legend_below(fig, axes[1:2], ncols=2)   # median and band (colours as in (a))
     lo = min(ax.get_ylim()[0] for ax in axes[1:])
     hi = max(ax.get_ylim()[1] for ax in axes[1:])
     for ax in axes[1:]:
