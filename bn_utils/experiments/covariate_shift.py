@@ -116,11 +116,11 @@ def plot(record: results.Record, cfg: ShiftConfig):
         plotting.percentile_bands(ax, record[name]["eval_step"], ev["p15"], ev["p50"], ev["p85"],
                                   color=plotting.PALETTE[name])
     plotting.label(axes[0], title="Test accuracy", xlabel="training step", ylabel="accuracy")
-    plotting.label(axes[1], title=f"Layer {layer}: inputs to σ, mean ± std",
+    plotting.label(axes[1], title=f"Layer {layer}: sigmoid inputs, mean ± std",
                    xlabel="training step", ylabel="pre-activation", legend=False)
     for ax, name in zip(axes[2:], NETS):
         plotting.label(ax, title=f"One unit, {LABELS[name]}", xlabel="training step",
-                       ylabel="input to σ", legend=False)
+                       ylabel="input to the sigmoid", legend=False)
     plotting.legend_below(fig, axes[2:3], ncols=2)   # median and band (colours as above)
     lo = min(ax.get_ylim()[0] for ax in axes[2:])
     hi = max(ax.get_ylim()[1] for ax in axes[2:])
