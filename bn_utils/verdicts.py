@@ -196,17 +196,16 @@ def _table_scale(record: results.Record) -> str:
 
 
 def _ch09(folder) -> list[dict]:
-    from .experiments import in_practice as P
-    from .experiments import in_practice_claims as C
+    from .experiments.in_practice import CHAPTER, PracticeConfig, headlines
 
     names = ("batch_sweep", "placement", "dropout", "initialisation", "ga_search", "cost",
              "weight_decay", "finetune")
-    recs = {n: best_record(P.CHAPTER, n, folder) for n in names}
+    recs = {n: best_record(CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
         return _rows("09", None, [claims.missing("the practitioners' claims about BN (chapter 9)",
                                                  "practitioners' advice", "—")])
-    cfg = P.PracticeConfig.from_record(recs["batch_sweep"])
-    return _rows("09", recs["batch_sweep"], C.claims(recs, cfg))
+    cfg = PracticeConfig.from_record(recs["batch_sweep"])
+    return _rows("09", recs["batch_sweep"], headlines.claims(recs, cfg))
 
 
 def verdicts(folder: Path | None = None) -> list[dict]:

@@ -519,8 +519,8 @@ def _ch08(**kw):
 def _ch09(**kw):
     from test_in_practice import _practice_records
 
-    from bn_utils.experiments import in_practice as P, in_practice_claims as IC
-    return IC.claims(*_practice_records(P.PracticeConfig.for_profile("smoke"), **kw))
+    from bn_utils.experiments.in_practice import PracticeConfig, headlines
+    return headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), **kw))
 
 
 STUCK = tuple((a, "none", lr) for a, lrs in (("vgg", (0.1, 0.01)), ("dln", (1e-6, 1e-7))) for lr in lrs)

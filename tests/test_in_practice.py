@@ -1,4 +1,4 @@
-"""Chapter 09's configuration, networks and measurements, and the verdicts page's record reading."""
+"""Chapter 09's configuration, networks, measurements and claims."""
 
 from pathlib import Path
 
@@ -8,18 +8,17 @@ import torch
 from torch import nn
 
 from bn_utils import claims as rule
-from bn_utils import models, norms, results, verdicts
-from bn_utils.experiments import in_practice as P
-from bn_utils.experiments import in_practice_claims as IC
-from bn_utils.experiments import in_practice_batch as B
-from bn_utils.experiments import in_practice_cost as C
-from bn_utils.experiments import in_practice_mlp as M
+from bn_utils import models, norms, results
+from bn_utils.experiments.in_practice import (CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search,
+                                              headlines, mlp_choices, small_batches)
+from bn_utils.experiments.in_practice.nets import FrozenNorms, cnn, practice_mlp
+from bn_utils.experiments.in_practice.training import fit, train_mode_accuracy
 from bn_utils.inception_net import TinyInception
 from conftest import needs_mnist
 
 
 def test_every_profile_builds_and_reference_is_smaller_than_full():
-    cfgs = {p: P.PracticeConfig.for_profile(p) for p in ("smoke", "quick", "reference", "full")}
+    cfgs = {p: PracticeConfig.for_profile(p) for p in ("smoke", "quick", "reference", "full")}
     assert cfgs["reference"].sweep_steps < cfgs["full"].sweep_steps
     assert cfgs["smoke"].sweep_steps < cfgs["quick"].sweep_steps < cfgs["reference"].sweep_steps
 
@@ -35,33 +34,33 @@ def test_every_profile_builds_and_reference_is_smaller_than_full():
 ])
 def test_nonsense_parameters_fail_before_any_work(overrides, word):
     with pytest.raises(ValueError, match=word):
-        P.PracticeConfig.for_profile("smoke", **overrides)
+        PracticeConfig.for_profile("smoke", **overrides)
 
 
 @pytest.mark.parametrize("norm", ["none", "bn", "brn", "ln", "gn", "rms"])
 def test_cnn_gives_ten_logits_for_every_norm(norm):
-    model = P.cnn(norm, 4, renorm={"rmax": 3.0, "dmax": 5.0})
+    model = cnn(norm, 4, renorm={"rmax": 3.0, "dmax": 5.0})
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_mlp_puts_bn_before_or_after_the_nonlinearity_and_dropout_where_asked():
-    before = P.practice_mlp([5, 4, 4, 3], act="sigmoid", placement="before")
-    after = P.practice_mlp([5, 4, 4, 3], act="sigmoid", placement="after")
+    before = practice_mlp([5, 4, 4, 3], act="sigmoid", placement="before")
+    after = practice_mlp([5, 4, 4, 3], act="sigmoid", placement="after")
     kinds = lambda m: [type(x).__name__ for x in m]  # noqa: E731
     assert kinds(before)[:3] == ["Linear", "BatchNorm1d", "Sigmoid"] and before[0].bias is None
     assert kinds(after)[:3] == ["Linear", "Sigmoid", "BatchNorm1d"] and after[0].bias is not None
-    drop = P.practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="before_bn")
+    drop = practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="before_bn")
     assert kinds(drop)[:4] == ["Linear", "Dropout", "BatchNorm1d", "ReLU"]
-    last = P.practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="last_only")
+    last = practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="last_only")
     assert kinds(last).count("Dropout") == 1 and kinds(last)[-2] == "Dropout"
     with pytest.raises(ValueError, match="placement='middle'"):
-        P.practice_mlp([5, 4, 3], placement="middle")
+        practice_mlp([5, 4, 3], placement="middle")
 
 
 def test_init_scale_does_not_change_a_bn_network_output():
     torch.manual_seed(0)
-    a = P.practice_mlp([6, 5, 5, 3], init_scale=1.0)
-    b = P.practice_mlp([6, 5, 5, 3], init_scale=1.0)
+    a = practice_mlp([6, 5, 5, 3], init_scale=1.0)
+    b = practice_mlp([6, 5, 5, 3], init_scale=1.0)
     b.load_state_dict(a.state_dict())
     with torch.no_grad():
         for layer in list(b)[:-1]:
@@ -72,9 +71,9 @@ def test_init_scale_does_not_change_a_bn_network_output():
 
 
 def test_train_mode_accuracy_leaves_running_statistics_alone():
-    model = P.cnn("bn", 4)
+    model = cnn("bn", 4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    acc = P.train_mode_accuracy(model, torch.randn(10, 1, 28, 28), torch.randint(0, 10, (10,)), 4)
+    acc = train_mode_accuracy(model, torch.randn(10, 1, 28, 28), torch.randint(0, 10, (10,)), 4)
     assert 0.0 <= acc <= 1.0
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -82,24 +81,24 @@ def test_train_mode_accuracy_leaves_running_statistics_alone():
 
 def _cnn_with_our_bn(width: int) -> nn.Sequential:
     """Return chapter 09's small CNN with the package's own BatchNorm2d in place of torch's."""
-    model = P.cnn("bn", width)
+    model = cnn("bn", width)
     for i, m in enumerate(model):
         if isinstance(m, nn.BatchNorm2d):
             model[i] = norms.BatchNorm2d(m.num_features)
     return model
 
 
-@pytest.mark.parametrize("build", [lambda w: P.cnn("bn", w), _cnn_with_our_bn], ids=["torch_bn", "our_bn"])
+@pytest.mark.parametrize("build", [lambda w: cnn("bn", w), _cnn_with_our_bn], ids=["torch_bn", "our_bn"])
 def test_frozen_norms_keep_bn_in_eval_mode_during_training(build):
     model = build(4)
-    net = P.FrozenNorms(model)
+    net = FrozenNorms(model)
     net.train()
     bns = models.bn_layers(model)
     assert len(bns) == 2, "the CNN should have two BN layers"
     assert all(not bn.training for bn in bns) and model[0].training
     mean = bns[0].running_mean.clone()
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    P.fit(net, x, y, steps=2, batch_size=2, lr=0.1, seed=0)
+    fit(net, x, y, steps=2, batch_size=2, lr=0.1, seed=0)
     assert torch.equal(bns[0].running_mean, mean)
 
 
@@ -108,7 +107,7 @@ def test_variance_shift_is_one_when_running_statistics_fit_the_data(bn1d):
     model = nn.Sequential(nn.Linear(4, 3), bn1d(3, momentum=None))
     x = torch.randn(500, 4) * 2
     model.train()(x)                    # cumulative average over one batch: the batch's statistics
-    ratios = M.bn_variance_shift(model, x)
+    ratios = mlp_choices.bn_variance_shift(model, x)
     assert len(ratios) == 1 and ratios[0] == pytest.approx(1.0, abs=1e-4)
 
 
@@ -118,70 +117,20 @@ def test_folding_every_bn_of_tiny_inception_keeps_its_eval_output():
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         net.train()(x)
-    folded = C.fold_all(net)
+    folded = cost.fold_all(net)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net.eval()(x), rtol=1e-4, atol=1e-4)
 
 
 def test_breaking_batch_is_the_largest_batch_worse_than_no_norm():
-    assert B.breaking_batch((2, 8, 32), (0.2, 0.9, 0.95), (0.3, 0.8, 0.9)) == 2
-    assert B.breaking_batch((2, 8, 32), (np.nan, 0.9, 0.95), (0.3, 0.8, 0.96)) == 32
-    assert B.breaking_batch((2, 8), (0.5, 0.9), (0.3, 0.8)) is None
-
-
-def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp_path):
-    cfg = P.PracticeConfig.for_profile("smoke")
-    for profile, value in (("quick", 1.0), ("reference", 2.0)):
-        results.save(P.CHAPTER, "cost", cfg.replace(profile=profile), {"x": value})
-    assert verdicts.best_record(P.CHAPTER, "cost")["x"] == 2.0
-    assert verdicts.best_record(P.CHAPTER, "missing") is None
-    rows = verdicts.verdicts(tmp_path / "empty")
-    assert all(r["record"] == verdicts.NOT_RUN and r["verdict"] == "not run" for r in rows)
-    papers = [r for r in rows if r["kind"] == "paper"]
-    assert verdicts.tally(rows)["not decided"] == len(papers)
-    assert set(verdicts.COLUMNS) <= set(rows[0])
-
-
-def test_a_smoke_record_is_shown_but_judges_no_claim():
-    from bn_utils.experiments import ensemble as ens
-
-    cfg = ens.EnsembleConfig.for_profile("smoke")
-    member = {"top1": 0.6, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
-    out = {"members": {n: member for n in cfg.members}, "n_used": 2, "best_member": cfg.members[0],
-           "ensemble": {"top1": 0.7, "top5": 0.95}, "gain_top1": 0.1, "gain_top1_se": 0.01, "n_test": 200}
-    results.save(ens.CHAPTER, "ensemble", cfg, out)
-    rows = [r for r in verdicts.verdicts() if r["chapter"] == "06"]
-    assert len(rows) == 1 and rows[0]["verdict"] == verdicts.SMOKE      # one row: one claim
-    assert rows[0]["record"].startswith("smoke")
-    results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)   # a quick one judges
-    (row,) = [r for r in verdicts.verdicts() if r["chapter"] == "06"]
-    assert row["verdict"] == "yes" and "paired SE" in row["spread"]     # +10 ± 1 points
-    out["gain_top1"] = 0.015                                           # +1.5 ± 1: inside the noise
-    results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)
-    assert [r["verdict"] for r in verdicts.verdicts() if r["chapter"] == "06"] == ["inside the noise"]
-
-
-def test_the_tally_counts_the_papers_claims_apart_from_the_books_tests():
-    rows = [{"kind": "paper", "verdict": v} for v in ("yes", "yes", "no", "inside the noise",
-                                                       "1 seed: not decided", "not comparable")]
-    rows += [{"kind": "book", "verdict": "yes"}]
-    assert verdicts.tally(rows) == {"yes": 2, "no": 1, "inside the noise": 1, "not decided": 2}
-    assert verdicts.tally(rows, "book") == {"yes": 1, "no": 0, "inside the noise": 0, "not decided": 0}
-
-
-def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
-    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "results"))
-    rows = verdicts.verdicts()   # the book's stored records (it only reads them)
-    keys = [(r["chapter"], r["claim"]) for r in rows]
-    assert len(keys) == len(set(keys)), "a claim listed twice"
-    chapter05 = {r["claim"] for r in rows if r["chapter"] == "05"}
-    assert "BN-x30 trains more slowly than BN-x5 at first but ends higher" in chapter05
-    assert "BN-x5-Sigmoid never reaches Inception's best accuracy" in chapter05
+    assert small_batches.breaking_batch((2, 8, 32), (0.2, 0.9, 0.95), (0.3, 0.8, 0.9)) == 2
+    assert small_batches.breaking_batch((2, 8, 32), (np.nan, 0.9, 0.95), (0.3, 0.8, 0.96)) == 32
+    assert small_batches.breaking_batch((2, 8), (0.5, 0.9), (0.3, 0.8)) is None
 
 
 # ---------------------------------------------------------------------------------------------
-# Chapter 09's claims, decided by bn_utils.claims over the seeds (in_practice_claims)
+# Chapter 09's claims, decided by bn_utils.claims over the seeds (in_practice.headlines)
 
 JITTER = np.array([0.0, 0.004, -0.004])   # what differs between the seeds of one experiment
 
@@ -191,7 +140,7 @@ def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, se
     ``JITTER``): BN before − after = ``placement_diff``; one GA search per (BN, no BN) best LR."""
     j = JITTER[:seeds]
     cfg = cfg.replace(seeds=tuple(range(seeds)))
-    rec = lambda name, out: results.Record(P.CHAPTER, name, cfg.to_dict(),  # noqa: E731
+    rec = lambda name, out: results.Record(CHAPTER, name, cfg.to_dict(),  # noqa: E731
                                            {k: v for k, v in out.items() if not isinstance(v, np.ndarray)},
                                            {k: v for k, v in out.items() if isinstance(v, np.ndarray)})
     n_b = len(cfg.batch_sizes)
@@ -205,12 +154,12 @@ def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, se
     placement = {f"{a}/{place}/acc": curve(0.9 + (placement_diff if place == "before" else 0.0))
                  for a in ("relu", "sigmoid") for place in ("none", "before", "after")}
     dropout = {f"{p}/shift": np.exp(np.array([[(1.0 if p == "before_bn" else 0.01) + x] * 2 for x in j]))
-               for p in M.DROPOUT_RUNS}
+               for p in mlp_choices.DROPOUT_RUNS}
     init = {f"{n}/{s:g}/acc": curve(0.9 if n == "bn" or s < 1 else 0.3) for n in ("none", "bn")
             for s in cfg.init_scales}
     t = {"no BN/train": 1.0, "BN/train": 1.3, "no BN/inference": 1.0, "BN/inference": 1.2,
          "BN folded/inference": 1.0}
-    cost = {f"{f}/{k}": v for f in ("MLP", "TinyInception") for k, v in t.items()}
+    timings = {f"{f}/{k}": v for f in ("MLP", "TinyInception") for k, v in t.items()}
     wd = {}
     for k, norm in (("bn/0", 5.0), (f"bn/{cfg.weight_decay:g}", 2.5), ("none/0", 5.0),
                     (f"none/{cfg.weight_decay:g}", 4.0)):
@@ -222,20 +171,20 @@ def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, se
            "placement": rec("placement", placement), "dropout": rec("dropout", dropout),
            "initialisation": rec("initialisation", init),
            "ga_search": rec("ga_search", {"bn/best_lr": ga[0][0], "none/best_lr": ga[0][1]}),
-           "cost": rec("cost", cost), "weight_decay": rec("weight_decay", wd), "finetune": rec("finetune", ft)}
+           "cost": rec("cost", timings), "weight_decay": rec("weight_decay", wd), "finetune": rec("finetune", ft)}
     return out, cfg
 
 
 def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_them():
-    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke"))
-    rows = IC.claims(recs, cfg)
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke"))
+    rows = headlines.claims(recs, cfg)
     assert all(set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} for r in rows)
     assert len(rows) == 10 and len({r["claim"] for r in rows}) == 10
     ga = [r for r in rows if "learning rate" in r["claim"]]
     assert len(ga) == 1 and ga[0]["source"] == "student project (Higgs)"   # one row: counted once
     assert ga[0]["verdict"] == "1 seed: not decided"                       # one search per network
-    cost = next(r for r in rows if r["claim"].startswith("BN costs time"))
-    assert cost["verdict"] == "1 seed: not decided" and "×1.55" in cost["their number"]
+    cost_row = next(r for r in rows if r["claim"].startswith("BN costs time"))
+    assert cost_row["verdict"] == "1 seed: not decided" and "×1.55" in cost_row["their number"]
     decided = {r["claim"].split(" (")[0]: r["verdict"] for r in rows}
     assert decided["BN uses batch statistics in training and running averages at test time; with small "
                    "batches the two disagree"] == rule.YES
@@ -245,7 +194,7 @@ def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_th
     assert decided["with BN, weight decay shrinks the weights and so raises the effective step size"] == rule.YES
     # two accuracies on the 100 test images of the new digits: their error (about 7 points) swamps a 2-point gain
     assert decided["when fine-tuning with tiny batches, freeze BN"] == rule.NOISE
-    one = IC.claims(*_practice_records(P.PracticeConfig.for_profile("smoke"), seeds=1))
+    one = headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=1))
     assert {r["verdict"] for r in one} == {"1 seed: not decided"}
 
 
@@ -255,8 +204,8 @@ def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_th
     (0.021, 2_000, rule.NOISE),     # chapter 09's sigmoid: 2.1 ± 0.9 points against a 2-point margin
 ])
 def test_placement_is_an_equivalence_decided_with_the_test_sets_error(diff, n_test, verdict):
-    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=n_test), placement_diff=diff)
-    row = next(r for r in IC.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke", n_test=n_test), placement_diff=diff)
+    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
     assert row["verdict"] == verdict and f"{n_test:,} test images" in row["spread"]
 
 
@@ -264,22 +213,22 @@ def test_extra_records_join_the_seeds_or_replace_a_record_of_fewer_test_images(m
     extra = {"ga_search_s1": ("ga_search", {"seeds": (1,)}), "ga_search_s2": ("ga_search", {"seeds": (2,)}),
              "batch_sweep_s3-5": ("batch_sweep", {"seeds": (3, 4, 5)}),
              "placement_test10k": ("placement", {"n_test": 10_000}), "cost_2": ("cost", {})}
-    monkeypatch.setattr(P.PracticeConfig, "EXTRA_RECORDS", {"smoke": extra})
-    recs, cfg = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=2000), placement_diff=0.021)
+    monkeypatch.setattr(PracticeConfig, "EXTRA_RECORDS", {"smoke": extra})
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke", n_test=2000), placement_diff=0.021)
     names = cfg.extra_records()
     assert names["ga_search_s2"][1].seeds == (2,) and names["placement_test10k"][1].n_test == 10_000
     assert set(cfg.extra_configs()) == {c for _, c in names.values()}
-    before = {r["claim"]: r for r in IC.claims(recs, cfg)}
+    before = {r["claim"]: r for r in headlines.claims(recs, cfg)}
     for i, (name, lr) in enumerate((("ga_search_s1", (0.4, 0.1)), ("ga_search_s2", (0.3, 0.1)))):
-        results.save(P.CHAPTER, name, names[name][1], {"bn/best_lr": lr[0], "none/best_lr": lr[1]})
-    results.save(P.CHAPTER, "cost_2", names["cost_2"][1], dict(recs["cost"].metrics))
+        results.save(CHAPTER, name, names[name][1], {"bn/best_lr": lr[0], "none/best_lr": lr[1]})
+    results.save(CHAPTER, "cost_2", names["cost_2"][1], dict(recs["cost"].metrics))
     sweep = recs["batch_sweep"]
-    results.save(P.CHAPTER, "batch_sweep_s3-5", names["batch_sweep_s3-5"][1],
+    results.save(CHAPTER, "batch_sweep_s3-5", names["batch_sweep_s3-5"][1],
                  {"eval_acc": sweep["eval_acc"] + 0.001, "train_acc": sweep["train_acc"] + 0.001})
-    big, _ = _practice_records(P.PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.001)
-    results.save(P.CHAPTER, "placement_test10k", names["placement_test10k"][1],
+    big, _ = _practice_records(PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.001)
+    results.save(CHAPTER, "placement_test10k", names["placement_test10k"][1],
                  {k: recs["placement"][k] * 0 + big["placement"][k] for k in recs["placement"].arrays})
-    after = {r["claim"]: r for r in IC.claims(recs, cfg)}
+    after = {r["claim"]: r for r in headlines.claims(recs, cfg)}
     ga = next(r for c, r in after.items() if "learning rate" in c)
     assert "3 searches" in ga["ours"] and ga["verdict"] == rule.YES      # log10 ratios 0.7, 0.6, 0.48
     assert "6 seeds" in next(r for c, r in after.items() if c.startswith("BN uses batch"))["ours"]
@@ -290,20 +239,20 @@ def test_extra_records_join_the_seeds_or_replace_a_record_of_fewer_test_images(m
 
 
 def test_the_reference_profiles_extra_records_keep_its_own_digest():
-    cfg = P.PracticeConfig.for_profile("reference")
+    cfg = PracticeConfig.for_profile("reference")
     extra = cfg.extra_records()
     assert extra and all(name not in ("ga_search", "batch_sweep", "placement", "cost") for name in extra)
     assert {c.replace(seeds=cfg.seeds, n_test=cfg.n_test).digest() for _, c in extra.values()} == {cfg.digest()}
-    assert P.PracticeConfig.for_profile("quick").extra_records() == {}
+    assert PracticeConfig.for_profile("quick").extra_records() == {}
 
 
 @needs_mnist
 def test_an_extra_record_is_trained_and_stored_under_its_own_name_and_config(monkeypatch):
-    monkeypatch.setattr(P.PracticeConfig, "EXTRA_RECORDS", {"smoke": {"ga_search_s1": ("ga_search", {"seeds": (1,)})}})
-    cfg = P.PracticeConfig.for_profile("smoke")
-    record = IC.run_extra("ga_search_s1", cfg)
+    monkeypatch.setattr(PracticeConfig, "EXTRA_RECORDS", {"smoke": {"ga_search_s1": ("ga_search", {"seeds": (1,)})}})
+    cfg = PracticeConfig.for_profile("smoke")
+    record = headlines.run_extra("ga_search_s1", cfg)
     assert record.name == "ga_search_s1" and record.config["seeds"] == [1]
-    assert set(IC.load_extra(cfg)) == {"ga_search_s1"}
+    assert set(headlines.load_extra(cfg)) == {"ga_search_s1"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,32 +263,32 @@ needs_source = pytest.mark.skipif(not SOURCE.exists(), reason=f"the student proj
 
 
 def test_the_student_cost_ratios_are_their_timings_bn_over_control():
-    for what, t in C.STUDENT_SECONDS.items():
-        assert C.student_ratios()[what] == pytest.approx(t["BN"] / t["no BN"])
-    assert C.student_ratios()["train"] > C.student_ratios()["inference"] > 1
+    for what, t in cost.STUDENT_SECONDS.items():
+        assert cost.student_ratios()[what] == pytest.approx(t["BN"] / t["no BN"])
+    assert cost.student_ratios()["train"] > cost.student_ratios()["inference"] > 1
 
 
 def test_the_students_quoted_slowdowns_are_bn_minus_control_over_bn():
     # Their text quotes a "35.6%" slowdown in training and "25.3%" at inference. From their timings
     # (three digits, so each within ±0.0005 s of what they measured) those are (BN − control) / BN;
     # BN / control − 1, the ratio's excess, would be far larger.
-    for what, t in C.STUDENT_SECONDS.items():
+    for what, t in cost.STUDENT_SECONDS.items():
         corners = [(bn - no) / bn for bn in (t["BN"] - 5e-4, t["BN"] + 5e-4)
                    for no in (t["no BN"] - 5e-4, t["no BN"] + 5e-4)]
-        quoted = C.STUDENT_QUOTED_SLOWDOWNS[what]
+        quoted = cost.STUDENT_QUOTED_SLOWDOWNS[what]
         assert min(corners) - 5e-4 <= quoted <= max(corners) + 5e-4, what
-        assert abs(C.student_slowdowns()[what] - quoted) < 1e-3, what
-        assert C.student_ratios()[what] - 1 > quoted + 0.05, what
+        assert abs(cost.student_slowdowns()[what] - quoted) < 1e-3, what
+        assert cost.student_ratios()[what] - 1 > quoted + 0.05, what
 
 
 def test_the_cost_table_shows_the_student_ratios_computed_from_their_timings():
-    cfg = P.PracticeConfig.for_profile("smoke")
+    cfg = PracticeConfig.for_profile("smoke")
     seconds = {f"{f}/{k}/{w}": 1.0 for f in ("MLP", "TinyInception") for k in ("no BN", "BN", "BN folded")
                for w in ("train", "inference")}
-    record = results.Record(P.CHAPTER, "cost", cfg.to_dict(), seconds)
-    student = C.table(record, cfg)[0]
+    record = results.Record(CHAPTER, "cost", cfg.to_dict(), seconds)
+    student = cost.table(record, cfg)[0]
     assert student["measurement"].startswith("student")
-    assert (student["train step"], student["inference"]) == (C.student_ratios()["train"], C.student_ratios()["inference"])
+    assert (student["train step"], student["inference"]) == (cost.student_ratios()["train"], cost.student_ratios()["inference"])
 
 
 def _source_text() -> str:
@@ -350,19 +299,17 @@ def _source_text() -> str:
 def test_the_student_timings_are_the_documents_table():
     text = _source_text()
     for what, label in (("train", "Training step time"), ("inference", "Inference step time")):
-        t = C.STUDENT_SECONDS[what]
-        row = f"{label} (Batch size {P.STUDENT_MLP['batch']}) {t['no BN']:g}s {t['BN']:g}s"
+        t = cost.STUDENT_SECONDS[what]
+        row = f"{label} (Batch size {STUDENT_MLP['batch']}) {t['no BN']:g}s {t['BN']:g}s"
         assert row in text, f"the document's Table 3.2.1 has no row {row!r}"
-    q = C.STUDENT_QUOTED_SLOWDOWNS
+    q = cost.STUDENT_QUOTED_SLOWDOWNS
     assert f"leading to a {100 * q['inference']:.1f}% slowdown" in text
     assert f"leading to an overall slowdown of {100 * q['train']:.1f}%" in text
 
 
 @needs_source
 def test_the_student_search_and_results_are_the_documents():
-    from bn_utils.experiments import in_practice_search as S
-
-    text, s, net = _source_text(), S.STUDENT_SEARCH, P.STUDENT_MLP
+    text, s, net = _source_text(), ga_search.STUDENT_SEARCH, STUDENT_MLP
     assert (f"We train for {s['generations']} generations total, with {s['models']} models per generation, "
             f"where each model is trained for {s['epochs']} epochs") in text
     assert f"the top {s['top']} models within each generation are selected" in text
@@ -372,7 +319,7 @@ def test_the_student_search_and_results_are_the_documents():
             f"\\leftarrow {s['log10_low']:g}$") in text, "the first bounds, in log10, for L2 and LR"
     assert "10^{\\frac{\\alpha_{upper} + \\alpha_{lower}}{2}}" in text, "the answer: 10^(midpoint)"
     assert f"{net['hidden_layers']} hidden layers with {net['hidden_width']} neurons each" in text
-    r = S.STUDENT
+    r = ga_search.STUDENT
     for label, key in (("Learning Rate", "best_lr"), ("Test Accuracy (best epoch)", "test_accuracy")):
         assert f"{label} {r[key]['none']:g} {r[key]['bn']:g}" in text, label
     for net_key in ("none", "bn"):

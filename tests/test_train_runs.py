@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bn_utils import results
-from bn_utils.experiments import in_practice as P, in_practice_claims as IC, noise, smoothness
+from bn_utils.experiments import in_practice, noise, smoothness
+from bn_utils.experiments.in_practice import headlines
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "train_runs.py"
 spec = importlib.util.spec_from_file_location("train_runs", TOOL)
@@ -27,16 +28,16 @@ def test_the_queue_keeps_chapters_05_06_first_then_chapters_07_09s_extra_records
     cfg7, cfg8 = noise.NoiseConfig.for_profile("reference"), smoothness.SmoothnessConfig.for_profile("reference")
     expected = {(noise.CHAPTER, r.name, c.digest()) for c, r in noise.extra_runs(cfg7)}
     expected |= {(smoothness.CHAPTER, r.name, c.digest()) for c, r in smoothness.extra_runs(cfg8)}
-    expected |= {(P.CHAPTER, n, c.digest()) for n, c in IC.extra_runs(P.PracticeConfig.for_profile("reference")).items()}
+    expected |= {(in_practice.CHAPTER, n, c.digest()) for n, c in headlines.extra_runs(in_practice.PracticeConfig.for_profile("reference")).items()}
     assert {(j.chapter, j.name, j.cfg.digest()) for j in extra} == expected
-    assert [j.chapter for j in extra[:6]] == [P.CHAPTER] * 6                   # minutes each: first
+    assert [j.chapter for j in extra[:6]] == [in_practice.CHAPTER] * 6                   # minutes each: first
     seeds = [j.run.seed for j in extra if j.run is not None]
     assert seeds == sorted(seeds)                                              # all of seed 1 first
 
 
 def test_a_queued_extra_run_is_stored_where_its_chapter_finds_it(monkeypatch, capsys):
     monkeypatch.setattr(noise.NoiseConfig, "EXTRA_SEEDS", {"smoke": (1,)})
-    monkeypatch.setattr(P.PracticeConfig, "EXTRA_RECORDS", {"smoke": {"cost_2": ("cost", {})}})
+    monkeypatch.setattr(in_practice.PracticeConfig, "EXTRA_RECORDS", {"smoke": {"cost_2": ("cost", {})}})
     jobs = [j for j in train_runs.planned_extra("smoke") if j.base is not None or j.name == "dln_none_lr1e-06_s1"]
     assert [j.name for j in jobs] == ["cost_2", "dln_none_lr1e-06_s1"]
     assert train_runs.main(["--profile", "smoke", "--list"]) == 0
@@ -49,7 +50,7 @@ def test_a_queued_extra_run_is_stored_where_its_chapter_finds_it(monkeypatch, ca
     cfg = noise.NoiseConfig.for_profile("smoke")
     record = results.Record(noise.CHAPTER, "noise", cfg.to_dict(), {})
     assert noise.with_extra_seeds(record).meta["extra_runs"] == ["dln_none_lr1e-06_s1"]
-    assert set(IC.load_extra(P.PracticeConfig.for_profile("smoke"))) == {"cost_2"}
+    assert set(headlines.load_extra(in_practice.PracticeConfig.for_profile("smoke"))) == {"cost_2"}
 
 
 def test_workers_must_be_at_least_one():

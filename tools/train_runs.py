@@ -73,14 +73,14 @@ def _seconds(chapter: str, name: str, cfg) -> float | None:
 def planned_extra(profile: str) -> list[Job]:
     """Return the extra records of chapters 07-09 at ``profile``: chapter 09's first (minutes
     each), then seed by seed (a second seed gives a spread), the DLNs before the VGGs."""
-    from bn_utils.experiments import in_practice as P, noise, smoothness
+    from bn_utils.experiments import in_practice, noise, smoothness
 
     jobs = []
-    cfg9 = P.PracticeConfig.for_profile(profile)
+    cfg9 = in_practice.PracticeConfig.for_profile(profile)
     for name, (experiment, c) in cfg9.extra_records().items():
-        seconds = _seconds(P.CHAPTER, experiment, cfg9)     # the record it repeats took as long
+        seconds = _seconds(in_practice.CHAPTER, experiment, cfg9)     # the record it repeats took as long
         changed = ", ".join(f"{k}={v}" for k, v in c.changes().items())
-        jobs.append(Job(P.CHAPTER, name, c, f"{experiment} with {changed or 'the same config (a repeat)'}",
+        jobs.append(Job(in_practice.CHAPTER, name, c, f"{experiment} with {changed or 'the same config (a repeat)'}",
                         None if seconds is None else seconds / 60, base=cfg9))
     by_seed: dict = {}
     for module, cls in ((noise, noise.NoiseConfig), (smoothness, smoothness.SmoothnessConfig)):
@@ -110,13 +110,14 @@ def is_stored(job: Job) -> bool:
 
 def run_job(job: Job) -> None:
     """Train one run and store its record (resuming from its checkpoint if it has one)."""
-    from bn_utils.experiments import in_practice_claims, inception, noise, santurkar, smoothness
+    from bn_utils.experiments import inception, noise, santurkar, smoothness
+    from bn_utils.experiments.in_practice import headlines
 
     if job.chapter in (noise.CHAPTER, smoothness.CHAPTER):
         hooks = noise.make_hooks if job.chapter == noise.CHAPTER else smoothness.make_hooks
         santurkar.run_one(job.chapter, job.cfg, job.run, hooks)
     elif job.base is not None:
-        in_practice_claims.run_extra(job.name, job.base)
+        headlines.run_extra(job.name, job.base)
     else:
         inception.run_one(job.cfg, job.chapter)
 

@@ -10,37 +10,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import plotting, results, train
-from . import in_practice as P
+from ... import plotting, results, runtime
+from .config import CHAPTER, PracticeConfig
+from .nets import cnn
+from .training import final_accuracy, fit, mnist, seeded, test_eval, train_mode_accuracy
 
 BATCH_DEPENDENT = ("bn", "brn")
 LABELS = {"none": "no norm", "bn": "BatchNorm", "brn": "Batch Renorm", "ln": "LayerNorm",
           "gn": "GroupNorm", "rms": "RMSNorm"}
 
 
-def sweep(cfg: P.PracticeConfig) -> dict:
+def sweep(cfg: PracticeConfig) -> dict:
     """Return ``{"eval_acc", "train_acc"}``: arrays (norm, batch size, seed) of test accuracies."""
-    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=False)
+    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=False)
     shape = (len(cfg.norms), len(cfg.batch_sizes), len(cfg.seeds))
     eval_acc, train_acc = np.full(shape, np.nan), np.full(shape, np.nan)
     renorm = cfg.renorm_kwargs(cfg.sweep_steps)
     for i, norm in enumerate(cfg.norms):
         for j, b in enumerate(cfg.batch_sizes):
             for k, seed in enumerate(cfg.seeds):
-                model = P.seeded(seed, lambda: P.cnn(norm, cfg.cnn_width, groups=cfg.gn_groups,
+                model = seeded(seed, lambda: cnn(norm, cfg.cnn_width, groups=cfg.gn_groups,
                                                      renorm=renorm if norm == "brn" else None))
-                hist = P.fit(model, x_tr, y_tr, steps=cfg.sweep_steps, batch_size=b, lr=cfg.sweep_lr,
-                             seed=seed, eval_fn=P.test_eval(x_te, y_te))
-                eval_acc[i, j, k] = P.final(hist)
+                hist = fit(model, x_tr, y_tr, steps=cfg.sweep_steps, batch_size=b, lr=cfg.sweep_lr,
+                             seed=seed, eval_fn=test_eval(x_te, y_te))
+                eval_acc[i, j, k] = final_accuracy(hist)
                 if norm in BATCH_DEPENDENT and not hist.diverged:
-                    train_acc[i, j, k] = P.train_mode_accuracy(model, x_te, y_te, b)
+                    train_acc[i, j, k] = train_mode_accuracy(model, x_te, y_te, b)
     return {"eval_acc": eval_acc, "train_acc": train_acc}
 
 
-def run(cfg: P.PracticeConfig) -> results.Record:
+def run(cfg: PracticeConfig) -> results.Record:
     """Return the sweep's record (stored, or trained now)."""
-    with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(P.CHAPTER, "batch_sweep", cfg, sweep, prefer_full=True)
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, "batch_sweep", cfg, sweep, prefer_stored=True)
 
 
 def breaking_batch(batch_sizes, accuracies, baseline) -> int | None:
@@ -52,7 +54,7 @@ def breaking_batch(batch_sizes, accuracies, baseline) -> int | None:
     return max(broken) if broken else None
 
 
-def summary(record: results.Record, cfg: P.PracticeConfig) -> dict:
+def summary(record: results.Record, cfg: PracticeConfig) -> dict:
     """Return per norm: the mean eval-mode accuracy per batch size, the train-mode one, and the
     batch size at which it breaks (does worse than no normalisation; None: never)."""
     ev, tr = np.nanmean(record["eval_acc"], 2), record["train_acc"]
@@ -65,7 +67,7 @@ def summary(record: results.Record, cfg: P.PracticeConfig) -> dict:
     return out
 
 
-def plot_modes(record: results.Record, cfg: P.PracticeConfig):
+def plot_modes(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 1): BN's test accuracy in train and eval mode against the batch size."""
     import matplotlib.pyplot as plt
 
@@ -83,7 +85,7 @@ def plot_modes(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def plot_alternatives(record: results.Record, cfg: P.PracticeConfig):
+def plot_alternatives(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 2): eval-mode test accuracy of every normalisation against batch size."""
     import matplotlib.pyplot as plt
 
@@ -99,7 +101,7 @@ def plot_alternatives(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return one row per normalisation: eval-mode accuracy per batch size and where it breaks."""
     rows = []
     for norm, s in summary(record, cfg).items():
@@ -110,7 +112,7 @@ def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
     return rows
 
 
-def mode_gap(record: results.Record, cfg: P.PracticeConfig) -> dict:
+def mode_gap(record: results.Record, cfg: PracticeConfig) -> dict:
     """Return BN's train-mode minus eval-mode accuracy at the smallest and largest batch size."""
     s = summary(record, cfg)["bn"]
     gap = s["train"] - s["eval"]

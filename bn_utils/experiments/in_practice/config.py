@@ -1,26 +1,13 @@
-"""Chapter 09: BN in practice. The configuration shared by its nine experiments and their helpers.
-
-The experiments live in ``in_practice_batch`` (train vs eval at small batches; the alternatives
-to BN), ``in_practice_mlp`` (placement, dropout, initialisation, weight decay), ``in_practice_search``
-(the genetic learning-rate / L2 search), ``in_practice_cost`` (time per step, folding) and
-``in_practice_finetune`` (fine-tuning with small batches). All train on MNIST subsets: a small
-CNN where the experiment is about batch statistics of images, an MLP elsewhere.
-"""
+"""Chapter 09's configuration: one frozen config for its nine experiments, with its profiles and
+the extra records some verdicts need."""
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
-import torch
-from torch import nn
-
-from .. import data, models, train
-from ..norm_alternatives import ALTERNATIVES
-from ..norm_registry import make_norm
-from ..profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
+from ...norm_alternatives import ALTERNATIVES
+from ...profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "09_in_practice"
 # The student project's network (../shared/sources/003_…, section 3.1): an MLP with 4 hidden
@@ -125,9 +112,9 @@ class PracticeConfig(Config):
 
     # Extra records of a profile, each stored as its own record under its own name (so that the
     # profile's records keep their digests) and trained by tools/train_runs.py: for the verdicts
-    # that need a spread or sat on a knife edge (issue 22), the GA search and the timing repeated
-    # (the GA with seeds 1 and 2), seeds 3-5 of the batch sweep, and the placement runs scored on
-    # all 10,000 test images. name: (experiment, changes to the profile's config)
+    # that need a spread or sit on a knife edge, the GA search and the timing repeated (the GA
+    # with seeds 1 and 2), seeds 3-5 of the batch sweep, and the placement runs scored on all
+    # 10,000 test images. name: (experiment, changes to the profile's config)
     EXTRA_RECORDS: ClassVar[dict] = {"reference": {
         "ga_search_s1": ("ga_search", {"seeds": (1,)}), "ga_search_s2": ("ga_search", {"seeds": (2,)}),
         "batch_sweep_s3-5": ("batch_sweep", {"seeds": (3, 4, 5)}),
@@ -161,121 +148,3 @@ class PracticeConfig(Config):
         """Return Batch Renorm's limits and schedule for a run of ``steps`` steps."""
         return {"rmax": self.renorm_rmax, "dmax": self.renorm_dmax,
                 "warmup_steps": int(self.renorm_warmup * steps), "ramp_steps": int(self.renorm_ramp * steps)}
-
-
-# ---------------------------------------------------------------------------------------------
-# Data, networks and one training run
-
-
-def mnist(cfg: PracticeConfig, *, flatten: bool) -> tuple[torch.Tensor, ...]:
-    """Return the chapter's MNIST subset as tensors ``(x_train, y_train, x_test, y_test)``."""
-    return data.tensors("mnist", flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
-
-
-def cnn(norm: str, width: int, *, groups: int = 4, renorm: dict | None = None) -> nn.Sequential:
-    """Return the small CNN: two (3x3 conv with stride 2 → norm → ReLU) blocks of ``width`` and
-    ``2 * width`` channels (28x28 → 14x14 → 7x7) and a linear classifier, for MNIST images."""
-    layer_kwargs = {"gn": {"groups": groups}, "brn": renorm or {}}.get(norm, {})
-    layers: list[nn.Module] = []
-    c_in = 1
-    for c in (width, 2 * width):
-        layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=norm == "none"),
-                   make_norm(norm, c, 2, **layer_kwargs), nn.ReLU()]
-        c_in = c
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 49, 10))
-
-
-def practice_mlp(widths: tuple | list, *, act: str = "relu", norm: bool = True, placement: str = "before",
-                 dropout: float = 0.0, dropout_place: str = "none", init_scale: float = 1.0) -> nn.Sequential:
-    """Return an MLP with BN ``before`` or ``after`` each hidden nonlinearity (or none), dropout
-    ``before_bn`` (Linear → Dropout → BN), ``after_bn`` (after every hidden block) or ``last_only``
-    (before the classifier), and torch's default initial weights times ``init_scale``."""
-    from ..models import activation
-
-    if placement not in PLACEMENTS or dropout_place not in DROPOUT_PLACES:
-        raise ValueError(f"placement={placement!r} / dropout_place={dropout_place!r}: choose from "
-                         f"{PLACEMENTS} / {DROPOUT_PLACES}")
-    layers: list[nn.Module] = []
-    hidden = list(zip(widths[:-2], widths[1:-1]))
-    for i, (a, b) in enumerate(hidden):
-        linear = nn.Linear(a, b, bias=not norm or placement == "after")
-        with torch.no_grad():
-            linear.weight.mul_(init_scale)
-        layers.append(linear)
-        if dropout_place == "before_bn" and dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        block = [nn.BatchNorm1d(b)] if norm else []
-        block = block + [activation(act)] if placement == "before" else [activation(act)] + block
-        layers += block
-        if (dropout_place == "after_bn" or (dropout_place == "last_only" and i == len(hidden) - 1)) \
-                and dropout > 0:
-            layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(widths[-2], widths[-1]))
-    return nn.Sequential(*layers)
-
-
-def sgd(model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0):
-    """Return SGD over the model's parameters."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, batch_size: int, lr: float,
-        seed: int, momentum: float = 0.9, weight_decay: float = 0.0,
-        eval_fn: Callable | None = None, eval_every: int = 0, hooks=None) -> train.History:
-    """Train ``model`` with SGD on shuffled minibatches of (x, y) and return its History."""
-    return train.fit(model, data.batches(x, y, batch_size, seed=seed), steps=steps,
-                     optimizer=sgd(model, lr, momentum=momentum, weight_decay=weight_decay),
-                     eval_fn=eval_fn, eval_every=eval_every, log_every=max(1, min(50, steps // 5)),
-                     hooks=hooks, progress=False)
-
-
-def test_eval(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], dict]:
-    """Return an eval_fn giving the test accuracy (eval mode) of a model on (x, y)."""
-    return lambda m: {"test_accuracy": train.accuracy(m, x, y)}
-
-
-def final(history: train.History, key: str = "test_accuracy") -> float:
-    """Return the last value of an evaluated metric, NaN for a diverged run."""
-    return math.nan if history.diverged else history.evals[key][-1]
-
-
-def seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
-    """Return ``make()`` built after seeding torch (the same seed gives the same weights)."""
-    train.seed_everything(seed)
-    return make()
-
-
-def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Return the accuracy with every norm layer in training mode (batch statistics of test batches
-    of ``batch_size``), on a copy, so the model's running statistics are left as they were."""
-    net = copy.deepcopy(model).train()
-    for m in net.modules():
-        if isinstance(m, nn.Dropout):
-            m.eval()
-    n = len(x) // batch_size * batch_size
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            correct += (net(x[start: start + batch_size]).argmax(1) == y[start: start + batch_size]).sum().item()
-    return correct / n
-
-
-class FrozenNorms(nn.Module):
-    """Wrap a model so that its BN layers stay in eval mode (running statistics used and fixed)
-    even when ``train()`` is called: the usual way to fine-tune with small batches."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.train()
-
-    def train(self, mode: bool = True) -> "FrozenNorms":
-        """Set the mode of everything but the BN layers, which stay in eval mode; return self."""
-        super().train(mode)
-        for m in models.bn_layers(self.model):
-            m.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the wrapped model's output."""
-        return self.model(x)

@@ -7,29 +7,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import models, plotting, results, train
-from . import in_practice as P
+from ... import models, plotting, results, runtime
+from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
+from .nets import practice_mlp
+from .training import final_accuracy, fit, mnist, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
-DROPOUT_RUNS = P.DROPOUT_PLACES
+DROPOUT_RUNS = DROPOUT_PLACES
 
 
-def _widths(cfg: P.PracticeConfig) -> list[int]:
+def _widths(cfg: PracticeConfig) -> list[int]:
     return [784] + [cfg.mlp_width] * cfg.mlp_depth + [10]
 
 
-def _curves(cfg: P.PracticeConfig, make, **fit_kwargs) -> dict:
+def _curves(cfg: PracticeConfig, make, **fit_kwargs) -> dict:
     """Train ``make()`` once per seed; return {"steps", "acc" (seeds, evals), "loss_steps", "loss"}."""
-    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=True)
+    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
     steps = cfg.mlp_steps
     eval_steps = sorted({*range(0, steps, cfg.eval_every), steps})
     log = max(1, min(50, steps // 5))
     loss_steps = sorted({*range(log, steps + 1, log), steps})
     acc, loss, models = [], [], []
     for seed in cfg.seeds:
-        model = P.seeded(seed, make)
+        model = seeded(seed, make)
         kwargs = {"steps": steps, "batch_size": cfg.mlp_batch, "lr": cfg.mlp_lr, **fit_kwargs}
-        h = P.fit(model, x_tr, y_tr, seed=seed, eval_fn=P.test_eval(x_te, y_te),
+        h = fit(model, x_tr, y_tr, seed=seed, eval_fn=test_eval(x_te, y_te),
                   eval_every=cfg.eval_every, **kwargs)
         a, lv = h.evals["test_accuracy"], h.loss   # a diverged run stops early: pad with NaN
         acc.append(a + [np.nan] * (len(eval_steps) - len(a)))
@@ -43,12 +45,12 @@ def _curves(cfg: P.PracticeConfig, make, **fit_kwargs) -> dict:
 # 3. placement, 4. dropout, 5. initialisation
 
 
-def placement(cfg: P.PracticeConfig) -> dict:
+def placement(cfg: PracticeConfig) -> dict:
     """Return test-accuracy curves of the MLP without BN, with BN before and after the
     nonlinearity, for ReLU and sigmoid."""
     out = {}
     for act, place in PLACEMENT_RUNS:
-        c = _curves(cfg, lambda: P.practice_mlp(_widths(cfg), act=act, norm=place != "none",
+        c = _curves(cfg, lambda: practice_mlp(_widths(cfg), act=act, norm=place != "none",
                                                 placement="before" if place == "none" else place))
         out[f"{act}/{place}/steps"], out[f"{act}/{place}/acc"] = c["steps"], c["acc"]
     return out
@@ -71,23 +73,23 @@ def bn_variance_shift(model: nn.Module, x: torch.Tensor) -> list[float]:
     return [float((seen[i].var(0) / bn.running_var).mean()) for i, bn in enumerate(bns)]
 
 
-def dropout(cfg: P.PracticeConfig) -> dict:
+def dropout(cfg: PracticeConfig) -> dict:
     """Return per dropout placement: accuracy curves and the variance shift of every BN layer."""
-    _, _, x_te, _ = P.mnist(cfg, flatten=True)
+    _, _, x_te, _ = mnist(cfg, flatten=True)
     out = {}
     for place in DROPOUT_RUNS:
-        c = _curves(cfg, lambda: P.practice_mlp(_widths(cfg), dropout=cfg.dropout, dropout_place=place))
+        c = _curves(cfg, lambda: practice_mlp(_widths(cfg), dropout=cfg.dropout, dropout_place=place))
         out[f"{place}/steps"], out[f"{place}/acc"] = c["steps"], c["acc"]
         out[f"{place}/shift"] = np.asarray([bn_variance_shift(m, x_te) for m in c["models"]])
     return out
 
 
-def initialisation(cfg: P.PracticeConfig) -> dict:
+def initialisation(cfg: PracticeConfig) -> dict:
     """Return train-loss and accuracy curves for every initial weight scale, with and without BN."""
     out = {}
     for bn in (False, True):
         for scale in cfg.init_scales:
-            c = _curves(cfg, lambda: P.practice_mlp(_widths(cfg), norm=bn, init_scale=scale))
+            c = _curves(cfg, lambda: practice_mlp(_widths(cfg), norm=bn, init_scale=scale))
             key = f"{'bn' if bn else 'none'}/{scale:g}"
             out[f"{key}/loss_steps"], out[f"{key}/loss"] = c["loss_steps"], c["loss"]
             out[f"{key}/steps"], out[f"{key}/acc"] = c["steps"], c["acc"]
@@ -98,7 +100,7 @@ def initialisation(cfg: P.PracticeConfig) -> dict:
 # 8. weight decay on scale-invariant weights
 
 
-def weight_decay(cfg: P.PracticeConfig) -> dict:
+def weight_decay(cfg: PracticeConfig) -> dict:
     """Return, with and without BN and with and without weight decay, the norm of the second
     hidden layer's weights and its relative step ||dW|| / ||W|| along training (plain SGD)."""
     out = {}
@@ -107,7 +109,7 @@ def weight_decay(cfg: P.PracticeConfig) -> dict:
         for wd in (0.0, cfg.weight_decay):
             norms, rel, steps, acc = [], [], [], []
             for seed in cfg.seeds:
-                model = P.seeded(seed, lambda: P.practice_mlp(_widths(cfg), norm=bn))
+                model = seeded(seed, lambda: practice_mlp(_widths(cfg), norm=bn))
                 layer = [m for m in model if isinstance(m, nn.Linear)][1]
                 prev: dict = {}
 
@@ -118,13 +120,13 @@ def weight_decay(cfg: P.PracticeConfig) -> dict:
                     if step % every == 0 and last is not None:
                         return {"norm": float(w.norm()), "rel_step": float((w - last).norm() / last.norm())}
                     return None
-                x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=True)
-                h = P.fit(model, x_tr, y_tr, steps=cfg.mlp_steps, batch_size=cfg.mlp_batch, lr=cfg.wd_lr,
-                          seed=seed, momentum=0.0, weight_decay=wd, eval_fn=P.test_eval(x_te, y_te),
+                x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
+                h = fit(model, x_tr, y_tr, steps=cfg.mlp_steps, batch_size=cfg.mlp_batch, lr=cfg.wd_lr,
+                          seed=seed, momentum=0.0, weight_decay=wd, eval_fn=test_eval(x_te, y_te),
                           hooks=hook)
                 norms.append(h.measures.get("norm", []))
                 rel.append(h.measures.get("rel_step", []))
-                steps, acc = h.measure_step, acc + [P.final(h)]
+                steps, acc = h.measure_step, acc + [final_accuracy(h)]
             key = f"{'bn' if bn else 'none'}/{wd:g}"
             n = min(len(v) for v in norms)
             out[f"{key}/steps"] = np.asarray(steps[:n])
@@ -134,15 +136,15 @@ def weight_decay(cfg: P.PracticeConfig) -> dict:
     return out
 
 
-def run(cfg: P.PracticeConfig, name: str) -> results.Record:
+def run(cfg: PracticeConfig, name: str) -> results.Record:
     """Return the record of one MLP experiment: ``placement``, ``dropout``, ``initialisation``
     or ``weight_decay`` (stored, or trained now)."""
     fns = {"placement": placement, "dropout": dropout, "initialisation": initialisation,
            "weight_decay": weight_decay}
     if name not in fns:
         raise ValueError(f"unknown MLP experiment {name!r}; choose one of {', '.join(fns)}")
-    with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(P.CHAPTER, name, cfg, fns[name], prefer_full=True)
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, name, cfg, fns[name], prefer_stored=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +156,7 @@ def last(record: results.Record, key: str) -> float:
     return float(np.mean(record[f"{key}/acc"][:, -1]))
 
 
-def plot_placement(record: results.Record, cfg: P.PracticeConfig):
+def plot_placement(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 3): test accuracy along training, BN before/after the nonlinearity."""
     import matplotlib.pyplot as plt
 
@@ -179,7 +181,7 @@ def dropout_table(record: results.Record) -> list[dict]:
     return rows
 
 
-def plot_initialisation(record: results.Record, cfg: P.PracticeConfig):
+def plot_initialisation(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 5): training loss for each initial weight scale, without and with BN."""
     import matplotlib.pyplot as plt
 
@@ -195,14 +197,14 @@ def plot_initialisation(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def init_table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+def init_table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return per network and initial scale: final test accuracy."""
     return [{"network": "BN" if net == "bn" else "no BN",
              **{f"× {s:g}": last(record, f"{net}/{s:g}") for s in cfg.init_scales}}
             for net in ("none", "bn")]
 
 
-def plot_weight_decay(record: results.Record, cfg: P.PracticeConfig):
+def plot_weight_decay(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 8): weight norm and relative step of a hidden layer, with and without
     weight decay, with and without BN."""
     import matplotlib.pyplot as plt
@@ -220,7 +222,7 @@ def plot_weight_decay(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def wd_summary(record: results.Record, cfg: P.PracticeConfig) -> dict:
+def wd_summary(record: results.Record, cfg: PracticeConfig) -> dict:
     """Return per run: final weight norm, median relative step over the second half, accuracy."""
     out = {}
     for net in ("bn", "none"):

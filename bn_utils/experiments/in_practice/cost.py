@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import results, train
-from ..inception_net import TinyInception
-from .forward_pass import fold_model
-from . import in_practice as P
+from ... import results, runtime
+from ...inception_net import TinyInception
+from ..forward_pass import fold_model
+from .config import CHAPTER, PracticeConfig, STUDENT_MLP
+from .nets import practice_mlp
 
 # The student project's timings (its Table 3.2.1: the 4×1000 MLP at batch 1024, NumPy on a CPU),
 # seconds per step without BN (their control model) and with BN.
@@ -59,21 +60,21 @@ def _seconds(fn, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def _networks(cfg: P.PracticeConfig) -> dict:
+def _networks(cfg: PracticeConfig) -> dict:
     """Return {family: (input shape, {"no BN", "BN"} models)} with trained-like BN statistics."""
     widths = [784] + [cfg.cost_width] * 4 + [10]
     torch.manual_seed(0)
-    nets = {"MLP": ((cfg.cost_batch, 784), {"no BN": P.practice_mlp(widths, norm=False),
-                                             "BN": P.practice_mlp(widths, norm=True)}),
+    nets = {"MLP": ((cfg.cost_batch, 784), {"no BN": practice_mlp(widths, norm=False),
+                                             "BN": practice_mlp(widths, norm=True)}),
             "TinyInception": ((cfg.cost_inception_batch, 3, 32, 32),
                               {"no BN": TinyInception(width=cfg.cost_inception_width, bn=False),
                                "BN": TinyInception(width=cfg.cost_inception_width, bn=True)})}
     return nets
 
 
-def timing(cfg: P.PracticeConfig) -> dict:
+def timing(cfg: PracticeConfig) -> dict:
     """Return median seconds per training step and per inference batch for every network."""
-    device = train.default_device()
+    device = runtime.default_device()
     out = {}
     for family, (shape, nets) in _networks(cfg).items():
         x = torch.randn(*shape, device=device)
@@ -111,10 +112,10 @@ def timing(cfg: P.PracticeConfig) -> dict:
     return out
 
 
-def run(cfg: P.PracticeConfig) -> results.Record:
+def run(cfg: PracticeConfig) -> results.Record:
     """Return the timing record (stored, or measured now)."""
-    with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(P.CHAPTER, "cost", cfg, timing, prefer_full=True)
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, "cost", cfg, timing, prefer_stored=True)
 
 
 def ratios(record: results.Record) -> dict:
@@ -128,10 +129,10 @@ def ratios(record: results.Record) -> dict:
     return out
 
 
-def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return the time ratios BN / no BN beside the student's (MLP at batch 1024)."""
     r, student = ratios(record), student_ratios()
-    net = P.STUDENT_MLP
+    net = STUDENT_MLP
     rows = [{"measurement": f"student: MLP {net['hidden_layers']}×{net['hidden_width']}, batch {net['batch']} (Higgs)",
              "train step": student["train"],
              "inference": student["inference"], "inference, BN folded": None}]

@@ -13,11 +13,13 @@ import math
 
 import numpy as np
 
-from .. import plotting, results, train
-from ..search import genetic_search
-from . import in_practice as P
+from ... import plotting, results, runtime, train
+from ...search import genetic_search
+from .config import CHAPTER, PracticeConfig, STUDENT_MLP
+from .nets import practice_mlp
+from .training import fit, mnist, seeded
 
-# The student project's results (../shared/sources/003_…, Table 3.2.1: Higgs, the P.STUDENT_MLP).
+# The student project's results (../shared/sources/003_…, Table 3.2.1: Higgs, the STUDENT_MLP).
 STUDENT = {"best_lr": {"bn": 2.57, "none": 0.62}, "best_l2": {"bn": 1.26e-8, "none": 3.98e-8},
            "test_accuracy": {"bn": 0.7127, "none": 0.6872}}
 # Its search (section 3.1 and Algorithm 3.2.0): every generation trains ``models`` new networks
@@ -32,16 +34,16 @@ STUDENT_SEARCH = {"generations": 10, "models": 10, "epochs": 10, "top": 3, "std_
 def student_numbers() -> dict:
     """Return the student project's network, search and results as one flat dict (the chapter's
     glue names without the ``student_`` prefix)."""
-    out = {**P.STUDENT_MLP, **STUDENT_SEARCH}
+    out = {**STUDENT_MLP, **STUDENT_SEARCH}
     for what, per_net in STUDENT.items():
         out.update({f"{what}_{net}": v for net, v in per_net.items()})
     return out
 
 
-def search(cfg: P.PracticeConfig) -> dict:
+def search(cfg: PracticeConfig) -> dict:
     """Return per network (``bn``, ``none``): the GA's points (generation, member, [ln LR, ln L2]),
     validation scores, test accuracies, and the best point with its scores."""
-    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=True)
+    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
     n_val = max(len(x_tr) // 6, 10)
     x_fit, y_fit, x_val, y_val = x_tr[n_val:], y_tr[n_val:], x_tr[:n_val], y_tr[:n_val]
     widths = [784] + [cfg.ga_width] * 4 + [10]
@@ -53,8 +55,8 @@ def search(cfg: P.PracticeConfig) -> dict:
 
         def fitness(point, net=net, tests=tests):
             lr, l2 = math.exp(point[0]), math.exp(point[1])
-            model = P.seeded(cfg.seeds[0], lambda: P.practice_mlp(widths, norm=net == "bn"))
-            h = P.fit(model, x_fit, y_fit, steps=cfg.ga_steps, batch_size=cfg.ga_batch, lr=lr,
+            model = seeded(cfg.seeds[0], lambda: practice_mlp(widths, norm=net == "bn"))
+            h = fit(model, x_fit, y_fit, steps=cfg.ga_steps, batch_size=cfg.ga_batch, lr=lr,
                       seed=cfg.seeds[0], momentum=0.0, weight_decay=l2)
             if h.diverged:
                 tests[tuple(point)] = math.nan
@@ -73,13 +75,13 @@ def search(cfg: P.PracticeConfig) -> dict:
     return out
 
 
-def run(cfg: P.PracticeConfig) -> results.Record:
+def run(cfg: PracticeConfig) -> results.Record:
     """Return the search's record (stored, or run now)."""
-    with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(P.CHAPTER, "ga_search", cfg, search, prefer_full=True)
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, "ga_search", cfg, search, prefer_stored=True)
 
 
-def plot(record: results.Record, cfg: P.PracticeConfig):
+def plot(record: results.Record, cfg: PracticeConfig):
     """Figure: the population of every generation in (log10 LR, log10 L2), with and without BN."""
     import matplotlib.pyplot as plt
 
@@ -98,7 +100,7 @@ def plot(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return the student's and our best LR, L2 and test accuracy, with and without BN."""
     rows = []
     for net in ("bn", "none"):

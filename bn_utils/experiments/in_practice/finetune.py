@@ -14,32 +14,34 @@ import copy
 import numpy as np
 import torch
 
-from .. import plotting, results, train
-from . import in_practice as P
+from ... import plotting, results, runtime, train
+from .config import CHAPTER, PracticeConfig
+from .nets import FrozenNorms, cnn
+from .training import fit, mnist, seeded, test_eval
 
 MODES = ("train", "frozen")
 
 
-def finetune(cfg: P.PracticeConfig) -> dict:
+def finetune(cfg: PracticeConfig) -> dict:
     """Return accuracy curves (seed, eval) per (batch size, BN mode), and the pre-trained accuracy."""
-    x_tr, y_tr, x_te, y_te = P.mnist(cfg, flatten=False)
+    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=False)
     old_tr, new_tr, new_te = y_tr < 5, torch.nonzero(y_tr >= 5).flatten(), y_te >= 5
     new_tr = new_tr[: cfg.ft_n_train]
     xn, yn, xt, yt = x_tr[new_tr], y_tr[new_tr], x_te[new_te], y_te[new_te]
     every = max(1, cfg.ft_steps // 10)
     out = {"pretrained_new_accuracy": [], "pretrained_old_accuracy": []}
     for seed in cfg.seeds:
-        base = P.seeded(seed, lambda: P.cnn("bn", cfg.cnn_width))
-        P.fit(base, x_tr[old_tr], y_tr[old_tr], steps=cfg.ft_pretrain_steps, batch_size=64,
+        base = seeded(seed, lambda: cnn("bn", cfg.cnn_width))
+        fit(base, x_tr[old_tr], y_tr[old_tr], steps=cfg.ft_pretrain_steps, batch_size=64,
               lr=cfg.sweep_lr, seed=seed)
         out["pretrained_new_accuracy"].append(train.accuracy(base, xt, yt))
         out["pretrained_old_accuracy"].append(train.accuracy(base, x_te[~new_te], y_te[~new_te]))
         for b in cfg.ft_batch_sizes:
             for mode in MODES:
                 model = copy.deepcopy(base)
-                net = P.FrozenNorms(model) if mode == "frozen" else model
-                h = P.fit(net, xn, yn, steps=cfg.ft_steps, batch_size=b, lr=cfg.ft_lr, seed=seed,
-                          eval_fn=P.test_eval(xt, yt), eval_every=every)
+                net = FrozenNorms(model) if mode == "frozen" else model
+                h = fit(net, xn, yn, steps=cfg.ft_steps, batch_size=b, lr=cfg.ft_lr, seed=seed,
+                          eval_fn=test_eval(xt, yt), eval_every=every)
                 acc = h.evals["test_accuracy"]
                 n = len(sorted({*range(0, cfg.ft_steps, every), cfg.ft_steps}))
                 out.setdefault(f"{b}/{mode}/acc", []).append(acc + [np.nan] * (n - len(acc)))
@@ -47,13 +49,13 @@ def finetune(cfg: P.PracticeConfig) -> dict:
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
 
-def run(cfg: P.PracticeConfig) -> results.Record:
+def run(cfg: PracticeConfig) -> results.Record:
     """Return the fine-tuning record (stored, or trained now)."""
-    with train.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(P.CHAPTER, "finetune", cfg, finetune, prefer_full=True)
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, "finetune", cfg, finetune, prefer_stored=True)
 
 
-def plot(record: results.Record, cfg: P.PracticeConfig):
+def plot(record: results.Record, cfg: PracticeConfig):
     """Figure: test accuracy on the new digits along fine-tuning, BN in training mode vs frozen."""
     import matplotlib.pyplot as plt
 
@@ -70,7 +72,7 @@ def plot(record: results.Record, cfg: P.PracticeConfig):
     return fig
 
 
-def table(record: results.Record, cfg: P.PracticeConfig) -> list[dict]:
+def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return the final accuracy on the new digits per batch size and BN mode."""
     rows = [{"batch": "before fine-tuning", "BN in training mode": float(np.mean(record["pretrained_new_accuracy"])),
              "BN frozen": float(np.mean(record["pretrained_new_accuracy"]))}]

@@ -24,13 +24,10 @@ import math
 
 import numpy as np
 
-from .. import claims as rule
-from .. import results, train
-from . import in_practice as P
-from . import in_practice_batch as B
-from . import in_practice_cost as C
-from . import in_practice_mlp as M
-from . import in_practice_search as S
+from ... import claims as rule
+from ... import results, runtime
+from . import cost, ga_search, mlp_choices, small_batches
+from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
 SOURCE = "practitioners' advice"
 CHANCE = 0.1          # MNIST's ten classes
@@ -39,27 +36,27 @@ PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below 
 FOLDED_MAX = 1.1          # "folding removes the inference cost": folded / no BN below this
 
 
-def extra_runs(cfg: P.PracticeConfig) -> dict[str, P.PracticeConfig]:
+def extra_runs(cfg: PracticeConfig) -> dict[str, PracticeConfig]:
     """Return ``{record name: config}`` of the extra records (``cfg.extra_records()``)."""
     return {name: c for name, (_, c) in cfg.extra_records().items()}
 
 
-def load_extra(cfg: P.PracticeConfig) -> dict:
+def load_extra(cfg: PracticeConfig) -> dict:
     """Return the extra records stored under exactly their configs, by name."""
     out = {}
     for name, c in extra_runs(cfg).items():
-        record = results.load(P.CHAPTER, name, c)
+        record = results.load(CHAPTER, name, c)
         if record is not None:
             out[name] = record
     return out
 
 
-def run_extra(name: str, cfg: P.PracticeConfig) -> results.Record:
+def run_extra(name: str, cfg: PracticeConfig) -> results.Record:
     """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
     experiment, c = cfg.extra_records()[name]
-    fns = {"ga_search": S.search, "batch_sweep": B.sweep, "placement": M.placement, "cost": C.timing}
-    with train.cpu_threads(c.cpu_threads):
-        return results.load_or_run(P.CHAPTER, name, c, fns[experiment])
+    fns = {"ga_search": ga_search.search, "batch_sweep": small_batches.sweep, "placement": mlp_choices.placement, "cost": cost.timing}
+    with runtime.cpu_threads(c.cpu_threads):
+        return results.load_or_run(CHAPTER, name, c, fns[experiment])
 
 
 def _test_se(accuracies, n: int) -> float:
@@ -87,7 +84,7 @@ def _row(text: str, ours: str, decision, spread: str | None = None, source: str 
     return rule.row(text, source, theirs, ours, decision, spread)
 
 
-def _batch_sweep(rec: dict, extra: dict, cfg: P.PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def _batch_sweep(rec: dict, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """Return the sweep's (eval_acc, train_acc) arrays (norm, batch, seed), with the stored extra
     seeds of the same protocol joined on the seed axis, and the number of test images."""
     ev, tr = np.asarray(rec["batch_sweep"]["eval_acc"]), np.asarray(rec["batch_sweep"]["train_acc"])
@@ -98,7 +95,7 @@ def _batch_sweep(rec: dict, extra: dict, cfg: P.PracticeConfig) -> tuple[np.ndar
     return ev, tr, cfg.n_test
 
 
-def _small_batch_rows(rec: dict, extra: dict, cfg: P.PracticeConfig) -> list[dict]:
+def _small_batch_rows(rec: dict, extra: dict, cfg: PracticeConfig) -> list[dict]:
     ev, tr, n_test = _batch_sweep(rec, extra, cfg)
     i = cfg.norms.index("bn")
     small, large = cfg.batch_sizes[0], cfg.batch_sizes[-1]
@@ -124,10 +121,10 @@ def _small_batch_rows(rec: dict, extra: dict, cfg: P.PracticeConfig) -> list[dic
             accs = [np.nanmean(ev[i][-1]), np.nanmean(ev[i][0]), np.nanmean(ev[j][-1]), np.nanmean(ev[j][0])]
             d = _with_test_set(rule.paired(drop["bn"] - drop[n]), _test_se(accs, n_test))
             parts.append(d)
-            spreads.append(f"BN − {B.LABELS[n]}: {_pts(d)}")
+            spreads.append(f"BN − {small_batches.LABELS[n]}: {_pts(d)}")
         text = (f"BN loses more accuracy at tiny batches than batch-independent layers (BN's drop from batch "
                 f"{large} to {small} larger than LayerNorm's and GroupNorm's)")
-        ours = ", ".join(f"{B.LABELS[n]} {np.nanmean(drop[n]):.3f}" for n in ["bn", *indep])
+        ours = ", ".join(f"{small_batches.LABELS[n]} {np.nanmean(drop[n]):.3f}" for n in ["bn", *indep])
         rows.append(_row(text, f"drop: {ours}", rule.all_of(parts),
                          "; ".join(spreads) + f" (seeds and {n_test:,} test images)"))
     # 3. Batch Renorm recovers accuracy BN loses at the smallest batch
@@ -142,14 +139,14 @@ def _small_batch_rows(rec: dict, extra: dict, cfg: P.PracticeConfig) -> list[dic
     return rows
 
 
-def _placement_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+def _placement_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """BN before or after the nonlinearity: |before − after| below ``PLACEMENT_MARGIN`` for ReLU
     and sigmoid, an equivalence (yes when the whole two-SE interval of the mean difference lies
     inside ± the margin, no when it lies outside); from the record on all 10,000 test images when
     it is stored."""
     names = [n for n, (e, _) in cfg.extra_records().items() if e == "placement" and n in extra]
     pl = extra[names[0]] if names else rec["placement"]
-    n_test = P.PracticeConfig.from_record(pl).n_test
+    n_test = PracticeConfig.from_record(pl).n_test
     parts, texts, spreads = [], [], []
     for act in ("relu", "sigmoid"):
         before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
@@ -164,14 +161,14 @@ def _placement_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
                 "; ".join(spreads) + f", {parts[0].n} seeds and {n_test:,} test images")
 
 
-def _ga_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+def _ga_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """The GA finds a larger best learning rate with BN: one search per seed for both networks;
     decided on log10(best LR with BN / without), one value per search."""
     runs = [rec["ga_search"]] + [extra[n] for n, (e, _) in cfg.extra_records().items()
                                   if e == "ga_search" and n in extra]
     ratio = [math.log10(float(r["bn/best_lr"]) / float(r["none/best_lr"])) for r in runs]
     d = rule.paired(ratio)
-    theirs = S.STUDENT["best_lr"]
+    theirs = ga_search.STUDENT["best_lr"]
     bn = ", ".join(f"{float(r['bn/best_lr']):.3g}" for r in runs)
     none = ", ".join(f"{float(r['none/best_lr']):.3g}" for r in runs)
     return _row("the GA finds a larger best learning rate with BN (BN allows a larger learning rate)",
@@ -180,14 +177,14 @@ def _ga_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
                 theirs=f"{theirs['bn']:g} with BN, {theirs['none']:g} without")
 
 
-def _cost_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
+def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """BN costs time in training (MLP: BN / no BN > 1) and folding removes the inference cost
     (folded / no BN < ``FOLDED_MAX``): one value per timing run."""
     runs = [rec["cost"]] + [extra[n] for n, (e, _) in cfg.extra_records().items() if e == "cost" and n in extra]
-    r = [C.ratios(t)["MLP"] for t in runs]
+    r = [cost.ratios(t)["MLP"] for t in runs]
     costs = rule.paired([v["train"] - 1 for v in r])
     folded = rule.paired([FOLDED_MAX - v["folded inference"] for v in r])
-    student = C.student_ratios()
+    student = cost.student_ratios()
     mean = lambda k: float(np.mean([v[k] for v in r]))  # noqa: E731
     return _row("BN costs time in training and at inference; folding it into the layer before removes the "
                 f"inference cost (MLP: BN/no-BN train ratio > 1, folded/no-BN inference ratio < {FOLDED_MAX:g})",
@@ -198,7 +195,7 @@ def _cost_row(rec: dict, extra: dict, cfg: P.PracticeConfig) -> dict:
                 theirs=f"student: train ×{student['train']:.2f}, inference ×{student['inference']:.2f}")
 
 
-def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
+def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     """Return all of chapter 09's claims in :func:`bn_utils.claims.row`'s shape from the records
     ``rec`` (keys: batch_sweep, placement, dropout, initialisation, ga_search, cost, weight_decay,
     finetune), with their extra records stored so far (:func:`load_extra`)."""
@@ -207,7 +204,7 @@ def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
     rows.append(_placement_row(rec, extra, cfg))
     # dropout: mean |log(test var / running var)| over the BN layers, per seed
     drop = rec["dropout"]
-    shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in M.DROPOUT_RUNS}
+    shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in mlp_choices.DROPOUT_RUNS}
     d = rule.paired(shift["before_bn"] - shift["last_only"])
     ours = ", ".join(f"{label} {shift[p].mean():.3f}" for p, label in
                      (("before_bn", "before BN"), ("last_only", "last only"), ("none", "none")))
@@ -257,9 +254,9 @@ def claims(rec: dict, cfg: P.PracticeConfig) -> list[dict]:
     return rows
 
 
-def student_deviations(cfg: P.PracticeConfig) -> list[str]:
+def student_deviations(cfg: PracticeConfig) -> list[str]:
     """Return how our GA search and timing differ from the student project's."""
-    s, net = S.STUDENT_SEARCH, P.STUDENT_MLP
+    s, net = ga_search.STUDENT_SEARCH, STUDENT_MLP
     layers = f"{net['hidden_layers']}×{net['hidden_width']}"
     return [
         "data: MNIST (10 classes, images) instead of Higgs (2 classes, 28 tabular features), which is not available offline",

@@ -1,0 +1,65 @@
+"""Chapter 09's data and training run: MNIST subsets as tensors, SGD on shuffled minibatches,
+the test accuracy along training, and the accuracy of BN in training mode on test batches."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ... import data, runtime, train
+from .config import PracticeConfig
+
+
+def mnist(cfg: PracticeConfig, *, flatten: bool) -> tuple[torch.Tensor, ...]:
+    """Return the chapter's MNIST subset as tensors ``(x_train, y_train, x_test, y_test)``."""
+    return data.tensors("mnist", flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
+
+
+def sgd(model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0):
+    """Return SGD over the model's parameters."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+        seed: int, momentum: float = 0.9, weight_decay: float = 0.0,
+        eval_fn: Callable | None = None, eval_every: int = 0, hooks=None) -> train.History:
+    """Train ``model`` with SGD on shuffled minibatches of (x, y) and return its History."""
+    return train.fit(model, data.batches(x, y, batch_size, seed=seed), steps=steps,
+                     optimizer=sgd(model, lr, momentum=momentum, weight_decay=weight_decay),
+                     eval_fn=eval_fn, eval_every=eval_every, log_every=max(1, min(50, steps // 5)),
+                     hooks=hooks, progress=False)
+
+
+def test_eval(x: torch.Tensor, y: torch.Tensor) -> Callable[[nn.Module], dict]:
+    """Return an eval_fn giving the test accuracy (eval mode) of a model on (x, y)."""
+    return lambda m: {"test_accuracy": train.accuracy(m, x, y)}
+
+
+def final_accuracy(history: train.History) -> float:
+    """Return a run's last test accuracy (``test_eval``'s), NaN for a diverged run."""
+    return math.nan if history.diverged else history.evals["test_accuracy"][-1]
+
+
+def seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
+    """Return ``make()`` built after seeding torch (the same seed gives the same weights)."""
+    runtime.seed_everything(seed)
+    return make()
+
+
+def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Return the accuracy with every norm layer in training mode (batch statistics of test batches
+    of ``batch_size``), on a copy, so the model's running statistics are left as they were."""
+    net = copy.deepcopy(model).train()
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    n = len(x) // batch_size * batch_size
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            correct += (net(x[start: start + batch_size]).argmax(1) == y[start: start + batch_size]).sum().item()
+    return correct / n

@@ -1,0 +1,57 @@
+"""The closing page (chapter 10): every chapter's claims read from the best stored record,
+tallied by source, one row per claim; a smoke record is shown but judges nothing."""
+
+from pathlib import Path
+
+from bn_utils import results, verdicts
+from bn_utils.experiments.in_practice import CHAPTER, PracticeConfig
+
+
+def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp_path):
+    cfg = PracticeConfig.for_profile("smoke")
+    for profile, value in (("quick", 1.0), ("reference", 2.0)):
+        results.save(CHAPTER, "cost", cfg.replace(profile=profile), {"x": value})
+    assert verdicts.best_record(CHAPTER, "cost")["x"] == 2.0
+    assert verdicts.best_record(CHAPTER, "missing") is None
+    rows = verdicts.verdicts(tmp_path / "empty")
+    assert all(r["record"] == verdicts.NOT_RUN and r["verdict"] == "not run" for r in rows)
+    papers = [r for r in rows if r["kind"] == "paper"]
+    assert verdicts.tally(rows)["not decided"] == len(papers)
+    assert set(verdicts.COLUMNS) <= set(rows[0])
+
+
+def test_a_smoke_record_is_shown_but_judges_no_claim():
+    from bn_utils.experiments import ensemble as ens
+
+    cfg = ens.EnsembleConfig.for_profile("smoke")
+    member = {"top1": 0.6, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
+    out = {"members": {n: member for n in cfg.members}, "n_used": 2, "best_member": cfg.members[0],
+           "ensemble": {"top1": 0.7, "top5": 0.95}, "gain_top1": 0.1, "gain_top1_se": 0.01, "n_test": 200}
+    results.save(ens.CHAPTER, "ensemble", cfg, out)
+    rows = [r for r in verdicts.verdicts() if r["chapter"] == "06"]
+    assert len(rows) == 1 and rows[0]["verdict"] == verdicts.SMOKE      # one row: one claim
+    assert rows[0]["record"].startswith("smoke")
+    results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)   # a quick one judges
+    (row,) = [r for r in verdicts.verdicts() if r["chapter"] == "06"]
+    assert row["verdict"] == "yes" and "paired SE" in row["spread"]     # +10 ± 1 points
+    out["gain_top1"] = 0.015                                           # +1.5 ± 1: inside the noise
+    results.save(ens.CHAPTER, "ensemble", cfg.replace(profile="quick"), out)
+    assert [r["verdict"] for r in verdicts.verdicts() if r["chapter"] == "06"] == ["inside the noise"]
+
+
+def test_the_tally_counts_the_papers_claims_apart_from_the_books_tests():
+    rows = [{"kind": "paper", "verdict": v} for v in ("yes", "yes", "no", "inside the noise",
+                                                       "1 seed: not decided", "not comparable")]
+    rows += [{"kind": "book", "verdict": "yes"}]
+    assert verdicts.tally(rows) == {"yes": 2, "no": 1, "inside the noise": 1, "not decided": 2}
+    assert verdicts.tally(rows, "book") == {"yes": 1, "no": 0, "inside the noise": 0, "not decided": 0}
+
+
+def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
+    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "results"))
+    rows = verdicts.verdicts()   # the book's stored records (it only reads them)
+    keys = [(r["chapter"], r["claim"]) for r in rows]
+    assert len(keys) == len(set(keys)), "a claim listed twice"
+    chapter05 = {r["claim"] for r in rows if r["chapter"] == "05"}
+    assert "BN-x30 trains more slowly than BN-x5 at first but ends higher" in chapter05
+    assert "BN-x5-Sigmoid never reaches Inception's best accuracy" in chapter05
