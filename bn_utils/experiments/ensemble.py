@@ -265,25 +265,22 @@ def training_minutes(record: results.Record) -> dict:
 def plot(record: results.Record):
     """Figure: each member's and the ensemble's top-1 test accuracy (bars), and the accuracy of
     a k-member ensemble (mean over all k-subsets) against k."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax_bar, ax_k) = plt.subplots(1, 2, figsize=(13, 4.2),
-                                       gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax_bar, ax_k) = plotting.panels(2, wide=(0, 1), height=3.4)   # the bars need a row
     names = member_names(record)
     accs = [record["members"][n]["top1"] for n in names]
     ens = record["ensemble"]
     heights = [100 * (a if a is not None else 0.0) for a in accs]
-    bars = ax_bar.bar(range(len(names)), heights, color=plotting.COLORS["bn"], label="member")
+    bars = ax_bar.bar(range(len(names)), heights, color=plotting.PALETTE["bn"], label="member")
     for bar, a in zip(bars, accs):
         if a is None:
             ax_bar.annotate("diverged", (bar.get_x() + bar.get_width() / 2, 1), ha="center",
                             rotation=90, va="bottom")
     ax_bar.bar_label(bars, labels=["" if a is None else f"{100 * a:.1f}" for a in accs],
-                     fontsize=8, padding=2)
+                     fontsize=10, padding=2)
     if ens is not None:
-        top = ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.COLORS["other"],
+        top = ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.PALETTE["other"],
                          label=f"ensemble of {record['n_used']}")
-        ax_bar.bar_label(top, fmt="%.1f", fontsize=8, padding=2)
+        ax_bar.bar_label(top, fmt="%.1f", fontsize=10, padding=2)
     ax_bar.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
                       rotation=20, ha="right")
     valid = [h for h in heights if h > 0] + ([100 * ens["top1"]] if ens else [])
@@ -293,16 +290,14 @@ def plot(record: results.Record):
                    xlabel="network", ylabel="test accuracy (%)")
     if ens is not None:
         ks = np.arange(1, len(record["by_size"]) + 1)
-        ax_k.plot(ks, 100 * np.asarray(record["by_size"]), "o-", color=plotting.COLORS["other"],
+        ax_k.plot(ks, 100 * np.asarray(record["by_size"]), "o-", color=plotting.PALETTE["other"],
                   label="mean over all k-member subsets")
         ax_k.set_xticks(ks)
     plotting.label(ax_k, title="Ensemble accuracy vs number of members",
                    xlabel="members averaged (k)", ylabel="top-1 test accuracy (%)")
     cfg = record.config
     devices = training_minutes(record)["devices"] if ens is not None else ""
-    plotting.caption(fig, f"BN-x30 TinyInceptions (width {cfg['width']}, {cfg['epochs']} epochs on "
-                          f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images"
-                          + (f"; members trained on {devices}" if devices else "")
-                          + f". Ensemble: {record.caption()}")
-    fig.tight_layout()
+    plotting.note(fig, f"BN-x30 TinyInceptions (width {cfg['width']}, {cfg['epochs']} epochs on "
+                       f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images"
+                       + (f"; members trained on {devices}" if devices else "") + ".")
     return fig
