@@ -16,7 +16,7 @@ LAYERS = {
            "inception_net", "stacked", "stacked_mlp"),
     "training": ("data", "augment", "train", "measure", "checks", "search"),
     "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
-    "exercises": ("exercises", "exercises_papers", "exercises_practice", "answer_check"),
+    "exercises": ("exercises",),
     "experiments": ("experiments",),
     "verdicts": ("verdicts",),
 }

@@ -1,30 +1,11 @@
-"""The book's exercises: ``check_<name>(answer)`` tests an answer on random inputs and prints
-``correct``, ``not done yet: ...`` or one sentence saying what is wrong (the axis, the variance,
-the missing term, the momentum convention, ...). It returns a ``Result``, truthy when correct.
-
-    from bn_utils import exercises as ex
-    ex.check_batch_stats(batch_stats)          # the reader's check: prints, never fails the run
-    assert ex.check_batch_stats(batch_stats)   # after the solution: CI fails if it is wrong
-
-This file holds the exercises of chapters 01-03 (BN's maths); those of the reproductions
-(chapters 04-08) live in ``exercises_papers`` and are importable from here too. How a checker is
-written: ``answer_check``. Array answers may be NumPy arrays or torch tensors.
-"""
+"""Exercises of the foundations (chapters 01-03, BN's maths): batch statistics, BN's forward
+pass and its running estimates, folding, GroupNorm, the backward pass and a numerical gradient."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .answer_check import (NotDone, Result, Wrong, as_array, call, check_number, close,  # noqa: F401
-                           diagnose, expect_shape, rng, verdict)
-from .exercises_practice import (check_dropout_variance, check_renorm_tight,  # noqa: F401
-                                 check_rms_norm)
-from .exercises_papers import (check_conv_block_params, check_effective_beta,  # noqa: F401
-                               check_ensemble_probs, check_gradient_ics, check_lp_scale,
-                               check_lr_scale, check_lr_schedule, check_noise_mean_scale,
-                               check_noisy_bn, check_parameter_difference, check_safe_lr,
-                               check_sgd_step, check_steps_to_target, check_topk_accuracy,
-                               check_weight_scale_gradient)
+from .checker import Result, Wrong, as_array, call, check_number, close, diagnose, expect_shape, rng, verdict
 
 UNBIASED = "you divided by N - 1: BN normalises with the biased batch variance (divide by N)"
 

@@ -1,11 +1,11 @@
 """Checkers of chapter 09's exercises (BN in practice): Batch Renorm at its tightest clipping,
-RMSNorm, and the variance shift that dropout before BN causes. Re-exported by ``exercises``."""
+RMSNorm, and the variance shift that dropout before BN causes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .answer_check import Result, Wrong, call, close, diagnose, expect_shape, rng, verdict
+from .checker import Result, Wrong, call, close, diagnose, expect_shape, rng, verdict
 
 EPS = 1e-5
 
