@@ -31,7 +31,7 @@ names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 from .config import (  # noqa: F401
     ABLATION_ROWS, BASE_LR, CHANCE, CHANCE_MARGIN, CHAPTER, PAPER_BATCH, ROWS, SANITY_ROWS,
     TARGET_ROW, AblationConfig, Row, RunConfig, planned_steps, rows_table)
-from .figures import plot  # noqa: F401
+from .figures import plot, plot_loss  # noqa: F401
 from .headlines import headlines  # noqa: F401
 from .speedups import (  # noqa: F401
     LEVEL_GAIN, LEVEL_TAIL, PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
