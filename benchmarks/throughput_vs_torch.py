@@ -3,9 +3,10 @@
 For each workload the same model, batch and input are trained three ways: ``torch`` (a plain
 loop: ``nn`` modules, ``torch.optim.SGD``, channels_last for conv nets, torch's default threads),
 ``project`` (what the chapter runs today for one model) and ``stacked K`` (K models of the same
-shape as one network: :mod:`bn_utils.stacked` for conv nets and the deep linear net, the chapter's
-``StackedMLP`` for the MLP). The variants run interleaved, in rounds, and we print the median, so
-a neighbour's load on a shared machine hits them all alike: the ratios are the numbers to read.
+shape as one network: ``stacked_convnets.py``, beside this file, for conv nets and the deep
+linear net, the chapter's ``StackedMLP`` for the MLP). The variants run interleaved, in rounds,
+and we print the median, so a neighbour's load on a shared machine hits them all alike: the
+ratios are the numbers to read.
 Rates are examples per second *per trained model* (K models at once count K times).
 
     python benchmarks/throughput_vs_torch.py [--rounds 3] [--seconds 2] [--only NAME] [--extras]
@@ -26,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils import models, stacked, train
+import stacked_convnets as stacked
+from bn_utils import models, train
 from bn_utils.experiments import inception as inc
 from bn_utils.experiments import mnist
+from bn_utils.stacked_mlp import StackedSGD
 
 Step = Callable[[], None]
 
@@ -65,13 +68,13 @@ def conv_workload(make: Callable[[int], nn.Module], batch: int, ks: tuple[int, .
     out["project"] = (sgd_step(model, opt, F.cross_entropy, xcl, y[0]), 1)
     for k in ks:
         net = stacked.stack([make(s).to(memory_format=cl) for s in range(k)])
-        opt = stacked.StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
+        opt = StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
         xs = stacked.stack_inputs(x[:k].unbind(0))
         out[f"stacked {k}"] = (sgd_step(net, opt, stacked.cross_entropy, xs, y[:k]), k)
     if extras:
         k = ks[0]
         net = stacked.stack([make(s).to(memory_format=cl) for s in range(k)])
-        opt = stacked.StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
+        opt = StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
         xs = stacked.stack_inputs(x[:k].unbind(0))
         out[f"stacked {k} bf16"] = (sgd_step(net, opt, stacked.cross_entropy, xs, y[:k],
                                              autocast=torch.bfloat16), k)
@@ -81,7 +84,7 @@ def conv_workload(make: Callable[[int], nn.Module], batch: int, ks: tuple[int, .
     if compile_:
         k = ks[0]
         net = stacked.stack([make(s).to(memory_format=cl) for s in range(k)])
-        opt = stacked.StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
+        opt = StackedSGD(net.parameters(), k, lr=lr, momentum=0.9, weight_decay=wd)
         xs = stacked.stack_inputs(x[:k].unbind(0))
         out[f"stacked {k} compiled"] = (compiled(net, opt, stacked.cross_entropy, xs, y[:k]), k)
     return out
@@ -173,7 +176,7 @@ def dln_workload(ks: tuple[int, ...] = (4,)) -> dict:
     out["project"] = (sgd_step(net, torch.optim.SGD(net.parameters(), lr=1e-4), squared, x, y), 1)
     for k in ks:
         net = stacked.stack([make(s) for s in range(k)])
-        opt = stacked.StackedSGD(net.parameters(), k, lr=1e-4)
+        opt = StackedSGD(net.parameters(), k, lr=1e-4)
         xs, ys = x.repeat(1, k), y.repeat(1, k)
         out[f"stacked {k}"] = (sgd_step(net, opt, squared, xs, ys), k)
     return out

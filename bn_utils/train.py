@@ -44,7 +44,7 @@ class History:
     measure_step: list = field(default_factory=list)  # steps at which hooks returned measurements
     measures: dict = field(default_factory=dict)      # name -> list, aligned with measure_step
     diverged: bool = False
-    diverged_at: int | list | None = None           # a list (one per model) for stacked models
+    diverged_at: int | list | None = None             # a list (one per model) for stacked models
     start_loss: float | list | None = None            # loss of the first minibatch, before any step
     steps_done: int = 0
     seconds: float = 0.0
@@ -52,26 +52,6 @@ class History:
     def to_dict(self) -> dict:
         """Return the history as plain lists (JSON-ready)."""
         return asdict(self)
-
-    def split(self, k: int) -> list["History"]:
-        """Return the K histories of a stacked run (losses and metrics are lists of K values),
-        each cut where its model diverged, as that model's own run would have stopped; each gets
-        its share (1/K) of the wall time."""
-        out = []
-        for i in range(k):
-            at = self.diverged_at[i] if isinstance(self.diverged_at, list) else None
-            logs = [j for j, s in enumerate(self.step) if at is None or s <= at]
-            evals = [j for j, s in enumerate(self.eval_step) if at is None or s < at]
-            out.append(History(
-                step=[self.step[j] for j in logs], loss=[self.loss[j][i] for j in logs],
-                eval_step=[self.eval_step[j] for j in evals],
-                evals={name: [v[j][i] for j in evals] for name, v in self.evals.items()},
-                lr=[self.lr[j][i] if isinstance(self.lr[j], list) else self.lr[j] for j in logs],
-                diverged=at is not None, diverged_at=at,
-                start_loss=(self.start_loss[i] if isinstance(self.start_loss, list)
-                            else self.start_loss),
-                steps_done=at if at is not None else self.steps_done, seconds=self.seconds / k))
-        return out
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
@@ -217,10 +197,9 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
     ``lr_at(step)`` sets the learning rate before each step (a schedule); ``loss_fn`` returns a
-    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked`,
-    :mod:`bn_utils.stacked_mlp`: their sum is minimised, each is logged, a model that diverges
-    is recorded and, if the optimizer has ``stop_model(i)`` (``StackedSGD``), stopped there
-    while the others go on; see :meth:`History.split`); ``eval_fn(model)`` returns a dict of
+    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked_mlp`: their sum
+    is minimised, each is logged, a model that diverges is recorded and, if the optimizer has
+    ``stop_model(i)`` (``StackedSGD``), stopped there while the others go on); ``eval_fn(model)`` returns a dict of
     metrics (numbers, or arrays with one entry per model), run at step 0, every ``eval_every``
     steps, at the steps listed in ``eval_steps`` and at the end;
     ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
@@ -291,7 +270,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
                 hist.measure_step.append(step)
                 for k, v in measured.items():
                     hist.measures.setdefault(k, []).append(v)
-        # a number, or a list (one per model: bn_utils.stacked.StackedSGD)
+        # a number, or a list (one per model: bn_utils.stacked_mlp.StackedSGD)
         lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
         if lr_at is not None:
             for group in optimizer.param_groups:

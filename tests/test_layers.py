@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bn_utils"
 LAYERS = {
     "base": ("runtime", "files"),
     "nn": ("norms", "norm_alternatives", "norm_variants", "norm_registry", "models",
-           "inception_net", "stacked", "stacked_mlp"),
+           "inception_net", "stacked_mlp"),
     "training": ("data", "augment", "train", "measure", "checks", "search"),
     "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
     "exercises": ("exercises",),

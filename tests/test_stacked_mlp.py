@@ -1,5 +1,6 @@
 """``bn_utils.stacked_mlp.StackedMLP``: S networks as one equal S ordinary ``models.mlp`` ones
-(BN in training and eval mode, conversion both ways), and its per-model loss and accuracy."""
+(BN in training and eval mode, conversion both ways), its per-model loss and accuracy, and
+``StackedSGD``: S runs of torch's SGD, each with its own learning rate and weight decay."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bn_utils import models
-from bn_utils.stacked_mlp import StackedMLP, accuracy, per_model_loss
+from bn_utils.stacked_mlp import StackedMLP, StackedSGD, accuracy, per_model_loss
 from conftest import assert_stack_equals_nets_in_eval_mode, max_state_error, small_nets
 
 
@@ -91,3 +92,38 @@ def test_hand_written_backward_equals_autograd_of_each_ordinary_net_in_float64()
             torch.testing.assert_close(stack.beta[layer].grad[i, :, 0], bn.bias.grad, rtol=0, atol=1e-13)
             torch.testing.assert_close(getattr(stack, f"running_var{layer}")[i], bn.running_var,
                                        rtol=0, atol=1e-13)
+
+
+def test_stacked_sgd_equals_torch_sgd_per_model_with_its_own_rate_weight_decay_and_momentum():
+    specs = [("relu", True, 0), ("sigmoid", True, 1), ("tanh", True, 2)]
+    lrs, wds = (0.1, 0.03, 0.2), (1e-3, 0.0, 5e-3)
+    nets = [n.double() for n in small_nets(specs)]
+    stack = StackedMLP.from_models(nets).double()
+    opt = StackedSGD(stack.parameters(), len(nets), lr=0.5, momentum=0.9, weight_decay=wds,
+                     model_lr=[lr / 0.5 for lr in lrs])
+    own = [torch.optim.SGD(n.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+           for n, lr, wd in zip(nets, lrs, wds)]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(len(nets), 9, 20, generator=gen, dtype=torch.double)
+        y = torch.randint(0, 10, (len(nets), 9), generator=gen)
+        opt.zero_grad()
+        per_model_loss(stack(x), y).sum().backward()
+        opt.step()
+        for i, (net, o) in enumerate(zip(nets, own)):
+            o.zero_grad()
+            F.cross_entropy(net(x[i]), y[i]).backward()
+            o.step()
+    for i, net in enumerate(nets):
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        bns = [m for m in net if isinstance(m, nn.BatchNorm1d)]
+        pairs = [(stack.weight[k][i], lin.weight) for k, lin in enumerate(linears)]
+        pairs += [(stack.bias[-1][i, :, 0], linears[-1].bias)]
+        pairs += [(stack.gamma[k][i, :, 0], bn.weight) for k, bn in enumerate(bns)]
+        pairs += [(stack.beta[k][i, :, 0], bn.bias) for k, bn in enumerate(bns)]
+        for got, want in pairs:
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    opt.stop_model(1)
+    assert opt.model_lr == [lrs[0] / 0.5, 0.0, lrs[2] / 0.5]
+    with pytest.raises(ValueError, match="one learning rate per model"):
+        opt.model_lr = [1.0, 2.0]

@@ -1,5 +1,5 @@
 """How chapter 04 trains a ``StackedMLP``: ``train.fit`` (the one training loop) with plain SGD
-at a learning rate per model (``stacked.StackedSGD``), each model on its own minibatch order
+at a learning rate per model (``stacked_mlp.StackedSGD``), each model on its own minibatch order
 (``data.ModelBatches``), evaluations on a schedule, diverged models stopped, checkpoints; the
 history comes back as the arrays the chapter's records hold."""
 
@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from ... import data, runtime, train
-from ...stacked import StackedSGD
-from ...stacked_mlp import StackedMLP, per_model_loss
+from ...stacked_mlp import StackedMLP, StackedSGD, per_model_loss
 
 
 def eval_schedule(steps: int, every: int, per_decade: int = 0) -> list[int]:

@@ -1,4 +1,5 @@
-"""Several conv nets of one shape trained as one: the stacked-models fast path.
+"""Several conv nets of one shape trained as one: the stacked-models path that
+``throughput_vs_torch.py`` measures against plain PyTorch (no chapter trains this way).
 
 K models of the same architecture (seeds of a row, rows that share an architecture) become one
 network whose every layer holds the K models side by side on the channel axis, model-major:
@@ -14,10 +15,11 @@ network whose every layer holds the K models side by side on the channel axis, m
 Model k gets its own minibatch: the stacked input is ``(N, K·C, H, W)`` (:func:`stack_inputs`)
 and the output ``(N, K·classes)``. The loss is the sum of the K models' losses
 (:func:`cross_entropy`), whose gradient in model k's parameters is model k's own;
-:class:`StackedSGD` is momentum SGD with a learning rate and weight decay per model. A stacked
-run equals K separate runs to float tolerance (``tests/test_stacked.py``) except for dropout,
-whose random masks are drawn differently. :func:`unstack_into` copies the trained weights and
-running statistics back into the K separate models (for evaluation, storage, checkpoints).
+``bn_utils.stacked_mlp.StackedSGD`` is momentum SGD with a learning rate and weight decay per
+model. A stacked run equals K separate runs to float tolerance (``tests/test_stacked_convnets.py``)
+except for dropout, whose random masks are drawn differently. :func:`unstack_into` copies the
+trained weights and running statistics back into the K separate models; :func:`split_history`
+cuts the ``train.fit`` history of a stack into the K models' own.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inception_net import InceptionBlock, TinyInception
+from bn_utils.inception_net import InceptionBlock, TinyInception
+from bn_utils.train import History
 
 # Modules that act on each channel (or each element) alone: kept as they are.
 CHANNELWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
@@ -229,73 +232,22 @@ def split_outputs(out: torch.Tensor, k: int) -> torch.Tensor:
     return out.reshape(len(out), k, -1).transpose(0, 1)
 
 
-class StackedSGD(torch.optim.Optimizer):
-    """Momentum SGD (PyTorch's rule: ``buf = m·buf + g + wd·p``, ``p -= lr·buf``) for a stacked
-    network: model k's slice of every parameter uses the learning rate ``lr_k · model_lr[k]``,
-    where ``lr_k`` is the group's ``lr`` (a float, or one per model: ``train.fit``'s ``lr_at``
-    may return K rates, K schedules), and the group's ``weight_decay`` (a float, or one per model)."""
-
-    def __init__(self, params, k: int, *, lr: float | Sequence[float] = 1.0, momentum: float = 0.0,
-                 weight_decay: float | Sequence[float] = 0.0,
-                 model_lr: Sequence[float] | None = None):
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
-        self.k = k
-        self._per_model: dict = {}
-        self.model_lr = [1.0] * k if model_lr is None else model_lr
-
-    @property
-    def model_lr(self) -> list[float]:
-        """Return the per-model learning-rate factors."""
-        return self._model_lr
-
-    @model_lr.setter
-    def model_lr(self, values: Sequence[float]) -> None:
-        self._model_lr = self._per_model_values(values, "model_lr")
-
-    def _per_model_values(self, values, name: str) -> list[float]:
-        """Return ``values`` (one number, or K) as K floats, or raise ValueError."""
-        values = [float(v) for v in (values if isinstance(values, (list, tuple)) else [values] * self.k)]
-        if len(values) != self.k:
-            raise ValueError(f"{name} needs one learning rate per model ({self.k}), got {values}")
-        return values
-
-    def _expand(self, values: list[float], p: torch.Tensor, which: str) -> torch.Tensor:
-        """Return K per-model ``values`` repeated along p's first axis, broadcastable to p (cached
-        while the values stay the same)."""
-        key, values = (id(p), which), tuple(values)
-        if key not in self._per_model or self._per_model[key][0] != values:
-            v = torch.tensor(values, dtype=p.dtype, device=p.device)
-            self._per_model[key] = (values, v.repeat_interleave(p.shape[0] // self.k).reshape(
-                -1, *[1] * (p.ndim - 1)))
-        return self._per_model[key][1]
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Take one step for every parameter (no closure support); return None."""
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            wd = self._per_model_values(group["weight_decay"], "weight_decay")
-            if any(wd):
-                grads = torch._foreach_add(grads, torch._foreach_mul(
-                    params, [self._expand(wd, p, "wd") for p in params]))
-            if group["momentum"]:
-                bufs = [self.state[p].get("momentum_buffer") for p in params]
-                if any(b is None for b in bufs):
-                    bufs = [torch.clone(g).detach() for g in grads]
-                    for p, b in zip(params, bufs):
-                        self.state[p]["momentum_buffer"] = b
-                else:
-                    torch._foreach_mul_(bufs, group["momentum"])
-                    torch._foreach_add_(bufs, grads)
-                grads = bufs
-            lr = self._per_model_values(group["lr"], "lr")
-            rates = [-a * b for a, b in zip(lr, self.model_lr)]
-            torch._foreach_addcmul_(params, grads, [self._expand(rates, p, "lr") for p in params])
-        return None
-
-    def stop_model(self, i: int) -> None:
-        """Set model ``i``'s learning rate to 0 (a diverged model of a stack stops there)."""
-        self.model_lr = [0.0 if j == i else r for j, r in enumerate(self.model_lr)]
+def split_history(hist: History, k: int) -> list[History]:
+    """Return the K histories of a stacked run (losses and metrics are lists of K values), each
+    cut where its model diverged, as that model's own run would have stopped; each gets its
+    share (1/K) of the wall time."""
+    out = []
+    for i in range(k):
+        at = hist.diverged_at[i] if isinstance(hist.diverged_at, list) else None
+        logs = [j for j, s in enumerate(hist.step) if at is None or s <= at]
+        evals = [j for j, s in enumerate(hist.eval_step) if at is None or s < at]
+        out.append(History(
+            step=[hist.step[j] for j in logs], loss=[hist.loss[j][i] for j in logs],
+            eval_step=[hist.eval_step[j] for j in evals],
+            evals={name: [v[j][i] for j in evals] for name, v in hist.evals.items()},
+            lr=[hist.lr[j][i] if isinstance(hist.lr[j], list) else hist.lr[j] for j in logs],
+            diverged=at is not None, diverged_at=at,
+            start_loss=(hist.start_loss[i] if isinstance(hist.start_loss, list)
+                        else hist.start_loss),
+            steps_done=at if at is not None else hist.steps_done, seconds=hist.seconds / k))
+    return out

@@ -1,12 +1,21 @@
-"""Stacked models: K networks trained as one equal K separate runs (weights, BN running
-statistics, outputs), with a learning rate and weight decay per model."""
+"""benchmarks/stacked_convnets.py, the stacked conv nets that benchmarks/throughput_vs_torch.py
+times: K networks trained as one equal K separate runs (weights, BN running statistics, outputs),
+with a learning rate and weight decay per model (``stacked_mlp.StackedSGD``), under ``train.fit``
+too."""
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bn_utils import models, stacked
+from bn_utils import models
 from bn_utils.inception_net import TinyInception
+from bn_utils.stacked_mlp import StackedSGD
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import stacked_convnets as stacked  # noqa: E402
 
 K, N = 3, 6
 LRS = (0.1, 0.03, 0.2)
@@ -40,7 +49,7 @@ def _train_separately(nets, batches, momentum=0.9):
 
 
 def _train_stacked(net, batches, momentum=0.9, lr_factor=1.0):
-    opt = stacked.StackedSGD(net.parameters(), K, lr=lr_factor, momentum=momentum,
+    opt = StackedSGD(net.parameters(), K, lr=lr_factor, momentum=momentum,
                              weight_decay=WDS, model_lr=[lr / lr_factor for lr in LRS])
     for x, y in batches:
         loss = stacked.cross_entropy(net(stacked.stack_inputs(x)), y)
@@ -92,7 +101,7 @@ def test_stacked_losses_are_each_models_own_mean_cross_entropy():
 def test_the_learning_rate_schedule_multiplies_every_models_rate():
     nets = [_vgg(s, norm="none") for s in range(K)]
     net = stacked.stack(nets)
-    opt = stacked.StackedSGD(net.parameters(), K, lr=0.5, model_lr=[1.0, 2.0, 0.0])
+    opt = StackedSGD(net.parameters(), K, lr=0.5, model_lr=[1.0, 2.0, 0.0])
     before = [p.detach().clone() for p in net.parameters()]
     x, y = _batches(1)[0]
     stacked.cross_entropy(net(stacked.stack_inputs(x)), y).backward()
@@ -142,10 +151,10 @@ def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():
         hist = _fit(net, data.batches(x, y, 8, seed=seed), opt, F.cross_entropy, eval_x, lr=lr)
         separate.append((net, hist))
     net = stacked.stack([_vgg(seed) for seed in range(K)])
-    opt = stacked.StackedSGD(net.parameters(), K, momentum=0.9)   # per-model schedules
+    opt = StackedSGD(net.parameters(), K, momentum=0.9)   # per-model schedules
     streams = stacked.StackedBatches([data.batches(x, y, 8, seed=s) for s in range(K)])
     hist = _fit(net, streams, opt, stacked.model_losses, eval_x, k=K, lr=lrs)
-    split = hist.split(K)
+    split = stacked.split_history(hist, K)
     assert [h.diverged for h in split] == [h.diverged for _, h in separate] == [False, True, False]
     trained = [_vgg(10 + s) for s in range(K)]
     stacked.unstack_into(net, trained)
