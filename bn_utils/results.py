@@ -45,7 +45,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .files import UnreadableFile, check_npz_sizes, read_capped
-from .profiles import Config
+from .profiles import PROFILES, Config
 from .runtime import atomic_write_bytes, default_device
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -98,8 +98,10 @@ def device_description(device: Any = None) -> str:
 
 
 def readable_device(text: str) -> str:
-    """Return a stored device description as a reader should see it (records made before the
-    singular was fixed say "1 threads")."""
+    """Return a stored device description as a reader should see it: committed records in
+    ``results/`` (chapter 09's reference runs, chapter 04's full ones) were written with the
+    device as "cpu: x86_64 (1 threads)", and they stay valid only unedited (their digests), so
+    the singular is set right when they are shown."""
     return text.replace("(1 threads)", "(1 thread)")
 
 
@@ -319,8 +321,10 @@ def _check_writable(chapter: str, name: str, cfg: Config) -> None:
                              "move it away and run again")
 
 
-# profiles whose stored records stand in for a quick run, best first, and are kept across code changes
-STORED_PROFILES = ("full", "reference")
+# The one ranking of profiles, best first (the reverse of profiles.PROFILES, cheapest first). The
+# best two are the committed runs: they stand in for a quick run and are kept across code changes.
+RANK = tuple(reversed(PROFILES))
+STORED_PROFILES = RANK[:2]
 
 
 def _trusted(record: Record) -> bool:
@@ -341,12 +345,29 @@ def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
     return None
 
 
+def best_record(chapter: str, name: str, folder: Path | None = None) -> Record | None:
+    """Return the stored record ``name`` of ``chapter`` (in ``folder``, default
+    :func:`results_dir`) of the best profile that has one (:data:`RANK`; the newest of a profile
+    first), whatever its config, or None: what the closing page reads."""
+    folder = (folder or results_dir()) / chapter
+    found = []
+    for path in folder.glob(f"{name}__*.json"):
+        profile = path.name[len(name) + 2:].split("__")[0]
+        if profile in RANK:
+            found.append((RANK.index(profile), -path.stat().st_mtime, path))
+    for _, _, path in sorted(found):
+        record = read(path)
+        if record is not None:
+            return record
+    return None
+
+
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
-                prefer_stored: bool = False, prefer_full: bool = False) -> Record:
-    """Return, with ``prefer_stored`` (``prefer_full`` is its old name), the best stored record
-    (:func:`best_stored`); else the trusted stored record of ``cfg``; else run ``fn(cfg)``, store
-    its output and return the new record."""
-    if prefer_stored or prefer_full:
+                prefer_stored: bool = False) -> Record:
+    """Return, with ``prefer_stored``, the best stored record (:func:`best_stored`); else the
+    trusted stored record of ``cfg``; else run ``fn(cfg)``, store its output and return the new
+    record."""
+    if prefer_stored:
         stored = best_stored(chapter, name, cfg)
         if stored is not None:
             return _noted(stored)

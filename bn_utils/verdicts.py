@@ -2,8 +2,8 @@
 
 Each claim names its source (a paper, a student reproduction, practitioners; or the book itself
 for its own tests) and the number behind it there; ``ours`` is computed from the best record
-stored under ``results/`` (full > reference > quick > smoke), with its profile and seeds, and
-decided by the book's one rule (:mod:`bn_utils.claims`: yes / no beyond two standard errors,
+stored under ``results/`` (``results.best_record``: full > reference > quick > smoke), with its
+profile and seeds, and decided by the book's one rule (:mod:`bn_utils.claims`: yes / no beyond two standard errors,
 inside the noise, not decided on one seed). A chapter without records says "not run at this
 scale". Nothing here trains: it only reads records.
 """
@@ -17,25 +17,8 @@ import numpy as np
 
 from . import claims, results
 
-RANK = ("full", "reference", "quick", "smoke")
 NOT_RUN = "not run at this scale"
 SMOKE = "not tested at this scale (smoke record only)"
-COLUMNS = ("chapter", "claim", "source", "their number", "ours", "spread", "record", "verdict")
-
-
-def best_record(chapter: str, name: str, folder: Path | None = None) -> results.Record | None:
-    """Return the stored record ``name`` of ``chapter`` from the best profile there is, or None."""
-    folder = (folder or results.results_dir()) / chapter
-    found = []
-    for path in folder.glob(f"{name}__*.json"):
-        profile = path.name[len(name) + 2:].split("__")[0]
-        if profile in RANK:
-            found.append((RANK.index(profile), -path.stat().st_mtime, path))
-    for _, _, path in sorted(found):
-        record = results.read(path)
-        if record is not None:
-            return record
-    return None
 
 
 def _scale(record: results.Record) -> str:
@@ -72,7 +55,7 @@ def _one(chapter: str, text: str, source: str, theirs: str, record, measure: Cal
 def _ch01(folder) -> list[dict]:
     from .experiments import covariate_shift
 
-    rec = best_record(covariate_shift.CHAPTER, "shift", folder)
+    rec = results.best_record(covariate_shift.CHAPTER, "shift", folder)
 
     def stable(r):
         s = covariate_shift.summary(r)
@@ -86,8 +69,8 @@ def _ch01(folder) -> list[dict]:
 def _ch02(folder) -> list[dict]:
     from .experiments import forward_pass
 
-    est = best_record(forward_pass.CHAPTER, "running_estimates", folder)
-    branch = best_record(forward_pass.CHAPTER, "eval_branch", folder)
+    est = results.best_record(forward_pass.CHAPTER, "running_estimates", folder)
+    branch = results.best_record(forward_pass.CHAPTER, "eval_branch", folder)
     tolerance = 0.05
 
     def population(r):
@@ -115,8 +98,8 @@ def _ch04(folder) -> list[dict]:
     from .experiments import mnist
     from .experiments.mnist import tables
 
-    runs = best_record(mnist.CHAPTER, "runs", folder)
-    bs1 = best_record(mnist.CHAPTER, "batch_size_one", folder)
+    runs = results.best_record(mnist.CHAPTER, "runs", folder)
+    bs1 = results.best_record(mnist.CHAPTER, "batch_size_one", folder)
 
     def per_seed(r, bn: bool, values) -> list[float]:
         return [float(v) for v in np.asarray(values)[tables.select(r, "sigmoid", bn)]]
@@ -169,20 +152,20 @@ def _chapter(chapter: str, record, heads: Callable, claim: str, source: str, the
 def _ch05_to_08(folder) -> list[dict]:
     from .experiments import ensemble, inception, noise, smoothness
 
-    table = best_record(inception.CHAPTER, "ablation", folder)
+    table = results.best_record(inception.CHAPTER, "ablation", folder)
     if table is None or table.profile not in results.STORED_PROFILES:
         # the reference runs stored so far, while the table lands run by run, beat a cheap table
         table = inception.stored_table(inception.AblationConfig.for_profile("reference")) or table
     return (_chapter("05", table, lambda rec: inception.headlines(inception.summary(rec)),
                      "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3",
                      None if table is None else _table_scale(table))
-            + _chapter("06", best_record(ensemble.CHAPTER, "ensemble", folder), ensemble.headlines,
-                       "an ensemble of BN networks is more accurate than its best member",
+            + _chapter("06", results.best_record(ensemble.CHAPTER, "ensemble", folder),
+                       ensemble.headlines, "an ensemble of BN networks is more accurate than its best member",
                        "Ioffe & Szegedy 2015", "Table 3")
-            + _chapter("07", best_record(noise.CHAPTER, "noise", folder), noise.headlines,
+            + _chapter("07", results.best_record(noise.CHAPTER, "noise", folder), noise.headlines,
                        "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
                        "Figs. 2, 3")
-            + _chapter("08", best_record(smoothness.CHAPTER, "smoothness", folder),
+            + _chapter("08", results.best_record(smoothness.CHAPTER, "smoothness", folder),
                        smoothness.headlines, "BN makes the loss landscape smoother",
                        "Santurkar et al. 2018", "Fig. 4"))
 
@@ -200,7 +183,7 @@ def _ch09(folder) -> list[dict]:
 
     names = ("batch_sweep", "placement", "dropout", "initialisation", "ga_search", "cost",
              "weight_decay", "finetune")
-    recs = {n: best_record(CHAPTER, n, folder) for n in names}
+    recs = {n: results.best_record(CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
         return _rows("09", None, [claims.missing("the practitioners' claims about BN (chapter 9)",
                                                  "practitioners' advice", "—")])

@@ -78,14 +78,14 @@ def test_full_records_are_kept_across_code_changes(monkeypatch):
 def test_quick_profile_prefers_a_stored_full_record_and_says_so(monkeypatch):
     fn = Counter()
     results.load_or_run("ch", "exp", Exp.for_profile("full"), fn)
-    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_full=True)
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True)
     assert fn.calls == 1 and rec.profile == "full" and rec["accuracy"] == 0.6
     assert rec.caption().startswith("full profile (stored: commit")
     # an overridden quick config, the smoke profile, or BN_USE_STORED=0 run their own experiment
-    results.load_or_run("ch", "exp", Exp.for_profile("quick", steps=11), fn, prefer_full=True)
-    results.load_or_run("ch", "exp", Exp.for_profile("smoke"), fn, prefer_full=True)
+    results.load_or_run("ch", "exp", Exp.for_profile("quick", steps=11), fn, prefer_stored=True)
+    results.load_or_run("ch", "exp", Exp.for_profile("smoke"), fn, prefer_stored=True)
     monkeypatch.setenv("BN_USE_STORED", "0")
-    assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_full=True).profile == "quick"
+    assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True).profile == "quick"
     assert fn.calls == 4
 
 

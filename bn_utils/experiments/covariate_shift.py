@@ -83,7 +83,7 @@ def train_pair(cfg: ShiftConfig) -> dict:
 def run(cfg: ShiftConfig) -> results.Record:
     """Return the stored record of ``cfg`` (the full one when the quick profile is asked for and
     a full record exists), training and storing it if needed."""
-    return results.load_or_run(CHAPTER, "shift", cfg, train_pair, prefer_full=True)
+    return results.load_or_run(CHAPTER, "shift", cfg, train_pair, prefer_stored=True)
 
 
 def summary(record: results.Record) -> dict:

@@ -82,4 +82,4 @@ def measure_batch_dependence(cfg: ForwardConfig) -> dict:
 def run_batch_dependence(cfg: ForwardConfig) -> results.Record:
     """Return the stored record of ``measure_batch_dependence`` for ``cfg`` (run if needed)."""
     return results.load_or_run(CHAPTER, "batch_dependence", cfg, measure_batch_dependence,
-                               prefer_full=True)
+                               prefer_stored=True)

@@ -121,4 +121,4 @@ def eval_branch_training(cfg: ForwardConfig) -> dict:
 
 def run_eval_branch(cfg: ForwardConfig) -> results.Record:
     """Return the stored record of ``eval_branch_training`` for ``cfg``, running it if needed."""
-    return results.load_or_run(CHAPTER, "eval_branch", cfg, eval_branch_training, prefer_full=True)
+    return results.load_or_run(CHAPTER, "eval_branch", cfg, eval_branch_training, prefer_stored=True)

@@ -97,4 +97,4 @@ def momentum_bug_runs(cfg: ForwardConfig) -> dict:
 
 def run_momentum_bugs(cfg: ForwardConfig) -> results.Record:
     """Return the stored record of ``momentum_bug_runs`` for ``cfg``, running it if needed."""
-    return results.load_or_run(CHAPTER, "momentum_bugs", cfg, momentum_bug_runs, prefer_full=True)
+    return results.load_or_run(CHAPTER, "momentum_bugs", cfg, momentum_bug_runs, prefer_stored=True)

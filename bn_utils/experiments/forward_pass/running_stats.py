@@ -100,4 +100,4 @@ def variance_bias(cfg: ForwardConfig) -> dict:
 def run_running_estimates(cfg: ForwardConfig) -> results.Record:
     """Return the stored record of ``running_estimates`` for ``cfg``, computing it if needed."""
     return results.load_or_run(CHAPTER, "running_estimates", cfg, running_estimates,
-                               prefer_full=True)
+                               prefer_stored=True)

@@ -108,17 +108,17 @@ def batch_size_one(cfg: MnistConfig) -> dict:
 
 def runs(cfg: MnistConfig) -> results.Record:
     """Return the stored main runs of ``cfg`` (training them if needed)."""
-    return results.load_or_run(CHAPTER, "runs", cfg, train_all, prefer_full=True)
+    return results.load_or_run(CHAPTER, "runs", cfg, train_all, prefer_stored=True)
 
 
 def inits(cfg: MnistConfig) -> results.Record:
     """Return the stored initialisation comparison of ``cfg`` (training it if needed)."""
-    return results.load_or_run(CHAPTER, "inits", cfg, train_inits, prefer_full=True)
+    return results.load_or_run(CHAPTER, "inits", cfg, train_inits, prefer_stored=True)
 
 
 def batch_one(cfg: MnistConfig) -> results.Record:
     """Return the stored batch-size-1 run of ``cfg`` (training it if needed)."""
-    return results.load_or_run(CHAPTER, "batch_size_one", cfg, batch_size_one, prefer_full=True)
+    return results.load_or_run(CHAPTER, "batch_size_one", cfg, batch_size_one, prefer_stored=True)
 
 
 def config_of(record: results.Record) -> MnistConfig:

@@ -66,4 +66,4 @@ def learning_rates(cfg: MnistConfig, init: str | None = None) -> dict:
 
 def search(cfg: MnistConfig) -> results.Record:
     """Return the stored learning-rate search of ``cfg`` (running it if needed)."""
-    return results.load_or_run(CHAPTER, "lr_search", cfg, lr_search, prefer_full=True)
+    return results.load_or_run(CHAPTER, "lr_search", cfg, lr_search, prefer_stored=True)
