@@ -42,12 +42,6 @@ def norm_rel_error(x, y):
     return 0.0 if scale == 0 else float(np.linalg.norm(x - y) / scale)
 
 
-def numerical_gradient_scalar(f, x, h=1e-5):
-    """Return d f(x) / dx (shape of x) for a scalar-valued f, by central differences
-    (``x`` is changed in place one entry at a time and restored exactly afterwards)."""
-    return numerical_gradient(f, x, 1.0, h)
-
-
 def numerical_gradient(f, x, dout, h=1e-5):
     """Return the gradient of sum(f(x) * dout) w.r.t. x (shape of x), by central differences.
 

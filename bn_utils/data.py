@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
 import io
 import os
 import re
@@ -40,8 +39,6 @@ DATASETS = ("mnist", "cifar10")
 # Per-channel statistics of the training sets, on the [0, 1] scale (the book's normalisation).
 MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465)}
 STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616)}
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
 N_CLASSES = 10
 
@@ -343,6 +340,21 @@ def tensors(name: str, device=None, *, normalise: bool = True, flatten: bool = F
     x_tr, y_tr, x_te, y_te = load(name, n_train=n_train, n_test=n_test, seed=seed)
     conv = functools.partial(to_tensor, name=name, device=device, normalise=normalise, flatten=flatten)
     return conv(x_tr), torch.from_numpy(y_tr).to(device), conv(x_te), torch.from_numpy(y_te).to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def device_tensors(name: str, device: str, *, uint8: bool = False, n_train: int | None = None,
+                   n_test: int | None = None, seed: int = 0) -> tuple:
+    """Return :func:`tensors` (or, with ``uint8``, the images as stored: uint8 (N, H, W, C) for
+    CIFAR-10, and int64 labels) on ``device`` (a string), built once per process for each set of
+    arguments and shared by every caller: the one in-memory dataset cache, for experiments that
+    train many runs on the same images. The tensors must not be changed in place."""
+    import torch
+
+    if uint8:
+        arrays = load(name, n_train=n_train, n_test=n_test, seed=seed)
+        return tuple(torch.from_numpy(a).to(device) for a in arrays)
+    return tensors(name, torch.device(device), n_train=n_train, n_test=n_test, seed=seed)
 
 
 class Batches:

@@ -31,7 +31,6 @@ from torch import nn
 # The paper's noise constants (Appendix A.2.1), the defaults of every noisy layer here and of
 # chapter 7's configuration (NoiseConfig.noise_*)
 N_MU, N_SIGMA, R_MU, R_SIGMA = 0.5, 1.25, 0.1, 0.1
-NOISE_DEFAULTS = {"n_mu": N_MU, "n_sigma": N_SIGMA, "r_mu": R_MU, "r_sigma": R_SIGMA}
 LP_NORMS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
 # the layers chapters 7 and 8 compare (built by name with bn_utils.norm_registry.make_norm)
 NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)

@@ -21,14 +21,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 # cheapest first: smoke (CI, seconds), quick (the book's build, <= 3 min on 2 CPU cores),
 # reference (the committed CPU results, <= 2 h on 2 cores in records of <= 30 min), full (GPU)
 PROFILES = ("smoke", "quick", "reference", "full")
-DEFAULT_PROFILE = "quick"
 SEED_MAX = 2**32 - 1   # NumPy's and torch's seeds both accept 0 .. 2**32 - 1
 # Upper bounds of every count a chapter takes: far above any run that fits a GPU-day, so that only
 # typos (10**20 steps, 1e999) fail, and they fail in the runner rather than in the kernel.
@@ -37,11 +35,6 @@ EXAMPLES_MAX = 10**7   # dataset sizes and subsets
 BATCH_MAX = 2**16
 WIDTH_MAX = 2**14      # units, channels and sizes of one layer
 EPOCHS_MAX = 10_000    # passes over a training set, and intervals counted in epochs
-
-
-def current_profile() -> str:
-    """Return the profile named by ``BN_PROFILE`` (default ``quick``), validated."""
-    return check_profile(os.environ.get("BN_PROFILE", DEFAULT_PROFILE))
 
 
 def check_profile(profile: str) -> str:

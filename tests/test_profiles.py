@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import pytest
 
-from bn_utils.profiles import Config, check_profile, current_profile, param
+from bn_utils.profiles import Config, check_profile, param
 
 
 @dataclass(frozen=True)
@@ -82,15 +82,10 @@ def test_describe_lists_every_parameter_per_profile():
     assert rows["steps"]["meaning"] == "SGD steps"
 
 
-def test_current_profile_reads_the_environment(monkeypatch):
-    monkeypatch.delenv("BN_PROFILE", raising=False)
-    assert current_profile() == "quick"
-    monkeypatch.setenv("BN_PROFILE", "full")
-    assert current_profile() == "full"
-    monkeypatch.setenv("BN_PROFILE", "huge")
-    with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        current_profile()
+def test_check_profile_returns_a_known_profile_and_names_the_known_ones_otherwise():
     assert check_profile("smoke") == "smoke"
+    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of smoke, quick, reference, full"):
+        check_profile("huge")
 
 
 def test_cross_field_validation_runs_for_every_instance():

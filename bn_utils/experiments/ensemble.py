@@ -44,7 +44,7 @@ LABELS = {
 # top-5 error on the validation set and (from the test server) on the test set, in %.
 # Its best single network, BN-Inception with the same 144 crops, had 5.82 % top-5 validation error.
 PAPER = {"top5_error_validation": 4.9, "top5_error_test": 4.82, "top5_error_single": 5.82}
-# The student reproduction on CIFAR-10 (as given in the book's issue), top-1 test accuracy (%):
+# The student reproduction on CIFAR-10 (references.bib: student_reproduction), top-1 accuracy (%):
 # its ensemble of TinyInceptions, and its best BN-x30 run (chapter 05's STUDENT table)
 STUDENT = {"top1_accuracy": 73.64, "top1_single": inception.STUDENT["BN-x30"]["max_accuracy"]}
 

@@ -11,7 +11,6 @@ chapter. The chapters' own parts are in ``noise/`` (chapter 7) and ``smoothness/
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
@@ -122,14 +121,10 @@ def group(arch: str, norm: str, lr: float) -> str:
     return f"{arch}_{norm}_lr{lr:g}"
 
 
-@functools.lru_cache(maxsize=2)
-def _cifar(n_train: int, n_test: int, device: str):
-    return data.tensors("cifar10", torch.device(device), n_train=n_train, n_test=n_test, seed=0)
-
-
 def cifar(cfg: SanturkarConfig, device) -> tuple:
-    """Return ``(x_train, y_train, x_test, y_test)`` CIFAR-10 tensors (cached per process)."""
-    return _cifar(cfg.n_train, cfg.n_test, str(device))
+    """Return ``(x_train, y_train, x_test, y_test)`` CIFAR-10 tensors (``data.device_tensors``:
+    built once per process, shared)."""
+    return data.device_tensors("cifar10", str(device), n_train=cfg.n_train, n_test=cfg.n_test)
 
 
 def dln_data(cfg: SanturkarConfig, device) -> tuple[torch.Tensor, torch.Tensor]:

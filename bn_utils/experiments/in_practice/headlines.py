@@ -5,8 +5,8 @@ A seed is one training run of every network of an experiment (initialisation and
 order), so a claim is decided on one difference per seed (``claims.paired``), except the GA
 (one search per seed, both networks) and the timings (one timing run counts as a seed). Every
 seed is scored on the same test images, so the seeds' spread leaves out the test set's own
-sampling error; where a claim compares accuracies of different networks on those images (the
-issue of chapter 09's close verdicts: 2,000 test images, about half a point of binomial error per
+sampling error; where a claim compares accuracies of different networks on those images (what
+decides chapter 09's close verdicts: 2,000 test images, about half a point of binomial error per
 accuracy) that error is added, bounded by independent binomial errors of the mean accuracies
 compared (:func:`_with_test_set`). It is not added to the gap between BN's two modes: one network
 scored twice on the same images, whose independent bound would overstate it many times.

@@ -20,8 +20,8 @@ PAPER = {
     "BN-x30": {"steps": 2.7e6, "max_accuracy": 74.8},
     "BN-x5-Sigmoid": {"steps": None, "max_accuracy": 69.8},
 }
-# The student reproduction on CIFAR-10 with a TinyInception (numbers as given in the book's
-# issue): best test accuracy (%) and epochs to reach the Inception row's best accuracy.
+# The student reproduction on CIFAR-10 with a TinyInception (references.bib: student_reproduction):
+# best test accuracy (%) and epochs to reach the Inception row's best accuracy.
 STUDENT = {
     "Inception": {"max_accuracy": 57.77, "epochs": 99},
     "BN-Baseline": {"max_accuracy": 68.47, "epochs": 13},

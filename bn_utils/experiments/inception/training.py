@@ -16,12 +16,11 @@ from ... import augment, data, inception_net, models, results, train
 from .config import CHAPTER, AblationConfig, RunConfig
 
 
-@functools.lru_cache(maxsize=2)
 def cifar_uint8(n_train: int, n_test: int, device: str) -> tuple[torch.Tensor, ...]:
     """Return CIFAR-10 ``(x_train, y_train, x_test, y_test)`` on ``device``: uint8 (N, 32, 32, 3)
-    images, int64 labels (class-stratified subsets, the same for every run; decoded once)."""
-    x_tr, y_tr, x_te, y_te = data.load("cifar10", n_train=n_train, n_test=n_test, seed=0)
-    return tuple(torch.from_numpy(a).to(device) for a in (x_tr, y_tr, x_te, y_te))
+    images, int64 labels (class-stratified subsets, the same for every run; ``data.device_tensors``:
+    decoded once per process, shared)."""
+    return data.device_tensors("cifar10", device, uint8=True, n_train=n_train, n_test=n_test)
 
 
 def build_model(rc: RunConfig) -> nn.Module:
