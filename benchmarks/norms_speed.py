@@ -8,7 +8,7 @@ import time
 import torch
 
 from bn_utils import norms
-from bn_utils.train import default_device
+from bn_utils.runtime import default_device
 
 
 def median_ms(fn, repeats=30):

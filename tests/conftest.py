@@ -19,7 +19,7 @@ if "BN_DATA_DIR" not in os.environ and (SHARED_DATA / "mnist.npz").exists():
 def _one_intra_op_thread():
     """The tests use small tensors: a second OpenMP thread gains nothing on them, and on a busy
     2-core machine its spin-waiting made test files several times slower."""
-    from bn_utils.train import cpu_threads
+    from bn_utils.runtime import cpu_threads
 
     with cpu_threads(1):
         yield

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bn_utils import claims, data, models, results, train
+from bn_utils import claims, data, models, results, runtime, train
 from conftest import needs_cifar10
 from bn_utils.experiments import noise, santurkar as S, smoothness
 
@@ -20,7 +20,7 @@ def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
     cfg = noise.NoiseConfig.for_profile("smoke", vgg="vgg11", watch_layers=(2, 5), ics_layers=(3, 7),
                                         measure_every=2, vgg_steps=steps)
     run = S.Run("vgg", norm, cfg.vgg_lrs[0], 0)
-    train.seed_everything(0)
+    runtime.seed_everything(0)
     model = models.vgg("vgg11", width=1 / 32, norm=norm)
     ctx = S.Context(run, model, F.cross_entropy, x[:16], y[:16], steps)
     hooks = hooks_from(cfg, ctx) if hooks_from else None

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .. import data, measure, models, plotting, results, train
+from .. import data, measure, models, plotting, results, runtime, train
 from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "01_covariate_shift"
@@ -59,13 +59,13 @@ class ShiftConfig(Config):
 
 def train_pair(cfg: ShiftConfig) -> dict:
     """Train the network without and with BN; return each one's History (as a dict) by name."""
-    device = train.default_device()
+    device = runtime.default_device()
     x_tr, y_tr, x_te, y_te = data.tensors("mnist", device, flatten=True, n_train=cfg.n_train,
                                           seed=cfg.seed)
     probe = x_te[: cfg.probe_size]
     out = {}
     for name, norm in NETS.items():
-        train.seed_everything(cfg.seed)
+        runtime.seed_everything(cfg.seed)
         model = models.mlp((784, *cfg.hidden, 10), activation_name=cfg.activation, norm=norm).to(device)
         watched = models.activation_inputs(model)[cfg.layer - 1]
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims, data, models, plotting, results, train
+from .. import claims, data, models, plotting, results, runtime, train
 from ..norm_registry import norm_factory
 from ..norm_variants import NORM_NAMES
 from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
@@ -196,8 +196,8 @@ class CountingLoss:
 def train_run(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> dict:
     """Train one network with the chapter's hooks; return its curves and measurements as NumPy
     arrays (``loss_step``, ``loss``, ``eval_step``, eval metrics, ``measure_step``, measures)."""
-    device = train.default_device()
-    train.seed_everything(run.seed)
+    device = runtime.default_device()
+    runtime.seed_everything(run.seed)
     model = build_model(cfg, run).to(device)
     if run.arch == "vgg":
         x_tr, y_tr, x_te, y_te = cifar(cfg, device)

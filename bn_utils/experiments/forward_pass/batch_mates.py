@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ... import data, models, norms, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, one_thread
+from .config import CHAPTER, ForwardConfig, bn_mlp, one_thread
 
 
 def stacked_train_forward(model: nn.Sequential, batches: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ def measure_batch_dependence(cfg: ForwardConfig) -> dict:
     ``cfg.spread_examples`` test images (batch mates from the training set) and its accuracy."""
     device = runtime.default_device()
     x_tr, y_tr, x_te, y_te = data.mnist(cfg, device, seed=cfg.seed)
-    model = _bn_mlp(cfg, device=device)
+    model = bn_mlp(cfg, device=device)
     hist = train.fit(model, data.batches(x_tr, y_tr, cfg.batch_size, seed=cfg.seed),
                      steps=cfg.steps, optimizer=torch.optim.SGD(model.parameters(), lr=cfg.lr),
                      progress="BN MLP")

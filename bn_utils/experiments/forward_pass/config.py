@@ -96,14 +96,14 @@ class ForwardConfig(Config):
             raise ValueError(f"parameter momenta={self.momenta} must lie in (0, 1]")
 
 
-def _bn_mlp(cfg: ForwardConfig, norm="bn", device=None) -> nn.Sequential:
+def bn_mlp(cfg: ForwardConfig, norm="bn", device=None) -> nn.Sequential:
     """Return the chapter's MLP (Linear → norm → activation per hidden layer), seeded."""
     runtime.seed_everything(cfg.seed)
     model = models.mlp((784, *cfg.hidden, 10), activation_name=cfg.activation, norm=norm)
     return model.to(device)
 
 
-def _stats_over(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the per-channel mean and biased std of x, over every dim but 1."""
     dims = [0, *range(2, x.dim())]
     return x.mean(dims), x.std(dims, correction=0)

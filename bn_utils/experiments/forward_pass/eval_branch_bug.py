@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ... import data, norms, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, _stats_over, one_thread
+from .config import CHAPTER, ForwardConfig, bn_mlp, channel_stats, one_thread
 
 # The three normalisations trained side by side.
 EVAL_BRANCH_NETS = ("torch BN", "eval-branch BN (buggy)", "no BN")
@@ -62,7 +62,7 @@ def eval_branch_symptoms(cfg: ForwardConfig) -> list[dict]:
         out = layer.train()(xi)
         out.backward(dout)
         ref = out.detach() if ref is None else ref
-        mean, std = _stats_over(out.detach())
+        mean, std = channel_stats(out.detach())
         rows.append({"layer": name, "mean of output (avg |·|)": mean.abs().mean().item(),
                      "std of output (avg)": std.mean().item(),
                      "max |out − torch|": (out.detach() - ref).abs().max().item(),
@@ -110,7 +110,7 @@ def eval_branch_training(cfg: ForwardConfig) -> dict:
     out = {}
     for lr in (cfg.lr, cfg.bug_lr):
         for name in EVAL_BRANCH_NETS:
-            model = _bn_mlp(cfg, norm=norms_by_name[name], device=device)
+            model = bn_mlp(cfg, norm=norms_by_name[name], device=device)
             hist = train.fit(model, data.batches(x_tr, y_tr, cfg.batch_size, seed=cfg.seed),
                              steps=cfg.steps, optimizer=torch.optim.SGD(model.parameters(), lr=lr),
                              eval_fn=eval_fn, log_every=max(1, cfg.steps // 50),

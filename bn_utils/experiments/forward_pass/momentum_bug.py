@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ... import data, models, results, runtime, train
-from .config import CHAPTER, ForwardConfig, _bn_mlp, one_thread
+from .config import CHAPTER, ForwardConfig, bn_mlp, one_thread
 
 # The PyTorch default, a Keras momentum pasted into PyTorch, and the opposite slip.
 BUG_MOMENTA = {"0.1 (PyTorch default)": 0.1, "0.99 (Keras 0.99 pasted)": 0.99,
@@ -74,7 +74,7 @@ def momentum_bug_runs(cfg: ForwardConfig) -> dict:
     x_tr, y_tr, x_te, y_te = data.mnist(cfg, device, seed=cfg.seed)
     out, final_weights = {}, []
     for label, momentum in BUG_MOMENTA.items():
-        model = _bn_mlp(cfg, norm=lambda w, m=momentum: nn.BatchNorm1d(w, momentum=m),
+        model = bn_mlp(cfg, norm=lambda w, m=momentum: nn.BatchNorm1d(w, momentum=m),
                         device=device)
 
         def eval_fn(m: nn.Module) -> dict:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ... import data, norms, runtime
-from .config import ForwardConfig, _stats_over, one_thread
+from .config import ForwardConfig, channel_stats, one_thread
 
 
 def normalisation_rows(cfg: ForwardConfig) -> list[dict]:
@@ -26,8 +26,8 @@ def normalisation_rows(cfg: ForwardConfig) -> list[dict]:
                                   "N, H, W")):
         with torch.no_grad():
             out = bn.train()(x)
-        mean_in, std_in = _stats_over(x)
-        mean_out, std_out = _stats_over(out)
+        mean_in, std_in = channel_stats(x)
+        mean_out, std_out = channel_stats(out)
         rows.append({
             "layer": name, "input shape": "×".join(map(str, x.shape)),
             "statistics shape": f"({x.shape[1]},)", "reduced over": reduced,

@@ -7,7 +7,7 @@ import numpy as np
 
 from ... import claims
 from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
-from .speedups import EARLY_EPOCHS, PAPER, _pm, paper_speedups
+from .speedups import EARLY_EPOCHS, PAPER, paper_speedups, percent_pm
 
 SOURCE = "Ioffe & Szegedy 2015"
 LEARNS = CHANCE + CHANCE_MARGIN    # a row whose mean best accuracy is below this did not learn
@@ -16,7 +16,7 @@ BUDGET = "not decided: its run ends before Inception's reaches the target"
 
 def _accuracy(s: dict) -> str:
     """Return a row's best accuracy as text, with its spread over seeds when there are several."""
-    return f"{_pm(s['max_accuracy'], s['max_accuracy_std'], s['n_seeds'])} %"
+    return f"{percent_pm(s['max_accuracy'], s['max_accuracy_std'], s['n_seeds'])} %"
 
 
 def _learned(*rows: dict) -> bool:

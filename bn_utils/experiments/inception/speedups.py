@@ -202,7 +202,8 @@ def paper_speedups() -> dict:
     return {row: None if p["steps"] is None else base / p["steps"] for row, p in PAPER.items()}
 
 
-def _pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
+def percent_pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
+    """Return a fraction as percent text, ``mean ± std`` over ``n`` seeds (the mean alone for one)."""
     return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
 
 
@@ -215,7 +216,7 @@ def comparison(summ: dict) -> list[dict]:
         steps = s["steps_to_target"]
         out.append({
             "row": name,
-            "max acc. % (ours)": _pm(s["max_accuracy"], s["max_accuracy_std"], s["n_seeds"]),
+            "max acc. % (ours)": percent_pm(s["max_accuracy"], s["max_accuracy_std"], s["n_seeds"]),
             "steps to target (ours)": f"{steps:,}" if steps is not None else
             "—" if s["diverged_at"] is None else f"diverged at step {s['diverged_at']:,}",
             "epochs to target (ours)": "—" if steps is None else f"{s['epochs_to_target']:.1f}",

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import augment, data, inception_net, models, results, train
+from ... import augment, data, inception_net, models, results, runtime, train
 from .config import CHAPTER, AblationConfig, RunConfig
 
 
@@ -25,7 +25,7 @@ def cifar_uint8(n_train: int, n_test: int, device: str) -> tuple[torch.Tensor, .
 
 def build_model(rc: RunConfig) -> nn.Module:
     """Return the run's TinyInception, He-initialised (then ``init_gain``), in channels_last if asked."""
-    train.seed_everything(rc.seed)
+    runtime.seed_everything(rc.seed)
     model = inception_net.TinyInception(width=rc.width, bn=rc.bn, act=rc.activation,
                                         dropout=rc.dropout, five=rc.five, final_bn=rc.final_bn)
     with torch.no_grad():
@@ -90,7 +90,7 @@ def dense_eval_steps(rc: RunConfig) -> list[int]:
 def train_run(rc: RunConfig, *, checkpoint=None, chapter: str = CHAPTER) -> dict:
     """Train one run; return its history, steps per epoch, best/final test accuracy, whether it
     diverged, and its final test logits (float16) and labels."""
-    device = train.default_device()
+    device = runtime.default_device()
     x_tr, y_tr, x_te, y_te = cifar_uint8(rc.n_train, rc.n_test, str(device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, models, results, train
+from ... import measure, models, results, runtime
 from ...norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ...profiles import param
 from .. import santurkar as S
@@ -145,7 +145,7 @@ def run(cfg: NoiseConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
     stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
-    with train.cpu_threads(cfg.cpu_threads):
+    with runtime.cpu_threads(cfg.cpu_threads):
         record = results.load_or_run(CHAPTER, "noise", cfg,
                                      lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
     return with_extra_seeds(record)

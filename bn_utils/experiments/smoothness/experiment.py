@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, results, train
+from ... import measure, results, runtime
 from ...norm_variants import NORM_NAMES
 from ...profiles import param
 from .. import santurkar as S
@@ -119,7 +119,7 @@ def run(cfg: SmoothnessConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
     stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
-    with train.cpu_threads(cfg.cpu_threads):
+    with runtime.cpu_threads(cfg.cpu_threads):
         record = results.load_or_run(CHAPTER, "smoothness", cfg,
                                      lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
     return with_extra_seeds(record)
