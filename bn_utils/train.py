@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import atomic_write_bytes
-from .runtime import cpu_threads, default_device, seed_everything  # noqa: F401 (train.X for callers)
+from .runtime import atomic_write_bytes, eval_mode
+# Not this module's: chapter 04 calls train.cpu_threads and benchmarks/gpu_slice.py
+# train.default_device and train.seed_everything; the package calls them from runtime.
+from .runtime import cpu_threads, default_device, seed_everything  # noqa: F401
 
 # A run whose logged mean loss exceeds this multiple of its first minibatch's loss has diverged,
 # even while the loss is still finite (a loss of 1e20 is not training).
@@ -61,16 +63,20 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> dict:
     """Return ``{"accuracy", "loss"}`` of ``model`` on ``(x, y)`` in eval mode (mode restored)."""
-    was_training = model.training
-    model.eval()
+    with eval_mode(model), torch.inference_mode():
+        return batch_scores(model, x, y, batch_size)
+
+
+def batch_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict:
+    """Return ``{"accuracy", "loss"}`` of ``model`` on ``(x, y)``, fed in batches of
+    ``batch_size``, in whatever mode it is in (:func:`evaluate` sets eval mode; chapter 09 scores
+    BN in training mode, on its statistics of each test batch)."""
     correct, loss = 0, 0.0
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start: start + batch_size]).float()
-            target = y[start: start + batch_size]
-            loss += F.cross_entropy(logits, target, reduction="sum").item()
-            correct += (logits.argmax(1) == target).sum().item()
-    model.train(was_training)
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start: start + batch_size]).float()
+        target = y[start: start + batch_size]
+        loss += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(1) == target).sum().item()
     return {"accuracy": correct / len(x), "loss": loss / len(x)}
 
 
@@ -193,95 +199,46 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         checkpoint: Path | str | None = None,
         checkpoint_every: int = 0,
         identity: dict | None = None,
+        stop_model: Callable[[int], None] | None = None,
         progress: bool | str = True) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
-    ``lr_at(step)`` sets the learning rate before each step (a schedule); ``loss_fn`` returns a
-    number, or one loss per model for a stacked network (:mod:`bn_utils.stacked_mlp`: their sum
-    is minimised, each is logged, a model that diverges is recorded and, if the optimizer has
-    ``stop_model(i)`` (``StackedSGD``), stopped there while the others go on); ``eval_fn(model)`` returns a dict of
-    metrics (numbers, or arrays with one entry per model), run at step 0, every ``eval_every``
-    steps, at the steps listed in ``eval_steps`` and at the end;
-    ``hooks(step, model, x, y)`` runs before the step at every step (or, given a dict, at the
-    listed steps) and must not change the model; a hook that returns a dict of numbers (or lists)
-    has it recorded in ``History.measures`` (checkpointed with the rest); with ``checkpoint`` the
-    run saves its state every ``checkpoint_every`` steps and resumes from it when restarted
-    (``identity``, e.g. the run's name and config digest, is stored in it and must match on
-    resume: :func:`resume_state` refuses another run's checkpoint, naming the file). A
-    logged loss that :func:`is_diverged` stops the run (``History.diverged_at``). The progress
-    bar is off when ``BN_PROGRESS=0`` (the book's builds set it).
+    ``lr_at(step)`` sets the learning rate before each step (a schedule; for a stack, one rate
+    per model); ``loss_fn`` returns a number, or one loss per model for a stacked network
+    (:mod:`bn_utils.stacked_mlp`: their sum is minimised, each is logged and diverges on its own,
+    see :class:`Divergence`; ``stop_model(i)``, e.g. ``StackedSGD.stop_model``, stops model i
+    there while the others go on); ``eval_fn(model)`` returns a dict of metrics (numbers, or
+    arrays with one entry per model), run at step 0, every ``eval_every`` steps, at the steps
+    listed in ``eval_steps`` and at the end; ``hooks(step, model, x, y)`` runs before the step
+    at every step (or, given a dict, at the listed steps) and must not change the model; a hook
+    that returns a dict of numbers (or lists) has it recorded in ``History.measures``. With
+    ``checkpoint`` the run saves its state every ``checkpoint_every`` steps and resumes from it
+    when restarted (``identity``, e.g. the run's name and config digest, is stored in it and
+    must match on resume: :func:`resume_state` refuses another run's checkpoint, naming the
+    file). The progress bar is off when ``BN_PROGRESS=0`` (the book's builds set it).
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
-    hist = History()
-    start = 0
     ckpt = Path(checkpoint) if checkpoint else None
+    hist, start = History(), 0
     if ckpt is not None and ckpt.exists():
-        state = resume_state(ckpt, steps=steps, identity=identity)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            hist = History(**state["history"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"checkpoint {ckpt} does not fit this run ({type(err).__name__}: "
-                             f"{first}); delete it to start the run afresh") from None
-        start = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        # the caller re-creates the batch iterator; skip what the killed run consumed
-        if hasattr(batches, "skip"):
-            batches.skip(start)
-        else:
-            for _ in range(start):
-                next(batches)
-        for i, at in enumerate(hist.diverged_at if isinstance(hist.diverged_at, list) else []):
-            if at is not None and hasattr(optimizer, "stop_model"):
-                optimizer.stop_model(i)
+        hist, start = _resume(ckpt, model, optimizer, batches, steps=steps, identity=identity)
+    divergence = Divergence(hist, stop_model)
     wanted = set(eval_steps)
-
-    def run_eval(step: int) -> None:
-        if eval_fn is None:
-            return
-        hist.eval_step.append(step)
-        for k, v in eval_fn(model).items():   # a number, or one per model (a list or array)
-            hist.evals.setdefault(k, []).append(_plain(v))
-
     if start == 0:
-        run_eval(0)
-    bar = None
-    if progress and os.environ.get("BN_PROGRESS", "1") != "0":
-        bar = _tqdm()(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
-                   leave=False, mininterval=1.0)
+        _record_eval(hist, eval_fn, model, 0)
+    bar = _progress_bar(progress, steps, start)
     running, since_log = None, 0
     t_start = time.perf_counter()
     model.train()
     for step in range(start, steps):
         x, y = next(batches)
         if hooks is not None:
-            todo = hooks.get(step, []) if isinstance(hooks, dict) else [hooks]
-            measured: dict = {}
-            for hook in todo:
-                out = _without_side_effects(hook, step, model, x, y)
-                if isinstance(out, dict):
-                    measured.update(out)
-            if measured:
-                hist.measure_step.append(step)
-                for k, v in measured.items():
-                    hist.measures.setdefault(k, []).append(v)
-        # a number, or a list (one per model: bn_utils.stacked_mlp.StackedSGD)
-        lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
-        if lr_at is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        loss = loss_fn(model(x), y)   # a number, or one per model of a stacked network
+            _record_measures(hist, hooks, step, model, x, y)
+        loss, lr = _step(model, optimizer, loss_fn, lr_at, step, x, y)
         if hist.start_loss is None:
-            hist.start_loss = loss.detach().float().tolist()
-        optimizer.zero_grad(set_to_none=True)
-        (loss.sum() if loss.ndim else loss).backward()
-        optimizer.step()
-        running = loss.detach().float() if running is None else running + loss.detach().float()
+            hist.start_loss = loss.float().tolist()
+        running = loss.float() if running is None else running + loss.float()
         since_log += 1
         done = step + 1
         if done % log_every == 0 or done == steps:
@@ -290,23 +247,10 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             hist.step.append(done)
             hist.loss.append(mean_loss)
             hist.lr.append(lr)
-            if isinstance(mean_loss, list):   # stacked models: each diverges on its own
-                if hist.diverged_at is None:
-                    hist.diverged_at = [None] * len(mean_loss)
-                for i, gone in enumerate(is_diverged(mean_loss, hist.start_loss)):
-                    if gone and hist.diverged_at[i] is None:
-                        hist.diverged_at[i] = done
-                        if hasattr(optimizer, "stop_model"):
-                            optimizer.stop_model(i)
-                if all(at is not None for at in hist.diverged_at):
-                    hist.diverged, hist.steps_done = True, done
-                    break
-            elif is_diverged(mean_loss, hist.start_loss):
-                hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
+            if divergence.stops(done, mean_loss):
                 break
-        if eval_fn is not None and done != steps and (
-                (eval_every and done % eval_every == 0) or done in wanted):
-            run_eval(done)
+        if done != steps and ((eval_every and done % eval_every == 0) or done in wanted):
+            _record_eval(hist, eval_fn, model, done)
         if bar is not None:
             bar.update(1)
         if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps \
@@ -314,18 +258,133 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
             hist.steps_done = done
             hist.seconds += time.perf_counter() - t_start
             t_start = time.perf_counter()
-            save_checkpoint(ckpt, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "history": hist.to_dict(), "step": done, "identity": identity,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+            save_checkpoint(ckpt, _checkpoint_state(model, optimizer, hist, done, identity))
     else:
         hist.steps_done = steps
-        run_eval(steps)
+        _record_eval(hist, eval_fn, model, steps)
     if bar is not None:
         bar.close()
     hist.seconds += time.perf_counter() - t_start
     return hist
+
+
+def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, *,
+            steps: int, identity: dict | None) -> tuple[History, int]:
+    """Return the History and step of the checkpointed run, with ``model``, ``optimizer`` and
+    the RNG restored to that step and ``batches`` advanced past what the killed run consumed (the
+    caller re-creates the iterator); raise a ValueError naming the file if it is not this run's."""
+    state = resume_state(ckpt, steps=steps, identity=identity)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        hist = History(**state["history"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"checkpoint {ckpt} does not fit this run ({type(err).__name__}: "
+                         f"{first}); delete it to start the run afresh") from None
+    start = state["step"]
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if hasattr(batches, "skip"):
+        batches.skip(start)
+    else:
+        for _ in range(start):
+            next(batches)
+    return hist, start
+
+
+def _checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, hist: History,
+                      step: int, identity: dict | None) -> dict:
+    """Return what a checkpoint holds: weights, optimizer, history, step, identity and RNG."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "history": hist.to_dict(), "step": step, "identity": identity,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable,
+          lr_at: Callable | None, step: int, x, y) -> tuple[torch.Tensor, float | list]:
+    """Take one optimizer step on ``(x, y)`` at ``lr_at(step)`` (else the optimizer's rate);
+    return the loss before the step (detached: a number, or one per model of a stack) and the
+    learning rate used."""
+    lr = lr_at(step) if lr_at is not None else optimizer.param_groups[0]["lr"]
+    if lr_at is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    loss = loss_fn(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    (loss.sum() if loss.ndim else loss).backward()
+    optimizer.step()
+    return loss.detach(), lr
+
+
+def _record_eval(hist: History, eval_fn: Callable | None, model: nn.Module, step: int) -> None:
+    """Run ``eval_fn(model)`` (if given) and append its metrics at ``step`` to ``hist``."""
+    if eval_fn is None:
+        return
+    hist.eval_step.append(step)
+    for k, v in eval_fn(model).items():   # a number, or one per model (a list or array)
+        hist.evals.setdefault(k, []).append(_plain(v))
+
+
+def _record_measures(hist: History, hooks, step: int, model: nn.Module, x, y) -> None:
+    """Run the hooks of ``step`` (every step's, if ``hooks`` is one function) without side
+    effects and append what they return to ``hist.measures``."""
+    todo = hooks.get(step, []) if isinstance(hooks, dict) else [hooks]
+    measured: dict = {}
+    for hook in todo:
+        out = _without_side_effects(hook, step, model, x, y)
+        if isinstance(out, dict):
+            measured.update(out)
+    if measured:
+        hist.measure_step.append(step)
+        for k, v in measured.items():
+            hist.measures.setdefault(k, []).append(v)
+
+
+def _progress_bar(progress: bool | str, steps: int, start: int):
+    """Return a progress bar from ``start`` to ``steps`` (``progress`` may name it), or None when
+    ``progress`` is false or ``BN_PROGRESS=0``."""
+    if not progress or os.environ.get("BN_PROGRESS", "1") == "0":
+        return None
+    return _tqdm()(total=steps, initial=start, desc=progress if isinstance(progress, str) else "train",
+                   leave=False, mininterval=1.0)
+
+
+class Divergence:
+    """Decides, from the logged mean losses, when a run has diverged (:func:`is_diverged`) and
+    records it in its :class:`History`. A stacked run logs one loss per model: each model
+    diverges on its own (``History.diverged_at`` becomes a list), ``stop_model(i)`` is called
+    for it, and the run stops when every model has; a resumed stack's lost models are stopped
+    again at once."""
+
+    def __init__(self, hist: History, stop_model: Callable[[int], None] | None = None):
+        self.hist, self.stop_model = hist, stop_model
+        lost = hist.diverged_at if isinstance(hist.diverged_at, list) else []
+        for i, at in enumerate(lost):
+            if at is not None and stop_model is not None:
+                stop_model(i)
+
+    def stops(self, done: int, mean_loss: float | list) -> bool:
+        """Record what diverged at step ``done``; return whether the run stops there."""
+        hist = self.hist
+        if not isinstance(mean_loss, list):
+            if is_diverged(mean_loss, hist.start_loss):
+                hist.diverged, hist.diverged_at, hist.steps_done = True, done, done
+                return True
+            return False
+        if hist.diverged_at is None:
+            hist.diverged_at = [None] * len(mean_loss)
+        for i, gone in enumerate(is_diverged(mean_loss, hist.start_loss)):
+            if gone and hist.diverged_at[i] is None:
+                hist.diverged_at[i] = done
+                if self.stop_model is not None:
+                    self.stop_model(i)
+        if all(at is not None for at in hist.diverged_at):
+            hist.diverged, hist.steps_done = True, done
+            return True
+        return False
 
 
 class Autocast(nn.Module):

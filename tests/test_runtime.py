@@ -54,3 +54,8 @@ def test_bn_device_that_is_not_available_fails_naming_the_variable(monkeypatch):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="BN_DEVICE"):
         runtime.default_device()
+
+
+def test_default_device_follows_bn_device(monkeypatch):
+    monkeypatch.setenv("BN_DEVICE", "cpu")
+    assert runtime.default_device() == torch.device("cpu")

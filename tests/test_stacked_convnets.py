@@ -130,9 +130,11 @@ def _fit(net, streams, opt, loss_fn, eval_x, k=None, lr=1.0):
             return {"loss": F.cross_entropy(m(eval_x), torch.zeros(len(eval_x), dtype=torch.long))}
         out = stacked.split_outputs(stacked.SameInput(m, k)(eval_x), k)
         return {"loss": [F.cross_entropy(o, torch.zeros(len(eval_x), dtype=torch.long)) for o in out]}
+    def lr_at(step):
+        return lr * 0.5 ** (step // 3) if k is None else [r * 0.5 ** (step // 3) for r in lr]
     return train.fit(net, streams, steps=6, optimizer=opt, loss_fn=loss_fn, eval_fn=eval_fn,
-                     eval_every=2, log_every=2, lr_at=lambda step: (lr * 0.5 ** (step // 3) if k is None else
-                                         [r * 0.5 ** (step // 3) for r in lr]), progress=False)
+                     eval_every=2, log_every=2, lr_at=lr_at, progress=False,
+                     stop_model=None if k is None else opt.stop_model)
 
 
 def test_train_fit_trains_a_stack_like_separate_runs_and_splits_its_history():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import Planted
 from torch import nn
 
-from bn_utils import data, models, train
+from bn_utils import data, models, runtime, train
 
 
 def _toy(n=256, d=20, classes=4, seed=0):
@@ -22,7 +22,7 @@ def _toy(n=256, d=20, classes=4, seed=0):
 def _run(norm="bn", steps=60, lr=0.5, hooks=None, checkpoint=None, checkpoint_every=0, eval_every=20,
          identity=None):
     x, y = _toy()
-    train.seed_everything(0)
+    runtime.seed_everything(0)
     model = models.mlp((20, 32, 32, 4), activation_name="relu", norm=norm)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     hist = train.fit(model, data.batches(x, y, 32, seed=0), steps=steps, optimizer=opt,
@@ -118,15 +118,6 @@ def test_evaluate_restores_the_training_mode_and_counts_correctly():
     model.train()
     assert train.accuracy(model, x, y, batch_size=3) == 0.75
     assert model.training
-
-
-def test_default_device_follows_bn_device(monkeypatch):
-    monkeypatch.setenv("BN_DEVICE", "cpu")
-    assert train.default_device() == torch.device("cpu")
-    if not torch.cuda.is_available():
-        monkeypatch.setenv("BN_DEVICE", "cuda")
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            train.default_device()
 
 
 def test_no_dtype_runs_the_model_unchanged_and_returns_float32():

@@ -57,9 +57,6 @@ def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     for m in net.modules():
         if isinstance(m, nn.Dropout):
             m.eval()
-    n = len(x) // batch_size * batch_size
-    correct = 0
+    n = len(x) // batch_size * batch_size   # whole batches only: BN's statistics of batch_size images
     with torch.no_grad():
-        for start in range(0, n, batch_size):
-            correct += (net(x[start: start + batch_size]).argmax(1) == y[start: start + batch_size]).sum().item()
-    return correct / n
+        return train.batch_scores(net, x[:n], y[:n], batch_size)["accuracy"]

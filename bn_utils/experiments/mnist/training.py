@@ -66,7 +66,7 @@ def train_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, seeds: Sequ
                      eval_fn=timed_eval if eval_fn is not None else None, eval_steps=eval_steps,
                      log_every=log_every, checkpoint=checkpoint,
                      checkpoint_every=checkpoint_every, identity=identity,
-                     progress=progress or False)
+                     stop_model=optimizer.stop_model, progress=progress or False)
     # fit's clock starts after the evaluation at step 0
     in_loop = sum(eval_seconds[0 if resumed else 1:])
     return _arrays(hist, n_models, steps, log_every, eval_steps, sum(eval_seconds),
