@@ -1,5 +1,7 @@
 """The ensemble: averaging softmax on known logits, members shared with chapter 05."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import needs_cifar10
@@ -50,7 +52,10 @@ def test_plain_seed_members_are_chapter_05s_bn_x30_runs_in_every_profile():
             assert chapter == inc.CHAPTER
             assert rc == ablation.run_config("BN-x30", ens.VARIANTS[name]["seed"])
         rc, chapter = cfg.member("init-x2-final-bn")
-        assert chapter == ens.CHAPTER and rc.final_bn and rc.init_gain == 2.0 and rc.lr == 0.045
+        base = ablation.run_config("BN-x30", ens.VARIANTS["init-x2-final-bn"]["seed"])
+        assert chapter == ens.CHAPTER and rc.final_bn and rc.init_gain == 2.0
+        # the variant is BN-x30's run (learning rate and all) with only these changed
+        assert dataclasses.replace(rc, row=base.row, final_bn=False, init_gain=1.0) == base
     assert ens.EnsembleConfig.for_profile("full").members == tuple(ens.VARIANTS)
 
 
