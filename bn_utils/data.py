@@ -21,7 +21,6 @@ does not decode to a 32×32 RGB image is named by split and index. Any failure r
 
 from __future__ import annotations
 
-import errno
 import functools
 import io
 import os
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import UnreadableFile, check_npz_sizes, check_regular, read_capped, sha256_file
+from .files import UnreadableFile, check_npz_sizes, check_regular, read_capped, resolved, sha256_file
 
 DATASETS = ("mnist", "cifar10")
 # Per-channel statistics of the training sets, on the [0, 1] scale (the book's normalisation).
@@ -57,13 +56,9 @@ def data_dir() -> Path:
     env = os.environ.get("BN_DATA_DIR")
     if env:
         try:
-            return Path(env).expanduser().resolve()
-        except RuntimeError:  # Python < 3.13 reports a loop so
-            raise DataError(f"BN_DATA_DIR {env}: a symlink loop") from None
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise DataError(f"BN_DATA_DIR {env}: a symlink loop") from None
-            raise DataError(f"BN_DATA_DIR {env}: cannot be used ({err.strerror or err})") from None
+            return resolved(env, "BN_DATA_DIR")
+        except ValueError as err:
+            raise DataError(str(err)) from None
     return Path.home() / ".cache" / "bn_book" / "data"
 
 

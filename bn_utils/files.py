@@ -11,6 +11,7 @@ the package and not torch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -102,3 +103,16 @@ def check_npz_sizes(source: Path | bytes, max_bytes: int) -> None:
             if declared > m.file_size:
                 raise UnreadableFile(f"{m.filename} declares {declared:,} bytes of data but "
                                      f"holds {m.file_size:,}")
+
+
+def resolved(folder: Path | str, what: str) -> Path:
+    """Return ``folder`` resolved; raise ValueError naming ``what`` (the option or variable) for a
+    symlink loop or a path that cannot be resolved."""
+    try:
+        return Path(folder).expanduser().resolve()
+    except RuntimeError:  # Python < 3.13 reports a loop so
+        raise ValueError(f"{what} {folder}: a symlink loop") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"{what} {folder}: a symlink loop") from None
+        raise ValueError(f"{what} {folder}: cannot be used ({err.strerror or err})") from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import errno
 import importlib
 import json
 import os
@@ -32,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .files import resolved
 from .profiles import PROFILES, check_profile
 from .results import REPO_DIR
 
@@ -140,19 +140,6 @@ def check_config(nb: Path, profile: str, params: dict) -> tuple:
             params[name] = [item.strip() for item in params[name].split(",")]
     cfg = cls.for_profile(profile, **{field: params.get(name) for field, name in keywords.items()})
     return cfg, params
-
-
-def resolved(folder: Path | str, what: str) -> Path:
-    """Return ``folder`` resolved; raise ValueError naming ``what`` (the option or variable) for a
-    symlink loop or a path that cannot be resolved."""
-    try:
-        return Path(folder).expanduser().resolve()
-    except RuntimeError:  # Python < 3.13 reports a loop so
-        raise ValueError(f"{what} {folder}: a symlink loop") from None
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise ValueError(f"{what} {folder}: a symlink loop") from None
-        raise ValueError(f"{what} {folder}: cannot be used ({err.strerror or err})") from None
 
 
 def check_writable(folder: Path | str, what: str) -> Path:
