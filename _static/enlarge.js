@@ -24,10 +24,15 @@
   }
   function setup() {
     const imgs = document.querySelectorAll("article img");
+    // marked again whenever an image's shown size changes (loading, layout, a resized window)
+    const watch = "ResizeObserver" in window ? new ResizeObserver((es) => es.forEach((e) => mark(e.target))) : null;
     imgs.forEach((img) => {
-      if (img.complete) mark(img); else img.addEventListener("load", () => mark(img));
-      img.addEventListener("click", () => { if (img.classList.contains("bn-zoomable")) open(img); });
+      mark(img);
+      img.addEventListener("load", () => mark(img));
+      if (watch) watch.observe(img);
+      img.addEventListener("click", () => { mark(img); if (img.classList.contains("bn-zoomable")) open(img); });
     });
+    window.addEventListener("load", () => imgs.forEach(mark));
     window.addEventListener("resize", () => imgs.forEach(mark));
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup);

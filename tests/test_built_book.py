@@ -275,6 +275,7 @@ def _open(browser, page: Path, width: int):
                               timeout=30_000)
         tab.evaluate("() => MathJax.startup.promise")
     tab.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+    tab.wait_for_timeout(100)   # the images' load handlers (_static/enlarge.js) run after that
     return tab
 
 
