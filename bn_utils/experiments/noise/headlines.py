@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import claims, results
+from ... import book, claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE
 from .experiment import ICS_NETS, NOISE_NETS, PAPER, with_extra_seeds
@@ -216,3 +216,10 @@ def _noise_cost(nets: dict) -> dict:
     d = claims.greater(_values(bn), _values(plain))
     return claims.row(text, where, "—", ours, d, spread=S.spread(d), kind="book")
 
+
+def claims_table(record: results.Record) -> book.Table:
+    """Table: each claim (the paper's, and the book's own tests), its verdict, our measurement,
+    its spread over the seeds, and the paper's number with where it is shown (:func:`headlines`)."""
+    rows = [{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
+             "theirs (source)": f"{r['their number']} ({r['source']})"} for r in headlines(record)]
+    return book.Table(rows, fmt="{}")

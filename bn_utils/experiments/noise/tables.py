@@ -9,6 +9,9 @@ from ... import book, results
 from .. import santurkar as S
 from .experiment import ICS_NETS, NOISE_NETS
 
+# G′ "points against" G when their cosine is below this (ics_summary's "anti" share)
+ANTI_COSINE = -0.5
+
 
 def moment_changes(r: dict, layer: int) -> dict:
     """Return, for one run and layer, how much the units' input distributions moved between
@@ -53,28 +56,35 @@ def shift_summary(record: results.Record) -> dict:
     return out
 
 
+def accuracy_table(record: results.Record) -> book.Table:
+    """Table: per network, final training accuracy (as trained, noise on; and in evaluation mode)
+    and test accuracy (mean ± std over seeds)."""
+    rows = [{"network": S.LABELS[norm],
+             "training, as trained": S.fmt_pm(*v["train_batch_accuracy"], v["n"]),
+             "training, eval mode": S.fmt_pm(*v["train_accuracy"], v["n"]),
+             "test, eval mode": S.fmt_pm(*v["test_accuracy"], v["n"])}
+            for norm, v in shift_summary(record).items()]
+    return book.Table(rows)
+
+
 def shift_table(record: results.Record) -> book.Table:
-    """Table: per network, final training accuracy (as trained, noise on; and in evaluation mode),
-    test accuracy, and each watched layer's typical shift
-    between measurements (median over training of |Δμ|, absolute and relative to the spread)."""
-    rows = []
-    for norm, v in shift_summary(record).items():
-        n = v["n"]
-        row = {"network": S.LABELS[norm],
-               "train acc. (noise on)": S.fmt_pm(*v["train_batch_accuracy"], n),
-               "train acc. (eval mode)": S.fmt_pm(*v["train_accuracy"], n),
-               "test acc.": S.fmt_pm(*v["test_accuracy"], n)}
-        for k in record.config["watch_layers"]:
-            row[f"L{k} |Δμ|"] = S.fmt_pm(*v[f"d_mean_L{k}"], n)
-            row[f"L{k} |Δμ|/σ"] = S.fmt_pm(*v[f"rel_d_mean_L{k}"], n)
-        rows.append(row)
+    """Table: per watched layer and network, the typical shift of a unit's mean between
+    measurements (median over training of |Δμ|, absolute and relative to the spread σ) and the
+    spread itself."""
+    summary, rows = shift_summary(record), []
+    for k in record.config["watch_layers"]:
+        for norm, v in summary.items():
+            n = v["n"]
+            rows.append({"layer": k, "network": S.LABELS[norm], "|Δμ|": S.fmt_pm(*v[f"d_mean_L{k}"], n),
+                         "|Δμ| / σ": S.fmt_pm(*v[f"rel_d_mean_L{k}"], n),
+                         "σ": S.fmt_pm(*v[f"spread_L{k}"], n)})
     return book.Table(rows)
 
 
 
 def ics_summary(record: results.Record, arch: str) -> dict:
     """Return ``{(lr, layer, norm): {"l2": median, "cos": median, "rel": median ||G-G'||/||G||,
-    "anti": share of measurements with cos < -1/2}}`` over training and seeds (a median cosine
+    "anti": share of measurements with cos < ANTI_COSINE}}`` over training and seeds (a median cosine
     near 0 can be a cosine that swings between -1 and 1: the share tells them apart)."""
     runs, c = S.unpack(record), record.config
     lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
@@ -93,7 +103,7 @@ def ics_summary(record: results.Record, arch: str) -> dict:
                     rel = l2 / norm_g
                 out[(lr, k, norm)] = {"l2": float(np.nanmedian(l2)), "cos": float(np.nanmedian(cos)),
                                       "rel": float(np.nanmedian(rel)),
-                                      "anti": float(np.mean(cos[np.isfinite(cos)] < -0.5))}
+                                      "anti": float(np.mean(cos[np.isfinite(cos)] < ANTI_COSINE))}
     return out
 
 
