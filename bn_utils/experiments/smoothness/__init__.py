@@ -24,7 +24,8 @@ from ..santurkar import LABELS, unpack  # noqa: F401
 from .experiment import (  # noqa: F401
     CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, extra_runs, make_hooks, record_lr, record_norms, run,
     runs, with_extra_seeds)
-from .figures import plot_landscape, plot_large_lr, plot_step_profile, plot_training  # noqa: F401
+from .figures import (  # noqa: F401
+    COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
 from .tables import (  # noqa: F401
     WINDOW, beta_at_loss, beta_comparison, beta_table, claims_table, edge_reading, headlines,
     large_lr_summary, smoothness_summary, smoothness_table)

@@ -1,7 +1,12 @@
 """Chapter 08's figures: the landscape along training (the paper's Figs. 4, 10-13), the gradient
-change against the step size, the training curves and the larger learning rate."""
+change against the step size, the training curves and the larger learning rate. Each is made
+for the page (``plotting.panels``: at most two panels per row, one legend below, a note under
+it). The smoothness constant is written λ (β is BN's shift in this book); the records keep the
+paper's field name ``ls_beta``."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -9,121 +14,215 @@ from ... import plotting, results
 from .. import santurkar as S
 from .experiment import PAPER_NETS, SmoothnessConfig, record_lr, record_norms
 
+# The book's palette: standard teal, BN red, the three ℓp normalisations in the colours for
+# series that are neither (plotting.series_colors).
+COLORS = {"none": plotting.PALETTE["no_bn"], "bn": plotting.PALETTE["bn"],
+          **dict(zip(("l1", "l2", "linf"), plotting.series_colors(3)))}
+# ℓp lines dashed, so that ℓ1's blue is not read as the standard network's teal
+STYLES = {"l1": "--", "l2": "--", "linf": "--"}
+LAMBDA = "effective smoothness λ"
+
 
 def _what(record: results.Record, arch: str) -> str:
     c = record.config
     if arch == "vgg":
-        return f"{c['vgg']} × width {c['width']:g} on {c['n_train']} CIFAR-10 images, batch {c['batch_size']}"
-    return f"{c['dln_depth']}-layer linear network of width {c['dln_width']}, full batch of {c['dln_examples']}"
+        return f"{c['vgg']} × width {c['width']:g} on {c['n_train']:,} CIFAR-10 images, batch {c['batch_size']}"
+    return f"{c['dln_depth']}-layer linear network of width {c['dln_width']}, full batch of {c['dln_examples']:,}"
 
 
-def plot_landscape(record: results.Record, arch: str = "vgg", norms: tuple | None = None):
-    """Figure (the paper's Figs. 4, 10, 12, 13): over training, (a) the range of the loss along
-    the gradient direction, (b) the range of the gradient change ("gradient predictiveness"),
-    (c) the effective beta-smoothness; one colour per network (range: min–max over step sizes,
-    averaged over seeds)."""
-    import matplotlib.pyplot as plt
+def _seeds(record: results.Record) -> str:
+    runs = S.unpack(record)
+    n = sorted({len(S.seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
+    return f"{n[0]}" + (f"–{n[-1]}" if len(n) > 1 else "") + " seed(s) per network"
 
+
+def _steps(record: results.Record, arch: str) -> str:
+    c = record.config
+    lo, hi = c["step_range"] if arch == "vgg" else c["dln_step_range"]
+    return f"step sizes η from {lo:g} to {hi:g} × the learning rate ({c['n_step_sizes']}, log-spaced)"
+
+
+def _range(members: list[dict], key: str) -> tuple:
+    """Return ``(steps, low, high)``: the min and max over step sizes of ``key``, averaged over seeds."""
+    lo = [{"v": np.nanmin(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
+    hi = [{"v": np.nanmax(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
+    x, ylo = S.stacked(lo, "v", "s")
+    _, yhi = S.stacked(hi, "v", "s")
+    return x, np.nanmean(ylo, 0), np.nanmean(yhi, 0)
+
+
+def plot_landscape(record: results.Record, arch: str = "vgg"):
+    """Figure (the paper's Figs. 4 and 10): over training, for the standard and BN networks, (a)
+    the range of the loss along the gradient direction, (b) the range of the gradient change
+    ("gradient predictiveness"), (c) the effective smoothness λ (a whole row); range: min–max over
+    the step sizes, averaged over seeds."""
     runs, lr = S.unpack(record), record_lr(record, arch)
-    norms = norms or PAPER_NETS
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
-    for norm in norms:
+    fig, axes = plotting.panels(3, wide=(2,), height=2.6, sharex=True)
+    for norm in PAPER_NETS:
         members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
         if not members:
             continue
-        color, label = S.COLORS[norm], S.LABELS[norm]
+        color, label = COLORS[norm], S.LABELS[norm]
         for ax, key in zip(axes[:2], ("ls_losses", "ls_grad_diffs")):
-            lo = [{"v": np.nanmin(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
-            hi = [{"v": np.nanmax(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
-            x, ylo = S.stacked(lo, "v", "s")
-            _, yhi = S.stacked(hi, "v", "s")
-            ax.fill_between(x, np.nanmean(ylo, 0), np.nanmean(yhi, 0), color=color, alpha=0.3, lw=0)
-            ax.plot(x, np.nanmean(ylo, 0), color=color, lw=0.8)
-            ax.plot(x, np.nanmean(yhi, 0), color=color, lw=0.8, label=label)
-        S.plot_curve(axes[2], runs, S.group(arch, norm, lr), "ls_beta", "measure_step", label=label, color=color)
-    c = record.config
-    lo_hi = c["step_range"] if arch == "vgg" else c["dln_step_range"]
-    plotting.label(axes[0], title="(a) loss landscape: loss along the gradient", xlabel="training step",
-                   ylabel="loss (min–max over step sizes)")
+            x, lo, hi = _range(members, key)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.3, lw=0)
+            ax.plot(x, lo, color=color, lw=1)
+            ax.plot(x, hi, color=color, lw=1, label=label)
+        S.plot_curve(axes[2], runs, S.group(arch, norm, lr), "ls_beta", "measure_step", label=label,
+                     color=color)
+    plotting.label(axes[0], title="(a) loss along the gradient", xlabel="training step",
+                   ylabel="loss, min to max over η", legend=False)
     plotting.label(axes[1], title="(b) gradient predictiveness", xlabel="training step",
-                   ylabel="‖∇L(x − ηg) − ∇L(x)‖₂ (min–max)")
-    plotting.label(axes[2], title="(c) effective β-smoothness", xlabel="training step",
-                   ylabel="max_η ‖∇L(x − ηg) − g‖ / ‖ηg‖")
+                   ylabel="gradient change, min to max", legend=False)
+    plotting.label(axes[2], title=f"(c) {LAMBDA}", xlabel="training step", ylabel="λ", legend=False)
     for ax in axes:
         ax.set_yscale("log")
-    plotting.caption(fig, f"{arch.upper()}: {_what(record, arch)}, LR {lr:g}; η from {lo_hi[0]:g} to "
-                          f"{lo_hi[1]:g} × LR ({c['n_step_sizes']} sizes). Source: {record.caption()}")
-    fig.tight_layout()
+        plotting.plain_log_ticks(ax, decades=True)
+    plotting.legend_below(fig, axes, ncols=2)
+    plotting.note(fig, f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {_seeds(record)}; "
+                       f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖.")
     return fig
+
+
+def _line(members: list[dict], what: str) -> tuple:
+    """Return ``(steps, values)`` of one summary of a landscape measurement, averaged over seeds:
+    the loss range (max − min over the step sizes), the largest gradient change, or λ."""
+    rows = []
+    for m in members:
+        with np.errstate(invalid="ignore"):
+            if what == "loss_range":
+                v = np.ptp(np.asarray(m["ls_losses"], float), 1)
+            elif what == "grad_change":
+                v = np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
+            else:
+                v = np.asarray(m["ls_beta"], float)
+        rows.append({"v": np.where(v > 0, v, np.nan), "s": m["measure_step"]})
+    x, ys = S.stacked(rows, "v", "s")
+    with warnings.catch_warnings():   # a step no seed measured stays NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return x, np.nanmean(ys, 0) if ys.size else ys
+
+
+def plot_normalisations(record: results.Record):
+    """Figure (the paper's Figs. 12 and 13): for every normalisation the record trained, the VGG
+    (left) and the deep linear network (right) over training: the loss range along the gradient
+    (max − min over the step sizes), the largest gradient change and the effective smoothness λ,
+    one line per network (means over seeds)."""
+    runs = S.unpack(record)
+    archs = ("vgg", "dln")
+    what = (("loss_range", "loss range along g"), ("grad_change", "largest gradient change"),
+            ("beta", "λ"))
+    fig, axes = plotting.panels(2 * len(what), height=2.3)
+    for col, arch in enumerate(archs):
+        lr = record_lr(record, arch)
+        column = axes[col::2]
+        for row, ((key, ylabel), ax) in enumerate(zip(what, column)):
+            if row:
+                ax.sharex(column[0])
+            for norm in record_norms(record, arch):
+                members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
+                if members:
+                    x, y = _line(members, key)
+                    ax.plot(x, y, color=COLORS[norm], lw=1.4, ls=STYLES.get(norm, "-"),
+                            label=S.LABELS[norm])
+            ax.set_yscale("log")
+            plotting.plain_log_ticks(ax, decades=True)
+            last = row == len(what) - 1
+            plotting.label(ax, title=f"{arch.upper()}: {ylabel}" if row else
+                           f"{arch.upper()}, LR {lr:g}: {ylabel}",
+                           xlabel="training step" if last else "", ylabel=ylabel if col == 0 else "",
+                           legend=False)
+            if not last:
+                ax.tick_params(labelbottom=False)
+    plotting.legend_below(fig, axes, ncols=5)
+    plotting.note(fig, f"VGG: {_what(record, 'vgg')}; DLN: {_what(record, 'dln')}; {_seeds(record)} "
+                       f"(lines: means over seeds); ℓp statistic per {record.config['lp_over']}. "
+                       f"VGG {_steps(record, 'vgg')}; DLN {_steps(record, 'dln')}.")
+    return fig
+
+
+def _shade(color: str, t: float) -> tuple:
+    """Return ``color`` mixed with white: pale at ``t`` = 0 (early), the colour itself at 1 (late)."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.asarray(to_rgb(color))
+    return tuple(1 - (0.2 + 0.8 * t) * (1 - rgb))
 
 
 def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | None = None):
     """Figure (the paper's Fig. 11): the gradient change ‖∇L(x − ηg) − ∇L(x)‖ against the step
-    size η, at every measured training step (colour: early to late), without and with BN."""
-    import matplotlib.pyplot as plt
-    from matplotlib import cm
-
+    size η, one line per measured training step (pale: early, full colour: late), the standard
+    network (left) and BN (right) on one scale."""
     runs, lr = S.unpack(record), record_lr(record, arch)
     seed = record.config["seeds"][0] if seed is None else seed
-    cfg = SmoothnessConfig.from_record(record)
-    eta = cfg.step_sizes(arch)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    eta = SmoothnessConfig.from_record(record).step_sizes(arch)
+    fig, axes = plotting.panels(2, height=3.0, sharey=True)
     for ax, norm in zip(axes, PAPER_NETS):
         r = runs.get(S.group(arch, norm, lr) + f"_s{seed}", {})
         diffs = np.asarray(r.get("ls_grad_diffs", np.zeros((0, len(eta)))), float)
         steps = np.asarray(r.get("measure_step", []))[: len(diffs)]
         for i, (step, row) in enumerate(zip(steps, diffs)):
-            ax.plot(eta, row, color=cm.viridis(i / max(1, len(diffs) - 1)), marker=".",
-                    label=f"step {step}" if i in (0, len(diffs) - 1) else None)
+            t = i / max(1, len(diffs) - 1)
+            ax.plot(eta, row, color=_shade(COLORS[norm], t), marker=".", lw=1,
+                    label=f"{S.LABELS[norm]}, step {step:,}" if i in (0, len(diffs) - 1) else None)
         ax.set_xscale("log"), ax.set_yscale("log")
-        plotting.label(ax, title=f"{arch.upper()}, {S.LABELS[norm]}", xlabel="step size η along the gradient",
-                       ylabel="‖∇L(x − ηg) − ∇L(x)‖₂")
-    plotting.caption(fig, f"{_what(record, arch)}, LR {lr:g}; seed {seed}. Source: {record.caption()}")
-    fig.tight_layout()
+        plotting.plain_log_ticks(ax, "x")
+        plotting.plain_log_ticks(ax, decades=True)
+        plotting.label(ax, title=f"{arch.upper()}, {S.LABELS[norm]}", xlabel="step size η",
+                       ylabel="‖∇L(x − ηg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    plotting.note(fig, f"{_what(record, arch)}, learning rate {lr:g}; seed {seed}; one line per "
+                       f"measurement, every {record.config['measure_every']} steps.")
     return fig
 
 
 def plot_training(record: results.Record):
-    """Figure (the paper's Fig. 5): VGG training and test accuracy and DLN training loss for
-    every normalisation."""
-    import matplotlib.pyplot as plt
-
-    runs = S.unpack(record)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    """Figure (the paper's Fig. 5): VGG training and test accuracy (one scale) and DLN training
+    loss (a whole row) for every normalisation."""
+    runs, c = S.unpack(record), record.config
+    fig, axes = plotting.panels(3, wide=(2,), height=2.6)
+    axes[1].sharey(axes[0])
+    axes[1].tick_params(labelleft=False)
     for norm in record_norms(record, "vgg"):
         for ax, key in zip(axes[:2], ("train_accuracy", "test_accuracy")):
-            S.plot_curve(ax, runs, S.group("vgg", norm, record.config["lr"]), key, "eval_step",
-                         label=S.LABELS[norm], color=S.COLORS[norm])
+            if S.plot_curve(ax, runs, S.group("vgg", norm, c["lr"]), key, "eval_step",
+                            label=S.LABELS[norm], color=COLORS[norm]):
+                ax.lines[-1].set_linestyle(STYLES.get(norm, "-"))
     for norm in record_norms(record, "dln"):
-        S.plot_curve(axes[2], runs, S.group("dln", norm, record.config["dln_lr"]), "loss", "loss_step",
-                     label=S.LABELS[norm], color=S.COLORS[norm])
-    plotting.label(axes[0], title=f"VGG training accuracy, LR {record.config['lr']:g}",
-                   xlabel="training step", ylabel="training accuracy (fraction)")
-    plotting.label(axes[1], title="VGG test accuracy", xlabel="training step", ylabel="test accuracy (fraction)")
-    plotting.label(axes[2], title=f"DLN training loss, LR {record.config['dln_lr']:g}",
-                   xlabel="training step", ylabel="loss (sum of squares)")
+        if S.plot_curve(axes[2], runs, S.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
+                        label=S.LABELS[norm], color=COLORS[norm]):
+            axes[2].lines[-1].set_linestyle(STYLES.get(norm, "-"))
+    plotting.label(axes[0], title="VGG, training images", xlabel="training step",
+                   ylabel="accuracy", legend=False)
+    plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)
+    plotting.label(axes[2], title=f"DLN training loss, learning rate {c['dln_lr']:g}",
+                   xlabel="training step", ylabel="loss (sum of squares)", legend=False)
     axes[2].set_yscale("log")
-    plotting.caption(fig, f"VGG: {_what(record, 'vgg')}. DLN: {_what(record, 'dln')}. "
-                          f"ℓp statistic per {record.config['lp_over']}. Source: {record.caption()}")
-    fig.tight_layout()
+    plotting.plain_log_ticks(axes[2])
+    plotting.legend_below(fig, axes, ncols=5)
+    plotting.note(fig, f"VGG: {_what(record, 'vgg')}, learning rate {c['lr']:g}, accuracy in evaluation "
+                       f"mode. DLN: {_what(record, 'dln')}. {_seeds(record)} (band: ± std); ℓp "
+                       f"statistic per {c['lp_over']}.")
     return fig
 
 
 def plot_large_lr(record: results.Record):
-    """Figure (the paper's Fig. 1): standard and BN VGGs at the two learning rates."""
-    import matplotlib.pyplot as plt
-
+    """Figure (the paper's Fig. 1): standard and BN VGGs at the two learning rates (the larger
+    dashed), training and test accuracy on one scale."""
     runs, c = S.unpack(record), record.config
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plotting.panels(2, height=3.0, sharey=True)
     for lr, style in ((c["lr"], "-"), (c["large_lr"], "--")):
         for norm in PAPER_NETS:
             for ax, key in zip(axes, ("train_accuracy", "test_accuracy")):
                 if S.plot_curve(ax, runs, S.group("vgg", norm, lr), key, "eval_step",
-                                label=f"{S.LABELS[norm]}, LR {lr:g}", color=S.COLORS[norm]):
+                                label=f"{S.LABELS[norm]}, LR {lr:g}", color=COLORS[norm]):
                     ax.lines[-1].set_linestyle(style)
-    plotting.label(axes[0], title="VGG training accuracy", xlabel="training step", ylabel="training accuracy (fraction)")
-    plotting.label(axes[1], title="VGG test accuracy", xlabel="training step", ylabel="test accuracy (fraction)")
-    plotting.caption(fig, f"{_what(record, 'vgg')}. A run that diverged stops where its loss "
-                          f"became infinite. Source: {record.caption()}")
-    fig.tight_layout()
+    for ax in axes:
+        ax.axhline(0.1, color=plotting.PALETTE["muted"], lw=1, ls=":", label="chance")
+    plotting.label(axes[0], title="VGG, training images", xlabel="training step", ylabel="accuracy",
+                   legend=False)
+    plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)
+    plotting.legend_below(fig, axes, ncols=3)
+    plotting.note(fig, f"{_what(record, 'vgg')}; {_seeds(record)} (band: ± std); accuracy in evaluation "
+                       "mode. A run that diverged stops where its loss became infinite.")
     return fig

@@ -1,4 +1,5 @@
-"""Chapter 08's numbers: per network the landscape measures, beta at initialisation, along
+"""Chapter 08's numbers: per network the landscape measures, beta (the smoothness constant,
+written λ in the book's text and tables; β is BN's shift there) at initialisation, along
 training and at a common loss, the larger learning rate, and the paper's claims beside ours,
 decided by the book's rule (:mod:`bn_utils.claims`) over the seeds a record holds."""
 
@@ -48,9 +49,9 @@ def smoothness_table(record: results.Record, arch: str) -> book.Table:
     rows = []
     for norm, v in smoothness_summary(record, arch).items():
         row = {"network": S.LABELS[norm], "loss range along g": v["loss_range"],
-               "max gradient change": v["grad_change"], "effective β": v["beta"],
-               "β, worst point": v["beta_max"],
-               "2/median β": 2 / v["beta"] if v["beta"] > 0 else float("nan")}
+               "max gradient change": v["grad_change"], "effective λ": v["beta"],
+               "λ, worst point": v["beta_max"],
+               "2/median λ": 2 / v["beta"] if v["beta"] > 0 else float("nan")}
         if arch == "vgg":
             row["train acc."] = S.fmt_pm(*v["final"], v["n"])
             row["test acc."] = S.fmt_pm(*v["test"], v["n"])
@@ -128,9 +129,9 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
 def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
     """Table: per network and learning rate, β at initialisation, over training (with β·LR/2,
     the edge-of-stability ratio), and at a loss level both networks reached."""
-    rows = [{"network": S.LABELS[norm], "LR": f"{lr:g}", "β at step 0": v["beta_init"],
-             "median β in training": v["beta"], "β · LR / 2": v["beta_lr_over_2"],
-             "at loss": v["loss_level"], "β at that loss": v["beta_at_level"],
+    rows = [{"network": S.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
+             "median λ in training": v["beta"], "λ · LR / 2": v["beta_lr_over_2"],
+             "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "diverged": "yes" if v["diverged"] else "no"}
             for (norm, lr), v in beta_comparison(record, arch).items()]
     return book.Table(rows, fmt="{:.3g}")
@@ -152,7 +153,7 @@ def large_lr_summary(record: results.Record) -> dict:
 
 SOURCE = "Santurkar et al. 2018"
 BOOK = "book's test (not in the paper)"
-MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "β"}
+MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "λ"}
 
 
 def _landscape(m: dict, key: str) -> float:
@@ -227,7 +228,7 @@ def headlines(record: results.Record) -> list[dict]:
             ("loss_range", "with BN the loss changes less along the gradient (a smaller Lipschitz constant)",
              "Fig. 4(a) VGG, Fig. 10(a) DLN"),
             ("grad_change", "with BN the gradient is more predictive", "Figs. 4(b), 10(b), 11"),
-            ("beta", "BN lowers the effective β-smoothness (measured along training at one LR)", "Figs. 4(c), 10(c)")):
+            ("beta", "BN lowers the effective smoothness constant λ (measured along training at one LR)", "Figs. 4(c), 10(c)")):
         where, theirs = f"{SOURCE}, {where}", "qualitative (figures)"
         if not both:
             out.append(claims.missing(text, where, theirs))
@@ -247,7 +248,7 @@ def _beta_free_of_lr(record: results.Record) -> dict:
     """The book's test: BN's β is smaller at step 0 (before any step) and, where both networks
     learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate; parts that are
     not comparable are left out (the claim is not comparable when every part is)."""
-    text = "BN lowers β where the learning rate cannot set it (at step 0 and at a loss both reached)"
+    text = "BN lowers λ where the learning rate cannot set it (at step 0 and at a loss both reached)"
     betas = beta_comparison(record, "vgg")
     lrs = [lr for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"])) if ("none", lr) in betas]
     if not lrs:
@@ -316,10 +317,10 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table: each claim (the paper's, and the book's own test), where it is shown, our
-    measurement, its spread over the seeds and the verdict (:func:`headlines`)."""
+    """Table: each claim (the paper's, and the book's own test), its verdict, our measurement,
+    its spread over the seeds, and the paper's number with where it is shown (:func:`headlines`)."""
     rows = [{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
-             "source": r["source"]} for r in headlines(record)]
+             "theirs (source)": f"{r['their number']} ({r['source']})"} for r in headlines(record)]
     return book.Table(rows, fmt="{}")
 
 
@@ -333,7 +334,7 @@ def edge_reading(summary: dict, lr: float) -> str:
     step sizes scale with the learning rate too, so a β near 2/LR does not tell the two apart."""
     share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
     at = {norm: 1 / EDGE_FACTOR <= v <= EDGE_FACTOR for norm, v in share.items()}
-    values = f"β·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
+    values = f"λ·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
     if all(at.values()):
         return (f"{values}, both within a factor of two of 1, as the edge of stability would predict "
                 f"whatever the landscape; the step sizes measured also scale with the learning rate, so "
