@@ -57,18 +57,21 @@ def run(cfg: PracticeConfig) -> results.Record:
 
 def plot(record: results.Record, cfg: PracticeConfig):
     """Figure: test accuracy on the new digits along fine-tuning, BN in training mode vs frozen."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(cfg.ft_batch_sizes), figsize=(5 * len(cfg.ft_batch_sizes), 4),
-                             sharey=True, squeeze=False)
-    for ax, b in zip(axes[0], cfg.ft_batch_sizes):
-        for mode, color in zip(MODES, (plotting.COLORS["bn"], plotting.COLORS["other"])):
+    fig, axes = plotting.panels(len(cfg.ft_batch_sizes), height=3.0, sharey=True)
+    # BN on the statistics of a tiny batch is a noisy BN (yellow); frozen BN, in eval mode, red
+    for ax, b in zip(axes, cfg.ft_batch_sizes):
+        for mode, color in zip(MODES, (plotting.PALETTE["noisy_bn"], plotting.PALETTE["bn"])):
             plotting.band(ax, record[f"{b}/{mode}/steps"], record[f"{b}/{mode}/acc"],
                           label=f"BN {'in training mode' if mode == 'train' else 'frozen (eval mode)'}",
                           color=color)
-        plotting.label(ax, title=f"fine-tuning on digits 5-9, batch {b}", xlabel="SGD step",
-                       ylabel="test accuracy on digits 5-9")
-    plotting.caption(fig, record.caption())
+        plotting.label(ax, title=f"Batches of {b}", xlabel="fine-tuning step",
+                       ylabel="test accuracy on digits 5–9", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)
+    plotting.note(fig, f"The BN CNN (width {cfg.cnn_width}) pre-trained for {cfg.ft_pretrain_steps:,} "
+                       f"steps (batch 64) on the digits 0–4, then fine-tuned for {cfg.ft_steps:,} steps "
+                       f"(learning rate {cfg.ft_lr:g}) on {cfg.ft_n_train:,} images of the digits 5–9; "
+                       f"scored in eval mode on the test images of 5–9; band: mean ± std over "
+                       f"{len(cfg.seeds)} seed(s).")
     return fig
 
 
