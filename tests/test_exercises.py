@@ -290,7 +290,7 @@ def test_lp_scale_matches_the_layer():
     assert_rejects(ex.check_lp_scale(lambda c, p: lp_scale(torch.as_tensor(c), p, "unit")), "one number")
 
 
-def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_and_a_try_it_list():
+def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_a_try_it_list_and_reading():
     import json
     import re
     from pathlib import Path
@@ -311,8 +311,10 @@ def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_and_a_tr
             assert hasattr(ex, name) and not check.startswith("assert"), (path.name, check)
             assert "raise NotImplementedError" in stub or "= None" in stub, (path.name, stub)
             assert f"assert ex.{name}(" in solution, (path.name, solution)
-        try_it = "".join(cells[-1]["source"])
+        # the "Try it" list, then the chapter's short reading list
+        try_it, reading = ("".join(c["source"]) for c in cells[-2:])
         assert try_it.startswith("## Try it") and "python -m bn_utils.run" in try_it, path.name
+        assert reading.startswith("## Further reading") and "{cite:t}`" in reading, path.name
 
 
 # ---- chapter 09 ------------------------------------------------------------------------------
