@@ -13,6 +13,7 @@ import numpy as np
 from ... import plotting, results
 from .. import santurkar as S
 from .experiment import PAPER_NETS, SmoothnessConfig, record_lr, record_norms
+from .tables import landscape_series
 
 # The book's palette: standard teal, BN red, the three ℓp normalisations in the colours for
 # series that are neither (plotting.series_colors).
@@ -89,14 +90,9 @@ def _line(members: list[dict], what: str) -> tuple:
     the loss range (max − min over the step sizes), the largest gradient change, or λ."""
     rows = []
     for m in members:
+        v = landscape_series(m, what)
         with np.errstate(invalid="ignore"):
-            if what == "loss_range":
-                v = np.ptp(np.asarray(m["ls_losses"], float), 1)
-            elif what == "grad_change":
-                v = np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
-            else:
-                v = np.asarray(m["ls_beta"], float)
-        rows.append({"v": np.where(v > 0, v, np.nan), "s": m["measure_step"]})
+            rows.append({"v": np.where(v > 0, v, np.nan), "s": m["measure_step"]})
     x, ys = S.stacked(rows, "v", "s")
     with warnings.catch_warnings():   # a step no seed measured stays NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -156,16 +156,22 @@ BOOK = "book's test (not in the paper)"
 MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "λ"}
 
 
-def _landscape(m: dict, key: str) -> float:
-    """Return one run's median over training of a landscape measure (``MEASURES``)."""
+def landscape_series(m: dict, key: str) -> np.ndarray:
+    """Return one run's landscape measure ``key`` (``MEASURES``) at each of its measurement steps:
+    the loss range (max − min over the step sizes), the largest gradient change, or λ."""
     with np.errstate(invalid="ignore"):
         if key == "loss_range":
-            v = np.ptp(np.asarray(m["ls_losses"], float), 1)
-        elif key == "grad_change":
-            v = np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
-        else:
-            v = np.asarray(m["ls_beta"], float)
-    return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+            return np.ptp(np.asarray(m["ls_losses"], float), 1)
+        if key == "grad_change":
+            return np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
+        return np.asarray(m["ls_beta"], float)
+
+
+def _landscape(m: dict, key: str) -> float:
+    """Return one run's median over training of a landscape measure (``MEASURES``)."""
+    v = landscape_series(m, key)
+    with np.errstate(invalid="ignore"):
+        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
 
 
 def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
