@@ -202,3 +202,24 @@ def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
     assert [r["source"] for r in ens.table(record)[:3]] == ["chapter 05's table", "trained here", "trained here"]
     minutes = ens.training_minutes(record)
     assert (minutes["chapter_05"], minutes["this_chapter"]) == (1.0, 5.0)
+
+
+def test_the_ensemble_of_the_reference_members_stored_so_far_never_trains(monkeypatch):
+    from bn_utils import results
+
+    monkeypatch.setattr(inc.training, "train_run", lambda *a, **k: pytest.fail("must not train"))
+    cfg = ens.EnsembleConfig.for_profile("reference")
+    assert ens.stored_ensemble(cfg) is None                      # nothing stored: no ensemble
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 50)
+    for name in ("seed-0", "seed-1"):
+        rc, chapter = cfg.member(name)
+        logits = rng.normal(size=(50, 10)) + 3 * np.eye(10)[labels]    # mostly right
+        results.save(chapter, rc.name, rc, {
+            "diverged": False, "max_accuracy": 0.5, "history": {"seconds": 1.0},
+            "test_logits": logits.astype(np.float16), "test_labels": labels.astype(np.int64)})
+    record = ens.stored_ensemble(cfg)
+    assert record.profile == "reference" and record["n_used"] == 2
+    assert record.meta["runs"] == f"2 of {len(cfg.members)}" and "stored so far" in record.caption()
+    assert set(ens.member_names(record)) == {"seed-0", "seed-1"}
+    assert ens.run(ens.EnsembleConfig.for_profile("quick")).meta["runs"] == record.meta["runs"]
