@@ -254,6 +254,18 @@ def sweep(chapter: str, cfg: SanturkarConfig, runs: Sequence[Run], make_hooks: H
     return merged
 
 
+def run_chapter(chapter: str, name: str, cfg: SanturkarConfig, runs: Callable, make_hooks: HookMaker,
+                extra_runs: Callable) -> results.Record:
+    """Return chapter 07's or 08's record ``name`` (at the unmodified quick profile: the best stored
+    one, full, else reference), training and storing every run of ``runs(cfg)`` that is missing,
+    with the stored runs of its extra seeds (``extra_runs(cfg)``, trained by tools/train_runs.py)
+    merged in (:func:`with_extra_seeds`)."""
+    with runtime.cpu_threads(cfg.cpu_threads):
+        record = results.load_or_run(chapter, name, cfg,
+                                     lambda c: sweep(chapter, c, runs(c), make_hooks), prefer_stored=True)
+    return with_extra_seeds(record, extra_runs(type(cfg).from_record(record)))
+
+
 def with_extra_seeds(record: results.Record, extra: Sequence[tuple[SanturkarConfig, Run]]) -> results.Record:
     """Return ``record`` with the stored runs of ``extra`` (the extra seeds' configs and runs)
     merged in as ``"<run>/<key>"`` (meta ``extra_runs`` names them); runs it holds already and

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, models, results, runtime
+from ... import measure, models, results
 from ...norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ...profiles import param
 from .. import santurkar as S
@@ -144,11 +144,8 @@ def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
 def run(cfg: NoiseConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
-    stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        record = results.load_or_run(CHAPTER, "noise", cfg,
-                                     lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
-    return with_extra_seeds(record)
+    stored so far merged in (they are trained by tools/train_runs.py)."""
+    return S.run_chapter(CHAPTER, "noise", cfg, runs, make_hooks, extra_runs)
 
 
 def with_extra_seeds(record: results.Record) -> results.Record:

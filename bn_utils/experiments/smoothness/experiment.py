@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, results, runtime
+from ... import measure, results
 from ...norm_variants import NORM_NAMES
 from ...profiles import param
 from .. import santurkar as S
@@ -118,11 +118,8 @@ def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
 def run(cfg: SmoothnessConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
-    stored so far merged in (:func:`with_extra_seeds`; they are trained by tools/train_runs.py)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        record = results.load_or_run(CHAPTER, "smoothness", cfg,
-                                     lambda c: S.sweep(CHAPTER, c, runs(c), make_hooks), prefer_stored=True)
-    return with_extra_seeds(record)
+    stored so far merged in (they are trained by tools/train_runs.py)."""
+    return S.run_chapter(CHAPTER, "smoothness", cfg, runs, make_hooks, extra_runs)
 
 
 def with_extra_seeds(record: results.Record) -> results.Record:
