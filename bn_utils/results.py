@@ -152,6 +152,16 @@ class Record:
                 f"{readable_device(self.meta.get('device', '?'))}, {when}{runs})")
 
 
+def assembled_meta(metas: list[dict], runs: str) -> dict:
+    """Return the provenance of a record assembled in memory from stored runs (their ``metas``):
+    their commit (or how many commits), the last one's device, the latest finish, and ``runs``
+    ("16 of 21"), which the caption prints."""
+    commits = sorted({m.get("commit", "?") for m in metas})
+    return {"commit": commits[0] if len(commits) == 1 else f"{len(commits)} commits",
+            "device": metas[-1].get("device", "?"), "loaded": True,
+            "finished": max(m.get("finished", "") for m in metas), "runs": runs}
+
+
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:
     folder, stem = results_dir() / chapter, f"{name}__{cfg.profile}__{cfg.digest()}"
     # appended, not Path.with_suffix: a name with a dot ("dropout-0.05") must keep its digest
@@ -283,30 +293,33 @@ def _checked_record(json_path: Path, doc: dict) -> Record | None:
     return Record(doc["chapter"], doc["name"], doc["config"], doc["metrics"], arrays, meta, json_path)
 
 
+def _stored_doc(json_path: Path) -> dict | None:
+    """Return the JSON document stored at ``json_path``; None if there is none, or if it cannot be
+    read (then with a warning naming the file, :func:`_refuse`)."""
+    if not os.path.lexists(json_path):
+        return None
+    try:
+        return _read_doc(json_path)
+    except ValueError as err:
+        return _refuse(json_path, str(err))
+
+
 def read(json_path: Path) -> Record | None:
     """Return the record stored at ``json_path`` whatever its config, or None if there is none;
     a broken, edited or non-object record, or one that is another run's (its chapter, name or
     config differ from what its file name says), gives None and a warning naming the file."""
     json_path = Path(json_path)
-    if not os.path.lexists(json_path):
-        return None
-    try:
-        doc = _read_doc(json_path)
-    except ValueError as err:
-        return _refuse(json_path, str(err))
-    return _checked_record(json_path, doc)
+    doc = _stored_doc(json_path)
+    return doc if not isinstance(doc, dict) else _checked_record(json_path, doc)
 
 
 def load(chapter: str, name: str, cfg: Config) -> Record | None:
     """Return the stored record of exactly this config, or None if there is none (another config
     with the same short hash is none too); a broken, edited or copied record warns, naming the file."""
     json_path, _ = _paths(chapter, name, cfg)
-    if not os.path.lexists(json_path):
-        return None
-    try:
-        doc = _read_doc(json_path)
-    except ValueError as err:
-        return _refuse(json_path, str(err))
+    doc = _stored_doc(json_path)
+    if not isinstance(doc, dict):
+        return doc
     if doc["config"] != cfg.to_dict():
         return None  # a record of another config with the same short hash is silently not ours
     return _checked_record(json_path, doc)
