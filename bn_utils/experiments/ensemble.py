@@ -196,11 +196,7 @@ def stored_ensemble(cfg: EnsembleConfig) -> results.Record | None:
     for name in out["members"]:
         rc, chapter = cfg.member(name)
         metas.append(results.load(chapter, rc.name, rc).meta)
-    commits = sorted({m.get("commit", "?") for m in metas})
-    meta = {"commit": commits[0] if len(commits) == 1 else f"{len(commits)} commits",
-            "device": metas[-1].get("device", "?"), "loaded": True,
-            "finished": max(m.get("finished", "") for m in metas),
-            "runs": f"{len(out['members'])} of {len(cfg.members)}"}
+    meta = results.assembled_meta(metas, f"{len(out['members'])} of {len(cfg.members)}")
     return results.Record(CHAPTER, "ensemble", cfg.to_dict(), out, meta=meta)
 
 

@@ -177,11 +177,7 @@ def stored_table(cfg: AblationConfig) -> results.Record | None:
         metrics[row] = _table_row(list(runs), [r.metrics for r in runs.values()])
         metas += [r.meta for r in runs.values()]
         stored += len(runs)
-    commits = sorted({m.get("commit", "?") for m in metas})
-    meta = {"commit": commits[0] if len(commits) == 1 else f"{len(commits)} commits",
-            "device": metas[-1].get("device", "?"), "loaded": True,
-            "finished": max(m.get("finished", "") for m in metas),
-            "runs": f"{stored} of {len(cfg.rows) * len(cfg.seeds)}"}
+    meta = results.assembled_meta(metas, f"{stored} of {len(cfg.rows) * len(cfg.seeds)}")
     return results.Record(CHAPTER, "ablation", cfg.to_dict(), metrics, meta=meta)
 
 
