@@ -28,4 +28,4 @@ from .figures import (  # noqa: F401
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
 from .tables import (  # noqa: F401
     WINDOW, beta_at_loss, beta_comparison, beta_table, claims_table, edge_reading, headlines,
-    large_lr_summary, smoothness_summary, smoothness_table)
+    large_lr_note, large_lr_summary, page_numbers, smoothness_summary, smoothness_table)

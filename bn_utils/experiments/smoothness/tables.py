@@ -349,3 +349,42 @@ def edge_reading(summary: dict, lr: float) -> str:
         return f"{values}: neither within a factor of two of 1"
     near, far = ("BN's", "the standard network's") if at["bn"] else ("the standard network's", "BN's")
     return f"{values}: {near} within a factor of two of 1, {far} not"
+
+
+def large_lr_note(big: dict, large_lr: float) -> str:
+    """Return, as a clause, what the standard network did at the larger learning rate
+    (``large_lr_summary``): diverged, did not learn, or learned."""
+    mean, _, diverged = big.get(("none", large_lr), (float("nan"), 0.0, False))
+    if diverged:
+        return "diverged, so its λ there was measured only until it did"
+    if not mean - CHANCE >= LEARNED:
+        return (f"did not learn (final training accuracy {mean:.3f}; chance is {CHANCE:g}), so λ "
+                "compared at that rate is not a trained network's")
+    return f"learned (final training accuracy {mean:.3f})"
+
+
+def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
+    """Return the numbers chapter 8's prose quotes, by glue name: per learning rate and network
+    the β measurements (``beta_comparison``) and final accuracy, where β sits against the edge of
+    stability (``edge_reading``), the BN/standard ratios at initialisation and at a common loss,
+    what the standard network did at the larger rate, and the final accuracies of the ℓp nets."""
+    c, nan = record.config, float("nan")
+    big, betas = large_lr_summary(record), beta_comparison(record, "vgg")
+    out = {"dln_lr": c["dln_lr"]}
+    for i, lr in enumerate((c["lr"], c["large_lr"])):
+        out[f"vgg_lr_{i}"] = lr
+        for norm in PAPER_NETS:
+            row = betas.get((norm, lr), {})
+            for key in ("beta_init", "beta", "beta_lr_over_2", "beta_at_level", "loss_level"):
+                out[f"b_{key}_{norm}_{i}"] = row.get(key, nan)
+            out[f"final_{norm}_{i}"] = big.get((norm, lr), (nan,))[0]
+    for arch, s, lr in (("vgg", vgg_s, c["lr"]), ("dln", dln_s, c["dln_lr"])):
+        out[f"{arch}_edge"] = edge_reading(s, lr)
+    first = lambda norm, key: betas.get((norm, c["lr"]), {}).get(key, nan)  # noqa: E731
+    out["init_ratio"] = first("bn", "beta_init") / first("none", "beta_init")
+    out["level_ratio"] = first("bn", "beta_at_level") / first("none", "beta_at_level")
+    out["large_lr_note"] = large_lr_note(big, c["large_lr"])
+    lp = [vgg_s[n]["final"][0] for n in LP_NETS if n in vgg_s]
+    out["lp_acc_lo"], out["lp_acc_hi"] = min(lp, default=nan), max(lp, default=nan)
+    out["acc_none"], out["acc_bn"] = vgg_s["none"]["final"][0], vgg_s["bn"]["final"][0]
+    return out
