@@ -353,8 +353,10 @@ def edge_reading(summary: dict, lr: float) -> str:
 
 def large_lr_note(big: dict, large_lr: float) -> str:
     """Return, as a clause, what the standard network did at the larger learning rate
-    (``large_lr_summary``): diverged, did not learn, or learned."""
-    mean, _, diverged = big.get(("none", large_lr), (float("nan"), 0.0, False))
+    (``large_lr_summary``): diverged, did not learn, or learned (or was not run at that rate)."""
+    if ("none", large_lr) not in big:
+        return "was not run at that rate in this record"
+    mean, _, diverged = big[("none", large_lr)]
     if diverged:
         return "diverged, so its λ there was measured only until it did"
     if not mean - CHANCE >= LEARNED:
