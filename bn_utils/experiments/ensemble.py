@@ -145,16 +145,30 @@ def paired_gain(better: np.ndarray, worse: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
 
 
+def load_members(cfg: EnsembleConfig, stored_only: bool = False) -> dict:
+    """Return ``{name: record}`` of the members of ``cfg``, loading or training each (``stored_only``:
+    only those stored, never training, so a member not stored yet is left out)."""
+    out = {}
+    for name in cfg.members:
+        rc, chapter = cfg.member(name)
+        record = results.load(chapter, rc.name, rc) if stored_only else inception.run_one(rc, chapter)
+        if record is not None:
+            out[name] = record
+    return out
+
+
 def run_members(cfg: EnsembleConfig, stored_only: bool = False) -> dict:
     """Load (or train) every member (``stored_only``: only those stored, never training); return
     each member's scores, the ensemble's top-1/top-5 accuracy, its gain over the best member, and
     the accuracy by ensemble size."""
+    return score_members(cfg, load_members(cfg, stored_only))
+
+
+def score_members(cfg: EnsembleConfig, loaded: dict) -> dict:
+    """Return what :func:`run_members` returns, for the member records ``loaded`` (``load_members``)."""
     members, usable_logits, labels = {}, {}, None
-    for name in cfg.members:
+    for name, record in loaded.items():
         rc, chapter = cfg.member(name)
-        record = results.load(chapter, rc.name, rc) if stored_only else inception.run_one(rc, chapter)
-        if record is None:
-            continue
         z = record["test_logits"].astype(np.float32)
         y = record["test_labels"].astype(np.int64)
         if labels is None:
@@ -189,13 +203,11 @@ def run_members(cfg: EnsembleConfig, stored_only: bool = False) -> dict:
 def stored_ensemble(cfg: EnsembleConfig) -> results.Record | None:
     """Return the ensemble of the members of ``cfg`` stored so far, never training (``meta["runs"]``
     says how many of how many), or None with fewer than two: the members land one by one."""
-    out = run_members(cfg, stored_only=True)
+    loaded = load_members(cfg, stored_only=True)
+    out = score_members(cfg, loaded)
     if out["n_used"] < 2:
         return None
-    metas = []
-    for name in out["members"]:
-        rc, chapter = cfg.member(name)
-        metas.append(results.load(chapter, rc.name, rc).meta)
+    metas = [record.meta for record in loaded.values()]
     meta = results.assembled_meta(metas, f"{len(out['members'])} of {len(cfg.members)}")
     return results.Record(CHAPTER, "ensemble", cfg.to_dict(), out, meta=meta)
 
