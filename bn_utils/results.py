@@ -344,12 +344,18 @@ def _trusted(record: Record) -> bool:
     return record.profile in STORED_PROFILES or record.meta.get("code_digest") == code_digest()
 
 
+def _may_stand_in(cfg: Config) -> bool:
+    """Whether a stored record of another profile may stand in for ``cfg``: it is the unmodified
+    ``quick`` profile and ``BN_USE_STORED`` is not 0."""
+    return cfg.profile == "quick" and cfg.is_profile_default() \
+        and os.environ.get("BN_USE_STORED", "1") != "0"
+
+
 def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
     """Return the best stored record that may stand in for ``cfg`` (the ``full`` profile's, else
     the ``reference`` profile's, each of exactly that profile's current config), or None: when
     ``cfg`` is not the unmodified ``quick`` profile, when ``BN_USE_STORED=0``, or when none is stored."""
-    if cfg.profile != "quick" or not cfg.is_profile_default() \
-            or os.environ.get("BN_USE_STORED", "1") == "0":
+    if not _may_stand_in(cfg):
         return None
     for profile in STORED_PROFILES:
         stored = load(chapter, name, type(cfg).for_profile(profile))
@@ -376,14 +382,18 @@ def best_record(chapter: str, name: str, folder: Path | None = None) -> Record |
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
-                prefer_stored: bool = False) -> Record:
-    """Return, with ``prefer_stored``, the best stored record (:func:`best_stored`); else the
-    trusted stored record of ``cfg``; else run ``fn(cfg)``, store its output and return the new
-    record."""
+                prefer_stored: bool = False, partial: Callable[[], Record | None] | None = None) -> Record:
+    """Return, with ``prefer_stored``, the best stored record (:func:`best_stored`), else (where
+    one may stand in for ``cfg``) what ``partial()`` returns when it is not None: a record
+    assembled from the long runs stored so far; else the trusted stored record of ``cfg``; else
+    run ``fn(cfg)``, store its output and return the new record."""
     if prefer_stored:
         stored = best_stored(chapter, name, cfg)
         if stored is not None:
             return _noted(stored)
+        assembled = partial() if partial is not None and _may_stand_in(cfg) else None
+        if assembled is not None:
+            return assembled
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return _noted(stored)

@@ -14,7 +14,6 @@ computed from stored logits.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -216,12 +215,8 @@ def run(cfg: EnsembleConfig) -> results.Record:
     """Return the stored ensemble of ``cfg``, loading or training its members as needed. At the
     unmodified quick profile: the best stored ensemble (full, else reference), else the reference
     members stored so far (:func:`stored_ensemble`, at least two), else a fresh quick one."""
-    if results.best_stored(CHAPTER, "ensemble", cfg) is None and cfg.profile == "quick" \
-            and cfg.is_profile_default() and os.environ.get("BN_USE_STORED", "1") != "0":
-        partial = stored_ensemble(EnsembleConfig.for_profile("reference"))
-        if partial is not None:
-            return partial
-    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_stored=True)
+    return results.load_or_run(CHAPTER, "ensemble", cfg, run_members, prefer_stored=True,
+                               partial=lambda: stored_ensemble(EnsembleConfig.for_profile("reference")))
 
 
 def member_names(record: results.Record) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import numpy as np
 import torch
@@ -191,10 +190,6 @@ def run(cfg: AblationConfig) -> results.Record:
     """Return the stored table of ``cfg``, training and storing what is missing. At the unmodified
     quick profile: the best stored table (full, else reference), else the reference runs stored so
     far (:func:`stored_table`, when every row has one), else a fresh quick table."""
-    if results.best_stored(CHAPTER, "ablation", cfg) is None and cfg.profile == "quick" \
-            and cfg.is_profile_default() and os.environ.get("BN_USE_STORED", "1") != "0":
-        partial = stored_table(AblationConfig.for_profile("reference"))
-        if partial is not None:
-            return partial
-    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True)
+    return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True,
+                               partial=lambda: stored_table(AblationConfig.for_profile("reference")))
 
