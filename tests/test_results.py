@@ -105,6 +105,21 @@ def test_a_stored_full_record_is_preferred_to_a_stored_reference_record():
     assert fn.calls == 2 and rec.profile == "full" and rec.config["steps"] == 100
 
 
+def test_a_partial_record_stands_in_for_the_quick_profile_only_when_no_complete_one_is_stored(monkeypatch):
+    fn, assembled = Counter(), results.Record("ch", "exp", Exp.for_profile("reference").to_dict(), {"accuracy": 0.7})
+    partial = lambda: assembled  # noqa: E731
+    assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True,
+                               partial=partial) is assembled and fn.calls == 0
+    results.load_or_run("ch", "exp", Exp.for_profile("smoke"), fn, prefer_stored=True, partial=partial)
+    assert fn.calls == 1                                   # another profile never takes the partial one
+    monkeypatch.setenv("BN_USE_STORED", "0")
+    assert results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True,
+                               partial=partial).profile == "quick" and fn.calls == 2
+    monkeypatch.delenv("BN_USE_STORED")
+    results.load_or_run("ch", "exp", Exp.for_profile("reference"), fn)
+    rec = results.load_or_run("ch", "exp", Exp.for_profile("quick"), fn, prefer_stored=True, partial=partial)
+    assert rec.profile == "reference" and rec is not assembled   # the complete record wins
+
 def test_reference_records_are_kept_across_code_changes(monkeypatch):
     fn, cfg = Counter(), Exp.for_profile("reference")
     results.load_or_run("ch", "exp", cfg, fn)
