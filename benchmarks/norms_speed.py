@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from bn_utils import norms
+from bn_utils.nn import norms
 from bn_utils.runtime import default_device
 
 

@@ -10,7 +10,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bn_utils import models
+from bn_utils.nn import models
 
 
 def seconds_per_step(model, x, y, loss_fn, threads: int, steps: int = 15) -> float:

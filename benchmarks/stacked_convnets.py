@@ -15,7 +15,7 @@ network whose every layer holds the K models side by side on the channel axis, m
 Model k gets its own minibatch: the stacked input is ``(N, K·C, H, W)`` (:func:`stack_inputs`)
 and the output ``(N, K·classes)``. The loss is the sum of the K models' losses
 (:func:`cross_entropy`), whose gradient in model k's parameters is model k's own;
-``bn_utils.stacked_mlp.StackedSGD`` is momentum SGD with a learning rate and weight decay per
+``bn_utils.nn.stacked_mlp.StackedSGD`` is momentum SGD with a learning rate and weight decay per
 model. A stacked run equals K separate runs to float tolerance (``tests/test_stacked_convnets.py``)
 except for dropout, whose random masks are drawn differently. :func:`unstack_into` copies the
 trained weights and running statistics back into the K separate models; :func:`split_history`
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils.inception_net import InceptionBlock, TinyInception
+from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
 from bn_utils.train import History
 
 # Modules that act on each channel (or each element) alone: kept as they are.

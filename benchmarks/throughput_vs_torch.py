@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import stacked_convnets as stacked
-from bn_utils import models, train
+from bn_utils.nn import models
+from bn_utils import train
 from bn_utils.experiments import inception as inc
 from bn_utils.experiments import mnist
-from bn_utils.stacked_mlp import StackedSGD
+from bn_utils.nn.stacked_mlp import StackedSGD
 
 Step = Callable[[], None]
 

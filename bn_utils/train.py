@@ -205,7 +205,7 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
 
     ``lr_at(step)`` sets the learning rate before each step (a schedule; for a stack, one rate
     per model); ``loss_fn`` returns a number, or one loss per model for a stacked network
-    (:mod:`bn_utils.stacked_mlp`: their sum is minimised, each is logged and diverges on its own,
+    (:mod:`bn_utils.nn.stacked_mlp`: their sum is minimised, each is logged and diverges on its own,
     see :class:`Divergence`; ``stop_model(i)``, e.g. ``StackedSGD.stop_model``, stops model i
     there while the others go on); ``eval_fn(model)`` returns a dict of metrics (numbers, or
     arrays with one entry per model), run at step 0, every ``eval_every`` steps, at the steps

@@ -55,7 +55,7 @@ def small_nets(specs, fan_in=20):
     """Return models.mlp nets (fan_in-16-12-10) for (activation, bn, seed) triples."""
     import torch
 
-    from bn_utils import models
+    from bn_utils.nn import models
 
     nets = []
     for activation, bn, seed in specs:

@@ -245,7 +245,7 @@ def _noise(a, n_mu, n_sigma, r_mu, r_sigma, per="unit", lo=1.0):
 
 
 def test_noisy_bn():
-    from bn_utils.norm_variants import activation_noise
+    from bn_utils.nn.variants import activation_noise
 
     assert ex.check_noisy_bn(_noise)
     assert ex.check_noisy_bn(lambda a, n_mu, n_sigma, r_mu, r_sigma: activation_noise(
@@ -281,7 +281,7 @@ def test_smoothness_exercises():
 
 
 def test_lp_scale_matches_the_layer():
-    from bn_utils.norm_variants import lp_scale
+    from bn_utils.nn.variants import lp_scale
 
     assert ex.check_lp_scale(lambda c, p: lp_scale(torch.as_tensor(c), p))
     c_sum = lambda c, p: ((np.abs(c) ** p).sum(1) ** (1 / p)).mean()  # noqa: E731

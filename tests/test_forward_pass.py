@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import norms
+from bn_utils.nn import norms
 from bn_utils.experiments import forward_pass as fwd
 from conftest import needs_mnist
 

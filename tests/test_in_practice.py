@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from bn_utils import claims as rule
-from bn_utils import models, norms, results
+from bn_utils.nn import models, norms
+from bn_utils import results
 from bn_utils.experiments.in_practice import (CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search,
                                               headlines, mlp_choices, small_batches)
 from bn_utils.experiments.in_practice.nets import FrozenNorms, cnn, practice_mlp
 from bn_utils.experiments.in_practice.training import fit, train_mode_accuracy
-from bn_utils.inception_net import TinyInception
+from bn_utils.nn.tiny_inception import TinyInception
 from conftest import needs_mnist
 
 

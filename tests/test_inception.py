@@ -10,7 +10,7 @@ from conftest import needs_cifar10
 
 from bn_utils import augment, data, results, train
 from bn_utils.experiments import inception as inc
-from bn_utils.inception_net import InceptionBlock, TinyInception
+from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
 
 
 # ---------------------------------------------------------------------------------------------

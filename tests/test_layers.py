@@ -12,8 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bn_utils"
 # package's modules all belong to its layer). A new module must be listed here.
 LAYERS = {
     "base": ("runtime", "files"),
-    "nn": ("norms", "norm_alternatives", "norm_variants", "norm_registry", "models",
-           "inception_net", "stacked_mlp"),
+    "nn": ("nn",),
     "training": ("data", "augment", "train", "measure", "checks", "search"),
     "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
     "exercises": ("exercises",),

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import measure, models
+from bn_utils import measure
+from bn_utils.nn import models
 
 
 def _linear_net(seed: int = 0) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:

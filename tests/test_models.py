@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import models, norm_registry, norm_variants, norms
+from bn_utils.nn import models, registry, variants, norms
 
 
 def test_mlp_maps_inputs_to_logits_of_the_right_shape():
@@ -37,7 +37,7 @@ def test_a_norm_factory_can_be_passed_directly():
 
 def test_scratch_bn_is_available_by_name():
     model = models.mlp((6, 4, 2), norm="bn_scratch")
-    assert type(model[1]).__module__ == "bn_utils.norms"
+    assert type(model[1]).__module__ == "bn_utils.nn.norms"
 
 
 def test_gaussian_init_has_the_requested_std_and_zero_bias():
@@ -98,8 +98,8 @@ def test_vgg_glorot_init_and_bad_arguments():
 
 
 def test_vgg_takes_a_norm_factory():
-    net = models.vgg("vgg11", width=1 / 16, norm=norm_registry.norm_factory("noisy_bn", n_mu=0.0))
-    noisy = [m for m in net if isinstance(m, norm_variants.NoisyBatchNorm2d)]
+    net = models.vgg("vgg11", width=1 / 16, norm=registry.norm_factory("noisy_bn", n_mu=0.0))
+    noisy = [m for m in net if isinstance(m, variants.NoisyBatchNorm2d)]
     assert len(noisy) == 8 and noisy[0].noise["n_mu"] == 0.0
 
 
@@ -168,10 +168,10 @@ def test_fold_model_removes_every_bn_and_keeps_the_eval_outputs(bn2d):
 
 
 def test_fold_nested_gives_the_eval_outputs_of_a_nested_net_with_fewer_bn_layers():
-    from bn_utils import inception_net
+    from bn_utils.nn import tiny_inception
 
     torch.manual_seed(0)
-    net = inception_net.TinyInception(width=4, bn=True).to(memory_format=torch.channels_last)
+    net = tiny_inception.TinyInception(width=4, bn=True).to(memory_format=torch.channels_last)
     for m in models.bn_layers(net):   # statistics and affine parameters far from the defaults
         m.running_mean.normal_()
         m.running_var.uniform_(0.5, 2.0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import norm_alternatives as na
+from bn_utils.nn import alternatives as na
 
 
 def _batches(shape, n=5, seed=0):

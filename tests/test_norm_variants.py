@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import norm_variants as nv
+from bn_utils.nn import variants as nv
 
 
 def _train_both(a: nn.Module, b: nn.Module, steps: int = 5) -> None:

@@ -1,4 +1,4 @@
-"""Properties of bn_utils.norms: the NumPy maths, the autograd Function, the modules, folding."""
+"""Properties of bn_utils.nn.norms: the NumPy maths, the autograd Function, the modules, folding."""
 
 import copy
 import functools
@@ -11,16 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bn_utils.checks import numerical_gradient, rel_error
-from bn_utils.norms import (
-    BatchNorm1d,
-    BatchNorm2d,
-    BatchNormFunction,
-    batchnorm_backward,
-    batchnorm_backward_naive,
-    batchnorm_forward,
-    bn_affine,
-    fold_batchnorm,
-)
+from bn_utils.nn.norms import (
+    BatchNorm1d, BatchNorm2d, BatchNormFunction, batchnorm_backward, batchnorm_backward_naive,
+    batchnorm_forward, bn_affine, fold_batchnorm)
 
 
 # float64 comparisons are between two correct computations done in a different order, so they

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bn_utils import claims, data, models, results, runtime, train
+from bn_utils import claims, data, results, runtime, train
+from bn_utils.nn import models
 from conftest import needs_cifar10
 from bn_utils.experiments import noise, santurkar as S, smoothness
 
@@ -132,7 +133,7 @@ def test_a_noisy_nets_training_accuracy_is_measured_with_its_noise_on():
     network on the same images."""
     from torch import nn
 
-    from bn_utils.norm_variants import NoisyBatchNorm1d
+    from bn_utils.nn.variants import NoisyBatchNorm1d
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(128, 20, generator=gen)

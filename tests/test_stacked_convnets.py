@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bn_utils import models
-from bn_utils.inception_net import TinyInception
-from bn_utils.stacked_mlp import StackedSGD
+from bn_utils.nn import models
+from bn_utils.nn.tiny_inception import TinyInception
+from bn_utils.nn.stacked_mlp import StackedSGD
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stacked_convnets as stacked  # noqa: E402

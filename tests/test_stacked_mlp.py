@@ -1,4 +1,4 @@
-"""``bn_utils.stacked_mlp.StackedMLP``: S networks as one equal S ordinary ``models.mlp`` ones
+"""``bn_utils.nn.stacked_mlp.StackedMLP``: S networks as one equal S ordinary ``models.mlp`` ones
 (BN in training and eval mode, conversion both ways), its per-model loss and accuracy, and
 ``StackedSGD``: S runs of torch's SGD, each with its own learning rate and weight decay."""
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils import models
-from bn_utils.stacked_mlp import StackedMLP, StackedSGD, accuracy, per_model_loss
+from bn_utils.nn import models
+from bn_utils.nn.stacked_mlp import StackedMLP, StackedSGD, accuracy, per_model_loss
 from conftest import assert_stack_equals_nets_in_eval_mode, max_state_error, small_nets
 
 

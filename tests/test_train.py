@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from conftest import Planted
 from torch import nn
 
-from bn_utils import data, models, runtime, train
+from bn_utils import data, runtime, train
+from bn_utils.nn import models
 
 
 def _toy(n=256, d=20, classes=4, seed=0):

@@ -53,7 +53,7 @@ def check_sgd_step(fn) -> Result:
     net's parameters with the mean cross-entropy, BN in training mode."""
     import torch
 
-    from ..models import mlp
+    from ..nn.models import mlp
     from ..runtime import cpu_threads
 
     @cpu_threads(1)  # tiny tensors: a second thread only spin-waits

@@ -27,7 +27,7 @@ def check_noisy_bn(fn) -> Result:
     s ~ N(sigma, r_sigma))."""
     import torch
 
-    from ..norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
+    from ..nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 
     def run():
         torch.manual_seed(0)
@@ -85,7 +85,7 @@ def check_gradient_ics(fn) -> Result:
 
 def check_noise_mean_scale(answer) -> Result:
     """Check a number: the mean of the multiplicative noise s for the paper's n_sigma (1.25: 1.125)."""
-    from ..norm_variants import N_SIGMA
+    from ..nn.variants import N_SIGMA
 
     return check_number(answer, (1 + N_SIGMA) / 2, {
         N_SIGMA: "n_sigma is the upper end of sigma's range; sigma ~ U(1, n_sigma) has mean "

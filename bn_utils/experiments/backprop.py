@@ -1,6 +1,6 @@
 """Chapter 03: the backward pass of BN, checked three ways and timed.
 
-Everything here is pure: arrays in, tables out. The maths lives in ``bn_utils.norms``; this
+Everything here is pure: arrays in, tables out. The maths lives in ``bn_utils.nn.norms``; this
 module only arranges the checks (finite differences, gradcheck) and the timings the chapter shows.
 """
 
@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import checks, norms
+from .. import checks
+from ..nn import norms
 from ..profiles import SEED_MAX, WIDTH_MAX, Config, param
 from ..runtime import median_seconds
 

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims, data, models, plotting, results, runtime, train
-from ..norm_registry import norm_factory
-from ..norm_variants import NORM_NAMES
+from .. import claims, data, plotting, results, runtime, train
+from ..nn import models
+from ..nn.registry import norm_factory
+from ..nn.variants import NORM_NAMES
 from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",

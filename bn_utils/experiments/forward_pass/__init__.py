@@ -5,7 +5,7 @@ that the chapter calls ``fwd.<name>`` whichever file holds it:
 
 1. ``normalisation``: what training-mode BN reduces over (1d: the batch; 2d: the batch and
    every position), that it really gives zero mean and unit variance per feature, that gamma and
-   beta can undo it; and (section 2) our module (``bn_utils.norms``) against torch's.
+   beta can undo it; and (section 2) our module (``bn_utils.nn.norms``) against torch's.
 3. ``running_stats``: the three momentum conventions (PyTorch, Keras, the paper), converted to
    PyTorch's, on a stream of batches from a known distribution; the bias of the batch variance.
 4. ``batch_mates``: train vs eval, in training an example's output depends on its batch mates.
@@ -16,10 +16,10 @@ that the chapter calls ``fwd.<name>`` whichever file holds it:
 
 ``config`` holds the configuration and what the sections share; ``figures`` the figures and
 tables drawn from the stored records. The small conv net and ``fold_model`` are in
-``bn_utils.models``.
+``bn_utils.nn.models``.
 """
 
-from ...models import fold_model, small_convnet  # noqa: F401
+from ...nn.models import fold_model, small_convnet  # noqa: F401
 from .batch_mates import (  # noqa: F401
     batch_dependence, measure_batch_dependence, run_batch_dependence, stacked_train_forward)
 from .batch_size_one import (  # noqa: F401

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import norms
+from ...nn import norms
 
 
 def _outcome(layer: nn.Module, x: torch.Tensor) -> str:

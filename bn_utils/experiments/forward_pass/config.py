@@ -8,7 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ... import models, runtime
+from ...nn import models
+from ... import runtime
 from ...profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "02_forward_pass"

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, norms, results, runtime, train
+from ... import data, results, runtime, train
+from ...nn import norms
 from .config import CHAPTER, ForwardConfig, bn_mlp, channel_stats, one_thread
 
 # The three normalisations trained side by side.
@@ -54,7 +55,7 @@ def eval_branch_symptoms(cfg: ForwardConfig) -> list[dict]:
     dout = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed))
     width = x.shape[1]
     layers = {"torch.nn.BatchNorm1d": nn.BatchNorm1d(width),
-              "bn_utils.norms.BatchNorm1d": norms.BatchNorm1d(width),
+              "bn_utils.nn.norms.BatchNorm1d": norms.BatchNorm1d(width),
               "EvalBranchBatchNorm1d (buggy)": EvalBranchBatchNorm1d(width)}
     rows, ref = [], None
     for name, layer in layers.items():

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, models, norms, runtime
+from ... import data, runtime
+from ...nn import models, norms
 from .config import ForwardConfig
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, models, results, runtime, train
+from ... import data, results, runtime, train
+from ...nn import models
 from .config import CHAPTER, ForwardConfig, bn_mlp, one_thread
 
 # The PyTorch default, a Keras momentum pasted into PyTorch, and the opposite slip.

@@ -1,13 +1,14 @@
 """Sections 1 and 2 of chapter 02: what training-mode BN reduces over (1d: the batch; 2d: the
 batch and every position), that it really gives zero mean and unit variance per feature, that γ
-and β can undo it; and our module (``bn_utils.norms``) against torch's."""
+and β can undo it; and our module (``bn_utils.nn.norms``) against torch's."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ... import data, norms, runtime
+from ... import data, runtime
+from ...nn import norms
 from .config import ForwardConfig, channel_stats, one_thread
 
 

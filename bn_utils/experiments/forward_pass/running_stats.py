@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import norms, results
+from ...nn import norms
+from ... import results
 from .config import CHAPTER, ForwardConfig
 
 # The known distribution of the stream of batches.

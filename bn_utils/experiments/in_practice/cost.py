@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ... import results, runtime
-from ...inception_net import TinyInception
+from ...nn.tiny_inception import TinyInception
 from ..forward_pass import fold_model
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 from .nets import practice_mlp

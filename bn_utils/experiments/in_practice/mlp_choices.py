@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import models, plotting, results, runtime
+from ...nn import models
+from ... import plotting, results, runtime
 from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
 from .nets import practice_mlp
 from .training import final_accuracy, fit, mnist, seeded, test_eval

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ... import models
-from ...norm_registry import make_norm
+from ...nn import models
+from ...nn.registry import make_norm
 from .config import DROPOUT_PLACES, PLACEMENTS
 
 

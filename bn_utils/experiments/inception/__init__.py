@@ -1,6 +1,6 @@
 """Chapter 05: Ioffe & Szegedy's Inception ablations (their Figures 2 and 3), on CIFAR-10.
 
-Five rows, one network (:class:`bn_utils.inception_net.TinyInception`), momentum SGD::
+Five rows, one network (:class:`bn_utils.nn.tiny_inception.TinyInception`), momentum SGD::
 
     Inception       no BN, lr 0.0015, dropout 0.4
     BN-Baseline     BN before every nonlinearity, lr 0.0015, dropout 0.4 (Inception + BN)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ... import inception_net
+from ...nn import tiny_inception
 from ...profiles import (BATCH_MAX, EPOCHS_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config,
                          param)
 
@@ -71,7 +71,7 @@ class RunConfig(Config):
     batch_size: int = param(32, "examples per minibatch", min=2, max=BATCH_MAX)
     width: int = param(16, "TinyInception base width (16: 16→48→48 channels)", min=2,
                        max=WIDTH_MAX)
-    five: str = param("double3x3", "the 5x5 branch", choices=inception_net.FIVES)
+    five: str = param("double3x3", "the 5x5 branch", choices=tiny_inception.FIVES)
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
     n_test: int = param(10_000, "test images (class-stratified subset)", min=10, max=10_000)
     evals_per_epoch: int = param(1, "test-set evaluations per epoch", min=1, max=STEPS_MAX)

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import augment, data, inception_net, models, results, runtime, train
+from ... import augment, data, results, runtime, train
+from ...nn import tiny_inception, models
 from .config import CHAPTER, AblationConfig, RunConfig
 
 
@@ -25,7 +26,7 @@ def cifar_uint8(n_train: int, n_test: int, device: str) -> tuple[torch.Tensor, .
 def build_model(rc: RunConfig) -> nn.Module:
     """Return the run's TinyInception, He-initialised (then ``init_gain``), in channels_last if asked."""
     runtime.seed_everything(rc.seed)
-    model = inception_net.TinyInception(width=rc.width, bn=rc.bn, act=rc.activation,
+    model = tiny_inception.TinyInception(width=rc.width, bn=rc.bn, act=rc.activation,
                                         dropout=rc.dropout, five=rc.five, final_bn=rc.final_bn)
     with torch.no_grad():
         for m in model.modules():

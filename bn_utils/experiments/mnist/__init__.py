@@ -7,7 +7,7 @@ This package runs that protocol for several seeds and for sigmoid, tanh and ReLU
 learning-rate search on the networks without BN; it also compares initialisations of the sigmoid
 net and trains it at batch size 1.
 
-Speed: the networks of a sweep are trained together as one ``bn_utils.stacked_mlp.StackedMLP``
+Speed: the networks of a sweep are trained together as one ``bn_utils.nn.stacked_mlp.StackedMLP``
 (``S`` independent runs, each layer one batched matrix product for all of them).
 
 Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
@@ -17,7 +17,7 @@ and ``figures`` (what the runs show). This package re-exports their names, so th
 calls ``mnist.<name>`` whichever file holds it.
 """
 
-from ...stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
+from ...nn.stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
 from .config import CHAPTER, COMPARED, PERCENTILES, MnistConfig  # noqa: F401
 from .config import init_label, parse_init  # noqa: F401
 from .figures import (  # noqa: F401

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import data, norms, results, runtime, train
-from ...stacked_mlp import StackedMLP
+from ... import data, results, runtime, train
+from ...nn import norms
+from ...nn.stacked_mlp import StackedMLP
 from .config import CHAPTER, PERCENTILES, MnistConfig, init_label
 from .nets import build_nets, stack_of
 from .rate_search import learning_rates

@@ -1,5 +1,5 @@
 """Chapter 04's networks: the pair without and with BN from the same initial weights, the data
-they train on, and a stack of many of them (``bn_utils.stacked_mlp``)."""
+they train on, and a stack of many of them (``bn_utils.nn.stacked_mlp``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ... import models, runtime
-from ...stacked_mlp import StackedMLP
+from ...nn import models
+from ... import runtime
+from ...nn.stacked_mlp import StackedMLP
 from .config import MnistConfig, parse_init
 
 

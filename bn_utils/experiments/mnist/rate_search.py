@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ... import data, results, runtime
-from ...stacked_mlp import StackedMLP, accuracy
+from ...nn.stacked_mlp import StackedMLP, accuracy
 from .config import CHAPTER, MnistConfig, init_label
 from .nets import stack_of
 from .training import eval_schedule, train_stack

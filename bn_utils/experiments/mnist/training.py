@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ... import data, runtime, train
-from ...stacked_mlp import StackedMLP, StackedSGD, per_model_loss
+from ...nn.stacked_mlp import StackedMLP, StackedSGD, per_model_loss
 
 
 def eval_schedule(steps: int, every: int, per_decade: int = 0) -> list[int]:

@@ -9,8 +9,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, models, results
-from ...norm_variants import N_MU, N_SIGMA, R_MU, R_SIGMA
+from ... import measure, results
+from ...nn import models
+from ...nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ...profiles import param
 from .. import santurkar as S
 

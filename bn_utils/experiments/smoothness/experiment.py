@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from ... import measure, results
-from ...norm_variants import NORM_NAMES
+from ...nn.variants import NORM_NAMES
 from ...profiles import param
 from .. import santurkar as S
 

@@ -32,7 +32,7 @@ from torch import nn
 # chapter 7's configuration (NoiseConfig.noise_*)
 N_MU, N_SIGMA, R_MU, R_SIGMA = 0.5, 1.25, 0.1, 0.1
 LP_NORMS = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
-# the layers chapters 7 and 8 compare (built by name with bn_utils.norm_registry.make_norm)
+# the layers chapters 7 and 8 compare (built by name with bn_utils.nn.registry.make_norm)
 NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
 
 

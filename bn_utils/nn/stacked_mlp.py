@@ -7,7 +7,7 @@ exactly ``S`` independent runs (``tests/test_stacked_mlp.py`` checks it against 
 them, and a test set is evaluated for all of them with one matrix product per layer.
 
 In training mode the forward and backward passes are written out (:class:`_StackedTraining`):
-per layer one ``bmm`` forward and two backward, BN by :mod:`bn_utils.norms` (its batch
+per layer one ``bmm`` forward and two backward, BN by :mod:`bn_utils.nn.norms` (its batch
 statistics and closed-form backward, so the BN maths lives in one place), and autograd sees one
 node instead of some forty. Measured against the same stack built from torch's autograd and
 ``F.batch_norm`` it is as fast, not faster: about 55 % of a training step is the ``bmm`` calls,

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .norm_registry import has_shift, norm_factory
+from .registry import has_shift, norm_factory
 from .norms import _BatchNorm, fold_batchnorm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -56,7 +56,7 @@ def mlp(widths: tuple[int, ...] | list[int], *, activation_name: str = "sigmoid"
         norm: str | Callable[[int], nn.Module] = "none", init: str = "torch_default",
         init_std: float = 0.01) -> nn.Sequential:
     """Return an MLP ``widths[0] -> ... -> widths[-1]``: Linear → norm → activation per hidden
-    layer (a norm by name from ``bn_utils.norm_registry``, or a factory of width), and a plain
+    layer (a norm by name from ``bn_utils.nn.registry``, or a factory of width), and a plain
     Linear output layer (logits). A Linear drops its bias when the norm after it has a learned
     shift (BN's beta)."""
     if len(widths) < 2 or any(not isinstance(w, int) or w < 1 for w in widths):

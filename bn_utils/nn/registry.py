@@ -4,10 +4,10 @@
 (N, C, H, W) (``dims=2``) inputs; keyword arguments go to the layer. The names:
 
 * ``none`` (the identity), ``bn`` (torch's BatchNorm: the fused kernel every experiment trains
-  with), ``bn_scratch`` (ours, ``bn_utils.norms``: equal to torch's, slower);
-* Santurkar et al.'s variants (``bn_utils.norm_variants``, chapters 7 and 8): ``noisy_bn``,
+  with), ``bn_scratch`` (ours, ``bn_utils.nn.norms``: equal to torch's, slower);
+* Santurkar et al.'s variants (``bn_utils.nn.variants``, chapters 7 and 8): ``noisy_bn``,
   ``noise`` (the noise without BN), ``l1``, ``l2``, ``linf``;
-* the alternatives of chapter 9 (``bn_utils.norm_alternatives``): ``brn`` (Batch Renorm),
+* the alternatives of chapter 9 (``bn_utils.nn.alternatives``): ``brn`` (Batch Renorm),
   ``ln`` (GroupNorm with one group), ``gn`` (``groups`` groups, default 4), ``rms``.
 
 A builder decides whether the layer before a norm keeps its bias with :func:`has_shift`.
@@ -20,8 +20,8 @@ from typing import Callable
 from torch import nn
 
 from . import norms
-from .norm_alternatives import BatchRenorm, GroupNorm, RMSNorm
-from .norm_variants import LP_NORMS, ActivationNoise, LpNorm, NoisyBatchNorm1d, NoisyBatchNorm2d
+from .alternatives import BatchRenorm, GroupNorm, RMSNorm
+from .variants import LP_NORMS, ActivationNoise, LpNorm, NoisyBatchNorm1d, NoisyBatchNorm2d
 
 
 def _by_dims(one: Callable[..., nn.Module], two: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -138,5 +138,5 @@ class GroupNorm(nn.GroupNorm):
         super().__init__(groups, num_channels, eps=eps)
 
 
-# the normalisations chapter 9 compares (built by name with bn_utils.norm_registry.make_norm)
+# the normalisations chapter 9 compares (built by name with bn_utils.nn.registry.make_norm)
 ALTERNATIVES = ("none", "bn", "brn", "ln", "gn", "rms")
