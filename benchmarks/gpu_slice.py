@@ -30,7 +30,8 @@ from typing import Callable
 
 import torch
 
-from bn_utils import augment, data, train
+from bn_utils.training import augment, train
+from bn_utils import data
 from bn_utils.experiments import ensemble, inception as inc, noise, santurkar as S, smoothness
 
 CHAPTERS = ("05", "06", "07", "08")

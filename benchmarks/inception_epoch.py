@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bn_utils import augment, data
+from bn_utils.training import augment
+from bn_utils import data
 from bn_utils.experiments import inception as inc
 from bn_utils.experiments.inception import training
 

@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bn_utils import augment
+from bn_utils.training import augment
 from bn_utils.experiments import inception as inc
 
 

@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bn_utils import augment
+from bn_utils.training import augment
 from bn_utils.experiments import inception as inc
 from bn_utils.experiments import noise
 from bn_utils.experiments import santurkar as S

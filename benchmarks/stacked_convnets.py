@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
-from bn_utils.train import History
+from bn_utils.training.train import History
 
 # Modules that act on each channel (or each element) alone: kept as they are.
 CHANNELWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,

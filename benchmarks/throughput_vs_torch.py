@@ -29,7 +29,7 @@ from torch import nn
 
 import stacked_convnets as stacked
 from bn_utils.nn import models
-from bn_utils import train
+from bn_utils.training import train
 from bn_utils.experiments import inception as inc
 from bn_utils.experiments import mnist
 from bn_utils.nn.stacked_mlp import StackedSGD

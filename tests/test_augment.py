@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from bn_utils import augment, data
+from bn_utils.training import augment
+from bn_utils import data
 
 
 def images(n=16, h=8, w=10, seed=0):

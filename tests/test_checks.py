@@ -1,10 +1,10 @@
-"""Properties of the gradient-check helpers in bn_utils.checks."""
+"""Properties of the gradient-check helpers in bn_utils.training.checks."""
 
 import numpy as np
 import pytest
 import torch
 
-from bn_utils.checks import numerical_gradient, rel_error
+from bn_utils.training.checks import numerical_gradient, rel_error
 
 
 def test_rel_error_is_zero_for_equal_arrays():

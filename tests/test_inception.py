@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from conftest import needs_cifar10
 
-from bn_utils import augment, data, results, train
+from bn_utils.training import augment, train
+from bn_utils import data, results
 from bn_utils.experiments import inception as inc
 from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bn_utils"
 LAYERS = {
     "base": ("runtime", "files"),
     "nn": ("nn",),
-    "training": ("data", "augment", "train", "measure", "checks", "search"),
+    "training": ("data", "training"),
     "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
     "exercises": ("exercises",),
     "experiments": ("experiments",),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import measure
+from bn_utils.training import measure
 from bn_utils.nn import models
 
 

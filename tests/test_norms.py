@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bn_utils.checks import numerical_gradient, rel_error
+from bn_utils.training.checks import numerical_gradient, rel_error
 from bn_utils.nn.norms import (
     BatchNorm1d, BatchNorm2d, BatchNormFunction, batchnorm_backward, batchnorm_backward_naive,
     batchnorm_forward, bn_affine, fold_batchnorm)

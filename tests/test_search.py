@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bn_utils.search import genetic_search
+from bn_utils.training.search import genetic_search
 
 
 def test_finds_the_optimum_of_a_toy_2d_function():

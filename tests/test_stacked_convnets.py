@@ -122,7 +122,7 @@ def test_models_of_different_shapes_or_unknown_layers_are_refused():
 
 
 def _fit(net, streams, opt, loss_fn, eval_x, k=None, lr=1.0):
-    from bn_utils import train
+    from bn_utils.training import train
 
     @torch.no_grad()
     def eval_fn(m):

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from conftest import Planted
 from torch import nn
 
-from bn_utils import data, runtime, train
+from bn_utils import data, runtime
+from bn_utils.training import train
 from bn_utils.nn import models
 
 

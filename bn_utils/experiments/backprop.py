@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import checks
+from ..training import checks
 from ..nn import norms
 from ..profiles import SEED_MAX, WIDTH_MAX, Config, param
 from ..runtime import median_seconds

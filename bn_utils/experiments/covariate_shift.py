@@ -13,7 +13,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .. import data, measure, plotting, results, runtime, train
+from .. import data, plotting, results, runtime
+from ..training import measure, train
 from ..nn import models
 from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import claims, data, plotting, results, runtime, train
+from .. import claims, data, plotting, results, runtime
+from ..training import train
 from ..nn import models
 from ..nn.registry import norm_factory
 from ..nn.variants import NORM_NAMES

@@ -2,7 +2,7 @@
 
 It sits beside a student project's search (``STUDENT_SEARCH``: an MLP with 4 hidden layers of 1000
 on the Higgs data set, 10 generations of 10 new models, bounds reset from the best 3). Ours is
-another genetic search (``bn_utils.search.genetic_search``: survivors and their mutated copies) on
+another genetic search (``bn_utils.training.search.genetic_search``: survivors and their mutated copies) on
 MNIST, the fitness being the accuracy on a held-out part of the training subset after a fixed
 number of SGD steps.
 """
@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from ... import plotting, results, runtime, train
-from ...search import genetic_search
+from ... import plotting, results, runtime
+from ...training import train
+from ...training.search import genetic_search
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 from .nets import practice_mlp
 from .training import fit, mnist, seeded

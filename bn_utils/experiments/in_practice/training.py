@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ... import data, runtime, train
+from ... import data, runtime
+from ...training import train
 from .config import PracticeConfig
 
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import augment, data, results, runtime, train
+from ...training import augment, train
+from ... import data, results, runtime
 from ...nn import tiny_inception, models
 from .config import CHAPTER, AblationConfig, RunConfig
 

@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ... import data, runtime, train
+from ... import data, runtime
+from ...training import train
 from ...nn.stacked_mlp import StackedMLP, StackedSGD, per_model_loss
 
 

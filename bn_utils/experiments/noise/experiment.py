@@ -9,7 +9,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, results
+from ...training import measure
+from ... import results
 from ...nn import models
 from ...nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ...profiles import param

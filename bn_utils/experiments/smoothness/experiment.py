@@ -8,7 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import measure, results
+from ...training import measure
+from ... import results
 from ...nn.variants import NORM_NAMES
 from ...profiles import param
 from .. import santurkar as S

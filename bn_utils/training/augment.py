@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import data
+from .. import data
 
 
 def crop_flip(x: torch.Tensor, *, pad: int = 4, flip: bool = True) -> torch.Tensor:
