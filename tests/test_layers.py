@@ -149,3 +149,14 @@ def test_the_graph_sees_cycles_and_imports_hidden_in_functions(tmp_path, monkeyp
     assert "bn_utils.experiments.ch" in graph["bn_utils.verdicts"]
     assert cycles(graph) == [["bn_utils.claims", "bn_utils.experiments.ch",
                               "bn_utils.experiments.ch.heads"]]
+
+
+def test_no_group_of_modules_is_named_by_a_prefix():
+    """A family of modules is a package (``nn/``, ``training/``), not files sharing a prefix
+    (``norm_registry.py``, ``norm_variants.py``, …) in the same folder. Inside one chapter's
+    package, files are its sub-experiments (``batch_mates``, ``batch_size_one``) and may share words."""
+    for folder in [PACKAGE, *(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists())]:
+        stems = [p.stem for p in folder.glob("*.py") if p.stem != "__init__"]
+        prefixes = [s.split("_")[0] for s in stems if "_" in s]
+        grouped = {p for p in prefixes if prefixes.count(p) + (p in stems) > 1}
+        assert not grouped, f"{folder.relative_to(PACKAGE.parent)}: modules named by the prefix(es) {grouped}"
