@@ -86,40 +86,36 @@ def notebook_parameters(path: Path) -> dict:
     return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
 
 
-def _code_cells(nb: Path) -> list[str]:
-    """Return the code cells of a notebook, IPython magics (``%pip``, ``!cmd``) replaced by ``pass``."""
-    cells = json.loads(nb.read_text())["cells"]
-    magic = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
-    return [magic.sub(r"\1pass", "".join(c["source"])) for c in cells if c["cell_type"] == "code"]
+# The configuration class each chapter builds (``<Class>.for_profile(profile, name=name, ...)`` in
+# its setup cell, with one keyword per notebook parameter of the same name; tests/test_run.py
+# checks this table against the notebooks). Imported when needed, so ``--help`` stays fast.
+CONFIGS = {
+    "01_covariate_shift": "bn_utils.experiments.covariate_shift:ShiftConfig",
+    "02_forward_pass": "bn_utils.experiments.forward_pass:ForwardConfig",
+    "03_backprop": "bn_utils.experiments.backprop:BackpropConfig",
+    "04_mnist": "bn_utils.experiments.mnist:MnistConfig",
+    "05_cifar_inception": "bn_utils.experiments.inception:AblationConfig",
+    "06_ensemble": "bn_utils.experiments.ensemble:EnsembleConfig",
+    "07_santurkar_noise": "bn_utils.experiments.noise:NoiseConfig",
+    "08_santurkar_smoothness": "bn_utils.experiments.smoothness:SmoothnessConfig",
+    "09_in_practice": "bn_utils.experiments.in_practice:PracticeConfig",
+    "10_verdicts": None,
+}
 
 
 def config_call(nb: Path) -> tuple[type, dict] | None:
-    """Return the config class a chapter builds with ``<module>.<Class>.for_profile(profile, ...)``
-    and its keywords (``{field: notebook parameter name}``), or None if it builds none."""
-    modules: dict[str, str] = {}
-    for source in _code_cells(nb):
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bn_utils"):
-                for a in node.names:
-                    modules[a.asname or a.name] = f"{node.module}.{a.name}"
-            elif isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.asname and a.name.startswith("bn_utils"):
-                        modules[a.asname] = a.name
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                  and node.func.attr == "for_profile" and isinstance(node.func.value, ast.Attribute)
-                  and isinstance(node.func.value.value, ast.Name)
-                  and node.func.value.value.id in modules):
-                module = importlib.import_module(modules[node.func.value.value.id])
-                cls = getattr(module, node.func.value.attr)
-                keywords = {k.arg: k.value.id for k in node.keywords
-                            if k.arg and isinstance(k.value, ast.Name)}
-                return cls, keywords
-    return None
+    """Return the config class chapter ``nb`` builds (:data:`CONFIGS`) and its keywords
+    (``{field: notebook parameter name}``: the notebook's parameters that are fields of the class,
+    but ``profile``), or None if it builds none."""
+    import dataclasses
+
+    where = CONFIGS.get(nb.stem)
+    if where is None:
+        return None
+    module, name = where.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    fields = {f.name for f in dataclasses.fields(cls)} - {"profile"}
+    return cls, {p: p for p in notebook_parameters(nb) if p in fields}
 
 
 def check_config(nb: Path, profile: str, params: dict) -> tuple:

@@ -175,3 +175,26 @@ def test_a_run_stopped_by_sigterm_leaves_no_notebook_behind(tmp_path):
 def test_cli_rejects_an_unknown_chapter_with_exit_code_2(tmp_path):
     proc = _cli("99_nothing", "--profile", "smoke", tmp_path=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown chapter '99_nothing'")
+
+
+def test_the_config_registry_names_the_class_and_keywords_each_chapter_builds():
+    """run.CONFIGS against the notebooks: the class whose ``for_profile`` a chapter's setup calls,
+    with one keyword per parameter of the same name, is the one the runner checks a value with."""
+    import ast
+
+    assert set(run.CONFIGS) == set(run.chapters())
+    for chapter in run.chapters():
+        nb = run.resolve_chapter(chapter)
+        code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                         if c["cell_type"] == "code" and not "".join(c["source"]).lstrip().startswith(("%", "!")))
+        calls = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "for_profile"
+                 and isinstance(node.func.value, ast.Attribute) and isinstance(node.args[0], ast.Name)
+                 and node.args[0].id == "profile"]
+        found = run.config_call(nb)
+        if found is None:
+            assert not calls, chapter
+            continue
+        cls, keywords = found
+        assert calls and calls[0].func.value.attr == cls.__name__, chapter
+        assert {k.arg: k.value.id for k in calls[0].keywords} == keywords, chapter
