@@ -160,3 +160,16 @@ def test_no_group_of_modules_is_named_by_a_prefix():
         prefixes = [s.split("_")[0] for s in stems if "_" in s]
         grouped = {p for p in prefixes if prefixes.count(p) + (p in stems) > 1}
         assert not grouped, f"{folder.relative_to(PACKAGE.parent)}: modules named by the prefix(es) {grouped}"
+
+
+def test_no_function_of_the_training_layer_is_over_sixty_lines_of_code():
+    """``training/`` reads function by function: none longer than ~60 lines, its docstring aside."""
+    long = []
+    for path in (PACKAGE / "training").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                n = node.end_lineno - (body[0].lineno if body else node.lineno) + 1
+                if n > 60:
+                    long.append(f"{path.name}:{node.name} ({n} lines)")
+    assert not long, long
