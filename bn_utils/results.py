@@ -154,12 +154,13 @@ class Record:
 
 def assembled_meta(metas: list[dict], runs: str) -> dict:
     """Return the provenance of a record assembled in memory from stored runs (their ``metas``):
-    their commit (or how many commits), the last one's device, the latest finish, and ``runs``
-    ("16 of 21"), which the caption prints."""
-    commits = sorted({m.get("commit", "?") for m in metas})
-    return {"commit": commits[0] if len(commits) == 1 else f"{len(commits)} commits",
-            "device": metas[-1].get("device", "?"), "loaded": True,
-            "finished": max(m.get("finished", "") for m in metas), "runs": runs}
+    the commit of the run that finished last (and how many other commits made the rest), the last
+    one's device, the latest finish, and ``runs`` ("16 of 21"), which the caption prints."""
+    latest = max(metas, key=lambda m: m.get("finished", ""))
+    others = len({m.get("commit", "?") for m in metas} - {latest.get("commit", "?")})
+    commit = latest.get("commit", "?") + (f" (and {others} earlier)" if others else "")
+    return {"commit": commit, "device": metas[-1].get("device", "?"), "loaded": True,
+            "finished": latest.get("finished", ""), "runs": runs}
 
 
 def _paths(chapter: str, name: str, cfg: Config) -> tuple[Path, Path]:

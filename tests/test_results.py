@@ -306,3 +306,14 @@ def test_device_names_count_threads_in_good_english(monkeypatch):
     assert results.device_description("cpu").endswith("(2 threads)")
     rec = results.Record("ch", "exp", {}, {}, meta={"device": "cpu: x86_64 (1 threads)", "commit": "abc"})
     assert "(1 thread)" in rec.caption() and "1 threads" not in rec.caption()
+
+
+def test_an_assembled_record_names_the_commit_of_its_last_run_and_counts_the_others():
+    metas = [{"commit": "aaa", "finished": "2026-12-01", "device": "cpu"},
+             {"commit": "bbb", "finished": "2026-12-03", "device": "cpu"},
+             {"commit": "aaa", "finished": "2026-12-02", "device": "cpu"}]
+    meta = results.assembled_meta(metas, "3 of 4")
+    assert meta["commit"] == "bbb (and 1 earlier)" and meta["finished"] == "2026-12-03"
+    assert results.assembled_meta(metas[:1], "1 of 4")["commit"] == "aaa"
+    record = results.Record("ch", "exp", Exp.for_profile("reference").to_dict(), {}, meta=meta)
+    assert "commit bbb (and 1 earlier)" in record.caption() and "3 of 4" in record.caption()
