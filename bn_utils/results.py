@@ -154,12 +154,12 @@ class Record:
 
 def assembled_meta(metas: list[dict], runs: str) -> dict:
     """Return the provenance of a record assembled in memory from stored runs (their ``metas``):
-    the commit of the run that finished last (and how many other commits made the rest), the last
-    one's device, the latest finish, and ``runs`` ("16 of 21"), which the caption prints."""
+    the commit and device of the run that finished last (and how many other commits made the
+    rest), its finish, and ``runs`` ("16 of 21"), which the caption prints."""
     latest = max(metas, key=lambda m: m.get("finished", ""))
     others = len({m.get("commit", "?") for m in metas} - {latest.get("commit", "?")})
     commit = latest.get("commit", "?") + (f" (and {others} earlier)" if others else "")
-    return {"commit": commit, "device": metas[-1].get("device", "?"), "loaded": True,
+    return {"commit": commit, "device": latest.get("device", "?"), "loaded": True,
             "finished": latest.get("finished", ""), "runs": runs}
 
 
@@ -311,7 +311,7 @@ def read(json_path: Path) -> Record | None:
     config differ from what its file name says), gives None and a warning naming the file."""
     json_path = Path(json_path)
     doc = _stored_doc(json_path)
-    return doc if not isinstance(doc, dict) else _checked_record(json_path, doc)
+    return None if doc is None else _checked_record(json_path, doc)
 
 
 def load(chapter: str, name: str, cfg: Config) -> Record | None:
@@ -319,8 +319,8 @@ def load(chapter: str, name: str, cfg: Config) -> Record | None:
     with the same short hash is none too); a broken, edited or copied record warns, naming the file."""
     json_path, _ = _paths(chapter, name, cfg)
     doc = _stored_doc(json_path)
-    if not isinstance(doc, dict):
-        return doc
+    if doc is None:
+        return None
     if doc["config"] != cfg.to_dict():
         return None  # a record of another config with the same short hash is silently not ours
     return _checked_record(json_path, doc)

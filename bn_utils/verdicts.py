@@ -155,14 +155,14 @@ def _chapter(chapter: str, record, heads: Callable, claim: str, source: str, the
 def _ch05_to_08(folder) -> list[dict]:
     from .experiments import ensemble, inception, noise, smoothness
 
-    table = results.best_record(inception.CHAPTER, "ablation", folder)
-    if table is None or table.profile not in results.STORED_PROFILES:
-        # the reference runs stored so far, while the table lands run by run, beat a cheap table
-        table = inception.stored_table(inception.AblationConfig.for_profile("reference")) or table
+    table = _stored_or_partial(results.best_record(inception.CHAPTER, "ablation", folder),
+                               lambda: inception.stored_table(inception.AblationConfig.for_profile("reference")))
+    ens = _stored_or_partial(results.best_record(ensemble.CHAPTER, "ensemble", folder),
+                             lambda: ensemble.stored_ensemble(ensemble.EnsembleConfig.for_profile("reference")))
     return (_chapter("05", table, lambda rec: inception.headlines(inception.summary(rec)),
                      "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3",
                      None if table is None else _table_scale(table))
-            + _chapter("06", _ensemble(folder), ensemble.headlines, "an ensemble of BN networks is more accurate than its best member",
+            + _chapter("06", ens, ensemble.headlines, "an ensemble of BN networks is more accurate than its best member",
                        "Ioffe & Szegedy 2015", "Table 3")
             + _chapter("07", results.best_record(noise.CHAPTER, "noise", folder), noise.headlines,
                        "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
@@ -172,15 +172,14 @@ def _ch05_to_08(folder) -> list[dict]:
                        "Santurkar et al. 2018", "Fig. 4"))
 
 
-def _ensemble(folder) -> results.Record | None:
-    """Return chapter 06's best stored ensemble, or the reference members stored so far (they
-    beat a quick or smoke ensemble)."""
-    from .experiments import ensemble
-
-    record = results.best_record(ensemble.CHAPTER, "ensemble", folder)
-    if record is None or record.profile not in results.STORED_PROFILES:
-        record = ensemble.stored_ensemble(ensemble.EnsembleConfig.for_profile("reference")) or record
-    return record
+def _stored_or_partial(record: results.Record | None,
+                       partial: Callable[[], results.Record | None]) -> results.Record | None:
+    """Return ``record`` if it is a full or reference one; else what ``partial()`` assembles from
+    the reference runs stored so far (while a table lands run by run they beat a quick or smoke
+    record), else ``record``."""
+    if record is not None and record.profile in results.STORED_PROFILES:
+        return record
+    return partial() or record
 
 
 def _table_scale(record: results.Record) -> str:
