@@ -4,7 +4,7 @@
 #      reuses python3's packages (its torch when it imports at a compatible version, never
 #      reinstalled) and installs the rest with pip -c constraints.txt -e . papermill ipykernel
 #      (--wheels DIR: from those wheels only, no index; benchmarks/gpu_wheels.sh prepares them);
-#   2. every chapter (or --chapters) at the smoke profile on --device, through python -m bn_utils.run,
+#   2. every chapter (or --chapters) at the smoke profile on --device, through python -m bn_utils.book.run,
 #      each executed notebook under OUT/notebooks and its records under OUT/results;
 #   3. benchmarks/gpu_slice.py: a timed slice of each full profile of chapters 05-08 (images/s,
 #      peak memory, the chapter's hours extrapolated from its training steps); on cpu at 1 step;
@@ -55,7 +55,7 @@ if [ -z "$OUTDIR" ]; then OUTDIR="${OUT:-$(mktemp -d -t gpu_check.XXXXXX)}"; fi
 mkdir -p "$OUTDIR" 2>/dev/null || die "--out $OUTDIR: cannot be made"
 OUTDIR="$(folder --out "$OUTDIR")" || exit 2
 cd "$REPO"
-# the chapters (notebook stems, as python -m bn_utils.run --list gives them)
+# the chapters (notebook stems, as python -m bn_utils.book.run --list gives them)
 ALL="$(cd chapters && ls [0-9][0-9]_*.ipynb | sed 's/\.ipynb$//')"
 if [ -n "$CHAPTERS" ]; then
     LIST=""; for c in ${CHAPTERS//,/ }; do
@@ -143,7 +143,7 @@ fi
 run_chapter() {  # chapter profile timeout-seconds -> one JSON line in $WORK/chapters.jsonl
     local ch="$1" profile="$2" limit="$3" start end status err
     start=$(date +%s.%N)
-    timeout --signal=TERM --kill-after=20 "$limit" "$PY" -m bn_utils.run "$ch" --profile "$profile" \
+    timeout --signal=TERM --kill-after=20 "$limit" "$PY" -m bn_utils.book.run "$ch" --profile "$profile" \
         --device "$DEVICE" --out "$OUTDIR/notebooks" --results "$OUTDIR/results" \
         > "$WORK/$ch.$profile.out" 2> "$WORK/$ch.$profile.err"
     status=$?

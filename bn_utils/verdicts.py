@@ -3,7 +3,7 @@
 Each claim names its source (a paper, a student reproduction, practitioners; or the book itself
 for its own tests) and the number behind it there; ``ours`` is computed from the best record
 stored under ``results/`` (``results.best_record``: full > reference > quick > smoke), with its
-profile and seeds, and decided by the book's one rule (:mod:`bn_utils.claims`: yes / no beyond two standard errors,
+profile and seeds, and decided by the book's one rule (:mod:`bn_utils.book.claims`: yes / no beyond two standard errors,
 inside the noise, not decided on one seed). A chapter without records says "not run at this
 scale". Nothing here trains: it only reads records.
 """
@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import claims, results
+from .book import claims, results
 
 NOT_RUN = "not run at this scale"
 SMOKE = "not tested at this scale (smoke record only)"
@@ -272,7 +272,7 @@ def tables(rows: list[dict]):
     their source), each under its chapter's name: readable at page width."""
     from IPython.display import Markdown, display
 
-    from .book import Table
+    from .book.page import Table
 
     for chapter in dict.fromkeys(r["chapter"] for r in rows):
         mine = [r for r in rows if r["chapter"] == chapter]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils import run
+from bn_utils.book import run
 
 # (chapter, [NAME, VALUE, ...], expected text of the one-line error)
 TABLE = [
@@ -101,7 +101,7 @@ def _redigest(path, change):
     (what someone who knows the format could do)."""
     import json
 
-    from bn_utils import results
+    from bn_utils.book import results
 
     doc = json.loads(path.read_text())
     change(doc)
@@ -170,7 +170,7 @@ def _experiment():
     """Return (config, experiment that counts its calls in ``calls``, calls)."""
     import numpy as np
 
-    from bn_utils.profiles import Config, param
+    from bn_utils.book.profiles import Config, param
 
     @dataclasses.dataclass(frozen=True)
     class Exp(Config):
@@ -191,7 +191,7 @@ def test_an_unusable_record_is_missing_with_a_warning_naming_it(damage, expected
 
     import numpy as np
 
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg, fn, calls = _experiment()
     record = results.load_or_run("ch", "exp", cfg, fn)
@@ -211,7 +211,7 @@ def test_an_unusable_record_is_not_trusted_by_a_sweep(damage, expected):
     """``results.is_trusted`` (the sweep's check before it skips a done point) refuses each too."""
     import numpy as np
 
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg, fn, calls = _experiment()
     record = results.load_or_run("ch", "exp", cfg, fn)
@@ -224,7 +224,7 @@ def test_an_unusable_record_is_not_trusted_by_a_sweep(damage, expected):
 
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
 def test_a_folder_where_a_record_goes_fails_before_training(suffix):
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg, fn, calls = _experiment()
     record = results.load_or_run("ch", "exp", cfg, fn)
@@ -253,7 +253,7 @@ class _Killed(Exception):
 @pytest.mark.parametrize("seed, change, chapter", [r[1:] for r in CHECKPOINTS],
                          ids=[r[0] for r in CHECKPOINTS])
 def test_a_checkpoint_of_another_run_is_refused_naming_it(seed, change, chapter):
-    from bn_utils import results
+    from bn_utils.book import results
     from bn_utils.experiments import noise, santurkar
 
     def killed_at_25(cfg, ctx):
@@ -434,7 +434,7 @@ def test_record_warnings_of_the_kernel_are_also_printed_by_the_runner(tmp_path, 
                                                                       monkeypatch):
     import json
 
-    warning = ("/x/bn_utils/results.py:250: UserWarning: /r/01/shift__smoke__abc.json: does not "
+    warning = ("/x/bn_utils/book/results.py:250: UserWarning: /r/01/shift__smoke__abc.json: does not "
                "match its digest (…); treated as missing (the experiment runs again)\n")
 
     def execute(nb, out, **kw):  # an executed notebook whose cell printed the warning
@@ -468,7 +468,7 @@ SWEEP = [  # (arguments after the chapter, text of the one-line error)
 @pytest.mark.parametrize("args, expected", SWEEP, ids=[" ".join(a)[:40] for a, _ in SWEEP])
 def test_a_bad_sweep_option_fails_before_any_job_is_submitted(args, expected, tmp_path, capsys,
                                                               monkeypatch):
-    from bn_utils import sweep
+    from bn_utils.book import sweep
 
     submitted = []
     monkeypatch.setattr(sweep, "submit", lambda sw, ex, points, parallel: submitted.append(points))
@@ -484,7 +484,7 @@ def test_a_bad_sweep_option_fails_before_any_job_is_submitted(args, expected, tm
 
 
 def test_a_large_grid_runs_with_yes(tmp_path, monkeypatch, capsys):
-    from bn_utils import sweep
+    from bn_utils.book import sweep
 
     submitted = []
     monkeypatch.setattr(sweep, "submit", lambda sw, ex, points, parallel: submitted.append(points)
@@ -546,7 +546,7 @@ def test_a_verdict_on_too_few_seeds_or_a_network_that_did_not_learn_says_so(rows
 def test_an_extra_seed_of_another_protocol_is_never_merged():
     import numpy as np
 
-    from bn_utils import results
+    from bn_utils.book import results
     from bn_utils.experiments import noise
     cfg = noise.NoiseConfig.for_profile("reference")
     record = results.Record(noise.CHAPTER, "noise", cfg.to_dict(), {"vgg_bn_lr0.1_s0/x": 1.0})

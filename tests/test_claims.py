@@ -1,9 +1,9 @@
-"""The book's verdict rule: a difference decided on its seeds' spread (bn_utils.claims)."""
+"""The book's verdict rule: a difference decided on its seeds' spread (bn_utils.book.claims)."""
 
 import numpy as np
 import pytest
 
-from bn_utils import claims
+from bn_utils.book import claims
 
 
 def test_a_difference_beyond_two_standard_errors_is_yes_and_below_is_no():

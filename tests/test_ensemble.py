@@ -92,7 +92,7 @@ def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatc
 
 
 def test_members_keep_the_configs_order_when_loaded_from_sorted_json():
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg = ens.EnsembleConfig.for_profile("smoke", members=("seed-1", "dropout-5pct", "seed-0"))
     member = {"top1": 0.5, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
@@ -128,7 +128,7 @@ def test_paired_gain_counts_only_the_images_where_the_two_disagree():
                                                (0.005, 0.005, "inside the noise"),
                                                (-0.01, 0.002, "no"), (0.02, None, "not run")])
 def test_headlines_decide_the_claim_on_two_paired_standard_errors(gain, se, verdict):
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg = ens.EnsembleConfig.for_profile("smoke")
     member = {"top1": 0.60, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}
@@ -148,7 +148,7 @@ def test_headlines_decide_the_claim_on_two_paired_standard_errors(gain, se, verd
 
 
 def _member_record(logits, labels, diverged=False, seconds=60.0):
-    from bn_utils import results
+    from bn_utils.book import results
 
     return results.Record(inc.CHAPTER, "run", {}, {
         "diverged": diverged, "max_accuracy": 0.5, "history": {"seconds": seconds}},
@@ -181,13 +181,13 @@ def test_the_gains_standard_error_pairs_the_ensemble_with_its_best_member(monkey
 
 
 def results_record(cfg, out):
-    from bn_utils import results
+    from bn_utils.book import results
 
     return results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
 
 
 def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
-    from bn_utils import results
+    from bn_utils.book import results
 
     # quick: chapter 05's table trains BN-x30 seed 0 only; seeds 1 and 2 are trained by this
     # chapter and stored in chapter 05's folder, so they are "reused" on loading but not its runs
@@ -205,7 +205,7 @@ def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
 
 
 def test_the_ensemble_of_the_reference_members_stored_so_far_never_trains(monkeypatch):
-    from bn_utils import results
+    from bn_utils.book import results
 
     monkeypatch.setattr(inc.training, "train_run", lambda *a, **k: pytest.fail("must not train"))
     cfg = ens.EnsembleConfig.for_profile("reference")

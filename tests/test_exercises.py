@@ -313,7 +313,7 @@ def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_a_try_it
             assert f"assert ex.{name}(" in solution, (path.name, solution)
         # the "Try it" list, then the chapter's short reading list
         try_it, reading = ("".join(c["source"]) for c in cells[-2:])
-        assert try_it.startswith("## Try it") and "python -m bn_utils.run" in try_it, path.name
+        assert try_it.startswith("## Try it") and "python -m bn_utils.book.run" in try_it, path.name
         assert reading.startswith("## Further reading") and "{cite:t}`" in reading, path.name
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils import claims as rule
+from bn_utils.book import claims as rule
 from bn_utils.nn import models, norms
-from bn_utils import results
+from bn_utils.book import results
 from bn_utils.experiments.in_practice import (CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search,
                                               headlines, mlp_choices, small_batches)
 from bn_utils.experiments.in_practice.nets import FrozenNorms, cnn, practice_mlp
@@ -131,7 +131,7 @@ def test_breaking_batch_is_the_largest_batch_worse_than_no_norm():
 
 
 # ---------------------------------------------------------------------------------------------
-# Chapter 09's claims, decided by bn_utils.claims over the seeds (in_practice.headlines)
+# Chapter 09's claims, decided by bn_utils.book.claims over the seeds (in_practice.headlines)
 
 JITTER = np.array([0.0, 0.004, -0.004])   # what differs between the seeds of one experiment
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from conftest import needs_cifar10
 
 from bn_utils.training import augment, train
-from bn_utils import data, results
+from bn_utils import data
+from bn_utils.book import results
 from bn_utils.experiments import inception as inc
 from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
 

@@ -14,7 +14,7 @@ LAYERS = {
     "base": ("runtime", "files"),
     "nn": ("nn",),
     "training": ("data", "training"),
-    "book": ("profiles", "claims", "results", "plotting", "book", "run", "sweep"),
+    "book": ("book",),
     "exercises": ("exercises",),
     "experiments": ("experiments",),
     "verdicts": ("verdicts",),

@@ -285,7 +285,7 @@ def test_lr_search_scores_every_grid_point_on_held_out_images():
 
 
 def test_config_of_a_record_is_the_config_that_made_it():
-    from bn_utils import results
+    from bn_utils.book import results
 
     cfg = mnist.MnistConfig.for_profile("quick", seeds=(4, 5))
     record = results.save(mnist.CHAPTER, "dummy", cfg, {"x": 1})
@@ -348,7 +348,7 @@ class _Killed(Exception):
 
 @needs_mnist
 def test_a_checkpoint_copied_from_another_seeds_run_is_refused(monkeypatch):
-    from bn_utils import results
+    from bn_utils.book import results
     from bn_utils.experiments.mnist import experiment
 
     cfg = mnist.MnistConfig.for_profile("smoke", seeds=(0,), lr=0.3, checkpoint_every=20)

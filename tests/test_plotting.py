@@ -1,4 +1,4 @@
-"""bn_utils.plotting and book.show_figure: figures made for the page (two panels per row at
+"""bn_utils.book.plotting and book.show_figure: figures made for the page (two panels per row at
 most, the column's width, fonts of 10 pt or more), one palette, and the source line that the
 book folds into a note under each figure (tools/book_html.py)."""
 
@@ -13,7 +13,8 @@ from docutils.frontend import get_default_settings  # noqa: E402
 from docutils.parsers.rst import Parser  # noqa: E402
 from docutils.utils import new_document  # noqa: E402
 
-from bn_utils import book, plotting  # noqa: E402
+from bn_utils import book
+from bn_utils.book import plotting  # noqa: E402
 from tools import book_html  # noqa: E402
 
 

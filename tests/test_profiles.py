@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import pytest
 
-from bn_utils.profiles import Config, check_profile, param
+from bn_utils.book.profiles import Config, check_profile, param
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _config_classes() -> list[type]:
     import pkgutil
 
     import bn_utils
-    from bn_utils.profiles import Config
+    from bn_utils.book.profiles import Config
 
     for module in pkgutil.walk_packages(bn_utils.__path__, "bn_utils."):
         importlib.import_module(module.name)
@@ -175,7 +175,7 @@ def test_every_numeric_parameter_has_a_lower_and_an_upper_bound(cls):
 
 @pytest.mark.parametrize("cls", _config_classes(), ids=lambda c: c.__name__)
 def test_every_profile_and_default_is_within_the_bounds(cls):
-    from bn_utils.profiles import PROFILES
+    from bn_utils.book.profiles import PROFILES
 
     if cls.PROFILES and set(cls.PROFILES) == set(PROFILES):
         for profile in PROFILES:

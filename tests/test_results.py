@@ -12,8 +12,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from bn_utils import results
-from bn_utils.profiles import Config, param
+from bn_utils.book import results
+from bn_utils.book.profiles import Config, param
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,7 +161,7 @@ def test_a_record_of_another_config_is_not_loaded():
 
 WRITER = """
 import os, sys, time, numpy as np
-from bn_utils import results
+from bn_utils.book import results
 sys.path.insert(0, {tests!r})
 from test_results import Exp
 cfg = Exp.for_profile("smoke")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_mnist
 
-from bn_utils import run
+from bn_utils.book import run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_unknown_parameters_and_profiles_fail_before_anything_runs(tmp_path):
 
 def _cli(*args, tmp_path):
     env = {**os.environ, "BN_RESULTS_DIR": str(tmp_path / "results")}
-    return subprocess.run([sys.executable, "-m", "bn_utils.run", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "bn_utils.book.run", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -158,7 +158,7 @@ def test_cli_reports_a_bad_value_in_one_line_before_a_kernel_starts(tmp_path):
 def test_a_run_stopped_by_sigterm_leaves_no_notebook_behind(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "BN_RESULTS_DIR": str(tmp_path / "results")}
-    proc = subprocess.Popen([sys.executable, "-m", "bn_utils.run", "01", "--profile", "smoke",
+    proc = subprocess.Popen([sys.executable, "-m", "bn_utils.book.run", "01", "--profile", "smoke",
                              "--out", str(out)], cwd=REPO, env=env, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 120

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bn_utils import claims, data, results, runtime
+from bn_utils.book import claims, results
+from bn_utils import data, runtime
 from bn_utils.training import train
 from bn_utils.nn import models
 from conftest import needs_cifar10

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils import results, run
+from bn_utils.book import results, run
 from bn_utils.experiments import ensemble, inception
 
 REPO = Path(__file__).resolve().parents[1]

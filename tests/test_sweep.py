@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import needs_mnist
 
-from bn_utils import sweep
+from bn_utils.book import sweep
 
 
 def test_grid_lists_split_on_top_level_commas_only():
@@ -27,7 +27,7 @@ def test_the_grid_is_the_product_and_seed_means_seeds_where_the_chapter_has_seed
 
 
 def test_the_setup_cell_names_the_chapters_config_class():
-    from bn_utils import run
+    from bn_utils.book import run
     from bn_utils.experiments import inception
 
     cls, fields = sweep.setup_config(run.resolve_chapter("05"))
@@ -89,7 +89,7 @@ def test_a_point_whose_record_was_lost_is_not_stored(tmp_path):
     sw = sweep.Sweep("01_covariate_shift", "smoke", tmp_path, tmp_path / "results")
     sw.manifest({"seed": 3}).write_text(json.dumps({"records": [str(record)]}))
     assert not sw.stored({"seed": 3}) and not sw.stored({"seed": 4})
-    from bn_utils import results
+    from bn_utils.book import results
     from bn_utils.experiments.covariate_shift import ShiftConfig
 
     rec = results.save("01_covariate_shift", "x", ShiftConfig.for_profile("smoke"), {"a": 1})
@@ -102,7 +102,7 @@ def test_a_failed_job_is_reported_with_its_log_and_the_others_run(tmp_path, monk
     # a chapter that fails at one grid point: a fake papermill run in the job's process
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
     (tmp_path / "sitecustomize.py").write_text(
-        "import bn_utils.run as r\n"
+        "import bn_utils.book.run as r\n"
         "def fake(chapter, profile, params, *, out, name, **kw):\n"
         "    if params['seed'] == 1: raise RuntimeError('the chapter failed: boom')\n"
         "    p = out / f'{name}.ipynb'; p.write_text('{}'); return p\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils import results
+from bn_utils.book import results
 from bn_utils.experiments import in_practice, noise, smoothness
 from bn_utils.experiments.in_practice import headlines
 

@@ -3,7 +3,8 @@ tallied by source, one row per claim; a smoke record is shown but judges nothing
 
 from pathlib import Path
 
-from bn_utils import results, verdicts
+from bn_utils.book import results
+from bn_utils import verdicts
 from bn_utils.experiments.in_practice import CHAPTER, PracticeConfig
 
 

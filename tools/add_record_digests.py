@@ -1,4 +1,4 @@
-"""Add the ``digest`` that ``bn_utils.results.load`` checks to stored records written before it.
+"""Add the ``digest`` that ``bn_utils.book.results.load`` checks to stored records written before it.
 
     python tools/add_record_digests.py [results/]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bn_utils.results import atomic_write_bytes, record_digest  # noqa: E402
+from bn_utils.book.results import atomic_write_bytes, record_digest  # noqa: E402
 
 
 def add_digest(path: Path) -> bool:

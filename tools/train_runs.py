@@ -7,7 +7,7 @@ images: issue 22), in the background, on several one-thread workers, most inform
 Each run stores its record under ``results/`` when it finishes (chapters 05-08's long runs
 checkpoint as they go: every epoch, every ``checkpoint_every`` steps), so a killed queue resumes
 where it stopped (stored runs are skipped). The chapters then assemble their tables from the
-stored runs (``python -m bn_utils.run 05``; chapters 07-09 merge their extra records in when they
+stored runs (``python -m bn_utils.book.run 05``; chapters 07-09 merge their extra records in when they
 read their records). On a 2-core CPU two one-thread workers train about 1.8 times as fast as one
 two-thread run. ``--list`` prints every run still to do, with its length and, for chapters
 07-09, its estimated minutes on one thread (from the seed-0 record's own time).
@@ -62,7 +62,7 @@ def planned(profile: str) -> list[tuple[str, object]]:
 
 def _seconds(chapter: str, name: str, cfg) -> float | None:
     """Return the training seconds of a stored record (its own ``seconds``, else its meta's)."""
-    from bn_utils import results
+    from bn_utils.book import results
 
     record = results.load(chapter, name, cfg)
     if record is None:
@@ -103,7 +103,7 @@ def jobs(profile: str) -> list[Job]:
 
 def is_stored(job: Job) -> bool:
     """Return whether the run's record is stored (and would be reused)."""
-    from bn_utils import results
+    from bn_utils.book import results
 
     return results.load(job.chapter, job.name, job.cfg) is not None
 

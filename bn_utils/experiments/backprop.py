@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..training import checks
 from ..nn import norms
-from ..profiles import SEED_MAX, WIDTH_MAX, Config, param
+from ..book.profiles import SEED_MAX, WIDTH_MAX, Config, param
 from ..runtime import median_seconds
 
 CHAPTER = "03_backprop"
@@ -168,7 +168,7 @@ def timing_rows(cfg: BackpropConfig) -> list[dict]:
 
 def plot_jacobian(jac: np.ndarray):
     """Figure: the Jacobian of one feature's BN output over a batch, as a heat map."""
-    from .. import plotting
+    from ..book import plotting
 
     fig, (ax,) = plotting.panels(1, height=3.6)
     lim = np.abs(jac).max()
@@ -243,7 +243,7 @@ def _short(v) -> str:
 def plot_graph(values: dict):
     """Figure: the computational graph of BN's forward pass for one feature; on every edge the
     value flowing forward (black) and the gradient of the loss flowing back (red)."""
-    from .. import plotting
+    from ..book import plotting
 
     fig, (ax,) = plotting.panels(1, height=4.8)
     ax.set_xlim(-0.2, 10.4)

@@ -13,10 +13,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .. import data, plotting, results, runtime
+from .. import data, runtime
+from ..book import plotting, results
 from ..training import measure, train
 from ..nn import models
-from ..profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
+from ..book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "01_covariate_shift"
 NETS = {"no_bn": "none", "bn": "bn"}

@@ -19,8 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import claims, plotting, results
-from ..profiles import EPOCHS_MAX, WIDTH_MAX, Config, param
+from ..book import claims, plotting, results
+from ..book.profiles import EPOCHS_MAX, WIDTH_MAX, Config, param
 from . import inception
 
 CHAPTER = "06_ensemble"
@@ -256,7 +256,7 @@ def table(record: results.Record) -> list[dict]:
 
 def headlines(record: results.Record) -> list[dict]:
     """Return the headline claim about the ensemble (it beats its best single network; the paper's
-    Table 3 and the student reproduction claim it) in :func:`bn_utils.claims.row`'s shape: decided
+    Table 3 and the student reproduction claim it) in :func:`bn_utils.book.claims.row`'s shape: decided
     on the gain in top-1 accuracy against its paired standard error over the test images (the
     members and the ensemble are scored on the same images; one ensemble, so the spread is the
     test set's, not seeds')."""

@@ -10,7 +10,7 @@ from torch import nn
 
 from ...nn import models
 from ... import runtime
-from ...profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
+from ...book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "02_forward_pass"
 

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import data, results, runtime
+from ... import data, runtime
+from ...book import results
 from ...training import train
 from ...nn import norms
 from .config import CHAPTER, ForwardConfig, bn_mlp, channel_stats, one_thread

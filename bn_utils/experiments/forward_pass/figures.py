@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from ... import plotting, results
+from ...book import plotting, results
 from .eval_branch_bug import EVAL_BRANCH_NETS
 from .momentum_bug import BUG_MOMENTA
 from .running_stats import STREAM_MEAN, STREAM_STD

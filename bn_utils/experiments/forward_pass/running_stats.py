@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...nn import norms
-from ... import results
+from ...book import results
 from .config import CHAPTER, ForwardConfig
 
 # The known distribution of the stream of batches.

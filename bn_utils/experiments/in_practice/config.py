@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...nn.alternatives import ALTERNATIVES
-from ...profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
+from ...book.profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "09_in_practice"
 # The student project's network (../shared/sources/003_…, section 3.1): an MLP with 4 hidden

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import results, runtime
+from ...book import results
+from ... import runtime
 from ...nn.tiny_inception import TinyInception
 from ..forward_pass import fold_model
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP

@@ -14,7 +14,8 @@ import copy
 import numpy as np
 import torch
 
-from ... import plotting, results, runtime
+from ...book import plotting, results
+from ... import runtime
 from ...training import train
 from .config import CHAPTER, PracticeConfig
 from .nets import FrozenNorms, cnn

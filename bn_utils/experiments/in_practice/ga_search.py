@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from ... import plotting, results, runtime
+from ...book import plotting, results
+from ... import runtime
 from ...training import train
 from ...training.search import genetic_search
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP

@@ -1,5 +1,5 @@
 """Chapter 09: the practitioners' claims about BN (and the student project's GA claim), each
-decided by the book's rule (:mod:`bn_utils.claims`) over the seeds the records hold.
+decided by the book's rule (:mod:`bn_utils.book.claims`) over the seeds the records hold.
 
 A seed is one training run of every network of an experiment (initialisation and minibatch
 order), so a claim is decided on one difference per seed (``claims.paired``), except the GA
@@ -24,8 +24,9 @@ import math
 
 import numpy as np
 
-from ... import claims as rule
-from ... import results, runtime
+from ...book import claims as rule
+from ...book import results
+from ... import runtime
 from . import cost, ga_search, mlp_choices, small_batches
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
@@ -196,7 +197,7 @@ def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
 
 
 def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
-    """Return all of chapter 09's claims in :func:`bn_utils.claims.row`'s shape from the records
+    """Return all of chapter 09's claims in :func:`bn_utils.book.claims.row`'s shape from the records
     ``rec`` (keys: batch_sweep, placement, dropout, initialisation, ga_search, cost, weight_decay,
     finetune), with their extra records stored so far (:func:`load_extra`)."""
     extra = load_extra(cfg)

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ...nn import models
-from ... import plotting, results, runtime
+from ...book import plotting, results
+from ... import runtime
 from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
 from .nets import practice_mlp
 from .training import final_accuracy, fit, mnist, seeded, test_eval

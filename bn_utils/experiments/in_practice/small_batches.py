@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import plotting, results, runtime
+from ...book import plotting, results
+from ... import runtime
 from .config import CHAPTER, PracticeConfig
 from .nets import cnn
 from .training import final_accuracy, fit, mnist, seeded, test_eval, train_mode_accuracy

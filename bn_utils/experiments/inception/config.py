@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...nn import tiny_inception
-from ...profiles import (BATCH_MAX, EPOCHS_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config,
-                         param)
+from ...book.profiles import BATCH_MAX, EPOCHS_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "05_cifar_inception"
 PAPER_BATCH = 32          # the paper's minibatch size; learning rates below are for it

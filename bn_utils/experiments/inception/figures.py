@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import plotting, results
+from ...book import plotting, results
 from .config import TARGET_ROW
 from .speedups import curve, ordered_rows, summary
 

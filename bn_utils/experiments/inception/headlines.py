@@ -1,11 +1,11 @@
 """The paper's headline claims about the ablation table, beside what a stored record shows, each
-decided on the seeds' spread (:mod:`bn_utils.claims`)."""
+decided on the seeds' spread (:mod:`bn_utils.book.claims`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ... import claims
+from ...book import claims
 from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
 from .speedups import EARLY_EPOCHS, PAPER, paper_speedups, percent_pm
 
@@ -53,7 +53,7 @@ def _faster(s: dict, base: dict) -> tuple[str, str, str]:
 
 def headlines(summ: dict) -> list[dict]:
     """Return one row per headline claim of the paper about the ablation (its Figures 2 and 3,
-    Sec. 4.2) in :func:`bn_utils.claims.row`'s shape: ours from ``summ`` (:func:`summary`), the
+    Sec. 4.2) in :func:`bn_utils.book.claims.row`'s shape: ours from ``summ`` (:func:`summary`), the
     spread over seeds and the verdict ("not run" when a row it needs is missing)."""
     speedups, out = paper_speedups(), []
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import results
+from ...book import results
 from .config import CHANCE, CHANCE_MARGIN, ROWS, TARGET_ROW
 
 

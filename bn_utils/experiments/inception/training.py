@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...training import augment, train
-from ... import data, results, runtime
+from ... import data, runtime
+from ...book import results
 from ...nn import tiny_inception, models
 from .config import CHAPTER, AblationConfig, RunConfig
 

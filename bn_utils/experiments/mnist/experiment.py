@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import data, results, runtime
+from ... import data, runtime
+from ...book import results
 from ...training import train
 from ...nn import norms
 from ...nn.stacked_mlp import StackedMLP

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ... import plotting, results
+from ...book import plotting, results
 from .config import PERCENTILES, MnistConfig, init_label
 from .tables import LABELS, select, truncate
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import data, results, runtime
+from ... import data, runtime
+from ...book import results
 from ...nn.stacked_mlp import StackedMLP, accuracy
 from .config import CHAPTER, MnistConfig, init_label
 from .nets import stack_of

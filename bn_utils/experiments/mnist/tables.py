@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ... import book, results
+from ... import book
+from ...book import results
 from .config import PERCENTILES, MnistConfig, init_label
 
 LABELS = {False: "without BN", True: "with BN"}

@@ -10,10 +10,10 @@ from typing import ClassVar
 import numpy as np
 
 from ...training import measure
-from ... import results
+from ...book import results
 from ...nn import models
 from ...nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
-from ...profiles import param
+from ...book.profiles import param
 from .. import santurkar as S
 
 CHAPTER = "07_santurkar_noise"

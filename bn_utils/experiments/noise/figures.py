@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import plotting, results
+from ...book import plotting, results
 from .. import santurkar as S
 from .experiment import ICS_NETS, NOISE_NETS
 from .tables import moment_changes

@@ -1,6 +1,6 @@
 """The paper's headline claims about noise and internal covariate shift (Santurkar et al. 2018,
 Sec. 2) and the book's own tests beside them, each decided by the book's rule
-(:mod:`bn_utils.claims`) over the seeds the record holds.
+(:mod:`bn_utils.book.claims`) over the seeds the record holds.
 
 A seed is one training run of a network (its initialisation, minibatch order and noise draws).
 Two networks are independent runs, so the spreads of their seeds add (``claims.greater``); a
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import book, claims, results
+from ... import book
+from ...book import claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE
 from .experiment import ICS_NETS, NOISE_NETS, PAPER, with_extra_seeds
@@ -133,7 +134,7 @@ def _ics_row(record: results.Record) -> dict:
 
 
 def headlines(record: results.Record) -> list[dict]:
-    """Return chapter 07's claims in :func:`bn_utils.claims.row`'s shape, decided over the seeds
+    """Return chapter 07's claims in :func:`bn_utils.book.claims.row`'s shape, decided over the seeds
     the record holds (with the extra seeds' runs stored so far merged in): the paper's
     (``kind`` "paper") and the book's own tests ("book"); a claim whose networks are missing is
     "not run"."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import book, results
+from ... import book
+from ...book import results
 from .. import santurkar as S
 from .experiment import ICS_NETS, NOISE_NETS
 

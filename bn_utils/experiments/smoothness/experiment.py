@@ -9,9 +9,9 @@ from typing import ClassVar
 import numpy as np
 
 from ...training import measure
-from ... import results
+from ...book import results
 from ...nn.variants import NORM_NAMES
-from ...profiles import param
+from ...book.profiles import param
 from .. import santurkar as S
 
 CHAPTER = "08_santurkar_smoothness"

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from ... import plotting, results
+from ...book import plotting, results
 from .. import santurkar as S
 from .experiment import PAPER_NETS, SmoothnessConfig, record_lr, record_norms
 from .tables import landscape_series

@@ -1,13 +1,14 @@
 """Chapter 08's numbers: per network the landscape measures, beta (the smoothness constant,
 written λ in the book's text and tables; β is BN's shift there) at initialisation, along
 training and at a common loss, the larger learning rate, and the paper's claims beside ours,
-decided by the book's rule (:mod:`bn_utils.claims`) over the seeds a record holds."""
+decided by the book's rule (:mod:`bn_utils.book.claims`) over the seeds a record holds."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ... import book, claims, results
+from ... import book
+from ...book import claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE, LEARNED
 from .experiment import LP_NETS, PAPER_NETS, record_lr, record_norms, with_extra_seeds
@@ -217,7 +218,7 @@ def _text(d) -> str:
 
 
 def headlines(record: results.Record) -> list[dict]:
-    """Return chapter 08's claims in :func:`bn_utils.claims.row`'s shape, decided over the seeds
+    """Return chapter 08's claims in :func:`bn_utils.book.claims.row`'s shape, decided over the seeds
     the record holds (with the extra seeds' runs stored so far merged in). A seed is one training
     run of a network; the networks' seeds are independent (``claims.greater``), and a quantity of
     three networks (the ℓp claim's DLN part) is one value per seed (``claims.paired``). A claim

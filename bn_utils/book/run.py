@@ -1,9 +1,9 @@
 """Headless reruns of a chapter through papermill: how the GPU (``full``) runs are made.
 
-    python -m bn_utils.run 04_mnist --profile full
-    python -m bn_utils.run 02_forward_pass --profile smoke -p seed 3 --out /tmp/x
-    python -m bn_utils.run 04 --profile smoke -p seeds 0,1 -p activations sigmoid,relu
-    python -m bn_utils.run --list
+    python -m bn_utils.book.run 04_mnist --profile full
+    python -m bn_utils.book.run 02_forward_pass --profile smoke -p seed 3 --out /tmp/x
+    python -m bn_utils.book.run 04 --profile smoke -p seeds 0,1 -p activations sigmoid,relu
+    python -m bn_utils.book.run --list
 
 writes the executed notebook (parameters injected, visible in it) to ``--out`` (default ``runs/``)
 as ``<chapter>__<profile>.ipynb``; the chapter's results go to ``--results`` (default: the
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .files import resolved
+from ..files import resolved
 from .profiles import PROFILES, check_profile
 from .results import REPO_DIR
 
@@ -173,7 +173,7 @@ def check_run_options(device: str | None, timeout_s: int | None) -> None:
     """Raise ValueError, naming the option or variable, unless the device (``--device``, else
     ``BN_DEVICE``) is usable here, ``--timeout`` is positive and ``BN_DATA_DIR`` is a folder:
     what the kernel would otherwise find only after it has started."""
-    from .runtime import check_device
+    from ..runtime import check_device
 
     if device is not None:
         check_device(device, "--device")
@@ -326,7 +326,7 @@ def chapter_parser(prog: str, doc: str, value: str = "VALUE",
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = chapter_parser("python -m bn_utils.run", __doc__)
+    parser = chapter_parser("python -m bn_utils.book.run", __doc__)
     parser.add_argument("--out", default=str(REPO_DIR / "runs"), help="folder for the executed notebook")
     parser.add_argument("--list", action="store_true", help="list the chapters and exit")
     args = parser.parse_args(argv)

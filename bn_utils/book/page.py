@@ -18,7 +18,7 @@ def setup(cfg: Config | None = None):
 
     from . import plotting
     from .results import device_description
-    from .runtime import default_device
+    from ..runtime import default_device
 
     _inline_figures()
     plotting.use_style()

@@ -44,11 +44,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .files import UnreadableFile, check_npz_sizes, read_capped
+from ..files import UnreadableFile, check_npz_sizes, read_capped
 from .profiles import PROFILES, Config
-from .runtime import atomic_write_bytes, default_device
+from ..runtime import atomic_write_bytes, default_device
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = PACKAGE_DIR.parent
 
 

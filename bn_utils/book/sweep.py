@@ -1,11 +1,11 @@
 """Sweeps over chapters × parameters on submitit: one job per grid point, locally or on Slurm.
 
-    python -m bn_utils.sweep 01 --profile smoke -p seed 0,1 --executor local
-    python -m bn_utils.sweep 05 --profile full -p seeds 0,1,2 -p lr_scale 0.5,1 \\
+    python -m bn_utils.book.sweep 01 --profile smoke -p seed 0,1 --executor local
+    python -m bn_utils.book.sweep 05 --profile full -p seeds 0,1,2 -p lr_scale 0.5,1 \\
         --executor slurm --partition gpu --gpus-per-job 1 --time 240
 
 Every grid point (one value per ``-p`` name; the grid is their product) is one job, and each job
-is one papermill run of the chapter (:func:`bn_utils.run.run_chapter`) writing its records to
+is one papermill run of the chapter (:func:`bn_utils.book.run.run_chapter`) writing its records to
 ``--results`` (default ``results/``). A job that ends well leaves, in the sweep's folder, its
 executed notebook and a manifest (``<point>.json``) naming the records the chapter wrote or reused;
 a rerun skips the points whose manifest's records are all still stored (and trusted), so a killed
@@ -250,7 +250,7 @@ def check_options(points: list[dict], *, parallel: int | None, time_min: int, ye
 
 def summary(rows: list[dict]):
     """Return the sweep's summary as a :class:`bn_utils.book.Table` (one line per grid point)."""
-    from .book import Table
+    from .page import Table
 
     return Table([{"point": ", ".join(f"{k}={v!r}" for k, v in r["point"].items()) or "(defaults)",
                    "status": r["status"], "seconds": r["seconds"], "records": r["records"],
@@ -260,7 +260,7 @@ def summary(rows: list[dict]):
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 if a job failed)."""
-    parser = run.chapter_parser("python -m bn_utils.sweep", __doc__, "V1,V2,...",
+    parser = run.chapter_parser("python -m bn_utils.book.sweep", __doc__, "V1,V2,...",
                                 "grid values of a parameter (repeatable)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local")
     parser.add_argument("--partition", default=None, help="Slurm partition")
