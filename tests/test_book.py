@@ -53,3 +53,17 @@ def test_html_table_keeps_numbers_and_short_labels_on_one_line():
                       fmt="{:.1e}")._repr_html_()
     assert '<td class="bn-short">4 × 5</td>' in html and '<td class="bn-num">6.0e-07</td>' in html
     assert "<td>a long sentence that may wrap</td>" in html
+
+
+def test_differences_lists_changed_parameters_or_says_there_are_none():
+    from bn_utils.experiments.covariate_shift import ShiftConfig
+
+    cfg = ShiftConfig.for_profile("smoke")
+    same = book.differences(cfg, cfg.to_dict())
+    assert same.rows == [] and "this run's configuration (smoke)" in same._repr_markdown_()
+    assert "<table" not in same._repr_html_() and repr(same) == same.empty
+    other = {**cfg.to_dict(), "profile": "reference", "seed": cfg.seed + 1}
+    table = book.differences(cfg, other)
+    assert [r["parameter"] for r in table.rows] == ["seed"]
+    assert table.rows[0]["shown record (reference)"] == cfg.seed + 1
+    assert "<table" in table._repr_html_()

@@ -127,10 +127,11 @@ class Table:
     """A small table that shows as HTML in the book, Markdown in Colab and text in a console."""
 
     def __init__(self, rows: dict[str, dict[str, Any]] | list[dict[str, Any]],
-                 fmt: str | dict[str, str] | None = None, index: str = ""):
+                 fmt: str | dict[str, str] | None = None, index: str = "", empty: str = ""):
         if isinstance(rows, dict):
             rows = [{index: name, **values} for name, values in rows.items()]
         self.rows = rows
+        self.empty = empty      # shown instead of a table with no rows
         self.columns = list(dict.fromkeys(k for r in rows for k in r))
         self.fmt = fmt
 
@@ -148,6 +149,9 @@ class Table:
         return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
 
     def _repr_markdown_(self) -> str:
+        if not self.rows:
+            return self.empty
+
         def esc(text: str) -> str:  # a "|" inside a cell (e.g. "max |x − y|") would split it
             return str(text).replace("|", "\\|")
 
@@ -155,6 +159,8 @@ class Table:
         return head + "".join("\n| " + " | ".join(map(esc, r)) + " |" for r in self._text_rows())
 
     def _repr_html_(self) -> str:
+        if not self.rows:
+            return f"<p>{self.empty}</p>" if self.empty else ""
         th = "".join(f"<th>{c}</th>" for c in self.columns)
 
         def td(raw: Any, text: str) -> str:   # numbers and short labels ("4 × 5") never wrap
@@ -167,9 +173,18 @@ class Table:
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
     def __repr__(self) -> str:
+        if not self.rows:
+            return self.empty
         rows = [self.columns, *self._text_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
         return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows)
+
+
+def differences(cfg: Config, shown: dict) -> Table:
+    """Return a table of the parameters where the record ``shown`` (its config, a dict) differs
+    from this run's ``cfg``, or one sentence saying that it was made with this run's values."""
+    return Table(cfg.differences(shown),
+                 empty=f"The record shown was made with this run's configuration ({cfg.profile}).")
 
 
 class Source:
