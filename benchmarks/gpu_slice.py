@@ -32,7 +32,9 @@ import torch
 
 from bn_utils.training import augment, train
 from bn_utils import data
-from bn_utils.experiments import ensemble, inception as inc, noise, santurkar as S, smoothness
+from bn_utils.experiments import (
+    ch06_ensemble as ensemble, ch05_cifar_inception as inc, ch07_santurkar_noise as noise,
+    santurkar as S, ch08_santurkar_smoothness as smoothness)
 
 CHAPTERS = ("05", "06", "07", "08")
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from bn_utils.training import augment
 from bn_utils import data
-from bn_utils.experiments import inception as inc
-from bn_utils.experiments.inception import training
+from bn_utils.experiments import ch05_cifar_inception as inc
+from bn_utils.experiments.ch05_cifar_inception import training
 
 TARGET = 1.25   # the chapter's average epoch may take at most this multiple of the plain loop's
 

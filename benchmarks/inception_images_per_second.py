@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils.training import augment
-from bn_utils.experiments import inception as inc
+from bn_utils.experiments import ch05_cifar_inception as inc
 
 
 def make_step(bn: bool, channels_last: bool, batch: int, *, foreach: bool | None = None):
@@ -112,7 +112,7 @@ def main() -> None:
     ops = ops_per_step(make_step(True, True, 32, foreach=True))
     full = inc.AblationConfig.for_profile("full")
     table_steps = inc.planned_steps(full)
-    from bn_utils.experiments import ensemble as ens
+    from bn_utils.experiments import ch06_ensemble as ens
 
     ecfg = ens.EnsembleConfig.for_profile("full")
     extra = sum(ecfg.member(m)[0].steps for m in ecfg.members if ecfg.member(m)[1] == ens.CHAPTER)

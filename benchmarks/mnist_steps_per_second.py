@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils import data
-from bn_utils.experiments import mnist
+from bn_utils.experiments import ch04_mnist as mnist
 
 LR = 0.01   # small enough that no network diverges during the measurement
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils.training import augment
-from bn_utils.experiments import inception as inc
-from bn_utils.experiments import noise
+from bn_utils.experiments import ch05_cifar_inception as inc
+from bn_utils.experiments import ch07_santurkar_noise as noise
 from bn_utils.experiments import santurkar as S
 
 

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bn_utils.experiments import noise, santurkar as S, smoothness
+from bn_utils.experiments import (
+    ch07_santurkar_noise as noise, santurkar as S, ch08_santurkar_smoothness as smoothness)
 
 # (label, launch cost per operator in s, TFLOP/s when training (TF32 convolutions, torch's
 # default for cuDNN), TFLOP/s when measuring (strict float32, the chapters' choice))

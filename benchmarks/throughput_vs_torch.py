@@ -30,8 +30,8 @@ from torch import nn
 import stacked_convnets as stacked
 from bn_utils.nn import models
 from bn_utils.training import train
-from bn_utils.experiments import inception as inc
-from bn_utils.experiments import mnist
+from bn_utils.experiments import ch05_cifar_inception as inc
+from bn_utils.experiments import ch04_mnist as mnist
 from bn_utils.nn.stacked_mlp import StackedSGD
 
 Step = Callable[[], None]
@@ -120,7 +120,7 @@ def inception_workload(bn: bool, extras: bool, compile_: bool = False) -> dict:
 def vgg_workload(extras: bool) -> dict:
     """Chapters 07/08: the quick profile's VGG (vgg11, width 1/8, batch 128) with BN."""
     from bn_utils.experiments import santurkar
-    from bn_utils.experiments.noise import NoiseConfig
+    from bn_utils.experiments.ch07_santurkar_noise import NoiseConfig
 
     cfg = NoiseConfig.for_profile("quick")
     run = santurkar.Run("vgg", "bn", 0.1, 0)

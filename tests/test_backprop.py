@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bn_utils.experiments import backprop
+from bn_utils.experiments import ch03_backprop as backprop
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

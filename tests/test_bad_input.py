@@ -254,7 +254,7 @@ class _Killed(Exception):
                          ids=[r[0] for r in CHECKPOINTS])
 def test_a_checkpoint_of_another_run_is_refused_naming_it(seed, change, chapter):
     from bn_utils.book import results
-    from bn_utils.experiments import noise, santurkar
+    from bn_utils.experiments import ch07_santurkar_noise as noise, santurkar
 
     def killed_at_25(cfg, ctx):
         return {25: [lambda *_: (_ for _ in ()).throw(_Killed())]}
@@ -505,21 +505,21 @@ def test_a_large_grid_runs_with_yes(tmp_path, monkeypatch, capsys):
 def _ch07(**kw):
     from test_santurkar import _noise_record
 
-    from bn_utils.experiments import noise
+    from bn_utils.experiments import ch07_santurkar_noise as noise
     return noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}, **kw))
 
 
 def _ch08(**kw):
     from test_santurkar import _smoothness_record
 
-    from bn_utils.experiments import smoothness
+    from bn_utils.experiments import ch08_santurkar_smoothness as smoothness
     return smoothness.headlines(_smoothness_record(2.0, **kw))
 
 
 def _ch09(**kw):
     from test_in_practice import _practice_records
 
-    from bn_utils.experiments.in_practice import PracticeConfig, headlines
+    from bn_utils.experiments.ch09_in_practice import PracticeConfig, headlines
     return headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), **kw))
 
 
@@ -547,7 +547,7 @@ def test_an_extra_seed_of_another_protocol_is_never_merged():
     import numpy as np
 
     from bn_utils.book import results
-    from bn_utils.experiments import noise
+    from bn_utils.experiments import ch07_santurkar_noise as noise
     cfg = noise.NoiseConfig.for_profile("reference")
     record = results.Record(noise.CHAPTER, "noise", cfg.to_dict(), {"vgg_bn_lr0.1_s0/x": 1.0})
     other = cfg.replace(seeds=(1,), vgg_steps=cfg.vgg_steps + 1)        # another protocol's seed 1

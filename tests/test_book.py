@@ -56,7 +56,7 @@ def test_html_table_keeps_numbers_and_short_labels_on_one_line():
 
 
 def test_differences_lists_changed_parameters_or_says_there_are_none():
-    from bn_utils.experiments.covariate_shift import ShiftConfig
+    from bn_utils.experiments.ch01_covariate_shift import ShiftConfig
 
     cfg = ShiftConfig.for_profile("smoke")
     same = book.differences(cfg, cfg.to_dict())

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bn_utils.experiments import forward_pass, inception, mnist, noise, smoothness
+from bn_utils.experiments import (
+    ch02_forward_pass as forward_pass, ch05_cifar_inception as inception, ch04_mnist as mnist,
+    ch07_santurkar_noise as noise, ch08_santurkar_smoothness as smoothness)
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
 PACKAGES = {"02_forward_pass.ipynb": ("fwd", forward_pass), "04_mnist.ipynb": ("mnist", mnist),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import needs_cifar10
 
-from bn_utils.experiments import ensemble as ens
-from bn_utils.experiments import inception as inc
+from bn_utils.experiments import ch06_ensemble as ens
+from bn_utils.experiments import ch05_cifar_inception as inc
 
 
 LABELS = np.array([0, 1, 2, 0])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bn_utils.nn import norms
-from bn_utils.experiments import forward_pass as fwd
+from bn_utils.experiments import ch02_forward_pass as fwd
 from conftest import needs_mnist
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bn_utils.experiments import ensemble, inception as inc, noise
+from bn_utils.experiments import (
+    ch06_ensemble as ensemble, ch05_cifar_inception as inc, ch07_santurkar_noise as noise)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"

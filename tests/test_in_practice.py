@@ -10,10 +10,10 @@ from torch import nn
 from bn_utils.book import claims as rule
 from bn_utils.nn import models, norms
 from bn_utils.book import results
-from bn_utils.experiments.in_practice import (CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search,
-                                              headlines, mlp_choices, small_batches)
-from bn_utils.experiments.in_practice.nets import FrozenNorms, cnn, practice_mlp
-from bn_utils.experiments.in_practice.training import fit, train_mode_accuracy
+from bn_utils.experiments.ch09_in_practice import (
+    CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search, headlines, mlp_choices, small_batches)
+from bn_utils.experiments.ch09_in_practice.nets import FrozenNorms, cnn, practice_mlp
+from bn_utils.experiments.ch09_in_practice.training import fit, train_mode_accuracy
 from bn_utils.nn.tiny_inception import TinyInception
 from conftest import needs_mnist
 

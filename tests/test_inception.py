@@ -11,7 +11,7 @@ from conftest import needs_cifar10
 from bn_utils.training import augment, train
 from bn_utils import data
 from bn_utils.book import results
-from bn_utils.experiments import inception as inc
+from bn_utils.experiments import ch05_cifar_inception as inc
 from bn_utils.nn.tiny_inception import InceptionBlock, TinyInception
 
 

@@ -1,7 +1,7 @@
 """The package's layers, read from its source: ``bn_utils``'s import graph (every import, at any
 depth of the code, imports inside functions included) has no cycle, and a module imports only
-from its own layer or the layers below it (the concept code never imports a chapter's experiment
-or the closing page's verdicts)."""
+from its own layer or the layers below it (the concept code never imports a chapter's experiment,
+the closing page's verdicts included)."""
 
 import ast
 from pathlib import Path
@@ -17,7 +17,6 @@ LAYERS = {
     "book": ("book",),
     "exercises": ("exercises",),
     "experiments": ("experiments",),
-    "verdicts": ("verdicts",),
 }
 RANK = {name: i for i, modules in enumerate(LAYERS.values()) for name in modules}
 
@@ -122,8 +121,8 @@ def test_imports_only_run_downward():
     assert upward == []
 
 
-def test_no_concept_module_imports_an_experiment_or_the_verdicts():
-    top = {"bn_utils.experiments", "bn_utils.verdicts"}
+def test_no_concept_module_imports_an_experiment():
+    top = {"bn_utils.experiments"}
     leaks = sorted(f"{m} imports {t}" for m, targets in import_graph().items()
                    if m.split(".")[:2] != ["bn_utils", "experiments"] and m not in top
                    for t in targets if any(t == x or t.startswith(x + ".") for x in top))

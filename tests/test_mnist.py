@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bn_utils import data
-from bn_utils.experiments import mnist
+from bn_utils.experiments import ch04_mnist as mnist
 from conftest import (Planted, assert_stack_equals_nets_in_eval_mode, max_state_error, needs_mnist,
                       small_nets)
 
@@ -315,7 +315,7 @@ def test_a_finite_blow_up_is_divergence_and_is_reported_as_such(monkeypatch):
         calls.append(1)
         return real(logits, target) * torch.tensor([1.0 if len(calls) <= 10 else 1e20, 1.0])
 
-    from bn_utils.experiments.mnist import training   # the loop looks the loss up there
+    from bn_utils.experiments.ch04_mnist import training  # the loop looks the loss up there
     monkeypatch.setattr(training, "per_model_loss", blowing_up)
     out = mnist.train_stack(stack, x, y, [0, 1], steps=40, batch_size=10, lr=[0.0, 0.1],
                             log_every=5, eval_fn=lambda s: {"test_accuracy": torch.tensor([0.5, 0.5])},
@@ -349,7 +349,7 @@ class _Killed(Exception):
 @needs_mnist
 def test_a_checkpoint_copied_from_another_seeds_run_is_refused(monkeypatch):
     from bn_utils.book import results
-    from bn_utils.experiments.mnist import experiment
+    from bn_utils.experiments.ch04_mnist import experiment
 
     cfg = mnist.MnistConfig.for_profile("smoke", seeds=(0,), lr=0.3, checkpoint_every=20)
     other = cfg.replace(seeds=(1,))

@@ -68,7 +68,7 @@ def test_the_default_colour_cycle_never_draws_red_or_teal():
 
 
 def test_show_figure_prints_the_note_and_the_source_after_the_figure(capsys):
-    from bn_utils.experiments.backprop import BackpropConfig
+    from bn_utils.experiments.ch03_backprop import BackpropConfig
 
     fig, _ = plotting.panels(1)
     plotting.note(fig, "One feature, batch of 8.")

@@ -13,7 +13,8 @@ from bn_utils import data, runtime
 from bn_utils.training import train
 from bn_utils.nn import models
 from conftest import needs_cifar10
-from bn_utils.experiments import noise, santurkar as S, smoothness
+from bn_utils.experiments import (
+    ch07_santurkar_noise as noise, santurkar as S, ch08_santurkar_smoothness as smoothness)
 
 
 def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):

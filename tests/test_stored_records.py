@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bn_utils.book import results, run
-from bn_utils.experiments import ensemble, inception
+from bn_utils.experiments import ch06_ensemble as ensemble, ch05_cifar_inception as inception
 
 REPO = Path(__file__).resolve().parents[1]
 

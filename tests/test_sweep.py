@@ -28,7 +28,7 @@ def test_the_grid_is_the_product_and_seed_means_seeds_where_the_chapter_has_seed
 
 def test_the_setup_cell_names_the_chapters_config_class():
     from bn_utils.book import run
-    from bn_utils.experiments import inception
+    from bn_utils.experiments import ch05_cifar_inception as inception
 
     cls, fields = sweep.setup_config(run.resolve_chapter("05"))
     assert cls is inception.AblationConfig and fields["seeds"] == "seeds"
@@ -90,7 +90,7 @@ def test_a_point_whose_record_was_lost_is_not_stored(tmp_path):
     sw.manifest({"seed": 3}).write_text(json.dumps({"records": [str(record)]}))
     assert not sw.stored({"seed": 3}) and not sw.stored({"seed": 4})
     from bn_utils.book import results
-    from bn_utils.experiments.covariate_shift import ShiftConfig
+    from bn_utils.experiments.ch01_covariate_shift import ShiftConfig
 
     rec = results.save("01_covariate_shift", "x", ShiftConfig.for_profile("smoke"), {"a": 1})
     sw.manifest({"seed": 3}).write_text(json.dumps({"records": [str(rec.path)]}))

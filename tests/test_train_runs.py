@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from bn_utils.book import results
-from bn_utils.experiments import in_practice, noise, smoothness
-from bn_utils.experiments.in_practice import headlines
+from bn_utils.experiments import (
+    ch09_in_practice as in_practice, ch07_santurkar_noise as noise,
+    ch08_santurkar_smoothness as smoothness)
+from bn_utils.experiments.ch09_in_practice import headlines
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "train_runs.py"
 spec = importlib.util.spec_from_file_location("train_runs", TOOL)

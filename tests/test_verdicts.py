@@ -4,8 +4,8 @@ tallied by source, one row per claim; a smoke record is shown but judges nothing
 from pathlib import Path
 
 from bn_utils.book import results
-from bn_utils import verdicts
-from bn_utils.experiments.in_practice import CHAPTER, PracticeConfig
+from bn_utils.experiments import ch10_verdicts as verdicts
+from bn_utils.experiments.ch09_in_practice import CHAPTER, PracticeConfig
 
 
 def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp_path):
@@ -22,7 +22,7 @@ def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp
 
 
 def test_a_smoke_record_is_shown_but_judges_no_claim():
-    from bn_utils.experiments import ensemble as ens
+    from bn_utils.experiments import ch06_ensemble as ens
 
     cfg = ens.EnsembleConfig.for_profile("smoke")
     member = {"top1": 0.6, "top5": 0.9, "diverged": False, "reused_from_chapter_05": True}

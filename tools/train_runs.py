@@ -46,7 +46,7 @@ class Job:
 def planned(profile: str) -> list[tuple[str, object]]:
     """Return ``(chapter, RunConfig)`` of every run of chapters 05 and 06 at ``profile``: seed
     by seed (all of seed 0 first, so the table has every row early), Inception first in each."""
-    from bn_utils.experiments import ensemble, inception
+    from bn_utils.experiments import ch06_ensemble as ensemble, ch05_cifar_inception as inception
 
     cfg = inception.AblationConfig.for_profile(profile)
     runs = [(inception.CHAPTER, cfg.run_config(row, seed)) for seed in cfg.seeds for row in cfg.rows]
@@ -73,7 +73,9 @@ def _seconds(chapter: str, name: str, cfg) -> float | None:
 def planned_extra(profile: str) -> list[Job]:
     """Return the extra records of chapters 07-09 at ``profile``: chapter 09's first (minutes
     each), then seed by seed (a second seed gives a spread), the DLNs before the VGGs."""
-    from bn_utils.experiments import in_practice, noise, smoothness
+    from bn_utils.experiments import (
+        ch09_in_practice as in_practice, ch07_santurkar_noise as noise,
+        ch08_santurkar_smoothness as smoothness)
 
     jobs = []
     cfg9 = in_practice.PracticeConfig.for_profile(profile)
@@ -110,8 +112,10 @@ def is_stored(job: Job) -> bool:
 
 def run_job(job: Job) -> None:
     """Train one run and store its record (resuming from its checkpoint if it has one)."""
-    from bn_utils.experiments import inception, noise, santurkar, smoothness
-    from bn_utils.experiments.in_practice import headlines
+    from bn_utils.experiments import (
+        ch05_cifar_inception as inception, ch07_santurkar_noise as noise, santurkar,
+        ch08_santurkar_smoothness as smoothness)
+    from bn_utils.experiments.ch09_in_practice import headlines
 
     if job.chapter in (noise.CHAPTER, smoothness.CHAPTER):
         hooks = noise.make_hooks if job.chapter == noise.CHAPTER else smoothness.make_hooks

@@ -90,15 +90,15 @@ def notebook_parameters(path: Path) -> dict:
 # its setup cell, with one keyword per notebook parameter of the same name; tests/test_run.py
 # checks this table against the notebooks). Imported when needed, so ``--help`` stays fast.
 CONFIGS = {
-    "01_covariate_shift": "bn_utils.experiments.covariate_shift:ShiftConfig",
-    "02_forward_pass": "bn_utils.experiments.forward_pass:ForwardConfig",
-    "03_backprop": "bn_utils.experiments.backprop:BackpropConfig",
-    "04_mnist": "bn_utils.experiments.mnist:MnistConfig",
-    "05_cifar_inception": "bn_utils.experiments.inception:AblationConfig",
-    "06_ensemble": "bn_utils.experiments.ensemble:EnsembleConfig",
-    "07_santurkar_noise": "bn_utils.experiments.noise:NoiseConfig",
-    "08_santurkar_smoothness": "bn_utils.experiments.smoothness:SmoothnessConfig",
-    "09_in_practice": "bn_utils.experiments.in_practice:PracticeConfig",
+    "01_covariate_shift": "bn_utils.experiments.ch01_covariate_shift:ShiftConfig",
+    "02_forward_pass": "bn_utils.experiments.ch02_forward_pass:ForwardConfig",
+    "03_backprop": "bn_utils.experiments.ch03_backprop:BackpropConfig",
+    "04_mnist": "bn_utils.experiments.ch04_mnist:MnistConfig",
+    "05_cifar_inception": "bn_utils.experiments.ch05_cifar_inception:AblationConfig",
+    "06_ensemble": "bn_utils.experiments.ch06_ensemble:EnsembleConfig",
+    "07_santurkar_noise": "bn_utils.experiments.ch07_santurkar_noise:NoiseConfig",
+    "08_santurkar_smoothness": "bn_utils.experiments.ch08_santurkar_smoothness:SmoothnessConfig",
+    "09_in_practice": "bn_utils.experiments.ch09_in_practice:PracticeConfig",
     "10_verdicts": None,
 }
 

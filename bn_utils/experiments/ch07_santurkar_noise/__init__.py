@@ -15,11 +15,11 @@ holds it.
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .experiment import (  # noqa: F401
-    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, extra_runs, make_hooks, run, runs,
-    with_extra_seeds)
-from .figures import (  # noqa: F401
+from .experiment import (
+    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, extra_runs, make_hooks, run,
+    runs, with_extra_seeds)
+from .figures import (
     ACCURACIES, COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)
 from .headlines import KEEP, claims_table, headlines, ics_cases  # noqa: F401
-from .tables import (  # noqa: F401
+from .tables import (
     ANTI_COSINE, accuracy_table, ics_summary, ics_table, moment_changes, shift_summary, shift_table)

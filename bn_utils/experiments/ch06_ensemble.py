@@ -5,7 +5,7 @@ three differ only in their seed (initialisation, shuffling, augmentation), the o
 (5 % or 10 %), or larger initial conv weights with per-activation BN on the last hidden layer.
 The ensemble averages the members' softmax outputs on the test set.
 
-Members are chapter 05's runs: each is a :class:`~bn_utils.experiments.inception.RunConfig`
+Members are chapter 05's runs: each is a :class:`~bn_utils.experiments.ch05_cifar_inception.RunConfig`
 stored on its own with its final test logits, so the plain BN-x30 seeds that chapter 05 trained
 are loaded, not trained again (they live in chapter 05's results folder), and the ensemble is
 computed from stored logits.
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..book import claims, plotting, results
 from ..book.profiles import EPOCHS_MAX, WIDTH_MAX, Config, param
-from . import inception
+from . import ch05_cifar_inception as inception
 
 CHAPTER = "06_ensemble"
 BASE_ROW = "BN-x30"

@@ -21,11 +21,11 @@ re-exports their names, so that the chapter calls ``smoothness.<name>`` whicheve
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .experiment import (  # noqa: F401
-    CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, extra_runs, make_hooks, record_lr, record_norms, run,
-    runs, with_extra_seeds)
-from .figures import (  # noqa: F401
+from .experiment import (
+    CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, extra_runs, make_hooks, record_lr,
+    record_norms, run, runs, with_extra_seeds)
+from .figures import (
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
-from .tables import (  # noqa: F401
+from .tables import (
     WINDOW, beta_at_loss, beta_comparison, beta_table, claims_table, edge_reading, headlines,
     large_lr_note, large_lr_summary, page_numbers, smoothness_summary, smoothness_table)

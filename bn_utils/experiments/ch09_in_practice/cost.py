@@ -18,7 +18,7 @@ from torch import nn
 from ...book import results
 from ... import runtime
 from ...nn.tiny_inception import TinyInception
-from ..forward_pass import fold_model
+from ..ch02_forward_pass import fold_model
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 from .nets import practice_mlp
 
