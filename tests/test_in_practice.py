@@ -12,7 +12,7 @@ from bn_utils.nn import models, norms
 from bn_utils.book import results
 from bn_utils.experiments.ch09_in_practice import (
     CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search, headlines, mlp_choices, small_batches)
-from bn_utils.experiments.ch09_in_practice.nets import FrozenNorms, cnn, practice_mlp
+from bn_utils.experiments.ch09_in_practice.nets import FrozenNorms, cnn
 from bn_utils.experiments.ch09_in_practice.training import fit, train_mode_accuracy
 from bn_utils.nn.tiny_inception import TinyInception
 from conftest import needs_mnist
@@ -42,33 +42,6 @@ def test_nonsense_parameters_fail_before_any_work(overrides, word):
 def test_cnn_gives_ten_logits_for_every_norm(norm):
     model = cnn(norm, 4, renorm={"rmax": 3.0, "dmax": 5.0})
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
-
-
-def test_mlp_puts_bn_before_or_after_the_nonlinearity_and_dropout_where_asked():
-    before = practice_mlp([5, 4, 4, 3], act="sigmoid", placement="before")
-    after = practice_mlp([5, 4, 4, 3], act="sigmoid", placement="after")
-    kinds = lambda m: [type(x).__name__ for x in m]  # noqa: E731
-    assert kinds(before)[:3] == ["Linear", "BatchNorm1d", "Sigmoid"] and before[0].bias is None
-    assert kinds(after)[:3] == ["Linear", "Sigmoid", "BatchNorm1d"] and after[0].bias is not None
-    drop = practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="before_bn")
-    assert kinds(drop)[:4] == ["Linear", "Dropout", "BatchNorm1d", "ReLU"]
-    last = practice_mlp([5, 4, 4, 3], dropout=0.5, dropout_place="last_only")
-    assert kinds(last).count("Dropout") == 1 and kinds(last)[-2] == "Dropout"
-    with pytest.raises(ValueError, match="placement='middle'"):
-        practice_mlp([5, 4, 3], placement="middle")
-
-
-def test_init_scale_does_not_change_a_bn_network_output():
-    torch.manual_seed(0)
-    a = practice_mlp([6, 5, 5, 3], init_scale=1.0)
-    b = practice_mlp([6, 5, 5, 3], init_scale=1.0)
-    b.load_state_dict(a.state_dict())
-    with torch.no_grad():
-        for layer in list(b)[:-1]:
-            if isinstance(layer, nn.Linear):
-                layer.weight.mul_(10.0)
-    x = torch.randn(8, 6)
-    torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-4)
 
 
 def test_train_mode_accuracy_leaves_running_statistics_alone():

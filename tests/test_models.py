@@ -185,3 +185,35 @@ def test_fold_nested_gives_the_eval_outputs_of_a_nested_net_with_fewer_bn_layers
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
     assert models.bn_layers(folded) == [] and len(models.bn_layers(net)) > 0
     assert net.stem[1].__class__.__name__ == "BatchNorm2d"   # the original is untouched
+
+
+def test_mlp_puts_bn_before_or_after_the_nonlinearity_and_dropout_where_asked():
+    kinds = lambda m: [type(x).__name__ for x in m]  # noqa: E731
+    before = models.mlp([5, 4, 4, 3], norm="bn", placement="before")
+    after = models.mlp([5, 4, 4, 3], norm="bn", placement="after")
+    assert kinds(before)[:3] == ["Linear", "BatchNorm1d", "Sigmoid"] and before[0].bias is None
+    assert kinds(after)[:3] == ["Linear", "Sigmoid", "BatchNorm1d"] and after[0].bias is not None
+    drop = models.mlp([5, 4, 4, 3], activation_name="relu", norm="bn", dropout=0.5, dropout_place="before_bn")
+    assert kinds(drop)[:4] == ["Linear", "Dropout", "BatchNorm1d", "ReLU"] and drop[0].bias is None
+    every = models.mlp([5, 4, 4, 3], norm="bn", dropout=0.5, dropout_place="after_bn")
+    assert kinds(every).count("Dropout") == 2 and kinds(every)[3] == "Dropout"
+    last = models.mlp([5, 4, 4, 3], norm="bn", dropout=0.5, dropout_place="last_only")
+    assert kinds(last).count("Dropout") == 1 and kinds(last)[-2] == "Dropout"
+    assert "Dropout" not in kinds(models.mlp([5, 4, 3], dropout_place="after_bn"))   # rate 0: none
+    for bad in ({"placement": "middle"}, {"dropout_place": "everywhere"}, {"dropout": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            models.mlp([5, 4, 3], **bad)
+
+
+def test_init_scale_scales_the_hidden_weights_and_bn_undoes_it():
+    """The same draw times ``init_scale`` on the hidden layers (the output layer keeps torch's
+    default); BN after each hidden Linear makes the training-mode output scale-invariant."""
+    torch.manual_seed(0)
+    a = models.mlp([6, 5, 5, 3], activation_name="relu", norm="bn")
+    torch.manual_seed(0)
+    b = models.mlp([6, 5, 5, 3], activation_name="relu", norm="bn", init_scale=10.0)
+    linears = lambda m: [x for x in m if isinstance(x, nn.Linear)]  # noqa: E731
+    for (la, lb), scale in zip(zip(linears(a), linears(b)), (10.0, 10.0, 1.0)):
+        torch.testing.assert_close(lb.weight, scale * la.weight)
+    x = torch.randn(8, 6)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-4)

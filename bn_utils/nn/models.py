@@ -52,29 +52,49 @@ def _norm_maker(norm: str | Callable[[int], nn.Module], dims: int) -> Callable[[
     return norm_factory(norm, dims) if isinstance(norm, str) else norm
 
 
+PLACEMENTS = ("before", "after")   # the norm before or after each hidden nonlinearity
+DROPOUT_PLACES = ("none", "before_bn", "after_bn", "last_only")
+
+
 def mlp(widths: tuple[int, ...] | list[int], *, activation_name: str = "sigmoid",
         norm: str | Callable[[int], nn.Module] = "none", init: str = "torch_default",
-        init_std: float = 0.01) -> nn.Sequential:
-    """Return an MLP ``widths[0] -> ... -> widths[-1]``: Linear → norm → activation per hidden
-    layer (a norm by name from ``bn_utils.nn.registry``, or a factory of width), and a plain
-    Linear output layer (logits). A Linear drops its bias when the norm after it has a learned
-    shift (BN's beta)."""
+        init_std: float = 0.01, placement: str = "before", dropout: float = 0.0,
+        dropout_place: str = "none", init_scale: float = 1.0) -> nn.Sequential:
+    """Return an MLP ``widths[0] -> ... -> widths[-1]``: per hidden layer Linear → norm →
+    activation (``placement="after"``: Linear → activation → norm), the norm by name from
+    ``bn_utils.nn.registry`` or a factory of width, and a plain Linear output layer (logits).
+    A Linear drops its bias when the norm right after it has a learned shift (BN's beta).
+    Dropout of rate ``dropout`` goes ``before_bn`` (right after each hidden Linear),
+    ``after_bn`` (after each hidden block) or ``last_only`` (before the output layer);
+    ``init_scale`` multiplies the hidden layers' initial weights."""
     if len(widths) < 2 or any(not isinstance(w, int) or w < 1 for w in widths):
         raise ValueError(f"widths={widths!r} must be two or more positive integers")
+    if placement not in PLACEMENTS or dropout_place not in DROPOUT_PLACES:
+        raise ValueError(f"placement={placement!r} / dropout_place={dropout_place!r}: choose from "
+                         f"{PLACEMENTS} / {DROPOUT_PLACES}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
     activation(activation_name)  # fail early on a bad name
     make = _norm_maker(norm, dims=1)
-    normed = norm != "none"
     layers: list[nn.Module] = []
+    n_hidden = len(widths) - 2
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        last = i == len(widths) - 2
-        norm_layer = make(fan_out) if normed and not last else None   # no RNG drawn: order is free
-        linear = nn.Linear(fan_in, fan_out, bias=norm_layer is None or not has_shift(norm_layer))
+        hidden = i < n_hidden
+        norm_layer = make(fan_out) if norm != "none" and hidden else None   # no RNG drawn: order is free
+        shifted = norm_layer is not None and placement == "before" and has_shift(norm_layer)
+        linear = nn.Linear(fan_in, fan_out, bias=not shifted)
         init_linear(linear, init, init_std)
-        layers.append(linear)
-        if not last:
-            if norm_layer is not None:
-                layers.append(norm_layer)
-            layers.append(activation(activation_name))
+        if hidden and init_scale != 1.0:
+            with torch.no_grad():
+                linear.weight.mul_(init_scale)
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
+        layers += [linear] + (drop if hidden and dropout_place == "before_bn" else [])
+        if hidden:
+            block = [norm_layer] if norm_layer is not None else []
+            act = [activation(activation_name)]
+            layers += block + act if placement == "before" else act + block
+            if dropout_place == "after_bn" or (dropout_place == "last_only" and i == n_hidden - 1):
+                layers += drop
     return nn.Sequential(*layers)
 
 

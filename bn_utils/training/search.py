@@ -8,7 +8,7 @@ evaluated. Coordinates are whatever the caller chooses (chapter 9: natural logs 
 This is not the student project's search that chapter 9 sets beside it (its Algorithm 3.2.0):
 that one trains a new population every generation inside bounds it resets to the mean ± 1.5 std
 of the best three (in log10), and returns 10 to the power of the last bounds' midpoint
-(``experiments.in_practice.ga_search.STUDENT_SEARCH``).
+(``experiments.ch09_in_practice.ga_search.STUDENT_SEARCH``).
 """
 
 from __future__ import annotations

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...nn.alternatives import ALTERNATIVES
+from ...nn.models import DROPOUT_PLACES, PLACEMENTS  # noqa: F401 (the chapter's MLP choices)
 from ...book.profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "09_in_practice"
 # The student project's network (../shared/sources/003_…, section 3.1): an MLP with 4 hidden
 # layers of 1000 units; timed at batch 1024 (Table 3.2.1).
 STUDENT_MLP = {"hidden_layers": 4, "hidden_width": 1000, "batch": 1024}
-PLACEMENTS = ("before", "after")
-DROPOUT_PLACES = ("none", "before_bn", "after_bn", "last_only")
 
 
 @dataclass(frozen=True)

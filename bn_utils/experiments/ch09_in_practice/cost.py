@@ -17,10 +17,10 @@ from torch import nn
 
 from ...book import results
 from ... import runtime
+from ...nn import models
 from ...nn.tiny_inception import TinyInception
 from ..ch02_forward_pass import fold_model
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
-from .nets import practice_mlp
 
 # The student project's timings (its Table 3.2.1: the 4×1000 MLP at batch 1024, NumPy on a CPU),
 # seconds per step without BN (their control model) and with BN.
@@ -65,8 +65,8 @@ def _networks(cfg: PracticeConfig) -> dict:
     """Return {family: (input shape, {"no BN", "BN"} models)} with trained-like BN statistics."""
     widths = [784] + [cfg.cost_width] * 4 + [10]
     torch.manual_seed(0)
-    nets = {"MLP": ((cfg.cost_batch, 784), {"no BN": practice_mlp(widths, norm=False),
-                                             "BN": practice_mlp(widths, norm=True)}),
+    nets = {"MLP": ((cfg.cost_batch, 784), {"no BN": models.mlp(widths, activation_name="relu"),
+                                             "BN": models.mlp(widths, activation_name="relu", norm="bn")}),
             "TinyInception": ((cfg.cost_inception_batch, 3, 32, 32),
                               {"no BN": TinyInception(width=cfg.cost_inception_width, bn=False),
                                "BN": TinyInception(width=cfg.cost_inception_width, bn=True)})}

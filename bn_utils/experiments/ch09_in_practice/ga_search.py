@@ -14,11 +14,11 @@ import math
 import numpy as np
 
 from ...book import plotting, results
+from ...nn import models
 from ... import runtime
 from ...training import train
 from ...training.search import genetic_search
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
-from .nets import practice_mlp
 from .training import fit, mnist, seeded
 
 # The student project's results (../shared/sources/003_…, Table 3.2.1: Higgs, the STUDENT_MLP).
@@ -57,7 +57,7 @@ def search(cfg: PracticeConfig) -> dict:
 
         def fitness(point, net=net, tests=tests):
             lr, l2 = math.exp(point[0]), math.exp(point[1])
-            model = seeded(cfg.seeds[0], lambda: practice_mlp(widths, norm=net == "bn"))
+            model = seeded(cfg.seeds[0], lambda: models.mlp(widths, activation_name="relu", norm=net))
             h = fit(model, x_fit, y_fit, steps=cfg.ga_steps, batch_size=cfg.ga_batch, lr=lr,
                       seed=cfg.seeds[0], momentum=0.0, weight_decay=l2)
             if h.diverged:

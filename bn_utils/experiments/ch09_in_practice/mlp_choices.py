@@ -11,7 +11,6 @@ from ...nn import models
 from ...book import plotting, results
 from ... import runtime
 from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
-from .nets import practice_mlp
 from .training import final_accuracy, fit, mnist, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
@@ -52,8 +51,8 @@ def placement(cfg: PracticeConfig) -> dict:
     nonlinearity, for ReLU and sigmoid."""
     out = {}
     for act, place in PLACEMENT_RUNS:
-        c = _curves(cfg, lambda: practice_mlp(_widths(cfg), act=act, norm=place != "none",
-                                                placement="before" if place == "none" else place))
+        c = _curves(cfg, lambda: models.mlp(_widths(cfg), activation_name=act, norm="none" if place == "none" else "bn",
+                                              placement="before" if place == "none" else place))
         out[f"{act}/{place}/steps"], out[f"{act}/{place}/acc"] = c["steps"], c["acc"]
     return out
 
@@ -80,7 +79,8 @@ def dropout(cfg: PracticeConfig) -> dict:
     _, _, x_te, _ = mnist(cfg, flatten=True)
     out = {}
     for place in DROPOUT_RUNS:
-        c = _curves(cfg, lambda: practice_mlp(_widths(cfg), dropout=cfg.dropout, dropout_place=place))
+        c = _curves(cfg, lambda: models.mlp(_widths(cfg), activation_name="relu", norm="bn",
+                                            dropout=cfg.dropout, dropout_place=place))
         out[f"{place}/steps"], out[f"{place}/acc"] = c["steps"], c["acc"]
         out[f"{place}/shift"] = np.asarray([bn_variance_shift(m, x_te) for m in c["models"]])
     return out
@@ -91,7 +91,8 @@ def initialisation(cfg: PracticeConfig) -> dict:
     out = {}
     for bn in (False, True):
         for scale in cfg.init_scales:
-            c = _curves(cfg, lambda: practice_mlp(_widths(cfg), norm=bn, init_scale=scale))
+            c = _curves(cfg, lambda: models.mlp(_widths(cfg), activation_name="relu",
+                                                norm="bn" if bn else "none", init_scale=scale))
             key = f"{'bn' if bn else 'none'}/{scale:g}"
             out[f"{key}/loss_steps"], out[f"{key}/loss"] = c["loss_steps"], c["loss"]
             out[f"{key}/steps"], out[f"{key}/acc"] = c["steps"], c["acc"]
@@ -111,7 +112,8 @@ def weight_decay(cfg: PracticeConfig) -> dict:
         for wd in (0.0, cfg.weight_decay):
             norms, rel, steps, acc = [], [], [], []
             for seed in cfg.seeds:
-                model = seeded(seed, lambda: practice_mlp(_widths(cfg), norm=bn))
+                model = seeded(seed, lambda: models.mlp(_widths(cfg), activation_name="relu",
+                                                             norm="bn" if bn else "none"))
                 layer = [m for m in model if isinstance(m, nn.Linear)][1]
                 prev: dict = {}
 

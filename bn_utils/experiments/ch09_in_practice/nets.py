@@ -1,6 +1,6 @@
-"""Chapter 09's networks: the small CNN (the experiments on batch statistics of images), the MLP
-with BN before or after its nonlinearity and dropout where asked, and a wrapper that keeps BN
-frozen while the rest fine-tunes."""
+"""Chapter 09's networks: the small CNN (the experiments on batch statistics of images) and a
+wrapper that keeps BN frozen while the rest fine-tunes. The chapter's MLPs (BN before or after
+the nonlinearity, dropout where asked) are ``bn_utils.nn.models.mlp``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from torch import nn
 
 from ...nn import models
 from ...nn.registry import make_norm
-from .config import DROPOUT_PLACES, PLACEMENTS
 
 
 def cnn(norm: str, width: int, *, groups: int = 4, renorm: dict | None = None) -> nn.Sequential:
@@ -23,33 +22,6 @@ def cnn(norm: str, width: int, *, groups: int = 4, renorm: dict | None = None) -
                    make_norm(norm, c, 2, **layer_kwargs), nn.ReLU()]
         c_in = c
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 49, 10))
-
-
-def practice_mlp(widths: tuple | list, *, act: str = "relu", norm: bool = True, placement: str = "before",
-                 dropout: float = 0.0, dropout_place: str = "none", init_scale: float = 1.0) -> nn.Sequential:
-    """Return an MLP with BN ``before`` or ``after`` each hidden nonlinearity (or none), dropout
-    ``before_bn`` (Linear → Dropout → BN), ``after_bn`` (after every hidden block) or ``last_only``
-    (before the classifier), and torch's default initial weights times ``init_scale``."""
-    if placement not in PLACEMENTS or dropout_place not in DROPOUT_PLACES:
-        raise ValueError(f"placement={placement!r} / dropout_place={dropout_place!r}: choose from "
-                         f"{PLACEMENTS} / {DROPOUT_PLACES}")
-    layers: list[nn.Module] = []
-    hidden = list(zip(widths[:-2], widths[1:-1]))
-    for i, (a, b) in enumerate(hidden):
-        linear = nn.Linear(a, b, bias=not norm or placement == "after")
-        with torch.no_grad():
-            linear.weight.mul_(init_scale)
-        layers.append(linear)
-        if dropout_place == "before_bn" and dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        block = [nn.BatchNorm1d(b)] if norm else []
-        block = block + [models.activation(act)] if placement == "before" else [models.activation(act)] + block
-        layers += block
-        if (dropout_place == "after_bn" or (dropout_place == "last_only" and i == len(hidden) - 1)) \
-                and dropout > 0:
-            layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(widths[-2], widths[-1]))
-    return nn.Sequential(*layers)
 
 
 class FrozenNorms(nn.Module):
