@@ -203,19 +203,15 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         progress: bool | str = True) -> History:
     """Train ``model`` for ``steps`` optimizer steps and return its :class:`History`.
 
-    ``lr_at(step)`` sets the learning rate before each step (a schedule; for a stack, one rate
-    per model); ``loss_fn`` returns a number, or one loss per model for a stacked network
-    (:mod:`bn_utils.nn.stacked_mlp`: their sum is minimised, each is logged and diverges on its own,
-    see :class:`Divergence`; ``stop_model(i)``, e.g. ``StackedSGD.stop_model``, stops model i
-    there while the others go on); ``eval_fn(model)`` returns a dict of metrics (numbers, or
-    arrays with one entry per model), run at step 0, every ``eval_every`` steps, at the steps
-    listed in ``eval_steps`` and at the end; ``hooks(step, model, x, y)`` runs before the step
-    at every step (or, given a dict, at the listed steps) and must not change the model; a hook
-    that returns a dict of numbers (or lists) has it recorded in ``History.measures``. With
-    ``checkpoint`` the run saves its state every ``checkpoint_every`` steps and resumes from it
-    when restarted (``identity``, e.g. the run's name and config digest, is stored in it and
-    must match on resume: :func:`resume_state` refuses another run's checkpoint, naming the
-    file). The progress bar is off when ``BN_PROGRESS=0`` (the book's builds set it).
+    ``lr_at(step)`` sets the learning rate before each step (for a stack, one per model).
+    ``loss_fn`` returns a number, or one loss per model of a stack (:mod:`bn_utils.nn.stacked_mlp`:
+    their sum is minimised, each diverges on its own, see :class:`Divergence`, and
+    ``stop_model(i)`` stops model i there). ``eval_fn(model)`` returns a dict of metrics, run at
+    step 0, every ``eval_every`` steps, at ``eval_steps`` and at the end. ``hooks(step, model,
+    x, y)`` run before every step (or, as a dict, at its steps), must not change the model, and
+    may return numbers to record in ``History.measures``. With ``checkpoint`` the run saves its
+    state every ``checkpoint_every`` steps and resumes from it (``identity``, e.g. name and config
+    digest, must match: :func:`resume_state`). ``BN_PROGRESS=0`` turns the progress bar off.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
@@ -223,13 +219,11 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
     hist, start = History(), 0
     if ckpt is not None and ckpt.exists():
         hist, start = _resume(ckpt, model, optimizer, batches, steps=steps, identity=identity)
-    divergence = Divergence(hist, stop_model)
-    wanted = set(eval_steps)
+    divergence, wanted, losses = Divergence(hist, stop_model), set(eval_steps), _LossSum()
     if start == 0:
         _record_eval(hist, eval_fn, model, 0)
     bar = _progress_bar(progress, steps, start)
-    running, since_log = None, 0
-    t_start = time.perf_counter()
+    clock = _Clock()
     model.train()
     for step in range(start, steps):
         x, y = next(batches)
@@ -238,34 +232,71 @@ def fit(model: nn.Module, batches: Iterator, *, steps: int,
         loss, lr = _step(model, optimizer, loss_fn, lr_at, step, x, y)
         if hist.start_loss is None:
             hist.start_loss = loss.float().tolist()
-        running = loss.float() if running is None else running + loss.float()
-        since_log += 1
+        losses.add(loss)
         done = step + 1
-        if done % log_every == 0 or done == steps:
-            mean_loss = (running / since_log).tolist()   # the one host sync of a log interval
-            running, since_log = None, 0
-            hist.step.append(done)
-            hist.loss.append(mean_loss)
-            hist.lr.append(lr)
-            if divergence.stops(done, mean_loss):
-                break
+        if (done % log_every == 0 or done == steps) and _log(hist, divergence, losses, done, lr):
+            break
         if done != steps and ((eval_every and done % eval_every == 0) or done in wanted):
             _record_eval(hist, eval_fn, model, done)
         if bar is not None:
             bar.update(1)
-        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps \
-                and all(torch.isfinite(p).all() for p in model.parameters()):   # NaN: diverging
-            hist.steps_done = done
-            hist.seconds += time.perf_counter() - t_start
-            t_start = time.perf_counter()
-            save_checkpoint(ckpt, _checkpoint_state(model, optimizer, hist, done, identity))
+        if ckpt is not None and checkpoint_every and done % checkpoint_every == 0 and done != steps:
+            _save_unless_diverging(ckpt, model, optimizer, hist, done, identity, clock)
     else:
         hist.steps_done = steps
         _record_eval(hist, eval_fn, model, steps)
     if bar is not None:
         bar.close()
-    hist.seconds += time.perf_counter() - t_start
+    hist.seconds += clock.lap()
     return hist
+
+
+class _LossSum:
+    """The losses summed since the last log, kept on the device (one host sync per interval)."""
+
+    def __init__(self):
+        self.total, self.count = None, 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total = loss.float() if self.total is None else self.total + loss.float()
+        self.count += 1
+
+    def pop_mean(self) -> float | list:
+        """Return the mean loss (one per model for a stack) since the last call, and reset."""
+        mean = (self.total / self.count).tolist()
+        self.total, self.count = None, 0
+        return mean
+
+
+class _Clock:
+    """Seconds of training, counted in laps (a checkpoint stores the seconds so far)."""
+
+    def __init__(self):
+        self.t = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        seconds, self.t = now - self.t, now
+        return seconds
+
+
+def _log(hist: History, divergence: "Divergence", losses: _LossSum, done: int, lr) -> bool:
+    """Log the interval's mean loss and learning rate at step ``done``; return True to stop (the
+    run, or every model of a stack, diverged)."""
+    mean_loss = losses.pop_mean()
+    hist.step.append(done)
+    hist.loss.append(mean_loss)
+    hist.lr.append(lr)
+    return divergence.stops(done, mean_loss)
+
+
+def _save_unless_diverging(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                           hist: History, done: int, identity: dict | None, clock: _Clock) -> None:
+    """Checkpoint the run at step ``done``, unless a weight is no longer finite (diverging)."""
+    if all(torch.isfinite(p).all() for p in model.parameters()):
+        hist.steps_done = done
+        hist.seconds += clock.lap()
+        save_checkpoint(ckpt, _checkpoint_state(model, optimizer, hist, done, identity))
 
 
 def _resume(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, *,
