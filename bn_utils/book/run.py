@@ -87,7 +87,7 @@ def notebook_parameters(path: Path) -> dict:
 
 
 # The configuration class each chapter builds (``<Class>.for_profile(profile, name=name, ...)`` in
-# its setup cell, with one keyword per notebook parameter of the same name; tests/test_run.py
+# its setup cell, with one keyword per notebook parameter of the same name; tests/book/test_run.py
 # checks this table against the notebooks). Imported when needed, so ``--help`` stays fast.
 CONFIGS = {
     "01_covariate_shift": "bn_utils.experiments.ch01_covariate_shift:ShiftConfig",

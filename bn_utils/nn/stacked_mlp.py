@@ -2,7 +2,7 @@
 
 Model ``s`` has its own weights (``weight[l][s]``, shaped like ``nn.Linear.weight``), its own BN
 over its own minibatch and its own learning rate (given by whoever trains it), so the stack is
-exactly ``S`` independent runs (``tests/test_stacked_mlp.py`` checks it against ``S`` ordinary
+exactly ``S`` independent runs (``tests/nn/test_stacked_mlp.py`` checks it against ``S`` ordinary
 ``torch.nn`` models), but each layer is one batched matrix product (``torch.bmm``) for all of
 them, and a test set is evaluated for all of them with one matrix product per layer.
 

@@ -13,7 +13,7 @@ from conftest import needs_mnist
 
 from bn_utils.book import run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_chapters_are_found_by_full_name_number_or_topic():

@@ -49,7 +49,7 @@ def test_the_tally_counts_the_papers_claims_apart_from_the_books_tests():
 
 
 def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
-    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "results"))
+    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[2] / "results"))
     rows = verdicts.verdicts()   # the book's stored records (it only reads them)
     keys = [(r["chapter"], r["claim"]) for r in rows]
     assert len(keys) == len(set(keys)), "a claim listed twice"

@@ -15,7 +15,7 @@ import pytest
 from bn_utils.book import results
 from bn_utils.book.profiles import Config, param
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ results.save("ch", "exp", cfg, {{"version": 2, "curve": np.full(10**6, 2.0)}})
 
 def test_a_killed_writer_leaves_the_previous_record_intact(tmp_path):
     env = {**os.environ, "BN_RESULTS_DIR": str(tmp_path / "results")}
-    code = WRITER.format(tests=str(REPO / "tests"))
+    code = WRITER.format(tests=str(Path(__file__).resolve().parent))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "saved"
     assert proc.stdout.readline().strip() == "writing"  # the new npz is half-way to disk

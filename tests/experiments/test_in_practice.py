@@ -233,7 +233,7 @@ def test_an_extra_record_is_trained_and_stored_under_its_own_name_and_config(mon
 # ---------------------------------------------------------------------------------------------
 # The student project's numbers: its timings and search, as the document gives them
 
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "sources" / "003_e7c1328658fd9b9f.txt"
+SOURCE = Path(__file__).resolve().parents[3] / "shared" / "sources" / "003_e7c1328658fd9b9f.txt"
 needs_source = pytest.mark.skipif(not SOURCE.exists(), reason=f"the student project is not at {SOURCE}")
 
 

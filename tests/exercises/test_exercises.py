@@ -295,7 +295,7 @@ def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_a_try_it
     import re
     from pathlib import Path
 
-    chapters = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("0[1-9]_*.ipynb"))
+    chapters = sorted((Path(__file__).resolve().parents[2] / "chapters").glob("0[1-9]_*.ipynb"))
     assert len(chapters) == 9
     for path in chapters:
         cells = json.loads(path.read_text())["cells"]
