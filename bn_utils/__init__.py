@@ -5,7 +5,7 @@ imports only from its own layer or those below, ``tests/test_layers.py``): ``run
 ``files`` (devices, atomic writes, safe reading); ``nn`` (what BN is: the norms, the networks);
 ``data`` and ``training`` (datasets, the training loop, measurements, gradient checks); ``book``
 (profiles, records, claims, figures, the headless runner); ``exercises``; ``experiments`` (one
-per chapter); ``verdicts`` (the closing page). CONTRIBUTING.md has the map.
+per chapter, ``ch10_verdicts`` the closing page). CONTRIBUTING.md has the map.
 """
 
 __version__ = "0.1.0"

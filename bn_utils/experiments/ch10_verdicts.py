@@ -16,6 +16,17 @@ from typing import Callable
 import numpy as np
 
 from ..book import claims, results
+from ..book.page import Table
+from . import ch01_covariate_shift as covariate_shift
+from . import ch02_forward_pass as forward_pass
+from . import ch04_mnist as mnist
+from . import ch05_cifar_inception as inception
+from . import ch06_ensemble as ensemble
+from . import ch07_santurkar_noise as noise
+from . import ch08_santurkar_smoothness as smoothness
+from . import ch09_in_practice as in_practice
+from .ch04_mnist import analysis as mnist_analysis
+from .ch09_in_practice import headlines as practice_headlines
 
 NOT_RUN = "not run at this scale"
 SMOKE = "not tested at this scale (smoke record only)"
@@ -56,8 +67,6 @@ def _one(chapter: str, text: str, source: str, theirs: str, record, measure: Cal
 
 
 def _ch01(folder) -> list[dict]:
-    from . import ch01_covariate_shift as covariate_shift
-
     rec = results.best_record(covariate_shift.CHAPTER, "shift", folder)
 
     def stable(r):
@@ -70,8 +79,6 @@ def _ch01(folder) -> list[dict]:
 
 
 def _ch02(folder) -> list[dict]:
-    from . import ch02_forward_pass as forward_pass
-
     est = results.best_record(forward_pass.CHAPTER, "running_estimates", folder)
     branch = results.best_record(forward_pass.CHAPTER, "eval_branch", folder)
     tolerance = 0.05
@@ -98,14 +105,11 @@ def _ch02(folder) -> list[dict]:
 
 
 def _ch04(folder) -> list[dict]:
-    from . import ch04_mnist as mnist
-    from .ch04_mnist import tables
-
     runs = results.best_record(mnist.CHAPTER, "runs", folder)
     bs1 = results.best_record(mnist.CHAPTER, "batch_size_one", folder)
 
     def per_seed(r, bn: bool, values) -> list[float]:
-        return [float(v) for v in np.asarray(values)[tables.select(r, "sigmoid", bn)]]
+        return [float(v) for v in np.asarray(values)[mnist_analysis.select(r, "sigmoid", bn)]]
 
     def accuracy(r):
         s = mnist.summary(r)
@@ -115,7 +119,7 @@ def _ch04(folder) -> list[dict]:
                 d.spread("points", 100, digits=2))
 
     def faster(r):
-        at = tables.accuracy_at(r, 2500)
+        at = mnist_analysis.accuracy_at(r, 2500)
         bn, plain = per_seed(r, True, at), per_seed(r, False, at)
         d = claims.greater(bn, plain)
         return (f"accuracy at step 2,500: {np.mean(bn):.4f} with BN, {np.mean(plain):.4f} without", d,
@@ -123,7 +127,7 @@ def _ch04(folder) -> list[dict]:
 
     def drift(r):
         d = mnist.distribution_drift(r)
-        seeds = {bn: d[bn]["median_range"].reshape(len(tables.select(r, "sigmoid", bn)), -1).mean(1)
+        seeds = {bn: d[bn]["median_range"].reshape(len(mnist_analysis.select(r, "sigmoid", bn)), -1).mean(1)
                  for bn in (True, False)}
         d = claims.greater(seeds[False], seeds[True])
         return (f"median of a sigmoid input moves {seeds[True].mean():.2f} with BN, "
@@ -153,10 +157,6 @@ def _chapter(chapter: str, record, heads: Callable, claim: str, source: str, the
 
 
 def _ch05_to_08(folder) -> list[dict]:
-    from . import (
-        ch06_ensemble as ensemble, ch05_cifar_inception as inception,
-        ch07_santurkar_noise as noise, ch08_santurkar_smoothness as smoothness)
-
     table = _stored_or_partial(results.best_record(inception.CHAPTER, "ablation", folder),
                                lambda: inception.stored_table(inception.AblationConfig.for_profile("reference")))
     ens = _stored_or_partial(results.best_record(ensemble.CHAPTER, "ensemble", folder),
@@ -193,16 +193,14 @@ def _table_scale(record: results.Record) -> str:
 
 
 def _ch09(folder) -> list[dict]:
-    from .ch09_in_practice import CHAPTER, PracticeConfig, headlines
-
     names = ("batch_sweep", "placement", "dropout", "initialisation", "ga_search", "cost",
              "weight_decay", "finetune")
-    recs = {n: results.best_record(CHAPTER, n, folder) for n in names}
+    recs = {n: results.best_record(in_practice.CHAPTER, n, folder) for n in names}
     if any(r is None for r in recs.values()):
         return _rows("09", None, [claims.missing("the practitioners' claims about BN (chapter 9)",
                                                  "practitioners' advice", "—")])
-    cfg = PracticeConfig.from_record(recs["batch_sweep"])
-    return _rows("09", recs["batch_sweep"], headlines.claims(recs, cfg))
+    cfg = in_practice.PracticeConfig.from_record(recs["batch_sweep"])
+    return _rows("09", recs["batch_sweep"], practice_headlines.claims(recs, cfg))
 
 
 def verdicts(folder: Path | None = None) -> list[dict]:
@@ -273,8 +271,6 @@ def tables(rows: list[dict]):
     """Show ``rows`` as one table per chapter (claim, verdict, ours, spread, record, theirs and
     their source), each under its chapter's name: readable at page width."""
     from IPython.display import Markdown, display
-
-    from ..book.page import Table
 
     for chapter in dict.fromkeys(r["chapter"] for r in rows):
         mine = [r for r in rows if r["chapter"] == chapter]

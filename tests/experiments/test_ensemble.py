@@ -72,7 +72,7 @@ def test_the_ensemble_reuses_chapter_05_runs_and_trains_only_the_rest(monkeypatc
     inc.run_one(cfg.base().run_config("BN-x30", 0))          # what chapter 05 stored
     trained = []
     train_run = inc.train_run
-    monkeypatch.setattr(inc.training, "train_run", lambda rc, **kw: (trained.append(rc.name),
+    monkeypatch.setattr(inc.experiment, "train_run", lambda rc, **kw: (trained.append(rc.name),
                                                             train_run(rc, **kw))[1])
     record = ens.run(cfg)
     assert trained == ["BN-x30-dropout-5pct_s3"]
@@ -207,7 +207,7 @@ def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
 def test_the_ensemble_of_the_reference_members_stored_so_far_never_trains(monkeypatch):
     from bn_utils.book import results
 
-    monkeypatch.setattr(inc.training, "train_run", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(inc.experiment, "train_run", lambda *a, **k: pytest.fail("must not train"))
     cfg = ens.EnsembleConfig.for_profile("reference")
     assert ens.stored_ensemble(cfg) is None                      # nothing stored: no ensemble
     rng = np.random.default_rng(0)

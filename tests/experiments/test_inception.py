@@ -376,7 +376,7 @@ def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(m
         trained.append(rc.name)
         return real(rc, **kwargs)
 
-    monkeypatch.setattr(inc.training, "train_run", train_then_die)
+    monkeypatch.setattr(inc.experiment, "train_run", train_then_die)
     with pytest.raises(Killed):
         inc.run(cfg)
     assert trained == ["Inception_s0"] and results.load(inc.CHAPTER, "ablation", cfg) is None
@@ -385,7 +385,7 @@ def test_a_stopped_table_resumes_from_its_stored_runs_and_trains_only_the_rest(m
         trained.append(rc.name)
         return real(rc, **kwargs)
 
-    monkeypatch.setattr(inc.training, "train_run", train_counted)
+    monkeypatch.setattr(inc.experiment, "train_run", train_counted)
     record = inc.run(cfg)
     assert trained == ["Inception_s0", "BN-x30_s0"]            # Inception was not trained again
     assert set(record.metrics) == {"Inception", "BN-x30"}
@@ -446,7 +446,7 @@ def test_a_comparison_with_a_row_that_did_not_learn_is_not_comparable():
 
 def test_stored_seeds_reads_the_stored_runs_of_a_row_and_never_trains(monkeypatch):
     cfg = inc.AblationConfig.for_profile("smoke")
-    monkeypatch.setattr(inc.training, "train_run", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(inc.experiment, "train_run", lambda *a, **k: pytest.fail("must not train"))
     assert inc.stored_seeds(cfg, "BN-x30") == {}
     for seed, acc, diverged in ((0, 0.5, False), (2, 0.7, False), (3, 0.1, True)):
         rc = cfg.run_config("BN-x30", seed)

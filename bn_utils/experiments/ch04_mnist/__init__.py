@@ -12,7 +12,7 @@ Speed: the networks of a sweep are trained together as one ``bn_utils.nn.stacked
 
 Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
 ``training`` (a stack handed to ``train.fit``, the one training loop), ``rate_search`` (the learning-rate search),
-``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``tables``
+``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``analysis``
 and ``figures`` (what the runs show). This package re-exports their names, so that the chapter
 calls ``mnist.<name>`` whichever file holds it.
 """
@@ -28,7 +28,7 @@ from .experiment import (
     AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs, train_all,
     train_inits)
 from .rate_search import choose_lr, learning_rates, lr_search, search  # noqa: F401
-from .tables import (
+from .analysis import (
     LABELS, accuracy_at, activation_table, comparison_table, distribution_drift, drift_ratios,
     drift_table, init_table, lr_table, select, steps_to, summary, truncate)
 from .training import eval_schedule, train_stack  # noqa: F401

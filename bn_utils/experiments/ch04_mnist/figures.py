@@ -9,7 +9,7 @@ import numpy as np
 
 from ...book import plotting, results
 from .config import PERCENTILES, MnistConfig, init_label
-from .tables import LABELS, select, truncate
+from .analysis import LABELS, select, truncate
 
 COLORS = {False: plotting.COLORS["no_bn"], True: plotting.COLORS["bn"]}
 

@@ -21,8 +21,8 @@ Every (row, seed) is one training run with its own stored record (``load_or_run`
 resumes where it stopped (each run also checkpoints every epoch) and chapter 06 builds its ensemble
 from chapter 05's BN-x30 runs instead of training them again.
 
-Read in this order: ``config`` (the rows, one run's config and the table's), ``training`` (one
-run and the table of runs, stored as records), ``speedups`` (curves, steps to the target, the
+Read in this order: ``config`` (the rows, one run's config and the table's), ``experiment`` (one
+run and the table of runs, stored as records), ``analysis`` (curves, steps to the target, the
 speed-ups and the comparison with the paper), ``headlines`` (the paper's claims beside a
 record) and ``figures``. This package re-exports their
 names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
@@ -33,11 +33,11 @@ from .config import (
     TARGET_ROW, AblationConfig, Row, RunConfig, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import headlines  # noqa: F401
-from .speedups import (
+from .analysis import (
     LEVEL_GAIN, LEVEL_TAIL, PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
     reach_text, seed_spread, seeds_against_target, seeds_rows, steps_to_reach, student_speedups,
     summary)
-from .training import (
+from .experiment import (
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,
     run_table, scores, stored_runs, stored_seeds, stored_table, train_run)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...book import plotting, results
 from .config import TARGET_ROW
-from .speedups import curve, ordered_rows, summary
+from .analysis import curve, ordered_rows, summary
 
 
 # Rows without BN in the no-BN colour (the sanity rows dashed and dotted), BN-Baseline in BN's,

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...book import claims
 from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
-from .speedups import EARLY_EPOCHS, PAPER, paper_speedups, percent_pm
+from .analysis import EARLY_EPOCHS, PAPER, paper_speedups, percent_pm
 
 SOURCE = "Ioffe & Szegedy 2015"
 LEARNS = CHANCE + CHANCE_MARGIN    # a row whose mean best accuracy is below this did not learn

@@ -7,19 +7,18 @@ mode, noise on). (2) Gradient-based ICS (the paper's Definition 2.1): at regular
 the gradient of layer i changes when the layers before it take their SGD step, for the VGG at two
 learning rates and for the deep linear network.
 
-Read in this order: ``experiment`` (the configuration, the runs and their measurement hooks;
-one call trains or loads them all), ``tables`` (what the runs measure, summarised) and
-``figures``. The runs' training and storage are chapters 7 and 8's shared ``santurkar`` module.
+Read in this order: ``config`` (the configuration), ``experiment`` (the runs and their
+measurement hooks; one call trains or loads them all), ``analysis`` (what the runs measure,
+summarised), ``headlines`` (the paper's claims beside the record) and ``figures``. The runs' training and storage are chapters 7 and 8's shared ``santurkar`` module.
 This package re-exports their names, so that the chapter calls ``noise.<name>`` whichever file
 holds it.
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .experiment import (
-    CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig, extra_runs, make_hooks, run,
-    runs, with_extra_seeds)
+from .config import CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig
+from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
     ACCURACIES, COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)
 from .headlines import KEEP, claims_table, headlines, ics_cases  # noqa: F401
-from .tables import (
+from .analysis import (
     ANTI_COSINE, accuracy_table, ics_summary, ics_table, moment_changes, shift_summary, shift_table)

@@ -8,8 +8,8 @@ import numpy as np
 
 from ...book import plotting, results
 from .. import santurkar as S
-from .experiment import ICS_NETS, NOISE_NETS
-from .tables import moment_changes
+from .config import ICS_NETS, NOISE_NETS
+from .analysis import moment_changes
 
 ACCURACIES = {   # key in a run's record -> what it measures
     "train_batch_accuracy": "Training accuracy as trained (noise on, the batches trained on)",

@@ -24,8 +24,9 @@ from ... import book
 from ...book import claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE
-from .experiment import ICS_NETS, NOISE_NETS, PAPER, with_extra_seeds
-from .tables import moment_changes
+from .config import ICS_NETS, NOISE_NETS, PAPER
+from .experiment import with_extra_seeds
+from .analysis import moment_changes
 
 SOURCE = "Santurkar et al. 2018"
 BOOK = "book's test (not in the paper)"

@@ -14,18 +14,19 @@ Cohen et al. 2021), whatever the network, so the β met along training mostly re
 initialisation (before any step), β at each learning rate beside 2 / LR, and β when both
 networks have reached the same training loss.
 
-Read in this order: ``experiment`` (the configuration, the runs and the landscape hooks; one
-call trains or loads them all), ``figures`` and ``tables`` (what the record shows). The runs'
+Read in this order: ``config`` (the configuration), ``experiment`` (the runs and the landscape
+hooks; one call trains or loads them all), ``analysis`` (what the record shows), ``headlines``
+(the paper's claims beside the record) and ``figures``. The runs'
 training and storage are chapter 7's and 8's shared ``santurkar`` module. This package
 re-exports their names, so that the chapter calls ``smoothness.<name>`` whichever file holds it.
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .experiment import (
-    CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig, extra_runs, make_hooks, record_lr,
-    record_norms, run, runs, with_extra_seeds)
+from .config import CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig
+from .experiment import extra_runs, make_hooks, record_lr, record_norms, run, runs, with_extra_seeds
 from .figures import (
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
-from .tables import (
-    WINDOW, beta_at_loss, beta_comparison, beta_table, claims_table, edge_reading, headlines,
-    large_lr_note, large_lr_summary, page_numbers, smoothness_summary, smoothness_table)
+from .analysis import (
+    WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, large_lr_note,
+    large_lr_summary, page_numbers, smoothness_summary, smoothness_table)
+from .headlines import claims_table, headlines

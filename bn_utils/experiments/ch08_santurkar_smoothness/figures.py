@@ -12,8 +12,9 @@ import numpy as np
 
 from ...book import plotting, results
 from .. import santurkar as S
-from .experiment import PAPER_NETS, SmoothnessConfig, record_lr, record_norms
-from .tables import landscape_series
+from .config import PAPER_NETS, SmoothnessConfig
+from .experiment import record_lr, record_norms
+from .analysis import landscape_series
 
 # The book's palette: standard teal, BN red, the three ℓp normalisations in the colours for
 # series that are neither (plotting.series_colors).

@@ -1,17 +1,17 @@
 """Chapter 08's numbers: per network the landscape measures, beta (the smoothness constant,
 written λ in the book's text and tables; β is BN's shift there) at initialisation, along
-training and at a common loss, the larger learning rate, and the paper's claims beside ours,
-decided by the book's rule (:mod:`bn_utils.book.claims`) over the seeds a record holds."""
+training and at a common loss, the larger learning rate, and the numbers the page quotes."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ... import book
-from ...book import claims, results
+from ...book import results
 from .. import santurkar as S
 from ..santurkar import CHANCE, LEARNED
-from .experiment import LP_NETS, PAPER_NETS, record_lr, record_norms, with_extra_seeds
+from .config import LP_NETS, PAPER_NETS
+from .experiment import record_lr, record_norms
 
 # β "at the common loss" is the median over this many measurements around the first at which
 # the run's loss (itself a running median over as many, of each step's batch loss) reached the
@@ -152,8 +152,6 @@ def large_lr_summary(record: results.Record) -> dict:
     return out
 
 
-SOURCE = "Santurkar et al. 2018"
-BOOK = "book's test (not in the paper)"
 MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "λ"}
 
 
@@ -166,169 +164,6 @@ def landscape_series(m: dict, key: str) -> np.ndarray:
         if key == "grad_change":
             return np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
         return np.asarray(m["ls_beta"], float)
-
-
-def _landscape(m: dict, key: str) -> float:
-    """Return one run's median over training of a landscape measure (``MEASURES``)."""
-    v = landscape_series(m, key)
-    with np.errstate(invalid="ignore"):
-        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
-
-
-def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
-    """Return per network of ``arch`` at ``lr``: whether it learned, and per seed (``{seed:
-    value}``) each landscape measure, the final training accuracy (VGG; a diverged run at
-    chance) or the final loss (DLN)."""
-    runs, out = S.unpack(record), {}
-    for norm in norms:
-        group = S.group(arch, norm, lr)
-        members = S.seeds_of(runs, group)
-        if not members:
-            continue
-        row = {"learned": S.learned(members, arch)}
-        row.update({key: S.per_seed(runs, group, lambda m, key=key: _landscape(m, key) if "ls_beta" in m else np.nan)
-                    for key in MEASURES})
-        if arch == "vgg":
-            row["final"] = S.per_seed(runs, group, lambda m: CHANCE if m.get("diverged")
-                                      else S.last_finite(m, "train_accuracy"))
-        else:
-            row["final"] = S.per_seed(runs, group, lambda m: S.last_finite(m, "loss"))
-        out[norm] = row
-    return out
-
-
-def _v(by_seed: dict) -> list[float]:
-    return list(by_seed.values())
-
-
-def _m(by_seed: dict) -> float:
-    return float(np.mean(_v(by_seed))) if by_seed else float("nan")
-
-
-def _smaller(nets: dict, key: str) -> claims.Decision | str:
-    """Return the verdict on "BN's median ``key`` is smaller than the standard network's" in one
-    architecture (not comparable unless both learned)."""
-    if not (nets["none"]["learned"] and nets["bn"]["learned"]):
-        return claims.NOT_COMPARABLE
-    return claims.greater(_v(nets["none"][key]), _v(nets["bn"][key]))
-
-
-def _text(d) -> str:
-    return S.spread(d) if isinstance(d, claims.Decision) else d
-
-
-def headlines(record: results.Record) -> list[dict]:
-    """Return chapter 08's claims in :func:`bn_utils.book.claims.row`'s shape, decided over the seeds
-    the record holds (with the extra seeds' runs stored so far merged in). A seed is one training
-    run of a network; the networks' seeds are independent (``claims.greater``), and a quantity of
-    three networks (the ℓp claim's DLN part) is one value per seed (``claims.paired``). A claim
-    about both networks must hold in the VGG and in the DLN (``claims.all_of``); a comparison of
-    measurements over training needs both networks to have learned (``santurkar.learned``), else
-    it is "not comparable"; β at step 0 is taken before any learning and compares at any rate."""
-    record = with_extra_seeds(record)
-    c = record.config
-    vgg = _networks(record, "vgg", c["lr"], record_norms(record, "vgg"))
-    dln = _networks(record, "dln", c["dln_lr"], record_norms(record, "dln"))
-    both = all(n in s for s in (vgg, dln) for n in PAPER_NETS)
-    out = []
-    for key, text, where in (
-            ("loss_range", "with BN the loss changes less along the gradient (a smaller Lipschitz constant)",
-             "Fig. 4(a) VGG, Fig. 10(a) DLN"),
-            ("grad_change", "with BN the gradient is more predictive", "Figs. 4(b), 10(b), 11"),
-            ("beta", "BN lowers the effective smoothness constant λ (measured along training at one LR)", "Figs. 4(c), 10(c)")):
-        where, theirs = f"{SOURCE}, {where}", "qualitative (figures)"
-        if not both:
-            out.append(claims.missing(text, where, theirs))
-            continue
-        parts = {arch: _smaller(s, key) for arch, s in (("VGG", vgg), ("DLN", dln))}
-        ours = "; ".join(f"{arch}: standard {_m(s['none'][key]):.3g}, BN {_m(s['bn'][key]):.3g}"
-                         for arch, s in (("VGG", vgg), ("DLN", dln)))
-        out.append(claims.row(text, where, theirs, f"median {MEASURES[key]}: {ours}", claims.all_of(parts.values()),
-                              spread="; ".join(f"{a}: {_text(d)}" for a, d in parts.items())))
-    out.append(_beta_free_of_lr(record))
-    out.append(_larger_lr(record))
-    out.append(_lp_help(vgg, dln))
-    return out
-
-
-def _beta_free_of_lr(record: results.Record) -> dict:
-    """The book's test: BN's β is smaller at step 0 (before any step) and, where both networks
-    learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate; parts that are
-    not comparable are left out (the claim is not comparable when every part is)."""
-    text = "BN lowers λ where the learning rate cannot set it (at step 0 and at a loss both reached)"
-    betas = beta_comparison(record, "vgg")
-    lrs = [lr for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"])) if ("none", lr) in betas]
-    if not lrs:
-        return claims.missing(text, BOOK, "—", kind="book")
-    parts, texts, skipped = [], [], []
-    for lr in lrs:
-        n, b = betas[("none", lr)], betas[("bn", lr)]
-        d = claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"]))
-        parts.append(d)
-        texts.append(f"LR {lr:g}: at step 0 standard {n['beta_init']:.3g}, BN {b['beta_init']:.3g} ({_text(d)})")
-        if not (n["learned"] and b["learned"]):
-            skipped.append(f"LR {lr:g} at the common loss (a network had not learned half-way)")
-            continue
-        d = claims.greater(_v(n["beta_at_level_seeds"]), _v(b["beta_at_level_seeds"]))
-        parts.append(d)
-        texts.append(f"LR {lr:g}: at loss {n['loss_level']:.3g} standard {n['beta_at_level']:.3g}, "
-                     f"BN {b['beta_at_level']:.3g} ({_text(d)})")
-    ours = "; ".join(texts) + (f". Not comparable: {'; '.join(skipped)}" if skipped else "")
-    return claims.row(text, BOOK, "—", ours, claims.all_of(parts),
-                      spread="standard − BN per part, in the brackets", kind="book")
-
-
-def _larger_lr(record: results.Record) -> dict:
-    """BN at the larger rate learns (final training accuracy above chance by ``LEARNED``) and ends
-    higher than the standard network there (a diverged run counts as chance): an outcome."""
-    text = "BN tolerates a larger learning rate (and learns at it)"
-    where, theirs = f"{SOURCE}, Fig. 1 (VGG at LR 0.5)", "qualitative (figures)"
-    lr = record.config["large_lr"]
-    nets = _networks(record, "vgg", lr, PAPER_NETS)
-    if not all(n in nets for n in PAPER_NETS):
-        return claims.missing(text, where, theirs)
-    bn, plain = _v(nets["bn"]["final"]), _v(nets["none"]["final"])
-    learns, beats = claims.greater(bn, CHANCE, margin=LEARNED), claims.greater(bn, plain)
-    return claims.row(text, where, theirs, f"final training accuracy at LR {lr:g}: BN {np.mean(bn):.3f}, "
-                                           f"standard {np.mean(plain):.3f} (a diverged run counts as chance)",
-                      claims.all_of([learns, beats]),
-                      spread=f"BN − chance − {LEARNED:g}: {learns.spread('points', 100)}; BN − standard: "
-                             f"{beats.spread('points', 100)}")
-
-
-def _lp_help(vgg: dict, dln: dict) -> dict:
-    """ℓp normalisations help as BN does: in the VGG every ℓp network learns and ends with a higher
-    training accuracy than the standard one; in the DLN every ℓp network gains at least half of
-    BN's drop in final loss (per seed: standard − ℓp − ½ max(standard − BN, 0) > 0)."""
-    text = ("ℓp normalisations help as BN does, without controlling the moments (VGG: a higher training "
-            "accuracy than the standard network's; DLN: at least half of BN's drop in final loss)")
-    where, theirs = f"{SOURCE}, Figs. 5, 12, 13", "qualitative (figures)"
-    nets = [n for n in LP_NETS if n in vgg and n in dln]
-    if not nets or not all(n in s for s in (vgg, dln) for n in PAPER_NETS):
-        return claims.missing(text, where, theirs)
-    parts, spreads = [], []
-    for n in nets:
-        learns = claims.greater(_v(vgg[n]["final"]), CHANCE, margin=LEARNED)
-        beats = claims.greater(_v(vgg[n]["final"]), _v(vgg["none"]["final"]))
-        none, bn, lp = dln["none"]["final"], dln["bn"]["final"], dln[n]["final"]
-        seeds = sorted(set(none) & set(bn) & set(lp))
-        half = claims.paired([none[s] - lp[s] - 0.5 * max(none[s] - bn[s], 0.0) for s in seeds])
-        parts += [learns, beats, half]
-        spreads.append(f"{S.LABELS[n]}: VGG {beats.spread('points', 100)}; DLN {S.spread(half)}")
-    vgg_text = ", ".join(f"{S.LABELS[n]} {_m(vgg[n]['final']):.3f}" for n in nets)
-    dln_text = ", ".join(f"{S.LABELS[n]} {_m(dln[n]['final']):.1f}" for n in nets)
-    ours = (f"VGG final training accuracy: standard {_m(vgg['none']['final']):.3f}, BN {_m(vgg['bn']['final']):.3f}; "
-            f"{vgg_text}. DLN final loss: standard {_m(dln['none']['final']):.1f}, BN {_m(dln['bn']['final']):.1f}; "
-            f"{dln_text}")
-    return claims.row(text, where, theirs, ours, claims.all_of(parts), spread="; ".join(spreads))
-
-
-def claims_table(record: results.Record) -> book.Table:
-    """Table: each claim (the paper's, and the book's own test), its verdict, our measurement,
-    its spread over the seeds, and the paper's number with where it is shown (:func:`headlines`)."""
-    rows = [{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
-             "theirs (source)": f"{r['their number']} ({r['source']})"} for r in headlines(record)]
-    return book.Table(rows, fmt="{}")
 
 
 EDGE_FACTOR = 2.0   # "at the edge of stability": β·LR/2 within this factor of 1

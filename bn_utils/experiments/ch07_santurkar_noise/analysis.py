@@ -8,7 +8,7 @@ import numpy as np
 from ... import book
 from ...book import results
 from .. import santurkar as S
-from .experiment import ICS_NETS, NOISE_NETS
+from .config import ICS_NETS, NOISE_NETS
 
 # G′ "points against" G when their cosine is below this (ics_summary's "anti" share)
 ANTI_COSINE = -0.5
