@@ -27,14 +27,14 @@ import torch.nn.functional as F
 from bn_utils.training import augment
 from bn_utils import data
 from bn_utils.experiments import ch05_cifar_inception as inc
-from bn_utils.experiments.ch05_cifar_inception import training
+from bn_utils.experiments.ch05_cifar_inception import experiment
 
 TARGET = 1.25   # the chapter's average epoch may take at most this multiple of the plain loop's
 
 
 def plain_epoch(rc: inc.RunConfig, x: torch.Tensor, y: torch.Tensor) -> float:
     """Return the seconds of one epoch of a hand-written loop over ``rc``'s network."""
-    model = training.build_model(rc)
+    model = experiment.build_model(rc)
     opt = torch.optim.SGD(model.parameters(), lr=rc.lr, momentum=rc.momentum,
                           weight_decay=rc.weight_decay)
     model.train()
@@ -57,7 +57,7 @@ def chapter_epoch(rc: inc.RunConfig) -> tuple[float, int]:
     one = rc.replace(epochs=1)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        out = training.train_run(one, checkpoint=Path(tmp) / "run.pt")
+        out = experiment.train_run(one, checkpoint=Path(tmp) / "run.pt")
         seconds = time.perf_counter() - t0
     hist = out["history"]
     return seconds, len(hist["eval_step"]) + len(hist["measure_step"]) + 1   # + the final logits
@@ -82,7 +82,7 @@ def parts(rc: inc.RunConfig, x_tr, y_tr, x_te, y_te) -> dict:
     for xb, _ in raw:
         aug(xb)
     t_aug = time.perf_counter() - t0
-    model = training.build_model(rc)
+    model = experiment.build_model(rc)
     t0 = time.perf_counter()
     training.scores(training.predict(model, x_te), y_te)
     t_eval = time.perf_counter() - t0
