@@ -6,11 +6,14 @@ writes by hand for the same network: pre-normalised float images in memory, a ra
 forward, cross-entropy, backward, momentum SGD, no evaluation. The two run interleaved, in
 rounds, in one process, and we print medians: a neighbour's load hits both alike.
 
-A one-epoch run evaluates more often than the run's average epoch (step 0, the dense early
-evaluations, the end), so the chapter's *average* epoch is the measured one with its evaluations
-replaced by the run's mean count per epoch, each costing the measured evaluation time.
+The parts of the chapter's epoch (its test-set evaluations, its augmentation) are timed inside
+that epoch, by wrapping the functions the chapter calls, so each costs what it costs in a run
+(an evaluation after training steps is slower than one on a fresh model). A one-epoch run
+evaluates more often than the run's average epoch (step 0, the dense early evaluations, the
+end), so the chapter's *average* epoch is the measured one with its evaluations replaced by the
+run's mean count per epoch, each at the measured in-run cost.
 
-    python benchmarks/inception_epoch.py [--rows BN-x30 Inception] [--rounds 2] [--threads 2]
+    python benchmarks/inception_epoch.py [--rows BN-x30 Inception] [--rounds 3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from bn_utils.training import augment
-from bn_utils import data
 from bn_utils.experiments import ch05_cifar_inception as inc
 from bn_utils.experiments.ch05_cifar_inception import experiment
 
@@ -51,79 +53,85 @@ def plain_epoch(rc: inc.RunConfig, x: torch.Tensor, y: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
-def chapter_epoch(rc: inc.RunConfig) -> tuple[float, int]:
-    """Return the seconds of one epoch of ``train_run`` (checkpointing as the chapter does) and
-    the number of test-set evaluations it made."""
+class _Timer:
+    """Wrap ``owner.name`` so each call adds its seconds to ``self.seconds``; ``restore()`` undoes it."""
+
+    def __init__(self, owner, name: str):
+        self.owner, self.name, self.original = owner, name, getattr(owner, name)
+        self.seconds, self.calls = 0.0, 0
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return self.original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls += 1
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        setattr(self.owner, self.name, self.original)
+
+
+def chapter_epoch(rc: inc.RunConfig) -> dict:
+    """Return the seconds of one epoch of ``train_run`` (checkpointing as the chapter does), with
+    the seconds and count of its test-set evaluations and the seconds of its augmentation."""
     one = rc.replace(epochs=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        out = experiment.train_run(one, checkpoint=Path(tmp) / "run.pt")
-        seconds = time.perf_counter() - t0
-    hist = out["history"]
-    return seconds, len(hist["eval_step"]) + len(hist["measure_step"]) + 1   # + the final logits
+    evals, aug = _Timer(experiment, "predict"), _Timer(augment.Augment, "__call__")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            experiment.train_run(one, checkpoint=Path(tmp) / "run.pt")
+            seconds = time.perf_counter() - t0
+    finally:
+        evals.restore()
+        aug.restore()
+    return {"total": seconds, "evals": evals.calls, "eval_seconds": evals.seconds,
+            "augmentation": aug.seconds}
 
 
 def evals_per_epoch(rc: inc.RunConfig) -> float:
     """Return the test-set evaluations of the whole run ``rc`` per epoch (step 0, regular, dense,
     the final logits)."""
     regular = len(range(0, rc.steps, rc.steps_per_epoch // rc.evals_per_epoch)) + 1
-    return (regular + len(training.dense_eval_steps(rc)) + 1) / rc.epochs
-
-
-def parts(rc: inc.RunConfig, x_tr, y_tr, x_te, y_te) -> dict:
-    """Return the seconds per epoch of batching and augmentation, and of one evaluation."""
-    batches = data.batches(x_tr, y_tr, rc.batch_size, seed=0)
-    aug = augment.Augment(pad=rc.pad, flip=rc.flip, jitter=rc.jitter, channels_last=rc.channels_last)
-    n = 200
-    t0 = time.perf_counter()
-    raw = [next(batches) for _ in range(n)]
-    t_batch = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for xb, _ in raw:
-        aug(xb)
-    t_aug = time.perf_counter() - t0
-    model = experiment.build_model(rc)
-    t0 = time.perf_counter()
-    training.scores(training.predict(model, x_te), y_te)
-    t_eval = time.perf_counter() - t0
-    scale = rc.steps_per_epoch / n
-    return {"batching": t_batch * scale, "augmentation": t_aug * scale, "evaluation": t_eval}
+    return (regular + len(experiment.dense_eval_steps(rc)) + 1) / rc.epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", default=["BN-x30", "Inception"], choices=tuple(inc.ROWS))
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = inc.AblationConfig.for_profile("reference")
-    x_tr, y_tr, x_te, y_te = training.cifar_uint8(cfg.n_train, cfg.n_test, "cpu")
+    x_tr, y_tr, x_te, y_te = experiment.cifar_uint8(cfg.n_train, cfg.n_test, "cpu")
     x_plain = augment.normalise(x_tr)   # the plain loop normalises once, up front
     print(f"torch {torch.__version__}, {args.threads} intra-op thread(s), {args.rounds} rounds, "
           f"reference profile, {cfg.n_train:,} training images (median of the rounds)")
     for row in args.rows:
         rc = cfg.run_config(row, 0)
-        plain, chapter, n_evals = [], [], 0
+        plain, chapter = [], []
         for _ in range(args.rounds):
             plain.append(plain_epoch(rc, x_plain, y_tr))
-            seconds, n_evals = chapter_epoch(rc)
-            chapter.append(seconds)
-        p = parts(rc, x_tr, y_tr, x_te, y_te)
-        t_plain, t_first = statistics.median(plain), statistics.median(chapter)
+            chapter.append(chapter_epoch(rc))
+        t_plain = statistics.median(plain)
+        t_first = statistics.median(c["total"] for c in chapter)
+        n_evals = chapter[0]["evals"]
+        per_eval = statistics.median(c["eval_seconds"] / c["evals"] for c in chapter)
+        t_aug = statistics.median(c["augmentation"] for c in chapter)
         mean_evals = evals_per_epoch(rc)
-        t_mean = t_first + (mean_evals - n_evals) * p["evaluation"]
-        train_part = t_first - n_evals * p["evaluation"] - p["batching"] - p["augmentation"]
+        t_mean = t_first + (mean_evals - n_evals) * per_eval
+        rest = t_mean - mean_evals * per_eval - t_aug
         print(f"\n{row} ({rc.epochs} epochs, {rc.steps_per_epoch} steps of {rc.batch_size} per epoch)")
         print(f"  plain PyTorch loop, one epoch:           {t_plain:6.1f} s")
         print(f"  chapter, first epoch ({n_evals} evaluations):   {t_first:6.1f} s")
         print(f"  chapter, the run's mean epoch ({mean_evals:.2f} evaluations): {t_mean:6.1f} s"
               f"  = {t_mean / t_plain:.2f}x the plain loop (target <= {TARGET}x)")
-        print(f"  shares of the mean epoch: training steps {train_part / t_mean:.0%}, evaluations "
-              f"{mean_evals * p['evaluation'] / t_mean:.0%} ({p['evaluation']:.2f} s each), "
-              f"augmentation {p['augmentation'] / t_mean:.0%}, batching {p['batching'] / t_mean:.0%}")
+        print(f"  shares of the mean epoch: training steps and the rest {rest / t_mean:.0%}, "
+              f"evaluations {mean_evals * per_eval / t_mean:.0%} ({per_eval:.2f} s each, in the run), "
+              f"augmentation {t_aug / t_mean:.0%}")
         print(f"  whole run at this rate: {rc.epochs * t_mean / 60:.0f} min")
-
 
 if __name__ == "__main__":
     main()
