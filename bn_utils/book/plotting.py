@@ -143,16 +143,23 @@ def note(fig, text: str) -> None:
     fig.bn_note = text
 
 
-def legend_below(fig, axes, ncols: int = 2) -> None:
+def legend_below(fig, axes, ncols: int = 2):
     """Put one legend for all panels under the figure (the handles of the first panel that has
-    labels, plus any labels only later panels have)."""
+    labels, plus any labels only later panels have), in at most ``ncols`` columns: fewer when
+    that many would be wider than the figure (a legend wider than the page widens the saved
+    image, and the page then shrinks the whole figure to fit)."""
     handles, labels = [], []
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
+    renderer = fig.canvas.get_renderer()
+    for n in range(max(1, min(ncols, len(labels))), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=n)
+        if n == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return legend
+        legend.remove()
 
 
 def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=None,

@@ -120,3 +120,28 @@ def test_a_linear_step_axis_gets_few_compact_ticks_and_log_axes_plain_numbers():
     steps = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
     assert 3 <= len(steps) <= 6 and steps[0] == "0" and all(t.endswith("k") for t in steps[1:]), steps
     assert {"0.01", "0.1", "1", "10"} <= {t.get_text() for t in log.get_xticklabels()}
+
+
+def _saved_width(fig) -> int:
+    """The width in pixels of ``fig`` saved as the notebook's inline backend saves it."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return Image.open(buf).size[0]
+
+
+def test_a_legend_below_takes_fewer_columns_when_it_would_widen_the_figure():
+    fig, axes = plotting.panels(2)
+    labels = ["standard (n=3)", "BN (n=3)", "noisy BN (n=3)", "standard + noise (n=3)", "chance"]
+    for lab in labels:
+        axes[0].plot([0, 1], [0, 1], label=lab)
+    legend = plotting.legend_below(fig, axes, ncols=5)
+    assert len(legend.get_texts()) == 5 and legend._ncols < 5
+    assert _saved_width(fig) <= plotting.PAGE_WIDTH * fig.dpi + 20   # the page shows it unshrunk
+    fig2, (ax,) = plotting.panels(1)
+    for lab in "abcde":
+        ax.plot([0, 1], [0, 1], label=lab)
+    assert plotting.legend_below(fig2, [ax], ncols=5)._ncols == 5   # short labels keep a row
