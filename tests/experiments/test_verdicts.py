@@ -56,3 +56,29 @@ def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
     chapter05 = {r["claim"] for r in rows if r["chapter"] == "05"}
     assert "BN-x30 trains more slowly than BN-x5 at first but ends higher" in chapter05
     assert "BN-x5-Sigmoid never reaches Inception's best accuracy" in chapter05
+
+
+def _row(chapter, claim, verdict, kind="paper"):
+    return {"chapter": chapter, "claim": claim, "verdict": verdict, "kind": kind}
+
+
+def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_grammar():
+    rows = [_row("04", "a", "yes"), _row("05", "b", "no"), _row("05", "c", "inside the noise"),
+            _row("07", "noisy BN's layer inputs move more than the standard network's", "yes"),
+            _row("07", "noisy BN trains better than the standard network", "yes"),
+            _row("07", "noisy BN trains nearly as well as BN", "inside the noise"),
+            _row("07", "BN does not reduce gradient-based ICS", "no"),
+            _row("08", "loss range", "inside the noise"), _row("08", "larger learning rate", "yes"),
+            _row("08", "a test of the book's own", "yes", kind="book")]
+    a = verdicts.answer(rows)
+    assert a["ans_ioffe"] == "of 3 claims, 1 holds, 1 does not and 1 sits inside the noise"
+    assert "does not need steady layer inputs" in a["q_shift"]
+    assert "nearly as well as BN, sits inside the seeds' noise" in a["q_shift"]
+    assert a["q_ics"].endswith("does not hold.")
+    assert "2 claims that BN smooths" in a["q_smooth"] and "the one that holds: larger" in a["q_smooth"]
+    assert "leave open why BN helps" in a["q_smooth"]
+    rows[4] = _row("07", "noisy BN trains better than the standard network", "inside the noise")
+    a = verdicts.answer(rows)    # the benefit no longer shown to survive: the sentence says so
+    assert "does not show" in a["q_shift"] and "does not need" not in a["q_shift"]
+    rows[7] = _row("08", "loss range", "yes")
+    assert "side with smoothness" in verdicts.answer(rows)["q_smooth"]
