@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from bn_utils.training import augment, train
-from bn_utils import data
+from bn_utils import data, runtime
 from bn_utils.experiments import (
     ch06_ensemble as ensemble, ch05_cifar_inception as inc, ch07_santurkar_noise as noise,
     santurkar as S, ch08_santurkar_smoothness as smoothness)
@@ -75,7 +75,7 @@ def _santurkar(cfg, run: S.Run) -> Callable[[torch.device], dict]:
     """Return a builder of chapter 07/08's training loop for ``run`` (random data of its shapes)."""
 
     def make(device: torch.device) -> dict:
-        train.seed_everything(run.seed)
+        runtime.seed_everything(run.seed)
         model = S.build_model(cfg, run).to(device)
         gen = torch.Generator().manual_seed(0)
         if run.arch == "vgg":
@@ -184,7 +184,7 @@ def slice_chapter(chapter: str, device: torch.device | str, *, steps: int, warmu
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: print each chapter's rates (and write them as JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default=str(train.default_device()))
+    parser.add_argument("--device", default=str(runtime.default_device()))
     parser.add_argument("--chapters", default=",".join(CHAPTERS))
     parser.add_argument("--profile", default="full")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (cuda 200, cpu 2)")

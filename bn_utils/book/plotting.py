@@ -25,7 +25,6 @@ PALETTE = {
     "reference": "#222222",  # near black: a true value, a theory curve, an exact statistic
     "muted": "#8c8c8c",      # grey: context (chance level, guide lines)
 }
-COLORS = PALETTE  # the older name, used by chapters not yet converted
 # Series that are neither BN nor no-BN (momenta, activations, initialisations) take these, in
 # order; they are also matplotlib's default cycle, so an unnamed line is never red or teal.
 SERIES = ("other", "noisy_bn", "extra", "muted", "reference")

@@ -25,9 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime import atomic_write_bytes, eval_mode
-# Not this module's: chapter 04 calls train.cpu_threads and benchmarks/gpu_slice.py
-# train.default_device and train.seed_everything; the package calls them from runtime.
-from ..runtime import cpu_threads, default_device, seed_everything  # noqa: F401
 
 # A run whose logged mean loss exceeds this multiple of its first minibatch's loss has diverged,
 # even while the loss is still finite (a loss of 1e20 is not training).

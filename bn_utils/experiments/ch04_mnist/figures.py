@@ -11,7 +11,7 @@ from ...book import plotting, results
 from .config import PERCENTILES, MnistConfig, init_label
 from .analysis import LABELS, select, truncate
 
-COLORS = {False: plotting.COLORS["no_bn"], True: plotting.COLORS["bn"]}
+COLORS = {False: plotting.PALETTE["no_bn"], True: plotting.PALETTE["bn"]}
 
 
 def _note(fig, record: results.Record, extra: str = "") -> None:
