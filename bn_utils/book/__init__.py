@@ -8,8 +8,8 @@ A chapter reads ``from bn_utils import book`` and calls the page helpers as ``bo
 ``book.glue(...)``: they are re-exported here.
 """
 
-from .page import (SOURCE_PREFIX, Source, Table, differences, glue, mean_std, provenance, setup,
-                   show_figure, show_source, stored_results_line)
+from .page import (SOURCE_PREFIX, Source, Table, differences, glue, how_many, mean_std, provenance,
+                   setup, show_figure, show_source, stored_results_line)
 
-__all__ = ["SOURCE_PREFIX", "Source", "Table", "differences", "glue", "mean_std", "provenance",
+__all__ = ["SOURCE_PREFIX", "Source", "Table", "differences", "glue", "how_many", "mean_std", "provenance",
            "setup", "show_figure", "show_source", "stored_results_line"]

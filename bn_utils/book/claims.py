@@ -160,3 +160,20 @@ def missing(claim: str, source: str, theirs: str, kind: str = "paper") -> dict:
 def is_decided(verdict: str) -> bool:
     """Return whether a verdict is yes or no (not noise, not undecided, not run)."""
     return verdict in DECIDED
+
+
+def counts_text(verdicts: Sequence[str]) -> str:
+    """Return how many of ``verdicts`` are each verdict, as a clause in agreeing grammar, zeros
+    left out: "4 hold, 3 do not, 1 sits inside the noise and 1 is not decided" (every verdict
+    but yes, no and inside the noise counts as not decided)."""
+    n = {YES: 0, NO: 0, NOISE: 0, "undecided": 0}
+    for v in verdicts:
+        n[v if v in n else "undecided"] += 1
+    words = {YES: ("holds", "hold"), NO: ("does not", "do not"),
+             NOISE: ("sits inside the noise", "sit inside the noise"),
+             "undecided": ("is not decided", "are not decided")}
+    parts = [f"{k} {words[v][k != 1]}" for v, k in n.items() if k]
+    if not parts:
+        return "none"
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+

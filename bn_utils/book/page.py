@@ -208,6 +208,17 @@ def show_source(obj: Any) -> Source:
     return Source(obj)
 
 
+def how_many(n, noun: str, plural: str | None = None) -> str:
+    """Return a count with its noun in agreeing number: ``how_many(1, "seed")`` is "1 seed",
+    ``how_many(3, "search", "searches")`` "3 searches"; several counts give their range,
+    ``how_many([1, 3], "seed")`` "1–3 seeds"."""
+    ns = sorted(set(n)) if isinstance(n, (list, tuple, set, frozenset)) else [n]
+    if not ns:
+        raise ValueError(f"how_many: no count of {noun!r} given")
+    text = f"{ns[0]}" + (f"–{ns[-1]}" if len(ns) > 1 else "")
+    return f"{text} {noun if ns[-1] == 1 else (plural or noun + 's')}"
+
+
 def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
     """Return ``mean ± std`` of the finite values as text (with ``(k/n)`` if some are missing; a
     missing value of a run that diverged says ``diverged at step N``, given ``diverged_at`` per

@@ -238,21 +238,16 @@ def tally(rows: list[dict], kind: str = "paper") -> dict:
 
 
 def _n(n: int, one: str, many: str) -> str:
-    """``n`` with the verb (or noun) that agrees with it: "1 holds", "3 hold"."""
+    """``n`` with the noun that agrees with it: "1 claim", "3 claims"."""
     return f"{n} {one if n == 1 else many}"
 
 
 def _counts(rows: list[dict], total: bool = True) -> str:
     """Return a group's verdicts as prose: "of 9 claims, 3 hold, 1 does not, ..." (without the
     "of 9 claims, " when not ``total``)."""
-    t = tally(rows)
     if not rows:
         return "no claim in the records"
-    parts = [_n(t[claims.YES], "holds", "hold"), _n(t[claims.NO], "does not", "do not"),
-             _n(t[claims.NOISE], "sits inside the noise", "sit inside the noise"),
-             _n(t["not decided"], "is not decided", "are not decided")]
-    parts = [p for p in parts if not p.startswith("0 ")]
-    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    listed = claims.counts_text([r["verdict"] for r in rows])
     return f"of {_n(len(rows), 'claim', 'claims')}, {listed}" if total else listed
 
 

@@ -93,3 +93,10 @@ def test_negating_a_verdict_swaps_yes_and_no_and_keeps_the_rest():
     assert claims.negated(claims.YES) == claims.NO and claims.negated(claims.NO) == claims.YES
     for v in (claims.NOISE, claims.not_decided(1), claims.NOT_COMPARABLE, claims.NOT_RUN):
         assert claims.negated(v) == v
+
+
+def test_counts_text_counts_each_verdict_in_agreeing_grammar_and_leaves_out_zeros():
+    assert claims.counts_text(["yes"] * 4 + ["no"] * 3 + ["inside the noise", "1 seed: not decided"]) == (
+        "4 hold, 3 do not, 1 sits inside the noise and 1 is not decided")
+    assert claims.counts_text(["yes", "not comparable", "not run"]) == "1 holds and 2 are not decided"
+    assert claims.counts_text(["no"]) == "1 does not" and claims.counts_text([]) == "none"

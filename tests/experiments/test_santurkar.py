@@ -194,6 +194,50 @@ def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
     assert len(smoothness.beta_table(record).rows) == 4
 
 
+def _landscape_record(per_seed_beta: dict) -> results.Record:
+    """A chapter-08 record of DLN runs whose measured λ is ``per_seed_beta[norm]`` (one list of
+    values over training per seed); the loss range and gradient change follow λ."""
+    cfg = smoothness.SmoothnessConfig.for_profile("smoke")
+    metrics = {}
+    for norm, seeds in per_seed_beta.items():
+        for seed, beta in enumerate(seeds):
+            name = S.group("dln", norm, cfg.dln_lr) + f"_s{seed}"
+            beta = np.asarray(beta, float)
+            metrics[f"{name}/ls_beta"] = beta
+            metrics[f"{name}/ls_losses"] = np.stack([np.zeros_like(beta), beta], 1)   # range = λ
+            metrics[f"{name}/ls_grad_diffs"] = np.stack([beta, beta / 2], 1)           # max = λ
+            metrics[f"{name}/loss"] = [10.0, 5.0]
+    return results.Record("08", "smoothness", cfg.to_dict(), metrics)
+
+
+def test_the_landscape_table_shows_what_the_claims_decide_on_the_mean_of_per_seed_medians():
+    # one seed of the standard network is far rougher: the pooled median would hide it
+    record = _landscape_record({"none": [[1, 2, 3], [2, 2, 2], [100, 200, 300]],
+                                "bn": [[1, 1, 1], [1, 1, 1], [1, 2, 3]], "l1": [[1.0]], "l2": [[1.0]],
+                                "linf": [[1.0]]})
+    summary = smoothness.smoothness_summary(record, "dln")
+    assert summary["none"]["beta"] == pytest.approx((2 + 2 + 200) / 3)
+    assert summary["none"]["loss_range"] == summary["none"]["grad_change"] == summary["none"]["beta"]
+    assert summary["bn"]["beta"] == pytest.approx(4 / 3) and summary["none"]["beta_max"] == 300
+    ratios, text = smoothness.landscape_ratios(summary)
+    assert ratios["λ"] == pytest.approx(204 / 4) and text == "all three above 1, the paper's direction"
+
+
+def test_landscape_ratios_call_a_ratio_near_1_about_equal_not_above():
+    near = {"none": {"loss_range": 2.0, "grad_change": 1.05, "beta": 0.5},
+            "bn": {"loss_range": 1.0, "grad_change": 1.0, "beta": 1.0}}
+    ratios, text = smoothness.landscape_ratios(near)
+    assert ratios["largest gradient change"] == pytest.approx(1.05)
+    assert text == "one above 1 (the paper's direction), one within 10% of 1 and one below 1"
+    same = {k: {"loss_range": 1.0, "grad_change": 1.0, "beta": 1.0} for k in ("none", "bn")}
+    assert smoothness.landscape_ratios(same)[1] == "three within 10% of 1"
+
+
+def test_verdicts_text_names_each_measure_unless_all_agree():
+    assert smoothness.verdicts_text({"a": "yes", "b": "yes", "c": "yes"}) == "yes on all three measures"
+    assert smoothness.verdicts_text({"a": "yes", "b": "no"}) == "a: yes, b: no"
+
+
 JITTER = (0.0, 0.01, -0.01)   # per seed: what differs between seeds of one network
 
 

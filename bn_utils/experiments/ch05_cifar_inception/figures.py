@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
+from ...book.page import how_many
 from .config import TARGET_ROW
 from .analysis import curve, ordered_rows, summary
 
@@ -26,8 +27,7 @@ def _note(record: results.Record) -> str:
     cfg = record.config
     seeds = sorted({len(record.metrics[r]["seeds"]) for r in record.metrics})
     return (f"TinyInception width {cfg['width']}, {cfg['n_train']:,} training / {cfg['n_test']:,} "
-            f"test images, {seeds[0]}" + (f"–{seeds[-1]}" if len(seeds) > 1 else "")
-            + " seed(s) per row; band: mean ± std over seeds.")
+            f"test images, {how_many(seeds, 'seed')} per row; band: mean ± std over seeds.")
 
 
 def plot(record: results.Record, early_epochs: float | None = None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
+from ...book.page import how_many
 from .. import santurkar as S
 from .config import ICS_NETS, NOISE_NETS
 from .analysis import moment_changes
@@ -31,7 +32,7 @@ def _arch(record: results.Record) -> str:
 def _seeds(record: results.Record) -> str:
     runs = S.unpack(record)
     n = sorted({len(S.seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
-    return f"{n[0]}" + (f"–{n[-1]}" if len(n) > 1 else "") + " seed(s) per network"
+    return f"{how_many(n, 'seed')} per network"
 
 
 def plot_training(record: results.Record):

@@ -181,7 +181,7 @@ def _nearly(nets: dict) -> dict:
     kept = _kept(nets, "noisy_bn", "bn")
     d = claims.greater(_values(kept), KEEP)
     return claims.row(text, where, theirs, f"{ours}: keeps {_mean(kept):.1%}", d,
-                      spread=f"share − {KEEP:g}: {S.spread(d)}")
+                      spread=f"share kept − {KEEP:.0%}: {d.spread('points', 100)}")
 
 
 def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:

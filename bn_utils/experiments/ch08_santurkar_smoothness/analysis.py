@@ -4,6 +4,8 @@ training and at a common loss, the larger learning rate, and the numbers the pag
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ... import book
@@ -19,29 +21,71 @@ from .experiment import record_lr, record_norms
 WINDOW = 5
 
 
+MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "λ"}
+
+
+def landscape_series(m: dict, key: str) -> np.ndarray:
+    """Return one run's landscape measure ``key`` (``MEASURES``) at each of its measurement steps:
+    the loss range (max − min over the step sizes), the largest gradient change, or λ."""
+    with np.errstate(invalid="ignore"):
+        if key == "loss_range":
+            return np.ptp(np.asarray(m["ls_losses"], float), 1)
+        if key == "grad_change":
+            return np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
+        return np.asarray(m["ls_beta"], float)
+
+
+def landscape_median(m: dict, key: str) -> float:
+    """Return one run's median over training of a landscape measure (``MEASURES``)."""
+    v = landscape_series(m, key)
+    with np.errstate(invalid="ignore"):
+        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+
+
 def smoothness_summary(record: results.Record, arch: str) -> dict:
-    """Return per network: medians over training (and seeds) of the loss range along the
-    gradient (max − min), the largest gradient change, and beta (and beta's maximum over
-    training); final accuracy or loss."""
+    """Return per network: the landscape measures (loss range along the gradient, largest
+    gradient change, beta), each as one median over training per seed and the mean of those over
+    the seeds (the numbers the claims table decides on), beta's maximum over training and seeds;
+    final accuracy or loss."""
     runs, lr = S.unpack(record), record_lr(record, arch)
     out = {}
     for norm in record_norms(record, arch):
         members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
         if not members:
             continue
-        losses = np.concatenate([np.asarray(m["ls_losses"], float) for m in members])
-        diffs = np.concatenate([np.asarray(m["ls_grad_diffs"], float) for m in members])
-        beta = np.concatenate([np.asarray(m["ls_beta"], float) for m in members])
+        row = {"n": len(members)}
+        row.update({key: float(np.mean([landscape_median(m, key) for m in members])) for key in MEASURES})
         with np.errstate(invalid="ignore"):
-            row = {"n": len(members), "loss_range": float(np.nanmedian(np.ptp(losses, 1))),
-                   "grad_change": float(np.nanmedian(np.nanmax(diffs, 1))),
-                   "beta": float(np.nanmedian(beta)), "beta_max": float(np.nanmax(beta))}
+            row["beta_max"] = float(np.nanmax(np.concatenate([np.asarray(m["ls_beta"], float)
+                                                              for m in members])))
         key = "train_accuracy" if arch == "vgg" else "loss"
         row["final"] = S.final(runs, S.group(arch, norm, lr), key)
         if arch == "vgg":
             row["test"] = S.final(runs, S.group(arch, norm, lr), "test_accuracy")
         out[norm] = row
     return out
+
+
+RATIO_TOLERANCE = 1.1   # a standard/BN ratio within this factor of 1 reads "about 1"
+
+
+def landscape_ratios(summary: dict) -> tuple[dict, str]:
+    """Return the standard network's landscape measures over BN's (``smoothness_summary``), by
+    measure name, and what they say as a clause: above 1 is the paper's direction (rougher
+    without BN), a ratio within ``RATIO_TOLERANCE`` of 1 is about equal."""
+    ratios = {MEASURES[key]: summary["none"][key] / summary["bn"][key] for key in MEASURES}
+    above = sum(r > RATIO_TOLERANCE for r in ratios.values())
+    below = sum(r < 1 / RATIO_TOLERANCE for r in ratios.values())
+    about = len(ratios) - above - below
+    if above == len(ratios):
+        return ratios, "all three above 1, the paper's direction"
+    if below == len(ratios):
+        return ratios, "all three below 1, the opposite of the paper's"
+    words = {0: "none", 1: "one", 2: "two", 3: "three"}
+    parts = [f"{words[n]} {what}" for n, what in ((above, "above 1 (the paper's direction)"),
+                                                  (about, f"within {RATIO_TOLERANCE - 1:.0%} of 1"),
+                                                  (below, "below 1")) if n]
+    return ratios, " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
 
 
 def smoothness_table(record: results.Record, arch: str) -> book.Table:
@@ -95,7 +139,8 @@ def _lowest(m: dict, window: int = WINDOW) -> float:
 
 def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
     """Return ``{(norm, lr): row}`` for the standard and BN networks at every measured learning
-    rate: β at initialisation (step 0), the median β over training, that median times LR / 2
+    rate: β at initialisation (step 0), the median β over training (per seed, then the mean over
+    the seeds), that median times LR / 2
     (about 1: the edge of stability, where the rate sets the curvature met), and β at the loss
     both networks reached (:func:`beta_at_loss`; per seed the level is the higher of the two
     networks' lowest smoothed losses): means over seeds, and per seed (``*_seeds``:
@@ -113,8 +158,9 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
         common = sorted(set.intersection(*(set(v) for v in lowest.values())))
         level = {seed: max(lowest[norm][seed] for norm in PAPER_NETS) for seed in common}
         for norm, g in groups.items():
-            beta = np.concatenate([np.asarray(m["ls_beta"], float) for m in members[norm]])
-            median = float(np.nanmedian(beta)) if np.isfinite(beta).any() else float("nan")
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # a seed with no finite λ
+                median = float(np.nanmean([landscape_median(m, "beta") for m in members[norm]]))
             init = S.per_seed(runs, g, lambda m: float(np.asarray(m["ls_beta"], float)[0]) if "ls_beta" in m else np.nan)
             named = {int(n.rsplit("_s", 1)[1]): m for n, m in runs.items() if n.rsplit("_s", 1)[0] == g}
             at = {seed: beta_at_loss(named[seed], level[seed]) for seed in common}
@@ -133,7 +179,7 @@ def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
     rows = [{"network": S.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
              "median λ in training": v["beta"], "λ · LR / 2": v["beta_lr_over_2"],
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
-             "diverged": "yes" if v["diverged"] else "no"}
+             "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}
             for (norm, lr), v in beta_comparison(record, arch).items()]
     return book.Table(rows, fmt="{:.3g}")
 
@@ -152,20 +198,6 @@ def large_lr_summary(record: results.Record) -> dict:
     return out
 
 
-MEASURES = {"loss_range": "loss range along g", "grad_change": "largest gradient change", "beta": "λ"}
-
-
-def landscape_series(m: dict, key: str) -> np.ndarray:
-    """Return one run's landscape measure ``key`` (``MEASURES``) at each of its measurement steps:
-    the loss range (max − min over the step sizes), the largest gradient change, or λ."""
-    with np.errstate(invalid="ignore"):
-        if key == "loss_range":
-            return np.ptp(np.asarray(m["ls_losses"], float), 1)
-        if key == "grad_change":
-            return np.nanmax(np.asarray(m["ls_grad_diffs"], float), 1)
-        return np.asarray(m["ls_beta"], float)
-
-
 EDGE_FACTOR = 2.0   # "at the edge of stability": β·LR/2 within this factor of 1
 
 
@@ -173,14 +205,14 @@ def edge_reading(summary: dict, lr: float) -> str:
     """Return, as a clause, where the median β along training (``smoothness_summary``) of the
     standard and BN networks sits against the edge of stability, β·LR/2 = 1, where gradient
     descent at a fixed learning rate tends to settle whatever the landscape. The measurement's
-    step sizes scale with the learning rate too, so a β near 2/LR does not tell the two apart."""
+    step sizes scale with the learning rate too, so a β near 2/LR does not tell the two apart (the
+    page says so once, after both networks' clauses)."""
     share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
     at = {norm: 1 / EDGE_FACTOR <= v <= EDGE_FACTOR for norm, v in share.items()}
     values = f"λ·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
     if all(at.values()):
         return (f"{values}, both within a factor of two of 1, as the edge of stability would predict "
-                f"whatever the landscape; the step sizes measured also scale with the learning rate, so "
-                f"this record cannot tell the two apart")
+                f"whatever the landscape")
     if not any(at.values()):
         return f"{values}: neither within a factor of two of 1"
     near, far = ("BN's", "the standard network's") if at["bn"] else ("the standard network's", "BN's")

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from ...book import plotting, results
+from ...book.page import how_many
 from .. import santurkar as S
 from .config import PAPER_NETS, SmoothnessConfig
 from .experiment import record_lr, record_norms
@@ -35,7 +36,7 @@ def _what(record: results.Record, arch: str) -> str:
 def _seeds(record: results.Record) -> str:
     runs = S.unpack(record)
     n = sorted({len(S.seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
-    return f"{n[0]}" + (f"–{n[-1]}" if len(n) > 1 else "") + " seed(s) per network"
+    return f"{how_many(n, 'seed')} per network"
 
 
 def _steps(record: results.Record, arch: str) -> str:

@@ -10,18 +10,12 @@ from ... import book
 from ...book import claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE, LEARNED
-from .analysis import MEASURES, beta_at_loss, beta_comparison, landscape_series
+from .analysis import MEASURES, beta_at_loss, beta_comparison, landscape_median
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_norms, with_extra_seeds
 
 SOURCE = "Santurkar et al. 2018"
 BOOK = "book's test (not in the paper)"
-
-def _landscape(m: dict, key: str) -> float:
-    """Return one run's median over training of a landscape measure (``MEASURES``)."""
-    v = landscape_series(m, key)
-    with np.errstate(invalid="ignore"):
-        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
 
 
 def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
@@ -35,7 +29,7 @@ def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
         if not members:
             continue
         row = {"learned": S.learned(members, arch)}
-        row.update({key: S.per_seed(runs, group, lambda m, key=key: _landscape(m, key) if "ls_beta" in m else np.nan)
+        row.update({key: S.per_seed(runs, group, lambda m, key=key: landscape_median(m, key) if "ls_beta" in m else np.nan)
                     for key in MEASURES})
         if arch == "vgg":
             row["final"] = S.per_seed(runs, group, lambda m: CHANCE if m.get("diverged")
@@ -98,6 +92,24 @@ def headlines(record: results.Record) -> list[dict]:
     out.append(_larger_lr(record))
     out.append(_lp_help(vgg, dln))
     return out
+
+
+def landscape_verdicts(record: results.Record) -> dict[str, dict[str, str]]:
+    """Return per architecture ("VGG", "DLN") the verdict on "BN's median is smaller" for each
+    landscape measure (``MEASURES``): the parts the paper's three landscape claims combine."""
+    record, c = with_extra_seeds(record), record.config
+    nets = {"VGG": _networks(record, "vgg", c["lr"], PAPER_NETS),
+            "DLN": _networks(record, "dln", c["dln_lr"], PAPER_NETS)}
+    return {arch: {MEASURES[key]: claims.verdict_of(_smaller(s, key)) if all(n in s for n in PAPER_NETS)
+                   else claims.NOT_RUN for key in MEASURES} for arch, s in nets.items()}
+
+
+def verdicts_text(verdicts: dict[str, str]) -> str:
+    """Return ``{measure: verdict}`` as a clause: "yes on all three measures", or each named."""
+    if len(set(verdicts.values())) == 1:
+        n = {2: "both", 3: "all three"}.get(len(verdicts), f"all {len(verdicts)}")
+        return f"{next(iter(verdicts.values()))} on {n} measures"
+    return ", ".join(f"{k}: {v}" for k, v in verdicts.items())
 
 
 def _beta_free_of_lr(record: results.Record) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ...book import plotting, results
+from ...book.page import how_many
 from ... import runtime
 from ...training import train
 from .config import CHAPTER, PracticeConfig
@@ -73,7 +74,7 @@ def plot(record: results.Record, cfg: PracticeConfig):
                        f"steps (batch 64) on the digits 0–4, then fine-tuned for {cfg.ft_steps:,} steps "
                        f"(learning rate {cfg.ft_lr:g}) on {cfg.ft_n_train:,} images of the digits 5–9; "
                        f"scored in eval mode on the test images of 5–9; band: mean ± std over "
-                       f"{len(cfg.seeds)} seed(s).")
+                       f"{how_many(len(cfg.seeds), 'seed')}.")
     return fig
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from ...nn import models
 from ...book import plotting, results
+from ...book.page import how_many
 from ... import runtime
 from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
 from .training import final_accuracy, fit, mnist, seeded, test_eval
@@ -164,7 +165,7 @@ def _note(cfg: PracticeConfig, what: str, steps: int | None = None, lr: float | 
     return (f"MLP of {cfg.mlp_depth} hidden layers of {cfg.mlp_width} units, {what}, "
             f"{steps or cfg.mlp_steps:,} SGD steps (batch {cfg.mlp_batch}, learning rate "
             f"{lr or cfg.mlp_lr:g}) on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test "
-            f"images; band: mean ± std over {len(cfg.seeds)} seed(s).")
+            f"images; band: mean ± std over {how_many(len(cfg.seeds), 'seed')}.")
 
 
 PLACE_STYLE = {"none": ("no BN", plotting.PALETTE["no_bn"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
+from ...book.page import how_many
 from ... import runtime
 from .config import CHAPTER, PracticeConfig
 from .nets import cnn
@@ -84,7 +85,7 @@ def _batch_axis(ax, cfg: PracticeConfig) -> None:
 def _note(cfg: PracticeConfig) -> str:
     return (f"The CNN (width {cfg.cnn_width}) trained for {cfg.sweep_steps:,} SGD steps at every batch "
             f"size on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test images; mean ± std "
-            f"over {len(cfg.seeds)} seed(s).")
+            f"over {how_many(len(cfg.seeds), 'seed')}.")
 
 
 def plot_modes(record: results.Record, cfg: PracticeConfig):
