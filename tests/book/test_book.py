@@ -1,6 +1,7 @@
 """bn_utils.book: tables that render the same in the book, in Colab and in a console."""
 
 import numpy as np
+import pytest
 
 from bn_utils import book
 
@@ -67,3 +68,11 @@ def test_differences_lists_changed_parameters_or_says_there_are_none():
     assert [r["parameter"] for r in table.rows] == ["seed"]
     assert table.rows[0]["shown record (reference)"] == cfg.seed + 1
     assert "<table" in table._repr_html_()
+
+
+def test_how_many_agrees_the_noun_with_its_count_or_range():
+    assert book.how_many(1, "seed") == "1 seed" and book.how_many(3, "seed") == "3 seeds"
+    assert book.how_many(2, "search", "searches") == "2 searches"
+    assert book.how_many([3, 1, 3], "seed") == "1–3 seeds" and book.how_many({1}, "seed") == "1 seed"
+    with pytest.raises(ValueError, match="no count"):
+        book.how_many([], "seed")
