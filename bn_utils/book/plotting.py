@@ -8,6 +8,7 @@ under the figure, where the book folds it into a collapsed "Source" line."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Sequence
 
@@ -147,18 +148,32 @@ def legend_below(fig, axes, ncols: int = 2):
     labels, plus any labels only later panels have), in at most ``ncols`` columns: fewer when
     that many would be wider than the figure (a legend wider than the page widens the saved
     image, and the page then shrinks the whole figure to fit)."""
-    handles, labels = [], []
+    handles, labels, seeds = [], [], {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
+            # one entry per series: "BN (n=3)" in one panel and "BN" (one seed) in another merge
+            base, n = _seeds_label(lab)
+            if base not in seeds:
                 handles.append(h)
-                labels.append(lab)
+                labels.append(base)
+                seeds[base] = set()
+            seeds[base].add(n)
+    labels = [base if seeds[base] == {1} else
+              f"{base} (n={'–'.join(str(k) for k in sorted({min(seeds[base]), max(seeds[base])}))})"
+              for base in labels]
     renderer = fig.canvas.get_renderer()
     for n in range(max(1, min(ncols, len(labels))), 0, -1):
         legend = fig.legend(handles, labels, loc="outside lower center", ncols=n)
         if n == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
             return legend
         legend.remove()
+
+
+def _seeds_label(label: str) -> tuple[str, int]:
+    """Split a series label as :func:`band` writes it, "BN (n=3)", into ("BN", 3); ("BN", 1)
+    for a label without a seed count."""
+    match = re.fullmatch(r"(.*) \(n=(\d+)\)", label)
+    return (match[1], int(match[2])) if match else (label, 1)
 
 
 def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=None,

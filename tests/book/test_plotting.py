@@ -145,3 +145,13 @@ def test_a_legend_below_takes_fewer_columns_when_it_would_widen_the_figure():
     for lab in "abcde":
         ax.plot([0, 1], [0, 1], label=lab)
     assert plotting.legend_below(fig2, [ax], ncols=5)._ncols == 5   # short labels keep a row
+
+
+def test_a_legend_below_merges_one_series_drawn_with_different_seed_counts():
+    fig, axes = plotting.panels(2)
+    plotting.band(axes[0], [0, 1], [[0, 1], [0, 2], [0, 3]], label="BN", color="red")
+    plotting.band(axes[1], [0, 1], [[0, 1]], label="BN", color="red")       # one seed: "BN"
+    plotting.band(axes[1], [0, 1], [[1, 1], [1, 2]], label="standard")
+    axes[1].plot([0, 1], [0.1, 0.1], label="chance")
+    texts = [t.get_text() for t in plotting.legend_below(fig, axes, ncols=4).get_texts()]
+    assert texts == ["BN (n=1–3)", "standard (n=2)", "chance"]
