@@ -66,7 +66,7 @@ class SanturkarConfig(Config):
     dln_examples: int = param(1000, "DLN examples (full batch)", min=2, max=EXAMPLES_MAX)
     dln_steps: int = param(10_000, "DLN gradient-descent steps", min=1, max=STEPS_MAX)
     dln_measure_every: int = param(100, "DLN steps between measurements", min=1, max=STEPS_MAX)
-    seeds: tuple = param((0, 1), "seeds (initialisation and minibatch order)", item_min=0, max=SEED_MAX)
+    seeds: tuple = param((0, 1, 2), "seeds (initialisation and minibatch order)", item_min=0, max=SEED_MAX)
     checkpoint_every: int = param(1000, "steps between checkpoints of a long run", min=1,
                                   max=STEPS_MAX)
     cpu_threads: int = param(0, "torch threads on a CPU (0: torch's default, fastest on an idle "
