@@ -22,13 +22,16 @@ PALETTE = {
     "no_bn": "#00798c",      # teal: without BN (the plain network)
     "noisy_bn": "#edae49",   # yellow: BN with injected noise, or a broken BN
     "other": "#30638e",      # blue: another normalisation or a variant
-    "extra": "#6a4c93",      # purple: a fifth series
+    "extra": "#6a4c93",      # purple: a further variant
+    "green": "#66a182",      # green and brown: the third and fourth of several variants
+    "brown": "#9c6644",
     "reference": "#222222",  # near black: a true value, a theory curve, an exact statistic
     "muted": "#8c8c8c",      # grey: context (chance level, guide lines)
 }
-# Series that are neither BN nor no-BN (momenta, activations, initialisations) take these, in
-# order; they are also matplotlib's default cycle, so an unnamed line is never red or teal.
-SERIES = ("other", "noisy_bn", "extra", "muted", "reference")
+# Series that are neither BN nor no-BN (momenta, activations, initialisations, other
+# normalisations) take these, in order; they are also matplotlib's default cycle, so an unnamed
+# line is never red or teal, nor the yellow that marks a noisy or broken BN.
+SERIES = ("other", "extra", "green", "brown", "muted")
 
 # The text column is 688 px wide at a 1280 px window; a figure PAGE_WIDTH inches wide at DPI
 # dots per inch is shown at (nearly) its natural size, so 10 pt in matplotlib is 10 pt on screen.

@@ -30,9 +30,6 @@ from ..book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_
 
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
           "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
-COLORS = {"none": plotting.PALETTE["no_bn"], "bn": plotting.PALETTE["bn"],
-          "noisy_bn": plotting.PALETTE["noisy_bn"], "noise": "#66a182", "l1": "#30638e",
-          "l2": "#8d6a9f", "linf": "#2e4057"}
 ARCHS = ("vgg", "dln")
 CHANCE = 0.1     # accuracy of guessing one of CIFAR-10's ten classes
 LEARNED = 0.05   # a network learned when its accuracy is this far above chance
