@@ -16,6 +16,8 @@ from .training import final_accuracy, fit, mnist, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
 DROPOUT_RUNS = DROPOUT_PLACES
+DROPOUT_LABELS = {"none": "no dropout", "before_bn": "before each BN", "after_bn": "after each hidden block",
+                  "last_only": "last hidden layer only"}
 
 
 def _widths(cfg: PracticeConfig) -> list[int]:
@@ -193,7 +195,7 @@ def dropout_table(record: results.Record) -> list[dict]:
     rows = []
     for place in DROPOUT_RUNS:
         shift = record[f"{place}/shift"].mean(0)
-        row = {"dropout": place, "test accuracy": last(record, place)}
+        row = {"dropout": DROPOUT_LABELS.get(place, place), "test accuracy": last(record, place)}
         row.update({f"BN {i + 1}: test var / running var": float(s) for i, s in enumerate(shift)})
         rows.append(row)
     return rows
@@ -253,7 +255,8 @@ def plot_weight_decay(record: results.Record, cfg: PracticeConfig):
 
 
 def wd_summary(record: results.Record, cfg: PracticeConfig) -> dict:
-    """Return per run: final weight norm, median relative step over the second half, accuracy."""
+    """Return per run (``"bn/0"``, ``"none/0.01"``, ...): final weight norm, median relative
+    step over the second half, accuracy."""
     out = {}
     for net in ("bn", "none"):
         for wd in (0.0, cfg.weight_decay):
@@ -263,3 +266,12 @@ def wd_summary(record: results.Record, cfg: PracticeConfig) -> dict:
                         "‖ΔW‖/‖W‖ (late median)": float(np.median(rel[:, rel.shape[1] // 2:])),
                         "test accuracy": float(record[f"{key}/test_accuracy"])}
     return out
+
+
+def wd_table(summary: dict) -> dict:
+    """Return :func:`wd_summary` keyed by readable row names: "BN, weight decay 0.01"."""
+    def name(key: str) -> str:
+        net, wd = key.split("/")
+        return f"{'BN' if net == 'bn' else 'no BN'}, weight decay {float(wd):g}"
+    return {name(k): v for k, v in summary.items()}
+
