@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from typing import Any
 
 import numpy as np
@@ -108,8 +109,10 @@ def glue(name: str, value: Any) -> Any:
         from myst_nb import glue as _glue
     except ImportError:
         return value
-    # a NumPy scalar's text is "np.float64(0.5)", which {glue:text}`name:.2f` cannot format
-    _glue(name, value.item() if isinstance(value, np.generic) else value, display=False)
+    # a NumPy scalar's text is "np.float64(0.5)", which {glue:text}`name:.2f` cannot format; a
+    # glued sentence wraps between its values, never inside one ("± 4 %")
+    shown = value.item() if isinstance(value, np.generic) else whole_numbers(value) if isinstance(value, str) else value
+    _glue(name, shown, display=False)
     return value
 
 
@@ -121,6 +124,16 @@ def _readable(value: float) -> str:
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
     return f"{value:.3g}"
+
+
+# A space between a number and its unit or spread ("72.7 ± 1.0 %", "3 seeds") becomes a no-break
+# space, so a long cell wraps between values, never inside one.
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|±|points?\b|x\b|seeds?\b|members?\b))|(?<=±) (?=[-+−.\d])")
+
+
+def whole_numbers(text: str) -> str:
+    """Return ``text`` with the spaces inside each number-with-unit ("74.8 ± 0.4 %") no-break."""
+    return _UNIT_SPACE.sub("\u00a0", text)
 
 
 class Table:
@@ -166,7 +179,7 @@ class Table:
         def td(raw: Any, text: str) -> str:   # numbers and short labels ("4 × 5") never wrap
             if isinstance(raw, (int, float, np.number)) and not isinstance(raw, bool):
                 return f'<td class="bn-num">{text}</td>'
-            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{text}</td>"
+            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{whole_numbers(text)}</td>"
 
         body = "".join("<tr>" + "".join(td(r.get(c), v) for c, v in zip(self.columns, texts)) + "</tr>"
                        for r, texts in zip(self.rows, self._text_rows()))

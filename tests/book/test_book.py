@@ -76,3 +76,11 @@ def test_how_many_agrees_the_noun_with_its_count_or_range():
     assert book.how_many([3, 1, 3], "seed") == "1–3 seeds" and book.how_many({1}, "seed") == "1 seed"
     with pytest.raises(ValueError, match="no count"):
         book.how_many([], "seed")
+
+
+def test_a_long_table_cell_wraps_between_values_never_inside_one():
+    text = "74.8 ± 0.4 % vs 65.4 ± 0.9 %; +9.4 ± 0.7 points, 3 seeds"
+    assert book.page.whole_numbers(text) == (
+        "74.8\u00a0±\u00a00.4\u00a0% vs 65.4\u00a0±\u00a00.9\u00a0%; +9.4\u00a0±\u00a00.7\u00a0points, 3\u00a0seeds")
+    html = book.Table([{"ours": text}])._repr_html_()
+    assert "0.4\u00a0%" in html and "% vs 65.4" in html     # breaks stay between the values
