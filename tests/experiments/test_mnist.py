@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bn_utils import data
+from bn_utils.book import results
 from bn_utils.experiments import ch04_mnist as mnist
 from conftest import (Planted, assert_stack_equals_nets_in_eval_mode, max_state_error, needs_mnist,
                       small_nets)
@@ -372,3 +373,24 @@ def test_a_checkpoint_copied_from_another_seeds_run_is_refused(monkeypatch):
         mnist.train_all(cfg)
     out = mnist.train_all(other)             # its own run resumes from it
     assert out["model_steps_per_second"] is None and not theirs.exists()
+
+
+def test_init_reading_says_who_reached_the_threshold_first_as_the_stored_table_shows(monkeypatch):
+    from pathlib import Path
+
+    from bn_utils.experiments.ch04_mnist import analysis
+
+    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[2] / "results"))
+    cfg = mnist.MnistConfig.for_profile("full")
+    inits, runs = (results.best_record(mnist.CHAPTER, n) for n in ("inits", "runs"))
+    if inits is None or runs is None:
+        pytest.skip("chapter 04's full records are not in this checkout")
+    reading = analysis.init_reading(inits, runs, cfg)
+    rows = analysis.init_table(inits, runs, cfg)
+    steps = {(r["initialisation"], r["BN"]): float(r["steps to 95%"].split(" ±")[0].replace(",", ""))
+             for r in rows}
+    for init in ("gaussian:0.1", "lecun_uniform"):
+        plain_first = steps[init, "no"] < steps[init, "yes"]
+        assert ("network without BN reached 95% first" in reading[init]) == plain_first
+        assert reading[init].startswith(f"from {analysis.init_words(init)} weights")
+    assert reading["main_lead"].endswith(" points") and "reached 95% first" in reading["first"]

@@ -30,5 +30,5 @@ from .experiment import (
 from .rate_search import choose_lr, learning_rates, lr_search, search  # noqa: F401
 from .analysis import (
     LABELS, accuracy_at, activation_table, comparison_table, distribution_drift, drift_ratios,
-    drift_table, init_table, lr_table, select, steps_to, summary, truncate)
+    drift_table, init_reading, init_table, init_words, lr_table, select, steps_to, summary, truncate)
 from .training import eval_schedule, train_stack  # noqa: F401

@@ -170,6 +170,41 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
     return rows
 
 
+def init_words(label: str) -> str:
+    """Return an initialisation label ("gaussian:0.1", "lecun_uniform") in words."""
+    kind, _, std = label.partition(":")
+    return {"gaussian": f"Gaussian (std {std})", "lecun_uniform": "LeCun-uniform"}.get(kind, label)
+
+
+def init_reading(inits: results.Record | dict, record: results.Record | dict, cfg: MnistConfig) -> dict:
+    """Return, per better-scaled initialisation of ``inits``, what its table rows say as text:
+    which network reached the first threshold sooner (mean steps over seeds) and how many points
+    BN led by at the end of the comparison; that lead from the paper's initialisation
+    (``"main_lead"``); and which network reached the threshold first from every better-scaled
+    start (``"first"``), for the chapter's sentence on how much of BN's head start is the
+    initialisation's."""
+    steps, t = min(cfg.compare_steps, cfg.steps), cfg.thresholds[0]
+    main = init_label(cfg.init, cfg.init_std)
+    sources = [(main, truncate(record, steps))]
+    sources += [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
+    out, firsts = {}, set()
+    for init, source in sources:
+        s = summary(source, [t], init=init)
+        plain, bn = s["sigmoid", False], s["sigmoid", True]
+        lead = 100 * (bn["final_mean"] - plain["final_mean"])
+        if init == main:
+            out["main_lead"] = f"{lead:.1f} points"
+            continue
+        first = ("without BN" if plain[f"steps_to_{t}_mean"] < bn[f"steps_to_{t}_mean"] else "with BN")
+        firsts.add(first)
+        out[init] = (f"from {init_words(init)} weights the network {first} reached {t:.0%} first "
+                     f"({plain[f'steps_to_{t}_mean']:,.0f} steps without BN, {bn[f'steps_to_{t}_mean']:,.0f} "
+                     f"with) and BN led by {lead:.1f} points at step {steps:,}")
+    out["first"] = (f"the network {firsts.pop()} reached {t:.0%} first" if len(firsts) == 1 else
+                    f"which network reached {t:.0%} first depended on the initialisation")
+    return out
+
+
 def comparison_table(record: results.Record, bs1: results.Record, inits: results.Record,
                      cfg: MnistConfig) -> list[dict]:
     """Return the rows that set our numbers beside the paper's claims and the earlier student
