@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -160,6 +160,20 @@ class Table:
 
     def _text_rows(self) -> list[list[str]]:
         return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
+
+    def transposed(self, header: Sequence[str], index: str = "", label=None) -> "Table":
+        """Return this table with rows and columns swapped, for a table of few rows and many
+        columns that would not fit the page: each row becomes a column named by its ``header``
+        fields (joined by spaces, or ``label(row)``), every other column a row named ``index``. A string format
+        (``fmt``) carries over; a per-column one cannot (its columns become rows)."""
+        if isinstance(self.fmt, dict):
+            raise ValueError("a per-column format does not survive transposing: give one format string")
+        keep = [c for c in self.columns if c not in header]
+        names = [label(r) if label else " ".join(str(r.get(h, "")) for h in header) for r in self.rows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"header {tuple(header)} does not tell the rows apart: {names}")
+        return Table({c: {n: r.get(c) for n, r in zip(names, self.rows)} for c in keep},
+                     fmt=self.fmt, index=index, empty=self.empty)
 
     def _repr_markdown_(self) -> str:
         if not self.rows:

@@ -84,3 +84,16 @@ def test_a_long_table_cell_wraps_between_values_never_inside_one():
         "74.8\u00a0±\u00a00.4\u00a0% vs 65.4\u00a0±\u00a00.9\u00a0%; +9.4\u00a0±\u00a00.7\u00a0points, 3\u00a0seeds")
     html = book.Table([{"ours": text}])._repr_html_()
     assert "0.4\u00a0%" in html and "% vs 65.4" in html     # breaks stay between the values
+
+
+def test_a_wide_table_transposed_swaps_rows_and_columns_and_keeps_its_format():
+    rows = [{"module": "BN1d", "dtype": "float32", "output": 5.9e-07, "grad": 3.5e-07},
+            {"module": "BN1d", "dtype": "float64", "output": 1e-15, "grad": 2e-15}]
+    t = book.Table(rows, fmt="{:.1e}").transposed(["module", "dtype"], index="max |difference|")
+    assert t.columns == ["max |difference|", "BN1d float32", "BN1d float64"]
+    assert [r["max |difference|"] for r in t.rows] == ["output", "grad"]
+    assert t._text_rows()[0] == ["output", "5.9e-07", "1.0e-15"]
+    with pytest.raises(ValueError, match="does not tell the rows apart"):
+        book.Table(rows).transposed(["module"])
+    with pytest.raises(ValueError, match="per-column format"):
+        book.Table(rows, fmt={"output": "{:.1e}"}).transposed(["module", "dtype"])

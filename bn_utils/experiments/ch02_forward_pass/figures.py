@@ -16,11 +16,11 @@ def convention_checks(record: results.Record) -> dict:
     the paper's population statistics vs PyTorch's cumulative average (momentum None)."""
     out = {}
     if "0.01" in record["momenta"]:
-        out["keras 0.99 vs torch 0.01"] = max(
+        out["Keras momentum 0.99 vs torch momentum=0.01"] = max(
             np.abs(record["keras_0.99_mean"] - record["mean_0.01"]).max(),
             np.abs(record["keras_0.99_var"] - record["var_0.01"]).max())
-    out["paper vs torch None"] = max(abs(record["paper_mean"] - record["mean_None"][-1]),
-                                     abs(record["paper_var"] - record["var_None"][-1]))
+    out["paper's formula vs torch momentum=None"] = max(abs(record["paper_mean"] - record["mean_None"][-1]),
+                                                 abs(record["paper_var"] - record["var_None"][-1]))
     return out
 
 

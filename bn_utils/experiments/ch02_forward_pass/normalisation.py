@@ -112,6 +112,6 @@ def torch_comparison_rows(cfg: ForwardConfig) -> list[dict]:
     for module, shape, dtype, momentum in COMPARISON_CASES:
         diffs = compare_with_torch(module, shape, dtype, momentum, cfg.compare_steps, cfg.seed)
         rows.append({"module": module, "input": "×".join(map(str, shape)),
-                     "dtype": str(dtype).removeprefix("torch."), "momentum": str(momentum),
+                     "dtype": str(dtype).removeprefix("torch."), "momentum": f"momentum={momentum}",
                      **diffs})
     return rows

@@ -195,13 +195,21 @@ def init_reading(inits: results.Record | dict, record: results.Record | dict, cf
         if init == main:
             out["main_lead"] = f"{lead:.1f} points"
             continue
-        first = ("without BN" if plain[f"steps_to_{t}_mean"] < bn[f"steps_to_{t}_mean"] else "with BN")
+        p, b = plain[f"steps_to_{t}_mean"], bn[f"steps_to_{t}_mean"]   # None: not reached
+        when = lambda n: "not reached" if n is None else f"{n:,.0f} steps"  # noqa: E731
+        if p is None and b is None:
+            first = "neither network"
+            reached = f"neither network reached {t:.0%} within {steps:,} steps"
+        else:
+            first = "the network " + ("without BN" if b is None or (p is not None and p < b) else "with BN")
+            reached = f"{first} reached {t:.0%} first ({when(p)} without BN, {when(b)} with)"
         firsts.add(first)
-        out[init] = (f"from {init_words(init)} weights the network {first} reached {t:.0%} first "
-                     f"({plain[f'steps_to_{t}_mean']:,.0f} steps without BN, {bn[f'steps_to_{t}_mean']:,.0f} "
-                     f"with) and BN led by {lead:.1f} points at step {steps:,}")
-    out["first"] = (f"the network {firsts.pop()} reached {t:.0%} first" if len(firsts) == 1 else
-                    f"which network reached {t:.0%} first depended on the initialisation")
+        out[init] = (f"from {init_words(init)} weights {reached} and BN led by {lead:.1f} points at "
+                     f"step {steps:,}")
+    only = firsts.pop() if len(firsts) == 1 else None
+    out["first"] = (f"which network reached {t:.0%} first depended on the initialisation" if only is None
+                    else f"neither network reached {t:.0%}" if only == "neither network"
+                    else f"{only} reached {t:.0%} first")
     return out
 
 

@@ -58,7 +58,7 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
     """Figure (the paper's Figs. 4 and 10): over training, for the standard and BN networks, (a)
     the range of the loss along the gradient direction, (b) the range of the gradient change
     ("gradient predictiveness"), (c) the effective smoothness λ (a whole row); range: min–max over
-    the step sizes, averaged over seeds."""
+    the step sizes, averaged over seeds; (c)'s band: min to max over the seeds."""
     runs, lr = S.unpack(record), record_lr(record, arch)
     fig, axes = plotting.panels(3, wide=(2,), height=2.6, sharex=True)
     for norm in PAPER_NETS:
@@ -71,8 +71,9 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
             ax.fill_between(x, lo, hi, color=color, alpha=0.3, lw=0)
             ax.plot(x, lo, color=color, lw=1)
             ax.plot(x, hi, color=color, lw=1, label=label)
+        # on a log axis a mean − std band can fall below zero and vanish: min to max over seeds
         S.plot_curve(axes[2], runs, S.group(arch, norm, lr), "ls_beta", "measure_step", label=label,
-                     color=color)
+                     color=color, kind="minmax")
     plotting.label(axes[0], title="(a) loss along the gradient", xlabel="training step",
                    ylabel="loss, min to max over η", legend=False)
     plotting.label(axes[1], title="(b) gradient predictiveness", xlabel="training step",
@@ -83,7 +84,8 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
         plotting.plain_log_ticks(ax, decades=True)
     plotting.legend_below(fig, axes, ncols=2)
     plotting.note(fig, f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {_seeds(record)}; "
-                       f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖.")
+                       f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖; in (c) the line is "
+                       "the mean over seeds, the band their minimum to maximum.")
     return fig
 
 
