@@ -90,15 +90,16 @@ def plot_batch_dependence(record: results.Record):
     axes[1].loglog(sizes, spread, "o-", color=plotting.PALETTE["bn"], label="std over batch mates")
     axes[1].loglog(sizes, np.array(record["offset"]), "s-", color=plotting.PALETTE["other"],
                    label="|mean − eval output|")
-    axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color=plotting.PALETTE["muted"],
-                   ls=":", label="∝ 1/√B")
+    axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color=plotting.PALETTE["reference"],
+                   ls=":", lw=1.5, zorder=3, label="∝ 1/√B")   # on top: where it hides the red, they agree
     plotting.plain_log_ticks(axes[1], "y")
     axes[1].set_xticks(sizes, [str(s) for s in sizes])
     axes[1].xaxis.set_minor_formatter(NullFormatter())
     plotting.label(axes[0], title=f"One test image (a {label}), train mode", xlabel="batch size B",
-                   ylabel=f"logit of class {label}")
+                   ylabel=f"logit of class {label}", legend=False)
     plotting.label(axes[1], title="How much batch mates move it", xlabel="batch size B",
-                   ylabel="logit difference")
+                   ylabel="logit difference", legend=False)
+    plotting.legend_below(fig, axes, ncols=2)   # below: inside, it covered the curves
     plotting.note(fig, f"MNIST {record.config['activation']} BN MLP after "
                        f"{record.config['steps']} steps; {record.config['spread_draws']} random "
                        "batches per size; right: averaged over classes and images.")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...book import plotting, results
 from .config import PERCENTILES, MnistConfig, init_label
-from .analysis import LABELS, select, truncate
+from .analysis import LABELS, init_words, select, truncate
 
 COLORS = {False: plotting.PALETTE["no_bn"], True: plotting.PALETTE["bn"]}
 
@@ -28,21 +28,23 @@ def plot_lr_search(search: results.Record):
     models = search["models"]
     main = models[0]["init"]
     lines = list(dict.fromkeys((m["activation"], m["init"]) for m in models))
-    for (a, init), color in zip(lines, plotting.series_colors(len(lines))):
+    markers = "osD^v"   # lines that coincide stay apart by their markers
+    for (a, init), color, marker in zip(lines, plotting.series_colors(len(lines)), markers):
         idx = [i for i, m in enumerate(models) if (m["activation"], m["init"]) == (a, init)]
         lrs = np.array([models[i]["lr"] for i in idx])
         grid = np.unique(lrs)
         mean = np.array([np.nanmean(final[idx][lrs == lr]) if np.isfinite(final[idx][lrs == lr]).any()
                          else np.nan for lr in grid])
-        label = a if init == main else f"{a}, init {init}"
-        line, = ax.plot(grid, mean, "o-" if init == main else "o--", label=label, color=color)
+        label = a if init == main else f"{a}, {init_words(init)} init"
+        line, = ax.plot(grid, mean, marker + ("-" if init == main else "--"), label=label, color=color,
+                        mfc="none" if init != main else color)
         chosen = search["chosen_lr"][init][a]
         ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=15, color=line.get_color())
         for lr in grid[~np.isfinite(mean)]:
             ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
     ax.set_xscale("log")
     plotting.plain_log_ticks(ax, "x")
-    plotting.label(ax, title=f"Learning-rate search (networks without BN, init {main})",
+    plotting.label(ax, title=f"Learning-rate search without BN, {init_words(main)} init",
                    xlabel="learning rate (log scale)",
                    ylabel=f"val. accuracy, step {int(search['eval_step'][-1]):,}", legend=False)
     plotting.legend_below(fig, [ax], ncols=2)
