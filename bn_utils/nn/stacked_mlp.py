@@ -291,7 +291,10 @@ class _StackedTraining(torch.autograd.Function):
 def _spec(net: nn.Sequential) -> dict:
     """Return the widths, activation, Linear layers and BN layers of a ``models.mlp`` network."""
     linears = [m for m in net if isinstance(m, nn.Linear)]
-    bns = [m for m in net if isinstance(m, nn.BatchNorm1d)]
+    bns = [m for m in net if models.is_bn_layer(m)]
+    other = sorted({type(m).__name__ for m in bns if type(m) is not nn.BatchNorm1d})
+    if other:   # stacked as torch's BN (or as none) they would train as another network
+        raise ValueError(f"a stack holds torch.nn.BatchNorm1d layers only, not {', '.join(other)}")
     acts = {_activation_name(m) for m in net} - {None}
     if len(acts) != 1 or not linears or (bns and len(bns) != len(linears) - 1):
         raise ValueError("expected a models.mlp network: Linear (→ BatchNorm1d) → activation "

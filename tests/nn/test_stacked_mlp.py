@@ -127,3 +127,13 @@ def test_stacked_sgd_equals_torch_sgd_per_model_with_its_own_rate_weight_decay_a
     assert opt.model_lr == [lrs[0] / 0.5, 0.0, lrs[2] / 0.5]
     with pytest.raises(ValueError, match="one learning rate per model"):
         opt.model_lr = [1.0, 2.0]
+
+
+@pytest.mark.parametrize("norm", ["bn_scratch", "noisy_bn"])
+def test_from_models_refuses_a_norm_it_would_stack_as_something_else(norm):
+    # the package's own BN is not torch's class, noisy BN is torch's class plus noise: stacked as
+    # torch's BN (or as no BN) they would train as another network, silently
+    torch.manual_seed(0)
+    nets = [models.mlp((4, 8, 8, 3), activation_name="relu", norm=norm) for _ in range(2)]
+    with pytest.raises(ValueError, match="torch.nn.BatchNorm1d"):
+        StackedMLP.from_models(nets)
