@@ -27,7 +27,6 @@ YES, NO, NOISE = "yes", "no", "inside the noise"
 NOT_COMPARABLE, NOT_RUN = "not comparable", "not run"
 MIN_SEEDS = 2          # a spread needs two seeds
 N_SE = 2.0             # a verdict needs the mean difference two standard errors past the margin
-DECIDED = (YES, NO)
 
 
 def not_decided(n: int) -> str:
@@ -157,23 +156,28 @@ def missing(claim: str, source: str, theirs: str, kind: str = "paper") -> dict:
     return row(claim, source, theirs, "—", NOT_RUN, kind=kind)
 
 
-def is_decided(verdict: str) -> bool:
-    """Return whether a verdict is yes or no (not noise, not undecided, not run)."""
-    return verdict in DECIDED
+
+
+UNDECIDED = "not decided"   # the tally's name for every verdict but yes, no and inside the noise
+
+
+def counts(verdicts: Sequence[str]) -> dict[str, int]:
+    """Return how many of ``verdicts`` are yes, no, inside the noise, and not decided (too few
+    seeds, not comparable, not run: every other verdict)."""
+    n = {YES: 0, NO: 0, NOISE: 0, UNDECIDED: 0}
+    for v in verdicts:
+        n[v if v in n else UNDECIDED] += 1
+    return n
 
 
 def counts_text(verdicts: Sequence[str]) -> str:
-    """Return how many of ``verdicts`` are each verdict, as a clause in agreeing grammar, zeros
-    left out: "4 hold, 3 do not, 1 sits inside the noise and 1 is not decided" (every verdict
-    but yes, no and inside the noise counts as not decided)."""
-    n = {YES: 0, NO: 0, NOISE: 0, "undecided": 0}
-    for v in verdicts:
-        n[v if v in n else "undecided"] += 1
+    """Return :func:`counts` as a clause in agreeing grammar, zeros left out: "4 hold, 3 do not,
+    1 sits inside the noise and 1 is not decided"."""
+    n = counts(verdicts)
     words = {YES: ("holds", "hold"), NO: ("does not", "do not"),
              NOISE: ("sits inside the noise", "sit inside the noise"),
-             "undecided": ("is not decided", "are not decided")}
+             UNDECIDED: ("is not decided", "are not decided")}
     parts = [f"{k} {words[v][k != 1]}" for v, k in n.items() if k]
     if not parts:
         return "none"
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
-

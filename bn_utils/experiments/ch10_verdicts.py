@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..book import claims, results
-from ..book.page import Table
+from ..book.page import Table, how_many
 from . import ch01_covariate_shift as covariate_shift
 from . import ch02_forward_pass as forward_pass
 from . import ch04_mnist as mnist
@@ -39,13 +39,7 @@ def _scale(record: results.Record) -> str:
         n = record.meta.get("runs", len(record.config["members"]))
         return f"{record.profile}, {n} members"
     if record.meta.get("extra_runs"):      # chapters 07-08: seed 0's record + the extra seeds
-        groups: dict[str, set] = {}
-        for name in santurkar.unpack(record):
-            group, _, seed = name.rpartition("_s")
-            groups.setdefault(group, set()).add(seed)
-        counts = sorted({len(v) for v in groups.values()})
-        n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-        return f"{record.profile}, {n} seeds per network"
+        return f"{record.profile}, {santurkar.seeds_text(record)}"
     seeds = record.config.get("seeds")
     n = len(seeds) if isinstance(seeds, list) else 1
     return f"{record.profile}, {n} seed{'s' if n != 1 else ''}"
@@ -228,18 +222,8 @@ def verdicts(folder: Path | None = None) -> list[dict]:
 def tally(rows: list[dict], kind: str = "paper") -> dict:
     """Return how many claims of ``kind`` ("paper": the papers' and reproductions' claims; "book":
     the book's own tests) hold (yes), fail (no), sit inside the seeds' noise, or are undecided
-    (too few seeds, not comparable, not run or smoke only)."""
-    out = {claims.YES: 0, claims.NO: 0, claims.NOISE: 0, "not decided": 0}
-    for r in rows:
-        if r["kind"] == kind:
-            v = r["verdict"]
-            out[v if v in out else "not decided"] += 1
-    return out
-
-
-def _n(n: int, one: str, many: str) -> str:
-    """``n`` with the noun that agrees with it: "1 claim", "3 claims"."""
-    return f"{n} {one if n == 1 else many}"
+    (``claims.counts``)."""
+    return claims.counts([r["verdict"] for r in rows if r["kind"] == kind])
 
 
 def _counts(rows: list[dict], total: bool = True) -> str:
@@ -248,7 +232,7 @@ def _counts(rows: list[dict], total: bool = True) -> str:
     if not rows:
         return "no claim in the records"
     listed = claims.counts_text([r["verdict"] for r in rows])
-    return f"of {_n(len(rows), 'claim', 'claims')}, {listed}" if total else listed
+    return f"of {how_many(len(rows), 'claim')}, {listed}" if total else listed
 
 
 def _find(rows: list[dict], chapter: str, words: str) -> dict | None:
@@ -292,7 +276,7 @@ def answer(rows: list[dict]) -> dict:
     out["q_ics"] = f"Their second test, that BN does not reduce gradient-based ICS, {_reads(ics)}."
     smooth = group(("08",))
     held = [r["claim"] for r in smooth if r["verdict"] == claims.YES]
-    out["q_smooth"] = (f"Of chapter 08's {_n(len(smooth), 'claim', 'claims')} that BN smooths the "
+    out["q_smooth"] = (f"Of chapter 08's {how_many(len(smooth), 'claim')} that BN smooths the "
                        f"landscape, {_counts(smooth, total=False)}"
                        + (f" (the one that holds: {held[0]})" if len(held) == 1 else "") + ": "
                        + ("at our scale the records do not show BN smoothing the landscape on every "

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..book import claims, plotting, results
+from ..book.page import Table, how_many
 from .. import data, runtime
 from ..training import train
 from ..nn import models
@@ -301,6 +302,25 @@ def unpack(record: results.Record) -> dict[str, dict]:
 def seeds_of(runs: dict, group: str) -> list[dict]:
     """Return the runs (one per seed) whose name starts with ``group`` + ``_s``."""
     return [r for name, r in sorted(runs.items()) if name.rsplit("_s", 1)[0] == group]
+
+
+def seeds_per_network(record: results.Record) -> list[int]:
+    """Return the distinct numbers of seeds the record's networks have (extra seeds included
+    once merged), smallest first: ``[1, 3]`` when some networks have one seed and others three."""
+    runs = unpack(record)
+    return sorted({len(seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
+
+
+def seeds_text(record: results.Record) -> str:
+    """Return the record's seeds as a figure note says them: "3 seeds per network"."""
+    return f"{how_many(seeds_per_network(record), 'seed')} per network"
+
+
+def claims_table(rows: list[dict]) -> Table:
+    """Table of chapters 07-08's claim rows (``claims.row``): each claim, its verdict, our
+    measurement, its spread over the seeds, and the paper's number with where it is shown."""
+    return Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
+                   "theirs (source)": f"{r['their number']} ({r['source']})"} for r in rows], fmt="{}")
 
 
 def stacked(members: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:

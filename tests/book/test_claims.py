@@ -35,7 +35,6 @@ def test_one_seed_is_not_decided_whatever_its_difference():
     assert claims.greater([0.9, 0.91], [0.1]).verdict == "1 seed: not decided"
     assert claims.paired([0.3]).verdict == "1 seed: not decided"
     assert claims.greater([0.9, 0.8, 0.85], 0.1, min_seeds=4).verdict == "3 seeds: not decided"
-    assert not claims.is_decided(claims.not_decided(1))
 
 
 def test_a_fixed_threshold_has_no_variance_of_its_own():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
-from ...book.page import how_many
 from .. import santurkar as S
 from .config import ICS_NETS, NOISE_NETS
 from .analysis import moment_changes
@@ -29,12 +28,6 @@ def _arch(record: results.Record) -> str:
             f"{c['n_train']:,} training images")
 
 
-def _seeds(record: results.Record) -> str:
-    runs = S.unpack(record)
-    n = sorted({len(S.seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
-    return f"{how_many(n, 'seed')} per network"
-
-
 def plot_training(record: results.Record):
     """Figure: accuracy of the four VGGs (standard, BN, noisy BN, standard + noise) at the first
     learning rate, on one scale: as they train (noise on, on their training batches: the paper's
@@ -51,7 +44,7 @@ def plot_training(record: results.Record):
         plotting.label(ax, title=ACCURACIES[key], xlabel="training step",
                        ylabel="accuracy" if ax is axes[0] or ax is axes[1] else "", legend=False)
     plotting.legend_below(fig, axes, ncols=5)
-    plotting.note(fig, f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {_seeds(record)} "
+    plotting.note(fig, f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {S.seeds_text(record)} "
                        "(band: ± std over seeds). The top panel averages each network's own "
                        "training batches since the previous point; the lower two are measured "
                        "in evaluation mode (noise off, running statistics).")
@@ -127,7 +120,7 @@ def plot_moment_changes(record: results.Record):
             ax.set_yscale("log")
             plotting.plain_log_ticks(ax, decades=True)
     plotting.legend_below(fig, axes, ncols=4)
-    plotting.note(fig, f"{_arch(record)}, learning rate {lr:g}; {_seeds(record)} (band: ± std). "
+    plotting.note(fig, f"{_arch(record)}, learning rate {lr:g}; {S.seeds_text(record)} (band: ± std). "
                        f"μ and σ² are a unit's mean and variance over a fixed batch of training "
                        f"images in training mode; Δ is the change between two measurements "
                        f"{record.config['measure_every']} steps apart, averaged over the layer's units.")
@@ -176,7 +169,7 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
     plotting.legend_below(fig, axes, ncols=2)
     what = _arch(record) if arch == "vgg" else (f"{c['dln_depth']}-layer linear network of width "
                                                 f"{c['dln_width']}, full batch of {c['dln_examples']:,}")
-    plotting.note(fig, f"{what}; {_seeds(record)} (band: ± std). G: the gradient of the layer's "
+    plotting.note(fig, f"{what}; {S.seeds_text(record)} (band: ± std). G: the gradient of the layer's "
                        "weights on the step's batch; G′: the same gradient after the layers below it "
                        "took their SGD step." + (" Training accuracy in evaluation mode on a fixed "
                                                   "subset of training images." if arch == "vgg" else

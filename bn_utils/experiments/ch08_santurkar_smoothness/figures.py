@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 
 from ...book import plotting, results
-from ...book.page import how_many
 from .. import santurkar as S
 from .config import PAPER_NETS, SmoothnessConfig
 from .experiment import record_lr, record_norms
@@ -31,12 +30,6 @@ def _what(record: results.Record, arch: str) -> str:
     if arch == "vgg":
         return f"{c['vgg']} × width {c['width']:g} on {c['n_train']:,} CIFAR-10 images, batch {c['batch_size']}"
     return f"{c['dln_depth']}-layer linear network of width {c['dln_width']}, full batch of {c['dln_examples']:,}"
-
-
-def _seeds(record: results.Record) -> str:
-    runs = S.unpack(record)
-    n = sorted({len(S.seeds_of(runs, g)) for g in {name.rsplit("_s", 1)[0] for name in runs}})
-    return f"{how_many(n, 'seed')} per network"
 
 
 def _steps(record: results.Record, arch: str) -> str:
@@ -83,7 +76,7 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
         ax.set_yscale("log")
         plotting.plain_log_ticks(ax, decades=True)
     plotting.legend_below(fig, axes, ncols=2)
-    plotting.note(fig, f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {_seeds(record)}; "
+    plotting.note(fig, f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {S.seeds_text(record)}; "
                        f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖; in (c) the line is "
                        "the mean over seeds, the band their minimum to maximum.")
     return fig
@@ -135,7 +128,7 @@ def plot_normalisations(record: results.Record):
             if not last:
                 ax.tick_params(labelbottom=False)
     plotting.legend_below(fig, axes, ncols=5)
-    plotting.note(fig, f"VGG: {_what(record, 'vgg')}; DLN: {_what(record, 'dln')}; {_seeds(record)} "
+    plotting.note(fig, f"VGG: {_what(record, 'vgg')}; DLN: {_what(record, 'dln')}; {S.seeds_text(record)} "
                        f"(lines: means over seeds); ℓp statistic per {record.config['lp_over']}. "
                        f"VGG {_steps(record, 'vgg')}; DLN {_steps(record, 'dln')}.")
     return fig
@@ -201,7 +194,7 @@ def plot_training(record: results.Record):
     plotting.plain_log_ticks(axes[2])
     plotting.legend_below(fig, axes, ncols=5)
     plotting.note(fig, f"VGG: {_what(record, 'vgg')}, learning rate {c['lr']:g}, accuracy in evaluation "
-                       f"mode. DLN: {_what(record, 'dln')}. {_seeds(record)} (band: ± std); ℓp "
+                       f"mode. DLN: {_what(record, 'dln')}. {S.seeds_text(record)} (band: ± std); ℓp "
                        f"statistic per {c['lp_over']}.")
     return fig
 
@@ -223,6 +216,6 @@ def plot_large_lr(record: results.Record):
                    legend=False)
     plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)
     plotting.legend_below(fig, axes, ncols=3)
-    plotting.note(fig, f"{_what(record, 'vgg')}; {_seeds(record)} (band: ± std); accuracy in evaluation "
+    plotting.note(fig, f"{_what(record, 'vgg')}; {S.seeds_text(record)} (band: ± std); accuracy in evaluation "
                        "mode. A run that diverged stops where its loss became infinite.")
     return fig

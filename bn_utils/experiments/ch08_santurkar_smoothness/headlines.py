@@ -185,8 +185,5 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table: each claim (the paper's, and the book's own test), its verdict, our measurement,
-    its spread over the seeds, and the paper's number with where it is shown (:func:`headlines`)."""
-    rows = [{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
-             "theirs (source)": f"{r['their number']} ({r['source']})"} for r in headlines(record)]
-    return book.Table(rows, fmt="{}")
+    """Table of :func:`headlines` (``santurkar.claims_table``)."""
+    return S.claims_table(headlines(record))

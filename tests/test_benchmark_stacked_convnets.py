@@ -14,7 +14,7 @@ from bn_utils.nn import models
 from bn_utils.nn.tiny_inception import TinyInception
 from bn_utils.nn.stacked_mlp import StackedSGD
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import stacked_convnets as stacked  # noqa: E402
 
 K, N = 3, 6

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bn_utils.nn import alternatives as na
+from bn_utils.nn import alternatives
 
 
 def _batches(shape, n=5, seed=0):
@@ -14,7 +14,7 @@ def _batches(shape, n=5, seed=0):
 
 @pytest.mark.parametrize("shape", [(8, 5), (4, 5, 3, 2)])
 def test_batch_renorm_with_tight_limits_equals_batchnorm_outputs_grads_and_running_stats(shape):
-    brn = na.BatchRenorm(5, rmax=1.0, dmax=0.0).double()
+    brn = alternatives.BatchRenorm(5, rmax=1.0, dmax=0.0).double()
     bn = (nn.BatchNorm1d(5) if len(shape) == 2 else nn.BatchNorm2d(5)).double()
     with torch.no_grad():
         for layer in (brn, bn):
@@ -37,7 +37,7 @@ def test_batch_renorm_with_tight_limits_equals_batchnorm_outputs_grads_and_runni
 
 
 def test_batch_renorm_running_stats_move_towards_the_batch_statistics():
-    brn = na.BatchRenorm(3, momentum=0.5)
+    brn = alternatives.BatchRenorm(3, momentum=0.5)
     x = torch.randn(64, 3) * 2 + 4
     brn(x)
     torch.testing.assert_close(brn.running_mean, 0.5 * x.mean(0))
@@ -46,7 +46,7 @@ def test_batch_renorm_running_stats_move_towards_the_batch_statistics():
 
 def test_batch_renorm_with_loose_limits_gives_the_eval_output_in_training():
     # r and d unclipped: (x - mu_B)/sigma_B * sigma_B/sigma + (mu_B - mu)/sigma = (x - mu)/sigma
-    brn = na.BatchRenorm(4, rmax=1e6, dmax=1e6).double()
+    brn = alternatives.BatchRenorm(4, rmax=1e6, dmax=1e6).double()
     brn.running_mean.fill_(0.7)
     brn.running_var.fill_(2.5)
     x = _batches((10, 4), 1)[0]
@@ -57,7 +57,7 @@ def test_batch_renorm_with_loose_limits_gives_the_eval_output_in_training():
 def test_batch_renorm_gradient_treats_r_and_d_as_constants():
     x = _batches((6, 3), 1)[0].requires_grad_()
     mean, var = torch.full((3,), 0.5, dtype=torch.float64), torch.full((3,), 4.0, dtype=torch.float64)
-    y, r, d = na.batch_renorm(x, mean, var, None, None, rmax=1e6, dmax=1e6)
+    y, r, d = alternatives.batch_renorm(x, mean, var, None, None, rmax=1e6, dmax=1e6)
     assert not r.requires_grad and not d.requires_grad
     dout = torch.randn_like(y)
     (dx,) = torch.autograd.grad((y * dout).sum(), x)
@@ -74,21 +74,21 @@ def test_batch_renorm_gradient_treats_r_and_d_as_constants():
 def test_batch_renorm_gradcheck_where_clipping_holds_r_and_d_fixed():
     # running statistics far from the batch's: r = 1/rmax and d = -dmax exactly, so the
     # stop-gradient and the true derivative agree and gradcheck must pass on the module itself
-    brn = na.BatchRenorm(3, rmax=2.0, dmax=0.5).double()
+    brn = alternatives.BatchRenorm(3, rmax=2.0, dmax=0.5).double()
     brn.running_mean.fill_(10.0)
     brn.running_var.fill_(100.0)
     x = _batches((6, 3), 1)[0]
-    _, r, d = na.batch_renorm(x, brn.running_mean, brn.running_var, None, None, rmax=2.0, dmax=0.5)
+    _, r, d = alternatives.batch_renorm(x, brn.running_mean, brn.running_var, None, None, rmax=2.0, dmax=0.5)
     assert torch.all(r == 0.5) and torch.all(d == -0.5)
     brn.momentum = 0.0   # gradcheck calls forward many times: keep the running statistics fixed
     assert torch.autograd.gradcheck(brn, (x.requires_grad_(),))
 
 
 def test_renorm_schedule_warms_up_then_ramps_linearly():
-    assert na.renorm_limits(0, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (1.0, 0.0)
-    assert na.renorm_limits(20, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (2.0, 2.5)
-    assert na.renorm_limits(99, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (3.0, 5.0)
-    brn = na.BatchRenorm(2, rmax=3.0, dmax=5.0, warmup_steps=1, ramp_steps=2)
+    assert alternatives.renorm_limits(0, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (1.0, 0.0)
+    assert alternatives.renorm_limits(20, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (2.0, 2.5)
+    assert alternatives.renorm_limits(99, 3.0, 5.0, warmup_steps=10, ramp_steps=20) == (3.0, 5.0)
+    brn = alternatives.BatchRenorm(2, rmax=3.0, dmax=5.0, warmup_steps=1, ramp_steps=2)
     seen = []
     for _ in range(4):
         seen.append(brn.limits())
@@ -100,16 +100,16 @@ def test_renorm_schedule_warms_up_then_ramps_linearly():
                                           ({"rmax": float("nan")}, "rmax=nan")])
 def test_batch_renorm_rejects_bad_limits_by_name(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        na.BatchRenorm(4, **kwargs)
+        alternatives.BatchRenorm(4, **kwargs)
 
 
 def test_batch_renorm_rejects_wrong_channels():
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        na.BatchRenorm(4)(torch.randn(3, 5))
+        alternatives.BatchRenorm(4)(torch.randn(3, 5))
 
 
 def test_rms_norm_matches_torch_and_ignores_the_input_scale():
-    rms = na.RMSNorm(6).double()
+    rms = alternatives.RMSNorm(6).double()
     with torch.no_grad():
         rms.weight.copy_(torch.linspace(0.5, 2, 6))
     x = _batches((4, 6), 1)[0]
@@ -128,16 +128,16 @@ def test_rms_norm_matches_torch_and_ignores_the_input_scale():
 
 
 def test_group_norm_with_one_group_is_layer_norm_and_is_batch_independent():
-    gn = na.GroupNorm(6, 1).double()
+    gn = alternatives.GroupNorm(6, 1).double()
     x = _batches((4, 6, 3, 5), 1)[0]
     torch.testing.assert_close(gn(x), torch.nn.functional.layer_norm(x, x.shape[1:]), rtol=1e-10, atol=1e-10)
     # each example is normalised on its own: the output of one example ignores the others
     torch.testing.assert_close(gn(x)[:1], gn(x[:1]))
-    g3 = na.GroupNorm(6, 3)
+    g3 = alternatives.GroupNorm(6, 3)
     assert g3(torch.randn(2, 6, 4, 4)).shape == (2, 6, 4, 4)
     torch.testing.assert_close(g3(5 * x.float() + 2), g3(x.float()), rtol=1e-4, atol=1e-4)
 
 
 def test_group_norm_rejects_groups_that_do_not_divide_channels():
     with pytest.raises(ValueError, match="groups=4 for 6 channels"):
-        na.GroupNorm(6, 4)
+        alternatives.GroupNorm(6, 4)
