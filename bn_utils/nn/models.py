@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .registry import has_shift, norm_factory
-from .norms import _BatchNorm, fold_batchnorm
+from .norms import BatchNormBase, fold_batchnorm
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -176,7 +176,7 @@ def relu_inputs(model: nn.Sequential) -> list[nn.Module]:
 
 def is_bn_layer(module: nn.Module) -> bool:
     """Return whether ``module`` is a BN layer, torch's or ours (1d or 2d): the package's one check."""
-    return isinstance(module, (nn.modules.batchnorm._BatchNorm, _BatchNorm))
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, BatchNormBase))
 
 
 def bn_layers(model: nn.Module) -> list[nn.Module]:

@@ -178,7 +178,7 @@ class BatchNormFunction(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------
 
 
-class _BatchNorm(nn.Module):
+class BatchNormBase(nn.Module):
     """Shared state and forward of BatchNorm1d/2d; subclasses say which input dims they accept.
 
     The constructor is torch's, including the keyword-only ``bias`` of recent releases: with
@@ -326,7 +326,7 @@ class _BatchNorm(nn.Module):
                 f"track_running_stats={self.track_running_stats}")
 
 
-class BatchNorm1d(_BatchNorm):
+class BatchNorm1d(BatchNormBase):
     """BN over (N, C) or (N, C, L) inputs; a drop-in for torch.nn.BatchNorm1d."""
 
     def _check_input_dim(self, x):
@@ -334,7 +334,7 @@ class BatchNorm1d(_BatchNorm):
             raise ValueError(f"expected 2D or 3D input (got {x.dim()}D input)")
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(BatchNormBase):
     """BN over (N, C, H, W) inputs; a drop-in for torch.nn.BatchNorm2d."""
 
     def _check_input_dim(self, x):
