@@ -51,80 +51,87 @@ def _faster(s: dict, base: dict) -> tuple[str, str, str]:
     return f"{np.exp(np.mean(np.log(reached))):.1f}x fewer steps (± {100 * res:.0f} %)", spread, d.verdict
 
 
+def _above(summ: dict, high: str, low: str) -> tuple:
+    a, b = summ[high], summ[low]
+    if not _learned(a, b):
+        return f"{_accuracy(a)} vs {_accuracy(b)}", "—", claims.NOT_COMPARABLE
+    d = claims.greater(a["max_accuracy_seeds"], b["max_accuracy_seeds"])
+    return f"{_accuracy(a)} vs {_accuracy(b)}", _points(d), d.verdict
+
+
+def _slower_then_higher(summ: dict) -> tuple:
+    x30, x5 = summ["BN-x30"], summ["BN-x5"]
+    if not _learned(x30, x5):
+        return "—", "—", claims.NOT_COMPARABLE
+    early = claims.greater(x5["early_accuracy_seeds"], x30["early_accuracy_seeds"])
+    late = claims.greater(x30["max_accuracy_seeds"], x5["max_accuracy_seeds"])
+    e30, e5 = (100 * np.nanmean(s["early_accuracy_seeds"]) for s in (x30, x5))
+    return (f"after {EARLY_EPOCHS:g} epoch: {e30:.1f} % vs {e5:.1f} %; best: {_accuracy(x30)} vs "
+            f"{_accuracy(x5)}", f"early {_points(early)}; best {_points(late)}", claims.all_of((early, late)))
+
+
+def _never_reaches(summ: dict) -> tuple:
+    sig, inc = summ["BN-x5-Sigmoid"], summ[TARGET_ROW]
+    if not _learned(sig, inc):
+        return f"{_accuracy(sig)} vs {_accuracy(inc)}", "—", claims.NOT_COMPARABLE
+    d = claims.greater(inc["max_accuracy_seeds"], sig["max_accuracy_seeds"])
+    return f"best {_accuracy(sig)} vs Inception's {_accuracy(inc)}", _points(d), d.verdict
+
+
+def _sigmoid_needs_bn(summ: dict) -> tuple:
+    bn, plain = summ["BN-x5-Sigmoid"], summ["Inception-x5-Sigmoid"]
+    trains = claims.greater(bn["max_accuracy_seeds"], LEARNS)
+    stays = claims.paired(LEARNS - np.asarray(plain["max_accuracy_seeds"]))
+    return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * CHANCE:.0f} %)",
+            f"vs {100 * LEARNS:.0f} %: with BN {_points(trains)}; without {_points(stays)}",
+            claims.all_of((trains, stays)))
+
+
+def _x30_fails(summ: dict) -> tuple:
+    s = summ["Inception-x30"]
+    if s["diverged_at"] is not None:
+        n = s["n_seeds"]
+        return "diverged", f"{s['n_diverged']} of {n} seeds diverged", \
+            claims.YES if n >= claims.MIN_SEEDS else claims.not_decided(n)
+    # a seed that diverged counts as chance accuracy: it failed
+    acc = [CHANCE if d else a for a, d in zip(s["max_accuracy_seeds"], s["diverged_seeds"])]
+    d = claims.paired(LEARNS - np.asarray(acc))
+    return f"trained to {_accuracy(s)}", _points(d), d.verdict
+
+
+def _claims() -> list[tuple]:
+    """Return each claim as (text, where, theirs, the rows it needs, measure(summ) -> (ours,
+    spread, verdict))."""
+    speedups, p = paper_speedups(), lambda row: PAPER[row]["max_accuracy"]  # noqa: E731
+    out = [(f"{row} reaches Inception's best accuracy in fewer steps", "Fig. 3",
+            f"{speedups[row]:.1f}x fewer steps", (TARGET_ROW, row),
+            lambda summ, row=row: _faster(summ[row], summ[TARGET_ROW]))
+           for row in ("BN-Baseline", "BN-x5", "BN-x30")]
+    out += [(f"{high}'s best accuracy is above {low}'s", "Fig. 3", f"{p(high):.1f} % vs {p(low):.1f} %",
+             (high, low), lambda summ, high=high, low=low: _above(summ, high, low))
+            for high, low in (("BN-x30", "BN-x5"), ("BN-x30", TARGET_ROW))]
+    return out + [
+        ("BN-x30 trains more slowly than BN-x5 at first but ends higher", "Sec. 4.2.2, Fig. 2",
+         f"slower initially; {p('BN-x30'):.1f} % vs {p('BN-x5'):.1f} %", ("BN-x30", "BN-x5"),
+         _slower_then_higher),
+        ("BN-x5-Sigmoid never reaches Inception's best accuracy", "Fig. 3",
+         f"{p('BN-x5-Sigmoid'):.1f} % vs {p(TARGET_ROW):.1f} %", ("BN-x5-Sigmoid", TARGET_ROW), _never_reaches),
+        ("with BN a sigmoid network trains; without BN it stays at chance", "Sec. 4.2.2, Fig. 3",
+         f"{p('BN-x5-Sigmoid'):.1f} % with BN; chance without", ("BN-x5-Sigmoid", "Inception-x5-Sigmoid"),
+         _sigmoid_needs_bn),
+        ("without BN, the BN-x30 recipe fails (diverges or does not learn)", "Sec. 3.3 (argued, not run)",
+         "—", ("Inception-x30",), _x30_fails)]
+
+
 def headlines(summ: dict) -> list[dict]:
     """Return one row per headline claim of the paper about the ablation (its Figures 2 and 3,
     Sec. 4.2) in :func:`bn_utils.book.claims.row`'s shape: ours from ``summ`` (:func:`summary`), the
     spread over seeds and the verdict ("not run" when a row it needs is missing)."""
-    speedups, out = paper_speedups(), []
-
-    def add(text: str, where: str, theirs: str, needs: tuple, measure) -> None:
+    out = []
+    for text, where, theirs, needs, measure in _claims():
         if not all(r in summ for r in needs):
             out.append(claims.missing(text, f"{SOURCE}, {where}", theirs))
-            return
-        ours, spread, verdict = measure()
+            continue
+        ours, spread, verdict = measure(summ)
         out.append(claims.row(text, f"{SOURCE}, {where}", theirs, ours, verdict, spread))
-
-    for row in ("BN-Baseline", "BN-x5", "BN-x30"):
-        add(f"{row} reaches Inception's best accuracy in fewer steps", "Fig. 3",
-            f"{speedups[row]:.1f}x fewer steps", (TARGET_ROW, row),
-            lambda row=row: _faster(summ[row], summ[TARGET_ROW]))
-
-    def above(high: str, low: str):
-        a, b = summ[high], summ[low]
-        if not _learned(a, b):
-            return f"{_accuracy(a)} vs {_accuracy(b)}", "—", claims.NOT_COMPARABLE
-        d = claims.greater(a["max_accuracy_seeds"], b["max_accuracy_seeds"])
-        return f"{_accuracy(a)} vs {_accuracy(b)}", _points(d), d.verdict
-
-    for high, low in (("BN-x30", "BN-x5"), ("BN-x30", TARGET_ROW)):
-        add(f"{high}'s best accuracy is above {low}'s", "Fig. 3",
-            f"{PAPER[high]['max_accuracy']:.1f} % vs {PAPER[low]['max_accuracy']:.1f} %", (high, low),
-            lambda high=high, low=low: above(high, low))
-
-    def slower_then_higher():
-        x30, x5 = summ["BN-x30"], summ["BN-x5"]
-        if not _learned(x30, x5):
-            return "—", "—", claims.NOT_COMPARABLE
-        early = claims.greater(x5["early_accuracy_seeds"], x30["early_accuracy_seeds"])
-        late = claims.greater(x30["max_accuracy_seeds"], x5["max_accuracy_seeds"])
-        e30, e5 = (100 * np.nanmean(s["early_accuracy_seeds"]) for s in (x30, x5))
-        return (f"after {EARLY_EPOCHS:g} epoch: {e30:.1f} % vs {e5:.1f} %; best: {_accuracy(x30)} vs "
-                f"{_accuracy(x5)}", f"early {_points(early)}; best {_points(late)}", claims.all_of((early, late)))
-    add("BN-x30 trains more slowly than BN-x5 at first but ends higher", "Sec. 4.2.2, Fig. 2",
-        f"slower initially; {PAPER['BN-x30']['max_accuracy']:.1f} % vs {PAPER['BN-x5']['max_accuracy']:.1f} %",
-        ("BN-x30", "BN-x5"), slower_then_higher)
-
-    def never_reaches():
-        sig, inc = summ["BN-x5-Sigmoid"], summ[TARGET_ROW]
-        if not _learned(sig, inc):
-            return f"{_accuracy(sig)} vs {_accuracy(inc)}", "—", claims.NOT_COMPARABLE
-        d = claims.greater(inc["max_accuracy_seeds"], sig["max_accuracy_seeds"])
-        return (f"best {_accuracy(sig)} vs Inception's {_accuracy(inc)}", _points(d), d.verdict)
-    add("BN-x5-Sigmoid never reaches Inception's best accuracy", "Fig. 3",
-        f"{PAPER['BN-x5-Sigmoid']['max_accuracy']:.1f} % vs {PAPER[TARGET_ROW]['max_accuracy']:.1f} %",
-        ("BN-x5-Sigmoid", TARGET_ROW), never_reaches)
-
-    def sigmoid_needs_bn():
-        bn, plain = summ["BN-x5-Sigmoid"], summ["Inception-x5-Sigmoid"]
-        trains = claims.greater(bn["max_accuracy_seeds"], LEARNS)
-        stays = claims.paired(LEARNS - np.asarray(plain["max_accuracy_seeds"]))
-        return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * CHANCE:.0f} %)",
-                f"vs {100 * LEARNS:.0f} %: with BN {_points(trains)}; without {_points(stays)}",
-                claims.all_of((trains, stays)))
-    add("with BN a sigmoid network trains; without BN it stays at chance", "Sec. 4.2.2, Fig. 3",
-        f"{PAPER['BN-x5-Sigmoid']['max_accuracy']:.1f} % with BN; chance without",
-        ("BN-x5-Sigmoid", "Inception-x5-Sigmoid"), sigmoid_needs_bn)
-
-    def x30_fails():
-        s = summ["Inception-x30"]
-        if s["diverged_at"] is not None:
-            n = s["n_seeds"]
-            return "diverged", f"{s['n_diverged']} of {n} seeds diverged", \
-                claims.YES if n >= claims.MIN_SEEDS else claims.not_decided(n)
-        # a seed that diverged counts as chance accuracy: it failed
-        acc = [CHANCE if d else a for a, d in zip(s["max_accuracy_seeds"], s["diverged_seeds"])]
-        d = claims.paired(LEARNS - np.asarray(acc))
-        return f"trained to {_accuracy(s)}", _points(d), d.verdict
-    add("without BN, the BN-x30 recipe fails (diverges or does not learn)", "Sec. 3.3 (argued, not run)",
-        "—", ("Inception-x30",), x30_fails)
     return out
