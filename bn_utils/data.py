@@ -40,6 +40,7 @@ MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465)}
 STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616)}
 IMAGE_SHAPE = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
 N_CLASSES = 10
+CHANCE = 1 / N_CLASSES   # the accuracy of guessing: MNIST and CIFAR-10 both have ten classes
 
 
 class DataUnavailableError(RuntimeError):

@@ -27,6 +27,7 @@ YES, NO, NOISE = "yes", "no", "inside the noise"
 NOT_COMPARABLE, NOT_RUN = "not comparable", "not run"
 MIN_SEEDS = 2          # a spread needs two seeds
 N_SE = 2.0             # a verdict needs the mean difference two standard errors past the margin
+LEARNED = 0.05         # a network learned when its accuracy is this far above chance
 
 
 def not_decided(n: int) -> str:

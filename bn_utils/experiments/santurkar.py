@@ -32,8 +32,7 @@ from ..book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
           "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
 ARCHS = ("vgg", "dln")
-CHANCE = 0.1     # accuracy of guessing one of CIFAR-10's ten classes
-LEARNED = 0.05   # a network learned when its accuracy is this far above chance
+CHANCE, LEARNED = data.CHANCE, claims.LEARNED   # guessing; "learned": this far above it
 # A network whose measurements over training are compared learned when, half-way through its
 # training (the median measurement), its accuracy as trained was above twice chance (VGG) or
 # its loss at most half its initial loss (DLN): a network still at its flat start there gives

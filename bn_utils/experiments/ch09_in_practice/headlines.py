@@ -26,13 +26,12 @@ import numpy as np
 
 from ...book import claims as rule
 from ...book import results
-from ... import runtime
+from ... import data, runtime
 from . import cost, ga_search, mlp_choices, small_batches
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
 SOURCE = "practitioners' advice"
-CHANCE = 0.1          # MNIST's ten classes
-LEARNED = 0.05        # a network learned when its accuracy is this far above chance
+CHANCE, LEARNED = data.CHANCE, rule.LEARNED   # guessing one of MNIST's ten digits; "learned"
 PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below this
 FOLDED_MAX = 1.1          # "folding removes the inference cost": folded / no BN below this
 
