@@ -15,7 +15,7 @@ from .analysis import curve, ordered_rows, summary
 # the accelerated BN rows in colours of their own.
 STYLE = {"Inception": ("no_bn", "-"), "Inception-x30": ("no_bn", "--"),
          "Inception-x5-Sigmoid": ("no_bn", ":"), "BN-Baseline": ("bn", "-"), "BN-x5": ("other", "-"),
-         "BN-x30": ("extra", "-"), "BN-x5-Sigmoid": ("noisy_bn", "-")}
+         "BN-x30": ("extra", "-"), "BN-x5-Sigmoid": ("green", "-")}
 
 
 def _style(name: str) -> tuple[str, str]:
