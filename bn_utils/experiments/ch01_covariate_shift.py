@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import data, runtime
-from ..book import plotting, results
+from ..book import claims, plotting, results
 from ..training import measure, train
 from ..nn import models
 from ..book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
@@ -134,3 +134,18 @@ def plot(record: results.Record, cfg: ShiftConfig):
                        f"unit {record.config['unit']} of hidden layer {layer}, measured on "
                        f"{record.config['probe_size']:,} test images in eval mode.")
     return fig
+
+
+def headlines(record: results.Record | None) -> list[dict]:
+    """Return the chapter's claim (Ioffe & Szegedy's Fig. 1(b, c)) in ``claims.row``'s shape, from
+    ``record`` (None: not run). One run per network: the rule says it is not decided."""
+    text, source, theirs = ("BN keeps a layer's input distribution stable while the layers below learn",
+                            "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative")
+    if record is None:
+        return [claims.missing(text, source, theirs)]
+    s = summary(record)
+    bn, plain = s["bn"]["mean_range"], s["no_bn"]["mean_range"]
+    d = claims.greater([plain], [bn])
+    return [claims.row(text, source, theirs, f"range of the watched layer's mean: {bn:.2f} with BN, "
+                       f"{plain:.2f} without", d, d.spread(digits=2))]
+

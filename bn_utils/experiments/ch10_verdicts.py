@@ -13,8 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from ..book import claims, results
 from ..book.page import Table, how_many
 from . import ch01_covariate_shift as covariate_shift
@@ -26,7 +24,6 @@ from . import ch07_santurkar_noise as noise
 from . import ch08_santurkar_smoothness as smoothness
 from . import ch09_in_practice as in_practice
 from . import santurkar
-from .ch04_mnist import analysis as mnist_analysis
 from .ch09_in_practice import headlines as practice_headlines
 
 NOT_RUN = "not run at this scale"
@@ -59,97 +56,23 @@ def _rows(chapter: str, record, heads: list[dict], scale: str | None = None) -> 
     return out
 
 
-def _one(chapter: str, text: str, source: str, theirs: str, record, measure: Callable,
-         kind: str = "paper", scale: str | None = None) -> dict:
-    """Return one row measured here from ``record``: ``measure(record) -> (ours, Decision or
-    verdict[, spread])``; ``scale`` replaces the record's "profile, seeds" where it misleads."""
-    if record is None:
-        return _rows(chapter, None, [claims.missing(text, source, theirs, kind=kind)])[0]
-    ours, decision, *spread = measure(record)
-    return _rows(chapter, record, [claims.row(text, source, theirs, ours, decision, *spread, kind=kind)],
-                 scale)[0]
-
-
 def _ch01(folder) -> list[dict]:
     rec = results.best_record(covariate_shift.CHAPTER, "shift", folder)
-
-    def stable(r):
-        s = covariate_shift.summary(r)
-        bn, plain = s["bn"]["mean_range"], s["no_bn"]["mean_range"]
-        d = claims.greater([plain], [bn])       # one run per network: not decided
-        return f"range of the watched layer's mean: {bn:.2f} with BN, {plain:.2f} without", d, d.spread(digits=2)
-    return [_one("01", "BN keeps a layer's input distribution stable while the layers below learn",
-                 "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative", rec, stable)]
+    return _rows("01", rec, covariate_shift.headlines(rec))
 
 
 def _ch02(folder) -> list[dict]:
     est = results.best_record(forward_pass.CHAPTER, "running_estimates", folder)
     branch = results.best_record(forward_pass.CHAPTER, "eval_branch", folder)
-    tolerance = 0.05
-
-    def population(r):
-        # a check of the estimator on known data, not a comparison of trained networks: decided
-        # by its tolerance on the one sample (its error is the measurement)
-        m, v = r["paper_mean"], r["paper_var"]
-        err = max(abs(m - r["true_mean"]) / r["true_var"] ** 0.5, abs(v - r["true_var"]) / r["true_var"])
-        return (f"mean {m:.2f} (true {r['true_mean']:g}), variance {v:.2f} (true {r['true_var']:g})",
-                claims.decide(tolerance - err, 0.0, 1, min_seeds=1),
-                f"relative error {err:.3f} (tolerance {tolerance}; a check on known data)")
-
-    def eval_branch(r):
-        acc = {k: r[k]["evals"]["test_accuracy"][-1] for k in r.metrics}
-        bug, ok = acc.get("eval-branch BN (buggy) @ lr 2"), acc.get("torch BN @ lr 2")
-        d = claims.greater([ok], [bug])
-        return f"test accuracy at LR 2: {bug:.3f} with the bug, {ok:.3f} with BN", d, d.spread("points", 100)
-    return [_one("02", "population statistics (mean of batch means, unbiased batch variance) "
-                       "recover the data's mean and variance", "Ioffe & Szegedy 2015", "Alg. 2", est,
-                 population),
-            _one("02", "normalising with running statistics during training loses BN's benefit",
-                 "book (a common bug)", "—", branch, eval_branch, kind="book")]
+    return (_rows("02", est, [forward_pass.population_claim(est)])
+            + _rows("02", branch, [forward_pass.eval_branch_claim(branch)]))
 
 
 def _ch04(folder) -> list[dict]:
     runs = results.best_record(mnist.CHAPTER, "runs", folder)
     bs1 = results.best_record(mnist.CHAPTER, "batch_size_one", folder)
-
-    def per_seed(r, bn: bool, values) -> list[float]:
-        return [float(v) for v in np.asarray(values)[mnist_analysis.select(r, "sigmoid", bn)]]
-
-    def accuracy(r):
-        s = mnist.summary(r)
-        bn, plain = s["sigmoid", True], s["sigmoid", False]
-        d = claims.greater(bn["final"], plain["final"])
-        return (f"{bn['final_mean']:.4f} with BN, {plain['final_mean']:.4f} without", d,
-                d.spread("points", 100, digits=2))
-
-    def faster(r):
-        at = mnist_analysis.accuracy_at(r, 2500)
-        bn, plain = per_seed(r, True, at), per_seed(r, False, at)
-        d = claims.greater(bn, plain)
-        return (f"accuracy at step 2,500: {np.mean(bn):.4f} with BN, {np.mean(plain):.4f} without", d,
-                d.spread("points", 100))
-
-    def drift(r):
-        d = mnist.distribution_drift(r)
-        seeds = {bn: d[bn]["median_range"].reshape(len(mnist_analysis.select(r, "sigmoid", bn)), -1).mean(1)
-                 for bn in (True, False)}
-        d = claims.greater(seeds[False], seeds[True])
-        return (f"median of a sigmoid input moves {seeds[True].mean():.2f} with BN, "
-                f"{seeds[False].mean():.2f} without", d, d.spread(digits=2))
-
-    def batch_one(r):
-        acc = r["evals"]["test_accuracy"][-1]     # one network trains at batch 1
-        d = claims.greater([0.2], [acc])
-        return f"test accuracy {acc:.3f} at batch 1 (the line: 0.2)", d, d.spread("points", 100)
-    return [_one("04", "BN network reaches a higher test accuracy (MNIST, 3×100 sigmoid)",
-                 "Ioffe & Szegedy 2015", "Fig. 1(a)", runs, accuracy),
-            _one("04", "BN network trains faster", "student reproduction", "high accuracy by ~2,500 steps",
-                 runs, faster),
-            _one("04", "sigmoid inputs stay stable with BN and drift without", "Ioffe & Szegedy 2015",
-                 "Fig. 1(b, c)", runs, drift),
-            _one("04", "at batch size 1 BN's hidden layers cannot learn", "student reproduction",
-                 "trained at batch 1 by mistake", bs1, batch_one,
-                 scale=None if bs1 is None else f"{bs1.profile}, 1 network")]
+    return (_rows("04", runs, mnist.run_claims(runs))
+            + _rows("04", bs1, [mnist.batch_one_claim(bs1)], None if bs1 is None else f"{bs1.profile}, 1 network"))
 
 
 def _chapter(chapter: str, record, heads: Callable, claim: str, source: str, theirs: str,

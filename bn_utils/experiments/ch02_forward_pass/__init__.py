@@ -31,6 +31,7 @@ from .figures import (
     convention_checks, eval_branch_table, momentum_bug_table, plot_batch_dependence,
     plot_eval_branch, plot_momentum_bugs, plot_running_estimates, plot_variance_bias)
 from .folding import fold_check, fold_timing  # noqa: F401
+from .headlines import eval_branch_claim, population_claim  # noqa: F401
 from .momentum_bug import (
     BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,
     run_momentum_bugs, running_stat_errors)
