@@ -10,7 +10,7 @@ from ... import book
 from ...book import claims, results
 from .. import santurkar as S
 from ..santurkar import CHANCE, LEARNED
-from .analysis import MEASURES, beta_at_loss, beta_comparison, landscape_median
+from .analysis import MEASURES, beta_comparison, landscape_median
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_norms, with_extra_seeds
 
