@@ -149,6 +149,14 @@ def drift_table(record: results.Record | dict, activation: str = "sigmoid") -> l
     return rows
 
 
+def _init_sources(inits: results.Record | dict, record: results.Record | dict,
+                  cfg: MnistConfig) -> list[tuple[str, results.Record | dict]]:
+    """Return ``(initialisation, record holding it)`` for the comparison: the paper's one first,
+    from ``record`` cut at the comparison's length, then each one ``inits`` trained."""
+    sources = [(init_label(cfg.init, cfg.init_std), truncate(record, min(cfg.compare_steps, cfg.steps)))]
+    return sources + [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
+
+
 def init_table(inits: results.Record | dict, record: results.Record | dict,
                cfg: MnistConfig) -> list[dict]:
     """Return table rows: the sigmoid net without and with BN for each initialisation (the main
@@ -156,9 +164,7 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
     comparison and steps to the lower thresholds, mean ± std over seeds."""
     steps = min(cfg.compare_steps, cfg.steps)
     rows = []
-    sources = [(init_label(cfg.init, cfg.init_std), truncate(record, steps))]
-    sources += [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
-    for init, source in sources:
+    for init, source in _init_sources(inits, record, cfg):
         for bn in (False, True):
             r = summary(source, cfg.thresholds[:2], init=init)["sigmoid", bn]
             row = {"initialisation": init, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
@@ -185,10 +191,8 @@ def init_reading(inits: results.Record | dict, record: results.Record | dict, cf
     initialisation's."""
     steps, t = min(cfg.compare_steps, cfg.steps), cfg.thresholds[0]
     main = init_label(cfg.init, cfg.init_std)
-    sources = [(main, truncate(record, steps))]
-    sources += [(i, inits) for i in dict.fromkeys(m["init"] for m in inits["models"])]
     out, firsts = {}, set()
-    for init, source in sources:
+    for init, source in _init_sources(inits, record, cfg):
         s = summary(source, [t], init=init)
         plain, bn = s["sigmoid", False], s["sigmoid", True]
         lead = 100 * (bn["final_mean"] - plain["final_mean"])
