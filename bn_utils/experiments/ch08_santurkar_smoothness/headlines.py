@@ -69,9 +69,8 @@ def headlines(record: results.Record) -> list[dict]:
     measurements over training needs both networks to have learned (``santurkar.learned``), else
     it is "not comparable"; β at step 0 is taken before any learning and compares at any rate."""
     record = with_extra_seeds(record)
-    c = record.config
-    vgg = _networks(record, "vgg", c["lr"], record_norms(record, "vgg"))
-    dln = _networks(record, "dln", c["dln_lr"], record_norms(record, "dln"))
+    nets = _landscape_nets(record)
+    vgg, dln = nets["VGG"], nets["DLN"]
     both = all(n in s for s in (vgg, dln) for n in PAPER_NETS)
     out = []
     for key, text, where in (
@@ -83,7 +82,7 @@ def headlines(record: results.Record) -> list[dict]:
         if not both:
             out.append(claims.missing(text, where, theirs))
             continue
-        parts = {arch: _smaller(s, key) for arch, s in (("VGG", vgg), ("DLN", dln))}
+        parts = {arch: _smaller(s, key) for arch, s in nets.items()}
         ours = "; ".join(f"{arch}: standard {_m(s['none'][key]):.3g}, BN {_m(s['bn'][key]):.3g}"
                          for arch, s in (("VGG", vgg), ("DLN", dln)))
         out.append(claims.row(text, where, theirs, f"median {MEASURES[key]}: {ours}", claims.all_of(parts.values()),
@@ -94,12 +93,17 @@ def headlines(record: results.Record) -> list[dict]:
     return out
 
 
+def _landscape_nets(record: results.Record) -> dict[str, dict]:
+    """Return :func:`_networks` of the VGG ("VGG") and the DLN ("DLN"), each at its learning rate."""
+    c = record.config
+    return {"VGG": _networks(record, "vgg", c["lr"], record_norms(record, "vgg")),
+            "DLN": _networks(record, "dln", c["dln_lr"], record_norms(record, "dln"))}
+
+
 def landscape_verdicts(record: results.Record) -> dict[str, dict[str, str]]:
     """Return per architecture ("VGG", "DLN") the verdict on "BN's median is smaller" for each
     landscape measure (``MEASURES``): the parts the paper's three landscape claims combine."""
-    record, c = with_extra_seeds(record), record.config
-    nets = {"VGG": _networks(record, "vgg", c["lr"], PAPER_NETS),
-            "DLN": _networks(record, "dln", c["dln_lr"], PAPER_NETS)}
+    nets = _landscape_nets(with_extra_seeds(record))
     return {arch: {MEASURES[key]: claims.verdict_of(_smaller(s, key)) if all(n in s for n in PAPER_NETS)
                    else claims.NOT_RUN for key in MEASURES} for arch, s in nets.items()}
 
