@@ -157,8 +157,6 @@ def missing(claim: str, source: str, theirs: str, kind: str = "paper") -> dict:
     return row(claim, source, theirs, "—", NOT_RUN, kind=kind)
 
 
-
-
 UNDECIDED = "not decided"   # the tally's name for every verdict but yes, no and inside the noise
 
 
