@@ -60,7 +60,7 @@ test: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/test_built_book.py
 
-# Every chapter runs at the smoke profile; cells tagged nbval-check-output must print what is stored.
+# Every chapter runs at the smoke profile; cells marked NBVAL_CHECK_OUTPUT must print what is stored.
 # Each chapter that passes goes into the smoke build's execution cache (tools/nbval_cache.py).
 # One intra-op thread: nbval runs beside pytest, and the smoke tensors are small.
 SMOKE_CACHE := _build/smoke/_build/.jupyter_cache
@@ -111,7 +111,7 @@ clean-notebooks: $(STAMP)
 clean:
 	rm -rf _build runs
 
-# After changing a cell tagged nbval-check-output: execute the chapters (smoke) and store only
+# After changing a cell marked NBVAL_CHECK_OUTPUT: execute the chapters (smoke) and store only
 # those cells' outputs, so that nbval has something to compare with.
 store-checked-outputs: $(STAMP)
 	cd chapters && for nb in [0-9][0-9]_*.ipynb; do \

@@ -1,18 +1,9 @@
-"""Strip a notebook's outputs and execution counts, except in cells tagged ``nbval-check-output``
-(nbval's tag; its comment marker ``# NBVAL_CHECK_OUTPUT`` counts too, but the tag keeps the
-reader's page free of it): nbval compares those outputs with a fresh run, and only checks a cell
-stored as executed (its execution count must not be null). Usage: python tools/clean_notebooks.py NB..."""
+"""Strip a notebook's outputs and execution counts, except in cells marked ``# NBVAL_CHECK_OUTPUT``:
+nbval compares those outputs with a fresh run, and only checks a cell stored as executed (its
+execution count must not be null). Usage: python tools/clean_notebooks.py NB..."""
 
 import json
 import sys
-
-CHECK_TAG = "nbval-check-output"
-
-
-def is_checked(cell: dict) -> bool:
-    """Return whether nbval compares this code cell's output with the stored one."""
-    return (CHECK_TAG in cell.get("metadata", {}).get("tags", [])
-            or "NBVAL_CHECK_OUTPUT" in "".join(cell["source"]))
 
 
 def clean(path: str) -> bool:
@@ -24,7 +15,7 @@ def clean(path: str) -> bool:
         cell.get("metadata", {}).pop("execution", None)
         if cell["cell_type"] != "code":
             continue
-        checked = is_checked(cell)
+        checked = "NBVAL_CHECK_OUTPUT" in "".join(cell["source"])
         if not checked:
             cell["outputs"] = []
         cell["execution_count"] = 1 if checked and cell["outputs"] else None

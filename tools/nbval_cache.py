@@ -1,7 +1,7 @@
 """pytest plugin: the chapters nbval executes become Jupyter Book's execution cache.
 
 ``make test`` runs every chapter at the smoke profile twice over: nbval executes it cell by
-cell (errors and the cells tagged ``nbval-check-output``), then ``jupyter-book build`` executes it again for
+cell (errors and ``NBVAL_CHECK_OUTPUT`` cells), then ``jupyter-book build`` executes it again for
 the smoke build. With this plugin (``pytest -p tools.nbval_cache``) and ``BN_NBVAL_CACHE`` set to
 that build's ``.jupyter_cache`` folder, each notebook whose cells all passed is stored there with
 the outputs nbval received, exactly as the build would have cached its own execution, and the
