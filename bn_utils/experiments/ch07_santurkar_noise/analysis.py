@@ -7,7 +7,7 @@ import numpy as np
 
 from ... import book
 from ...book import results
-from .. import santurkar as S
+from .. import santurkar
 from .config import ICS_NETS, NOISE_NETS
 
 # G′ "points against" G when their cosine is below this (ics_summary's "anti" share)
@@ -34,16 +34,19 @@ def shift_summary(record: results.Record) -> dict:
     median over training of the mean shift (absolute and relative to the layer's spread) and of
     the spread itself (the units' mean standard deviation), each averaged over seeds; with the
     number of seeds."""
-    runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
+    runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
     out = {}
     for norm in NOISE_NETS:
-        group = S.group("vgg", norm, lr)
-        members = S.seeds_of(runs, group)
+        group = santurkar.group("vgg", norm, lr)
+        members = santurkar.seeds_of(runs, group)
         if not members:
             continue
-        row = {"n": len(members), "train_batch_accuracy": S.final(runs, group, "train_batch_accuracy"),
-               "train_accuracy": S.final(runs, group, "train_accuracy"),
-               "test_accuracy": S.final(runs, group, "test_accuracy")}
+        row = {
+            "n": len(members),
+            "train_batch_accuracy": santurkar.final(runs, group, "train_batch_accuracy"),
+            "train_accuracy": santurkar.final(runs, group, "train_accuracy"),
+            "test_accuracy": santurkar.final(runs, group, "test_accuracy"),
+        }
         for k in record.config["watch_layers"]:
             ch = [moment_changes(m, k) for m in members if f"act_mean_L{k}" in m]
             for key in ("d_mean", "rel_d_mean"):
@@ -60,10 +63,10 @@ def shift_summary(record: results.Record) -> dict:
 def accuracy_table(record: results.Record) -> book.Table:
     """Table: per network, final training accuracy (as trained, noise on; and in evaluation mode)
     and test accuracy (mean ± std over seeds)."""
-    rows = [{"network": S.LABELS[norm],
-             "training, as trained": S.fmt_pm(*v["train_batch_accuracy"], v["n"]),
-             "training, eval mode": S.fmt_pm(*v["train_accuracy"], v["n"]),
-             "test, eval mode": S.fmt_pm(*v["test_accuracy"], v["n"])}
+    rows = [{"network": santurkar.LABELS[norm],
+             "training, as trained": santurkar.fmt_pm(*v["train_batch_accuracy"], v["n"]),
+             "training, eval mode": santurkar.fmt_pm(*v["train_accuracy"], v["n"]),
+             "test, eval mode": santurkar.fmt_pm(*v["test_accuracy"], v["n"])}
             for norm, v in shift_summary(record).items()]
     return book.Table(rows)
 
@@ -76,9 +79,15 @@ def shift_table(record: results.Record) -> book.Table:
     for k in record.config["watch_layers"]:
         for norm, v in summary.items():
             n = v["n"]
-            rows.append({"layer": k, "network": S.LABELS[norm], "|Δμ|": S.fmt_pm(*v[f"d_mean_L{k}"], n),
-                         "|Δμ| / σ": S.fmt_pm(*v[f"rel_d_mean_L{k}"], n),
-                         "σ": S.fmt_pm(*v[f"spread_L{k}"], n)})
+            rows.append(
+                {
+                    "layer": k,
+                    "network": santurkar.LABELS[norm],
+                    "|Δμ|": santurkar.fmt_pm(*v[f"d_mean_L{k}"], n),
+                    "|Δμ| / σ": santurkar.fmt_pm(*v[f"rel_d_mean_L{k}"], n),
+                    "σ": santurkar.fmt_pm(*v[f"spread_L{k}"], n),
+                }
+            )
     return book.Table(rows)
 
 
@@ -87,14 +96,14 @@ def ics_summary(record: results.Record, arch: str) -> dict:
     """Return ``{(lr, layer, norm): {"l2": median, "cos": median, "rel": median ||G-G'||/||G||,
     "anti": share of measurements with cos < ANTI_COSINE}}`` over training and seeds (a median cosine
     near 0 can be a cosine that swings between -1 and 1: the share tells them apart)."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
     layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
     out = {}
     for lr in lrs:
         for k in layers:
             for norm in ICS_NETS:
-                members = S.seeds_of(runs, S.group(arch, norm, lr))
+                members = santurkar.seeds_of(runs, santurkar.group(arch, norm, lr))
                 if not members:
                     continue
                 l2 = np.concatenate([np.asarray(m[f"ics_l2_L{k}"]) for m in members])
@@ -113,9 +122,23 @@ def ics_table(record: results.Record, arch: str) -> book.Table:
     share of measurements in which G′ points against G (cos < −½)."""
     rows = []
     for (lr, k, norm), v in ics_summary(record, arch).items():
-        rows.append({"LR": f"{lr:g}", "layer": k, "network": S.LABELS[norm], "‖G−G′‖": v["l2"],
-                     "‖G−G′‖/‖G‖": v["rel"], "cos(G, G′)": v["cos"],
-                     "share cos < −½": v["anti"]})
-    return book.Table(rows, fmt={"‖G−G′‖": "{:.3g}", "‖G−G′‖/‖G‖": "{:.3g}", "cos(G, G′)": "{:.3f}",
-                                 "share cos < −½": "{:.0%}"})
-
+        rows.append(
+            {
+                "LR": f"{lr:g}",
+                "layer": k,
+                "network": santurkar.LABELS[norm],
+                "‖G−G′‖": v["l2"],
+                "‖G−G′‖/‖G‖": v["rel"],
+                "cos(G, G′)": v["cos"],
+                "share cos < −½": v["anti"],
+            }
+        )
+    return book.Table(
+        rows,
+        fmt={
+            "‖G−G′‖": "{:.3g}",
+            "‖G−G′‖/‖G‖": "{:.3g}",
+            "cos(G, G′)": "{:.3f}",
+            "share cos < −½": "{:.0%}",
+        },
+    )

@@ -9,7 +9,7 @@ from typing import ClassVar
 from ...nn import models
 from ...nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
 from ...book.profiles import param
-from .. import santurkar as S
+from .. import santurkar
 
 CHAPTER = "07_santurkar_noise"
 NOISE_NETS = ("none", "bn", "noisy_bn", "noise")
@@ -21,7 +21,7 @@ PAPER = {"test_accuracy_bn": 0.83, "test_accuracy_standard": 0.80}
 
 
 @dataclass(frozen=True)
-class NoiseConfig(S.SanturkarConfig):
+class NoiseConfig(santurkar.SanturkarConfig):
     """Chapter 7's experiments (defaults: the paper's protocol, the ``full`` profile)."""
 
     vgg_lrs: tuple = param((0.1, 0.01), "VGG learning rates: the noise comparison uses the first, "

@@ -9,28 +9,28 @@ import numpy as np
 from ...training import measure
 from ...book import results
 from ...nn import models
-from .. import santurkar as S
+from .. import santurkar
 from .config import CHAPTER, ICS_NETS, NOISE_NETS, PERCENTILES, NoiseConfig
 
 
-def runs(cfg: NoiseConfig) -> list[S.Run]:
+def runs(cfg: NoiseConfig) -> list[santurkar.Run]:
     """Return the chapter's runs: four VGGs at the first LR, standard/BN at the other LRs, the DLNs."""
     out = []
     for seed in cfg.seeds:
-        out += [S.Run("vgg", norm, cfg.vgg_lrs[0], seed) for norm in NOISE_NETS]
-        out += [S.Run("vgg", norm, lr, seed) for lr in cfg.vgg_lrs[1:] for norm in ICS_NETS]
-        out += [S.Run("dln", norm, lr, seed) for lr in cfg.dln_lrs for norm in ICS_NETS]
+        out += [santurkar.Run("vgg", norm, cfg.vgg_lrs[0], seed) for norm in NOISE_NETS]
+        out += [santurkar.Run("vgg", norm, lr, seed) for lr in cfg.vgg_lrs[1:] for norm in ICS_NETS]
+        out += [santurkar.Run("dln", norm, lr, seed) for lr in cfg.dln_lrs for norm in ICS_NETS]
     return out
 
 
-def extra_runs(cfg: NoiseConfig) -> list[tuple[NoiseConfig, S.Run]]:
+def extra_runs(cfg: NoiseConfig) -> list[tuple[NoiseConfig, santurkar.Run]]:
     """Return the extra seeds' runs as (config they are stored under, run): the VGGs at the
     first LR and the DLNs (the VGGs at the other LRs keep the profile's seeds)."""
     return [(c, r) for c in cfg.extra_configs() for r in runs(c)
             if r.arch == "dln" or r.lr == c.vgg_lrs[0]]
 
 
-def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
+def make_hooks(cfg: NoiseConfig, ctx: santurkar.Context) -> dict:
     """Return the measurement hooks of one run: the ICS of the chosen layers at every measured
     step, and (VGGs at the first LR) the activation statistics of the watched layers."""
     vgg = ctx.run.arch == "vgg"
@@ -63,16 +63,16 @@ def make_hooks(cfg: NoiseConfig, ctx: S.Context) -> dict:
                     s["percentiles"], s["mean"], s["var"]
             return out
         todo.append(activations)
-    return {step: todo for step in S.measure_steps(ctx.steps, every)}
+    return {step: todo for step in santurkar.measure_steps(ctx.steps, every)}
 
 
 def run(cfg: NoiseConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
     stored so far merged in (they are trained by tools/train_runs.py)."""
-    return S.run_chapter(CHAPTER, "noise", cfg, runs, make_hooks, extra_runs)
+    return santurkar.run_chapter(CHAPTER, "noise", cfg, runs, make_hooks, extra_runs)
 
 
 def with_extra_seeds(record: results.Record) -> results.Record:
     """Return a chapter record with the stored runs of its extra seeds merged in."""
-    return S.with_extra_seeds(record, extra_runs(NoiseConfig.from_record(record)))
+    return santurkar.with_extra_seeds(record, extra_runs(NoiseConfig.from_record(record)))

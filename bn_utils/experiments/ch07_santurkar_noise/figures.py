@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
-from .. import santurkar as S
+from .. import santurkar
 from .config import ICS_NETS, NOISE_NETS
 from .analysis import moment_changes
 
@@ -33,21 +33,24 @@ def plot_training(record: results.Record):
     learning rate, on one scale: as they train (noise on, on their training batches: the paper's
     training accuracy; a whole row), in evaluation mode on training images (noise off), and on
     the test set."""
-    runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
+    runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
     keys = [k for k in ACCURACIES if any(k in r for r in runs.values())]
     fig, axes = plotting.panels(len(keys), wide=(0,), height=2.6, sharey=True, sharex=True)
     for ax, key in zip(axes, keys):
         for norm in NOISE_NETS:
-            S.plot_curve(ax, runs, S.group("vgg", norm, lr), key, "eval_step",
-                         label=S.LABELS[norm], color=COLORS[norm])
+            santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, lr), key, "eval_step",
+                         label=santurkar.LABELS[norm], color=COLORS[norm])
         ax.axhline(0.1, color=plotting.PALETTE["muted"], lw=1, ls=":", label="chance")
         plotting.label(ax, title=ACCURACIES[key], xlabel="training step",
                        ylabel="accuracy" if ax is axes[0] or ax is axes[1] else "", legend=False)
     plotting.legend_below(fig, axes, ncols=5)
-    plotting.note(fig, f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {S.seeds_text(record)} "
-                       "(band: ± std over seeds). The top panel averages each network's own "
-                       "training batches since the previous point; the lower two are measured "
-                       "in evaluation mode (noise off, running statistics).")
+    plotting.note(
+        fig,
+        f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {santurkar.seeds_text(record)} "
+        "(band: ± std over seeds). The top panel averages each network's own "
+        "training batches since the previous point; the lower two are measured "
+        "in evaluation mode (noise off, running statistics).",
+    )
     return fig
 
 
@@ -64,16 +67,16 @@ def plot_distributions(record: results.Record, layer: int | None = None, seed: i
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
 
-    runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
+    runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
     seed = record.config["seeds"][0] if seed is None else seed
     k = record.config["watch_layers"][-1] if layer is None else layer
     fig, axes = plotting.panels(len(NOISE_NETS), height=2.3, sharey=True, sharex=True)
     for i, (ax, norm) in enumerate(zip(axes, NOISE_NETS)):
-        r = runs.get(S.group("vgg", norm, lr) + f"_s{seed}", {})
+        r = runs.get(santurkar.group("vgg", norm, lr) + f"_s{seed}", {})
         if f"act_pct_L{k}" in r:
             p = np.asarray(r[f"act_pct_L{k}"], float)
             _bands(ax, np.asarray(r["measure_step"])[: len(p)], p, COLORS[norm])
-        plotting.label(ax, title=S.LABELS[norm], legend=False,
+        plotting.label(ax, title=santurkar.LABELS[norm], legend=False,
                        xlabel="training step" if i >= len(axes) - 2 else "",
                        ylabel=f"input to ReLU, layer {k}" if i % 2 == 0 else "")
         if i < len(axes) - 2:
@@ -93,7 +96,7 @@ def plot_moment_changes(record: results.Record):
     """Figure (the paper's Fig. 8): per watched layer (rows), the mean over units of |Δ mean|
     (left) and |Δ variance| (right) of the ReLU inputs between successive measurements; each
     column on one scale."""
-    runs, lr = S.unpack(record), record.config["vgg_lrs"][0]
+    runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
     layers = record.config["watch_layers"]
     fig, axes = plotting.panels(2 * len(layers), height=2.1, sharex=True)
     for row, k in enumerate(layers):
@@ -102,12 +105,16 @@ def plot_moment_changes(record: results.Record):
             mean_ax.sharey(axes[0])
             var_ax.sharey(axes[1])
         for norm in NOISE_NETS:
-            members = [m for m in S.seeds_of(runs, S.group("vgg", norm, lr)) if f"act_mean_L{k}" in m]
+            members = [
+                m
+                for m in santurkar.seeds_of(runs, santurkar.group("vgg", norm, lr))
+                if f"act_mean_L{k}" in m
+            ]
             changes = [moment_changes(m, k) for m in members]
             for ax, key in ((mean_ax, "d_mean"), (var_ax, "d_var")):
                 if changes:
-                    x, ys = S.stacked(changes, key, "step")
-                    plotting.band(ax, x, ys, label=S.LABELS[norm], color=COLORS[norm])
+                    x, ys = santurkar.stacked(changes, key, "step")
+                    plotting.band(ax, x, ys, label=santurkar.LABELS[norm], color=COLORS[norm])
         last = row == len(layers) - 1
         if not last:
             mean_ax.tick_params(labelbottom=False)
@@ -120,10 +127,13 @@ def plot_moment_changes(record: results.Record):
             ax.set_yscale("log")
             plotting.plain_log_ticks(ax, decades=True)
     plotting.legend_below(fig, axes, ncols=4)
-    plotting.note(fig, f"{_arch(record)}, learning rate {lr:g}; {S.seeds_text(record)} (band: ± std). "
-                       f"μ and σ² are a unit's mean and variance over a fixed batch of training "
-                       f"images in training mode; Δ is the change between two measurements "
-                       f"{record.config['measure_every']} steps apart, averaged over the layer's units.")
+    plotting.note(
+        fig,
+        f"{_arch(record)}, learning rate {lr:g}; {santurkar.seeds_text(record)} (band: ± std). "
+        f"μ and σ² are a unit's mean and variance over a fixed batch of training "
+        f"images in training mode; Δ is the change between two measurements "
+        f"{record.config['measure_every']} steps apart, averaged over the layer's units.",
+    )
     return fig
 
 
@@ -131,7 +141,7 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
     """Figure (the paper's Fig. 3): one column per learning rate; the training accuracy (VGG) or
     loss (DLN) on top, then for each measured layer the ℓ2 difference ‖G − G′‖ and the cosine
     between G and G′, each row on one scale."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
     layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
     rows = [("progress", None)] + [(kind, k) for k in layers for kind in ("l2", "cos")]
@@ -143,14 +153,17 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
                 ax.sharey(row[0])
                 ax.tick_params(labelleft=False)
             for norm in ICS_NETS:
-                group, kw = S.group(arch, norm, lr), {"label": S.LABELS[norm], "color": COLORS[norm]}
+                group, kw = santurkar.group(arch, norm, lr), {
+                    "label": santurkar.LABELS[norm],
+                    "color": COLORS[norm],
+                }
                 if kind == "progress":
                     if arch == "vgg":
-                        S.plot_curve(ax, runs, group, "train_accuracy", "eval_step", **kw)
+                        santurkar.plot_curve(ax, runs, group, "train_accuracy", "eval_step", **kw)
                     else:
-                        S.plot_curve(ax, runs, group, "loss", "loss_step", **kw)
+                        santurkar.plot_curve(ax, runs, group, "loss", "loss_step", **kw)
                 else:
-                    S.plot_curve(ax, runs, group, f"ics_{kind}_L{k}", "measure_step", **kw)
+                    santurkar.plot_curve(ax, runs, group, f"ics_{kind}_L{k}", "measure_step", **kw)
             if kind == "progress":
                 title = f"learning rate {lr:g}"
                 ylabel = "training accuracy" if arch == "vgg" else "training loss"
@@ -169,9 +182,15 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
     plotting.legend_below(fig, axes, ncols=2)
     what = _arch(record) if arch == "vgg" else (f"{c['dln_depth']}-layer linear network of width "
                                                 f"{c['dln_width']}, full batch of {c['dln_examples']:,}")
-    plotting.note(fig, f"{what}; {S.seeds_text(record)} (band: ± std). G: the gradient of the layer's "
-                       "weights on the step's batch; G′: the same gradient after the layers below it "
-                       "took their SGD step." + (" Training accuracy in evaluation mode on a fixed "
-                                                  "subset of training images." if arch == "vgg" else
-                                                  " Training loss: sum of squares over the batch."))
+    plotting.note(
+        fig,
+        f"{what}; {santurkar.seeds_text(record)} (band: ± std). G: the gradient of the layer's "
+        "weights on the step's batch; G′: the same gradient after the layers below it "
+        "took their SGD step."
+        + (
+            " Training accuracy in evaluation mode on a fixed " "subset of training images."
+            if arch == "vgg"
+            else " Training loss: sum of squares over the batch."
+        ),
+    )
     return fig

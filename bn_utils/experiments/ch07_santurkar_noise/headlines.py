@@ -22,7 +22,7 @@ import numpy as np
 
 from ... import book
 from ...book import claims, results
-from .. import santurkar as S
+from .. import santurkar
 from ..santurkar import CHANCE
 from .config import ICS_NETS, NOISE_NETS, PAPER
 from .experiment import with_extra_seeds
@@ -38,22 +38,28 @@ def _networks(record: results.Record) -> dict:
     """Return per network at the first LR: ``{"learned", "acc", "test", "d_mean", "rel"}``, each
     measurement as ``{seed: value}`` (accuracy as trained at the end, test accuracy, and the deep
     watched layer's median drift over training, absolute and relative to the layer's spread)."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     lr, deep = c["vgg_lrs"][0], c["watch_layers"][-1]
     out = {}
     for norm in NOISE_NETS:
-        group = S.group("vgg", norm, lr)
-        members = S.seeds_of(runs, group)
+        group = santurkar.group("vgg", norm, lr)
+        members = santurkar.seeds_of(runs, group)
         if not members:
             continue
 
         def drift(m, key):
             return float(np.median(moment_changes(m, deep)[key])) if f"act_mean_L{deep}" in m else np.nan
-        out[norm] = {"learned": S.learned(members, "vgg"),
-                     "acc": S.per_seed(runs, group, lambda m: S.last_finite(m, "train_batch_accuracy")),
-                     "test": S.per_seed(runs, group, lambda m: S.last_finite(m, "test_accuracy")),
-                     "d_mean": S.per_seed(runs, group, lambda m: drift(m, "d_mean")),
-                     "rel": S.per_seed(runs, group, lambda m: drift(m, "rel_d_mean"))}
+        out[norm] = {
+            "learned": santurkar.learned(members, "vgg"),
+            "acc": santurkar.per_seed(
+                runs, group, lambda m: santurkar.last_finite(m, "train_batch_accuracy")
+            ),
+            "test": santurkar.per_seed(
+                runs, group, lambda m: santurkar.last_finite(m, "test_accuracy")
+            ),
+            "d_mean": santurkar.per_seed(runs, group, lambda m: drift(m, "d_mean")),
+            "rel": santurkar.per_seed(runs, group, lambda m: drift(m, "rel_d_mean")),
+        }
     return out
 
 
@@ -79,17 +85,17 @@ def ics_cases(record: results.Record) -> list[dict]:
     reduced ICS here": a smaller ‖G − G′‖/‖G‖ (``rel``, a :class:`claims.Decision` on the
     standard network's minus BN's, per seed the median over training) and a larger cos(G, G′)
     (``cos``, BN's minus the standard network's), ``reduced`` needing both."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     out = []
     for arch in ("vgg", "dln"):
         lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
         layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
         for lr in lrs:
-            groups = {norm: S.group(arch, norm, lr) for norm in ICS_NETS}
-            members = {norm: S.seeds_of(runs, g) for norm, g in groups.items()}
+            groups = {norm: santurkar.group(arch, norm, lr) for norm in ICS_NETS}
+            members = {norm: santurkar.seeds_of(runs, g) for norm, g in groups.items()}
             if not all(members.values()):
                 continue
-            comparable = all(S.learned(m, arch) for m in members.values())
+            comparable = all(santurkar.learned(m, arch) for m in members.values())
             for k in layers:
                 def rel(m, k=k):
                     with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,13 +104,21 @@ def ics_cases(record: results.Record) -> list[dict]:
 
                 def cos(m, k=k):
                     return np.nanmedian(np.asarray(m[f"ics_cos_L{k}"], float))
-                v = {norm: {"rel": S.per_seed(runs, g, rel), "cos": S.per_seed(runs, g, cos)}
+                v = {norm: {"rel": santurkar.per_seed(runs, g, rel), "cos": santurkar.per_seed(runs, g, cos)}
                      for norm, g in groups.items()}
                 d_rel = claims.greater(_values(v["none"]["rel"]), _values(v["bn"]["rel"]))
                 d_cos = claims.greater(_values(v["bn"]["cos"]), _values(v["none"]["cos"]))
-                out.append({"case": f"{arch.upper()} LR {lr:g} layer {k}", "comparable": comparable,
-                            "rel": d_rel, "cos": d_cos,
-                            "reduced": claims.all_of([d_rel, d_cos]) if comparable else claims.NOT_COMPARABLE})
+                out.append(
+                    {
+                        "case": f"{arch.upper()} LR {lr:g} layer {k}",
+                        "comparable": comparable,
+                        "rel": d_rel,
+                        "cos": d_cos,
+                        "reduced": (
+                            claims.all_of([d_rel, d_cos]) if comparable else claims.NOT_COMPARABLE
+                        ),
+                    }
+                )
     return out
 
 
@@ -117,19 +131,30 @@ def _ics_row(record: results.Record) -> dict:
         return claims.missing(text, where, theirs)
     comparable = [r for r in cases if r["comparable"]]
     skipped = [r["case"] for r in cases if not r["comparable"]]
-    label = {claims.YES: "reduced on both measures", claims.NO: "not reduced (BN decidedly worse on a measure)"}
+    label = {
+        claims.YES: "reduced on both measures",
+        claims.NO: "not reduced (BN decidedly worse on a measure)",
+    }
     by: dict = {}
     for r in comparable:
         by.setdefault(r["reduced"], []).append(r["case"])
-    ours = "; ".join(f"{label.get(v, v)} in {len(names)}" + (f" ({', '.join(names)})" if v != claims.NO else "")
-                     for v, names in by.items()) or "no comparable case"
+    ours = (
+        "; ".join(
+            f"{label.get(v, v)} in {len(names)}"
+            + (f" ({', '.join(names)})" if v != claims.NO else "")
+            for v, names in by.items()
+        )
+        or "no comparable case"
+    )
     if skipped:
         ours += f". Not comparable (a network had not learned half-way): {', '.join(skipped)}"
     verdict = (claims.all_of([claims.negated(r["reduced"]) for r in comparable]) if comparable
                else claims.NOT_COMPARABLE)
     n = min((r["rel"].n for r in comparable), default=0)
-    spread = "; ".join(f"{r['case']}: rel {S.spread(r['rel'], seeds=False)}, cos {S.spread(r['cos'], seeds=False)}"
-                       for r in comparable)
+    spread = "; ".join(
+        f"{r['case']}: rel {santurkar.spread(r['rel'], seeds=False)}, cos {santurkar.spread(r['cos'], seeds=False)}"
+        for r in comparable
+    )
     spread = f"BN's gain per case ({n} seed{'' if n == 1 else 's'}): {spread}" if comparable else "—"
     return claims.row(text, where, theirs, ours, verdict, spread=spread)
 
@@ -153,7 +178,12 @@ def _drift(nets: dict, deep: int, key: str) -> dict:
     if key == "d_mean":
         text = ("noisy BN's layer inputs move more than the standard network's (absolute change of the "
                 "units' means, the paper's measure)")
-        where, theirs, kind, what = f"{SOURCE}, Figs. 2 and 8", "qualitative (distribution plots)", "paper", "|Δμ|"
+        where, theirs, kind, what = (
+            f"{SOURCE}, Figs. 2 and 8",
+            "qualitative (distribution plots)",
+            "paper",
+            "|Δμ|",
+        )
     else:
         text = ("noisy BN's layer inputs move more than the standard network's relative to each layer's "
                 "own spread (|Δμ|/σ)")
@@ -166,7 +196,7 @@ def _drift(nets: dict, deep: int, key: str) -> dict:
         return claims.row(text, where, theirs, ours + "; a network had not learned half-way",
                           claims.NOT_COMPARABLE, kind=kind)
     d = claims.greater(_values(a), _values(b))
-    return claims.row(text, where, theirs, ours, d, spread=S.spread(d), kind=kind)
+    return claims.row(text, where, theirs, ours, d, spread=santurkar.spread(d), kind=kind)
 
 
 def _nearly(nets: dict) -> dict:
@@ -177,7 +207,13 @@ def _nearly(nets: dict) -> dict:
         return claims.missing(text, where, theirs)
     ours = f"training accuracy (noise on) {_mean(nets['noisy_bn']['acc']):.3f} vs {_mean(nets['bn']['acc']):.3f}"
     if not nets["bn"]["learned"]:
-        return claims.row(text, where, theirs, ours + " (BN did not learn: no gain to keep)", claims.NOT_COMPARABLE)
+        return claims.row(
+            text,
+            where,
+            theirs,
+            ours + " (BN did not learn: no gain to keep)",
+            claims.NOT_COMPARABLE,
+        )
     kept = _kept(nets, "noisy_bn", "bn")
     d = claims.greater(_values(kept), KEEP)
     return claims.row(text, where, theirs, f"{ours}: keeps {_mean(kept):.1%}", d,
@@ -216,9 +252,9 @@ def _noise_cost(nets: dict) -> dict:
         return claims.row(text, where, "—", ours + " (a network without noise did not learn)",
                           claims.NOT_COMPARABLE, kind="book")
     d = claims.greater(_values(bn), _values(plain))
-    return claims.row(text, where, "—", ours, d, spread=S.spread(d), kind="book")
+    return claims.row(text, where, "—", ours, d, spread=santurkar.spread(d), kind="book")
 
 
 def claims_table(record: results.Record) -> book.Table:
     """Table of :func:`headlines` (``santurkar.claims_table``)."""
-    return S.claims_table(headlines(record))
+    return santurkar.claims_table(headlines(record))

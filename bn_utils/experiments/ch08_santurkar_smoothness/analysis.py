@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import book
 from ...book import results
-from .. import santurkar as S
+from .. import santurkar
 from ..santurkar import CHANCE, LEARNED
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_lr, record_norms
@@ -47,10 +47,10 @@ def smoothness_summary(record: results.Record, arch: str) -> dict:
     gradient change, beta), each as one median over training per seed and the mean of those over
     the seeds (the numbers the claims table decides on), beta's maximum over training and seeds;
     final accuracy or loss."""
-    runs, lr = S.unpack(record), record_lr(record, arch)
+    runs, lr = santurkar.unpack(record), record_lr(record, arch)
     out = {}
     for norm in record_norms(record, arch):
-        members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
+        members = [m for m in santurkar.seeds_of(runs, santurkar.group(arch, norm, lr)) if "ls_losses" in m]
         if not members:
             continue
         row = {"n": len(members)}
@@ -59,9 +59,9 @@ def smoothness_summary(record: results.Record, arch: str) -> dict:
             row["beta_max"] = float(np.nanmax(np.concatenate([np.asarray(m["ls_beta"], float)
                                                               for m in members])))
         key = "train_accuracy" if arch == "vgg" else "loss"
-        row["final"] = S.final(runs, S.group(arch, norm, lr), key)
+        row["final"] = santurkar.final(runs, santurkar.group(arch, norm, lr), key)
         if arch == "vgg":
-            row["test"] = S.final(runs, S.group(arch, norm, lr), "test_accuracy")
+            row["test"] = santurkar.final(runs, santurkar.group(arch, norm, lr), "test_accuracy")
         out[norm] = row
     return out
 
@@ -93,15 +93,15 @@ def smoothness_table(record: results.Record, arch: str) -> book.Table:
     met), and the final accuracy (VGG) or loss (DLN)."""
     rows = []
     for norm, v in smoothness_summary(record, arch).items():
-        row = {"network": S.LABELS[norm], "loss range along g": v["loss_range"],
+        row = {"network": santurkar.LABELS[norm], "loss range along g": v["loss_range"],
                "max gradient change": v["grad_change"], "effective λ": v["beta"],
                "λ, worst point": v["beta_max"],
                "2/median λ": 2 / v["beta"] if v["beta"] > 0 else float("nan")}
         if arch == "vgg":
-            row["train acc."] = S.fmt_pm(*v["final"], v["n"])
-            row["test acc."] = S.fmt_pm(*v["test"], v["n"])
+            row["train acc."] = santurkar.fmt_pm(*v["final"], v["n"])
+            row["test acc."] = santurkar.fmt_pm(*v["test"], v["n"])
         else:
-            row["final loss"] = S.fmt_pm(*v["final"], v["n"], digits=1)
+            row["final loss"] = santurkar.fmt_pm(*v["final"], v["n"], digits=1)
         rows.append(row)
     return book.Table(rows, fmt="{:.3g}")
 
@@ -145,15 +145,18 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
     both networks reached (:func:`beta_at_loss`; per seed the level is the higher of the two
     networks' lowest smoothed losses): means over seeds, and per seed (``*_seeds``:
     ``{seed: value}``), with whether the network learned (``santurkar.learned``)."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     lrs = (c["lr"], c["large_lr"]) if arch == "vgg" else (c["dln_lr"],)
     out = {}
     for lr in dict.fromkeys(lrs):
-        groups = {norm: S.group(arch, norm, lr) for norm in PAPER_NETS}
-        members = {norm: [m for m in S.seeds_of(runs, g) if "ls_beta" in m] for norm, g in groups.items()}
+        groups = {norm: santurkar.group(arch, norm, lr) for norm in PAPER_NETS}
+        members = {
+            norm: [m for m in santurkar.seeds_of(runs, g) if "ls_beta" in m]
+            for norm, g in groups.items()
+        }
         if not all(members.values()):
             continue
-        lowest = {norm: S.per_seed(runs, g, lambda m: _lowest(m) if "ls_loss" in m else np.nan)
+        lowest = {norm: santurkar.per_seed(runs, g, lambda m: _lowest(m) if "ls_loss" in m else np.nan)
                   for norm, g in groups.items()}
         common = sorted(set.intersection(*(set(v) for v in lowest.values())))
         level = {seed: max(lowest[norm][seed] for norm in PAPER_NETS) for seed in common}
@@ -161,14 +164,18 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)   # a seed with no finite λ
                 median = float(np.nanmean([landscape_median(m, "beta") for m in members[norm]]))
-            init = S.per_seed(runs, g, lambda m: float(np.asarray(m["ls_beta"], float)[0]) if "ls_beta" in m else np.nan)
+            init = santurkar.per_seed(
+                runs,
+                g,
+                lambda m: float(np.asarray(m["ls_beta"], float)[0]) if "ls_beta" in m else np.nan,
+            )
             named = {int(n.rsplit("_s", 1)[1]): m for n, m in runs.items() if n.rsplit("_s", 1)[0] == g}
             at = {seed: beta_at_loss(named[seed], level[seed]) for seed in common}
             out[(norm, lr)] = {"n": len(members[norm]), "beta_init": float(np.mean(list(init.values()))),
                                "beta_init_seeds": init, "beta": median, "beta_lr_over_2": median * lr / 2,
                                "loss_level": float(np.mean(list(level.values()))) if level else float("nan"),
                                "beta_at_level": float(np.nanmean(list(at.values()))) if at else float("nan"),
-                               "beta_at_level_seeds": at, "learned": S.learned(members[norm], arch),
+                               "beta_at_level_seeds": at, "learned": santurkar.learned(members[norm], arch),
                                "diverged": any(bool(m.get("diverged")) for m in members[norm])}
     return out
 
@@ -176,7 +183,7 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
 def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
     """Table: per network and learning rate, β at initialisation, over training (with β·LR/2,
     the edge-of-stability ratio), and at a loss level both networks reached."""
-    rows = [{"network": S.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
+    rows = [{"network": santurkar.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
              "median λ in training": v["beta"], "λ · LR / 2": v["beta_lr_over_2"],
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}
@@ -186,14 +193,14 @@ def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
 
 def large_lr_summary(record: results.Record) -> dict:
     """Return ``{(norm, lr): (final train accuracy mean, std, diverged in any seed)}``."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     out = {}
     for lr in (c["lr"], c["large_lr"]):
         for norm in PAPER_NETS:
-            group = S.group("vgg", norm, lr)
-            members = S.seeds_of(runs, group)
+            group = santurkar.group("vgg", norm, lr)
+            members = santurkar.seeds_of(runs, group)
             if members:
-                out[(norm, lr)] = (*S.final(runs, group, "train_accuracy"),
+                out[(norm, lr)] = (*santurkar.final(runs, group, "train_accuracy"),
                                    any(bool(m.get("diverged")) for m in members))
     return out
 

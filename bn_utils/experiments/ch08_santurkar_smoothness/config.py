@@ -10,7 +10,7 @@ import numpy as np
 
 from ...nn.variants import NORM_NAMES
 from ...book.profiles import param
-from .. import santurkar as S
+from .. import santurkar
 
 CHAPTER = "08_santurkar_smoothness"
 PAPER_NETS = ("none", "bn")
@@ -18,7 +18,7 @@ LP_NETS = ("l1", "l2", "linf")
 
 
 @dataclass(frozen=True)
-class SmoothnessConfig(S.SanturkarConfig):
+class SmoothnessConfig(santurkar.SanturkarConfig):
     """Chapter 8's experiments (defaults: the paper's protocol, the ``full`` profile)."""
 
     lr: float = param(0.1, "VGG learning rate (the landscape is measured at this one)", min=1e-6,

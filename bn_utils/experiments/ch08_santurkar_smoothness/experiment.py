@@ -5,27 +5,31 @@ from __future__ import annotations
 
 from ...training import measure
 from ...book import results
-from .. import santurkar as S
+from .. import santurkar
 from .config import CHAPTER, PAPER_NETS, SmoothnessConfig
 
 
-def runs(cfg: SmoothnessConfig) -> list[S.Run]:
+def runs(cfg: SmoothnessConfig) -> list[santurkar.Run]:
     """Return the chapter's runs: every VGG norm at ``lr``, standard and BN at ``large_lr``, every
     DLN norm at ``dln_lr``."""
     out = []
     for seed in cfg.seeds:
-        out += [S.Run("vgg", norm, cfg.lr, seed) for norm in cfg.vgg_norms]
-        out += [S.Run("vgg", norm, cfg.large_lr, seed) for norm in PAPER_NETS if cfg.large_lr != cfg.lr]
-        out += [S.Run("dln", norm, cfg.dln_lr, seed) for norm in cfg.dln_norms]
+        out += [santurkar.Run("vgg", norm, cfg.lr, seed) for norm in cfg.vgg_norms]
+        out += [
+            santurkar.Run("vgg", norm, cfg.large_lr, seed)
+            for norm in PAPER_NETS
+            if cfg.large_lr != cfg.lr
+        ]
+        out += [santurkar.Run("dln", norm, cfg.dln_lr, seed) for norm in cfg.dln_norms]
     return out
 
 
-def extra_runs(cfg: SmoothnessConfig) -> list[tuple[SmoothnessConfig, S.Run]]:
+def extra_runs(cfg: SmoothnessConfig) -> list[tuple[SmoothnessConfig, santurkar.Run]]:
     """Return the extra seeds' runs as (config they are stored under, run): every network."""
     return [(c, r) for c in cfg.extra_configs() for r in runs(c)]
 
 
-def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
+def make_hooks(cfg: SmoothnessConfig, ctx: santurkar.Context) -> dict:
     """Return the landscape hooks of one run, step sizes relative to the run's own learning rate
     (the large-LR runs are measured too: β across learning rates is what can tell a smoother
     landscape from one whose curvature the learning rate sets)."""
@@ -37,19 +41,19 @@ def make_hooks(cfg: SmoothnessConfig, ctx: S.Context) -> dict:
         return {"ls_loss": out["loss"], "ls_grad_norm": out["grad_norm"], "ls_losses": out["losses"],
                 "ls_grad_diffs": out["grad_diffs"], "ls_beta": out["beta"]}
     every = cfg.measure_every if vgg else cfg.dln_measure_every
-    return {step: [landscape] for step in S.measure_steps(ctx.steps, every)}
+    return {step: [landscape] for step in santurkar.measure_steps(ctx.steps, every)}
 
 
 def run(cfg: SmoothnessConfig) -> results.Record:
     """Return the chapter's record (at the unmodified quick profile: the best stored one, full,
     else reference), training and storing every run that is missing, with the extra seeds' runs
     stored so far merged in (they are trained by tools/train_runs.py)."""
-    return S.run_chapter(CHAPTER, "smoothness", cfg, runs, make_hooks, extra_runs)
+    return santurkar.run_chapter(CHAPTER, "smoothness", cfg, runs, make_hooks, extra_runs)
 
 
 def with_extra_seeds(record: results.Record) -> results.Record:
     """Return a chapter record with the stored runs of its extra seeds merged in."""
-    return S.with_extra_seeds(record, extra_runs(SmoothnessConfig.from_record(record)))
+    return santurkar.with_extra_seeds(record, extra_runs(SmoothnessConfig.from_record(record)))
 
 
 def record_lr(record: results.Record, arch: str) -> float:

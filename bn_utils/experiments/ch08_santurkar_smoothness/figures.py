@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from ...book import plotting, results
-from .. import santurkar as S
+from .. import santurkar
 from .config import PAPER_NETS, SmoothnessConfig
 from .experiment import record_lr, record_norms
 from .analysis import landscape_series
@@ -42,8 +42,8 @@ def _range(members: list[dict], key: str) -> tuple:
     """Return ``(steps, low, high)``: the min and max over step sizes of ``key``, averaged over seeds."""
     lo = [{"v": np.nanmin(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
     hi = [{"v": np.nanmax(np.asarray(m[key], float), 1), "s": m["measure_step"]} for m in members]
-    x, ylo = S.stacked(lo, "v", "s")
-    _, yhi = S.stacked(hi, "v", "s")
+    x, ylo = santurkar.stacked(lo, "v", "s")
+    _, yhi = santurkar.stacked(hi, "v", "s")
     return x, np.nanmean(ylo, 0), np.nanmean(yhi, 0)
 
 
@@ -52,21 +52,29 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
     the range of the loss along the gradient direction, (b) the range of the gradient change
     ("gradient predictiveness"), (c) the effective smoothness λ (a whole row); range: min–max over
     the step sizes, averaged over seeds; (c)'s band: min to max over the seeds."""
-    runs, lr = S.unpack(record), record_lr(record, arch)
+    runs, lr = santurkar.unpack(record), record_lr(record, arch)
     fig, axes = plotting.panels(3, wide=(2,), height=2.6, sharex=True)
     for norm in PAPER_NETS:
-        members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
+        members = [m for m in santurkar.seeds_of(runs, santurkar.group(arch, norm, lr)) if "ls_losses" in m]
         if not members:
             continue
-        color, label = COLORS[norm], S.LABELS[norm]
+        color, label = COLORS[norm], santurkar.LABELS[norm]
         for ax, key in zip(axes[:2], ("ls_losses", "ls_grad_diffs")):
             x, lo, hi = _range(members, key)
             ax.fill_between(x, lo, hi, color=color, alpha=0.3, lw=0)
             ax.plot(x, lo, color=color, lw=1)
             ax.plot(x, hi, color=color, lw=1, label=label)
         # on a log axis a mean − std band can fall below zero and vanish: min to max over seeds
-        S.plot_curve(axes[2], runs, S.group(arch, norm, lr), "ls_beta", "measure_step", label=label,
-                     color=color, kind="minmax")
+        santurkar.plot_curve(
+            axes[2],
+            runs,
+            santurkar.group(arch, norm, lr),
+            "ls_beta",
+            "measure_step",
+            label=label,
+            color=color,
+            kind="minmax",
+        )
     plotting.label(axes[0], title="(a) loss along the gradient", xlabel="training step",
                    ylabel="loss, min to max over η", legend=False)
     plotting.label(axes[1], title="(b) gradient predictiveness", xlabel="training step",
@@ -76,9 +84,12 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
         ax.set_yscale("log")
         plotting.plain_log_ticks(ax, decades=True)
     plotting.legend_below(fig, axes, ncols=2)
-    plotting.note(fig, f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {S.seeds_text(record)}; "
-                       f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖; in (c) the line is "
-                       "the mean over seeds, the band their minimum to maximum.")
+    plotting.note(
+        fig,
+        f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {santurkar.seeds_text(record)}; "
+        f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖; in (c) the line is "
+        "the mean over seeds, the band their minimum to maximum.",
+    )
     return fig
 
 
@@ -90,7 +101,7 @@ def _line(members: list[dict], what: str) -> tuple:
         v = landscape_series(m, what)
         with np.errstate(invalid="ignore"):
             rows.append({"v": np.where(v > 0, v, np.nan), "s": m["measure_step"]})
-    x, ys = S.stacked(rows, "v", "s")
+    x, ys = santurkar.stacked(rows, "v", "s")
     with warnings.catch_warnings():   # a step no seed measured stays NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
         return x, np.nanmean(ys, 0) if ys.size else ys
@@ -101,7 +112,7 @@ def plot_normalisations(record: results.Record):
     (left) and the deep linear network (right) over training: the loss range along the gradient
     (max − min over the step sizes), the largest gradient change and the effective smoothness λ,
     one line per network (means over seeds)."""
-    runs = S.unpack(record)
+    runs = santurkar.unpack(record)
     archs = ("vgg", "dln")
     what = (("loss_range", "loss range along g"), ("grad_change", "largest gradient change"),
             ("beta", "λ"))
@@ -113,11 +124,15 @@ def plot_normalisations(record: results.Record):
             if row:
                 ax.sharex(column[0])
             for norm in record_norms(record, arch):
-                members = [m for m in S.seeds_of(runs, S.group(arch, norm, lr)) if "ls_losses" in m]
+                members = [
+                    m
+                    for m in santurkar.seeds_of(runs, santurkar.group(arch, norm, lr))
+                    if "ls_losses" in m
+                ]
                 if members:
                     x, y = _line(members, key)
                     ax.plot(x, y, color=COLORS[norm], lw=1.4, ls=STYLES.get(norm, "-"),
-                            label=S.LABELS[norm])
+                            label=santurkar.LABELS[norm])
             ax.set_yscale("log")
             plotting.plain_log_ticks(ax, decades=True)
             last = row == len(what) - 1
@@ -128,9 +143,12 @@ def plot_normalisations(record: results.Record):
             if not last:
                 ax.tick_params(labelbottom=False)
     plotting.legend_below(fig, axes, ncols=5)
-    plotting.note(fig, f"VGG: {_what(record, 'vgg')}; DLN: {_what(record, 'dln')}; {S.seeds_text(record)} "
-                       f"(lines: means over seeds); ℓp statistic per {record.config['lp_over']}. "
-                       f"VGG {_steps(record, 'vgg')}; DLN {_steps(record, 'dln')}.")
+    plotting.note(
+        fig,
+        f"VGG: {_what(record, 'vgg')}; DLN: {_what(record, 'dln')}; {santurkar.seeds_text(record)} "
+        f"(lines: means over seeds); ℓp statistic per {record.config['lp_over']}. "
+        f"VGG {_steps(record, 'vgg')}; DLN {_steps(record, 'dln')}.",
+    )
     return fig
 
 
@@ -146,23 +164,28 @@ def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | Non
     """Figure (the paper's Fig. 11): the gradient change ‖∇L(x − ηg) − ∇L(x)‖ against the step
     size η, one line per measured training step (pale: early, full colour: late), the standard
     network (left) and BN (right) on one scale."""
-    runs, lr = S.unpack(record), record_lr(record, arch)
+    runs, lr = santurkar.unpack(record), record_lr(record, arch)
     seed = record.config["seeds"][0] if seed is None else seed
     eta = SmoothnessConfig.from_record(record).step_sizes(arch)
     fig, axes = plotting.panels(2, height=3.0, sharey=True)
     for ax, norm in zip(axes, PAPER_NETS):
-        r = runs.get(S.group(arch, norm, lr) + f"_s{seed}", {})
+        r = runs.get(santurkar.group(arch, norm, lr) + f"_s{seed}", {})
         diffs = np.asarray(r.get("ls_grad_diffs", np.zeros((0, len(eta)))), float)
         steps = np.asarray(r.get("measure_step", []))[: len(diffs)]
         for i, (step, row) in enumerate(zip(steps, diffs)):
             t = i / max(1, len(diffs) - 1)
             ax.plot(eta, row, color=_shade(COLORS[norm], t), marker=".", lw=1,
-                    label=f"{S.LABELS[norm]}, step {step:,}" if i in (0, len(diffs) - 1) else None)
+                    label=f"{santurkar.LABELS[norm]}, step {step:,}" if i in (0, len(diffs) - 1) else None)
         ax.set_xscale("log"), ax.set_yscale("log")
         plotting.plain_log_ticks(ax, "x")
         plotting.plain_log_ticks(ax, decades=True)
-        plotting.label(ax, title=f"{arch.upper()}, {S.LABELS[norm]}", xlabel="step size η",
-                       ylabel="‖∇L(x − ηg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "", legend=False)
+        plotting.label(
+            ax,
+            title=f"{arch.upper()}, {santurkar.LABELS[norm]}",
+            xlabel="step size η",
+            ylabel="‖∇L(x − ηg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "",
+            legend=False,
+        )
     plotting.legend_below(fig, axes, ncols=2)
     plotting.note(fig, f"{_what(record, arch)}, learning rate {lr:g}; seed {seed}; one line per "
                        f"measurement, every {record.config['measure_every']} steps.")
@@ -172,18 +195,18 @@ def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | Non
 def plot_training(record: results.Record):
     """Figure (the paper's Fig. 5): VGG training and test accuracy (one scale) and DLN training
     loss (a whole row) for every normalisation."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     fig, axes = plotting.panels(3, wide=(2,), height=2.6)
     axes[1].sharey(axes[0])
     axes[1].tick_params(labelleft=False)
     for norm in record_norms(record, "vgg"):
         for ax, key in zip(axes[:2], ("train_accuracy", "test_accuracy")):
-            if S.plot_curve(ax, runs, S.group("vgg", norm, c["lr"]), key, "eval_step",
-                            label=S.LABELS[norm], color=COLORS[norm]):
+            if santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, c["lr"]), key, "eval_step",
+                            label=santurkar.LABELS[norm], color=COLORS[norm]):
                 ax.lines[-1].set_linestyle(STYLES.get(norm, "-"))
     for norm in record_norms(record, "dln"):
-        if S.plot_curve(axes[2], runs, S.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
-                        label=S.LABELS[norm], color=COLORS[norm]):
+        if santurkar.plot_curve(axes[2], runs, santurkar.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
+                        label=santurkar.LABELS[norm], color=COLORS[norm]):
             axes[2].lines[-1].set_linestyle(STYLES.get(norm, "-"))
     plotting.label(axes[0], title="VGG, training images", xlabel="training step",
                    ylabel="accuracy", legend=False)
@@ -193,22 +216,25 @@ def plot_training(record: results.Record):
     axes[2].set_yscale("log")
     plotting.plain_log_ticks(axes[2])
     plotting.legend_below(fig, axes, ncols=5)
-    plotting.note(fig, f"VGG: {_what(record, 'vgg')}, learning rate {c['lr']:g}, accuracy in evaluation "
-                       f"mode. DLN: {_what(record, 'dln')}. {S.seeds_text(record)} (band: ± std); ℓp "
-                       f"statistic per {c['lp_over']}.")
+    plotting.note(
+        fig,
+        f"VGG: {_what(record, 'vgg')}, learning rate {c['lr']:g}, accuracy in evaluation "
+        f"mode. DLN: {_what(record, 'dln')}. {santurkar.seeds_text(record)} (band: ± std); ℓp "
+        f"statistic per {c['lp_over']}.",
+    )
     return fig
 
 
 def plot_large_lr(record: results.Record):
     """Figure (the paper's Fig. 1): standard and BN VGGs at the two learning rates (the larger
     dashed), training and test accuracy on one scale."""
-    runs, c = S.unpack(record), record.config
+    runs, c = santurkar.unpack(record), record.config
     fig, axes = plotting.panels(2, height=3.0, sharey=True)
     for lr, style in ((c["lr"], "-"), (c["large_lr"], "--")):
         for norm in PAPER_NETS:
             for ax, key in zip(axes, ("train_accuracy", "test_accuracy")):
-                if S.plot_curve(ax, runs, S.group("vgg", norm, lr), key, "eval_step",
-                                label=f"{S.LABELS[norm]}, LR {lr:g}", color=COLORS[norm]):
+                if santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, lr), key, "eval_step",
+                                label=f"{santurkar.LABELS[norm]}, LR {lr:g}", color=COLORS[norm]):
                     ax.lines[-1].set_linestyle(style)
     for ax in axes:
         ax.axhline(0.1, color=plotting.PALETTE["muted"], lw=1, ls=":", label="chance")
@@ -216,6 +242,9 @@ def plot_large_lr(record: results.Record):
                    legend=False)
     plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)
     plotting.legend_below(fig, axes, ncols=3)
-    plotting.note(fig, f"{_what(record, 'vgg')}; {S.seeds_text(record)} (band: ± std); accuracy in evaluation "
-                       "mode. A run that diverged stops where its loss became infinite.")
+    plotting.note(
+        fig,
+        f"{_what(record, 'vgg')}; {santurkar.seeds_text(record)} (band: ± std); accuracy in evaluation "
+        "mode. A run that diverged stops where its loss became infinite.",
+    )
     return fig

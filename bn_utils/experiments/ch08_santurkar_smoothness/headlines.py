@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import book
 from ...book import claims, results
-from .. import santurkar as S
+from .. import santurkar
 from ..santurkar import CHANCE, LEARNED
 from .analysis import MEASURES, beta_comparison, landscape_median
 from .config import LP_NETS, PAPER_NETS
@@ -22,20 +22,28 @@ def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
     """Return per network of ``arch`` at ``lr``: whether it learned, and per seed (``{seed:
     value}``) each landscape measure, the final training accuracy (VGG; a diverged run at
     chance) or the final loss (DLN)."""
-    runs, out = S.unpack(record), {}
+    runs, out = santurkar.unpack(record), {}
     for norm in norms:
-        group = S.group(arch, norm, lr)
-        members = S.seeds_of(runs, group)
+        group = santurkar.group(arch, norm, lr)
+        members = santurkar.seeds_of(runs, group)
         if not members:
             continue
-        row = {"learned": S.learned(members, arch)}
-        row.update({key: S.per_seed(runs, group, lambda m, key=key: landscape_median(m, key) if "ls_beta" in m else np.nan)
-                    for key in MEASURES})
+        row = {"learned": santurkar.learned(members, arch)}
+        row.update(
+            {
+                key: santurkar.per_seed(
+                    runs,
+                    group,
+                    lambda m, key=key: landscape_median(m, key) if "ls_beta" in m else np.nan,
+                )
+                for key in MEASURES
+            }
+        )
         if arch == "vgg":
-            row["final"] = S.per_seed(runs, group, lambda m: CHANCE if m.get("diverged")
-                                      else S.last_finite(m, "train_accuracy"))
+            row["final"] = santurkar.per_seed(runs, group, lambda m: CHANCE if m.get("diverged")
+                                      else santurkar.last_finite(m, "train_accuracy"))
         else:
-            row["final"] = S.per_seed(runs, group, lambda m: S.last_finite(m, "loss"))
+            row["final"] = santurkar.per_seed(runs, group, lambda m: santurkar.last_finite(m, "loss"))
         out[norm] = row
     return out
 
@@ -57,7 +65,7 @@ def _smaller(nets: dict, key: str) -> claims.Decision | str:
 
 
 def _text(d) -> str:
-    return S.spread(d) if isinstance(d, claims.Decision) else d
+    return santurkar.spread(d) if isinstance(d, claims.Decision) else d
 
 
 def headlines(record: results.Record) -> list[dict]:
@@ -74,10 +82,18 @@ def headlines(record: results.Record) -> list[dict]:
     both = all(n in s for s in (vgg, dln) for n in PAPER_NETS)
     out = []
     for key, text, where in (
-            ("loss_range", "with BN the loss changes less along the gradient (a smaller Lipschitz constant)",
-             "Fig. 4(a) VGG, Fig. 10(a) DLN"),
-            ("grad_change", "with BN the gradient is more predictive", "Figs. 4(b), 10(b), 11"),
-            ("beta", "BN lowers the effective smoothness constant λ (measured along training at one LR)", "Figs. 4(c), 10(c)")):
+        (
+            "loss_range",
+            "with BN the loss changes less along the gradient (a smaller Lipschitz constant)",
+            "Fig. 4(a) VGG, Fig. 10(a) DLN",
+        ),
+        ("grad_change", "with BN the gradient is more predictive", "Figs. 4(b), 10(b), 11"),
+        (
+            "beta",
+            "BN lowers the effective smoothness constant λ (measured along training at one LR)",
+            "Figs. 4(c), 10(c)",
+        ),
+    ):
         where, theirs = f"{SOURCE}, {where}", "qualitative (figures)"
         if not both:
             out.append(claims.missing(text, where, theirs))
@@ -85,8 +101,16 @@ def headlines(record: results.Record) -> list[dict]:
         parts = {arch: _smaller(s, key) for arch, s in nets.items()}
         ours = "; ".join(f"{arch}: standard {_m(s['none'][key]):.3g}, BN {_m(s['bn'][key]):.3g}"
                          for arch, s in (("VGG", vgg), ("DLN", dln)))
-        out.append(claims.row(text, where, theirs, f"median {MEASURES[key]}: {ours}", claims.all_of(parts.values()),
-                              spread="; ".join(f"{a}: {_text(d)}" for a, d in parts.items())))
+        out.append(
+            claims.row(
+                text,
+                where,
+                theirs,
+                f"median {MEASURES[key]}: {ours}",
+                claims.all_of(parts.values()),
+                spread="; ".join(f"{a}: {_text(d)}" for a, d in parts.items()),
+            )
+        )
     out.append(_beta_free_of_lr(record))
     out.append(_larger_lr(record))
     out.append(_lp_help(vgg, dln))
@@ -122,7 +146,11 @@ def _beta_free_of_lr(record: results.Record) -> dict:
     not comparable are left out (the claim is not comparable when every part is)."""
     text = "BN lowers λ where the learning rate cannot set it (at step 0 and at a loss both reached)"
     betas = beta_comparison(record, "vgg")
-    lrs = [lr for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"])) if ("none", lr) in betas]
+    lrs = [
+        lr
+        for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"]))
+        if ("none", lr) in betas
+    ]
     if not lrs:
         return claims.missing(text, BOOK, "—", kind="book")
     parts, texts, skipped = [], [], []
@@ -130,7 +158,9 @@ def _beta_free_of_lr(record: results.Record) -> dict:
         n, b = betas[("none", lr)], betas[("bn", lr)]
         d = claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"]))
         parts.append(d)
-        texts.append(f"LR {lr:g}: at step 0 standard {n['beta_init']:.3g}, BN {b['beta_init']:.3g} ({_text(d)})")
+        texts.append(
+            f"LR {lr:g}: at step 0 standard {n['beta_init']:.3g}, BN {b['beta_init']:.3g} ({_text(d)})"
+        )
         if not (n["learned"] and b["learned"]):
             skipped.append(f"LR {lr:g} at the common loss (a network had not learned half-way)")
             continue
@@ -154,11 +184,16 @@ def _larger_lr(record: results.Record) -> dict:
         return claims.missing(text, where, theirs)
     bn, plain = _v(nets["bn"]["final"]), _v(nets["none"]["final"])
     learns, beats = claims.greater(bn, CHANCE, margin=LEARNED), claims.greater(bn, plain)
-    return claims.row(text, where, theirs, f"final training accuracy at LR {lr:g}: BN {np.mean(bn):.3f}, "
-                                           f"standard {np.mean(plain):.3f} (a diverged run counts as chance)",
-                      claims.all_of([learns, beats]),
-                      spread=f"BN − chance − {LEARNED:g}: {learns.spread('points', 100)}; BN − standard: "
-                             f"{beats.spread('points', 100)}")
+    return claims.row(
+        text,
+        where,
+        theirs,
+        f"final training accuracy at LR {lr:g}: BN {np.mean(bn):.3f}, "
+        f"standard {np.mean(plain):.3f} (a diverged run counts as chance)",
+        claims.all_of([learns, beats]),
+        spread=f"BN − chance − {LEARNED:g}: {learns.spread('points', 100)}; BN − standard: "
+        f"{beats.spread('points', 100)}",
+    )
 
 
 def _lp_help(vgg: dict, dln: dict) -> dict:
@@ -179,15 +214,19 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
         seeds = sorted(set(none) & set(bn) & set(lp))
         half = claims.paired([none[s] - lp[s] - 0.5 * max(none[s] - bn[s], 0.0) for s in seeds])
         parts += [learns, beats, half]
-        spreads.append(f"{S.LABELS[n]}: VGG {beats.spread('points', 100)}; DLN {S.spread(half)}")
-    vgg_text = ", ".join(f"{S.LABELS[n]} {_m(vgg[n]['final']):.3f}" for n in nets)
-    dln_text = ", ".join(f"{S.LABELS[n]} {_m(dln[n]['final']):.1f}" for n in nets)
-    ours = (f"VGG final training accuracy: standard {_m(vgg['none']['final']):.3f}, BN {_m(vgg['bn']['final']):.3f}; "
-            f"{vgg_text}. DLN final loss: standard {_m(dln['none']['final']):.1f}, BN {_m(dln['bn']['final']):.1f}; "
-            f"{dln_text}")
+        spreads.append(
+            f"{santurkar.LABELS[n]}: VGG {beats.spread('points', 100)}; DLN {santurkar.spread(half)}"
+        )
+    vgg_text = ", ".join(f"{santurkar.LABELS[n]} {_m(vgg[n]['final']):.3f}" for n in nets)
+    dln_text = ", ".join(f"{santurkar.LABELS[n]} {_m(dln[n]['final']):.1f}" for n in nets)
+    ours = (
+        f"VGG final training accuracy: standard {_m(vgg['none']['final']):.3f}, BN {_m(vgg['bn']['final']):.3f}; "
+        f"{vgg_text}. DLN final loss: standard {_m(dln['none']['final']):.1f}, BN {_m(dln['bn']['final']):.1f}; "
+        f"{dln_text}"
+    )
     return claims.row(text, where, theirs, ours, claims.all_of(parts), spread="; ".join(spreads))
 
 
 def claims_table(record: results.Record) -> book.Table:
     """Table of :func:`headlines` (``santurkar.claims_table``)."""
-    return S.claims_table(headlines(record))
+    return santurkar.claims_table(headlines(record))
