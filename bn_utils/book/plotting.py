@@ -8,7 +8,6 @@ under the figure, where the book folds it into a collapsed "Source" line."""
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Sequence
 
@@ -154,8 +153,9 @@ def legend_below(fig, axes, ncols: int = 2):
     handles, labels, seeds = [], [], {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            # one entry per series: "BN (n=3)" in one panel and "BN" (one seed) in another merge
-            base, n = _seeds_label(lab)
+            # one entry per series: "BN (n=3)" in one panel and "BN" (one seed) in another merge;
+            # band() keeps the series name and its seed count on the line it draws
+            base, n = getattr(h, "bn_series", (lab, 1))
             if base not in seeds:
                 handles.append(h)
                 labels.append(base)
@@ -172,13 +172,6 @@ def legend_below(fig, axes, ncols: int = 2):
         legend.remove()
 
 
-def _seeds_label(label: str) -> tuple[str, int]:
-    """Split a series label as :func:`band` writes it, "BN (n=3)", into ("BN", 3); ("BN", 1)
-    for a label without a seed count."""
-    match = re.fullmatch(r"(.*) \(n=(\d+)\)", label)
-    return (match[1], int(match[2])) if match else (label, 1)
-
-
 def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=None,
          kind: str = "std") -> None:
     """Plot the mean of ``runs`` (seeds × points) with a mean ± std (or min–max) band."""
@@ -190,6 +183,7 @@ def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=
         mean, std = np.nanmean(ys, 0), np.nanstd(ys, 0)
         lo, hi = (mean - std, mean + std) if kind == "std" else (np.nanmin(ys, 0), np.nanmax(ys, 0))
     line, = ax.plot(x, mean, label=label if len(ys) == 1 else f"{label} (n={len(ys)})", color=color)
+    line.bn_series = (label, len(ys))   # what legend_below merges across panels
     if len(ys) > 1:
         ax.fill_between(x, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
 
