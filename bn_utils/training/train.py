@@ -68,13 +68,22 @@ def batch_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
     """Return ``{"accuracy", "loss"}`` of ``model`` on ``(x, y)``, fed in batches of
     ``batch_size``, in whatever mode it is in (:func:`evaluate` sets eval mode; chapter 09 scores
     BN in training mode, on its statistics of each test batch)."""
-    correct, loss = 0, 0.0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start: start + batch_size]).float()
-        target = y[start: start + batch_size]
-        loss += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(1) == target).sum().item()
-    return {"accuracy": correct / len(x), "loss": loss / len(x)}
+    return scores(logits(model, x, batch_size), y)
+
+
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int, prepare=None) -> torch.Tensor:
+    """Return float32 logits of ``model`` on ``x``, fed in batches of ``batch_size`` (each passed
+    through ``prepare`` first, e.g. uint8 images to normalised floats), in whatever mode it is in."""
+    return torch.cat([model(prepare(xb) if prepare else xb).float()
+                      for xb in x.split(batch_size)])
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """Return ``{"accuracy", "loss"}`` of logits against labels; a row with a NaN or infinite
+    logit counts as wrong (``argmax`` alone would pick the NaN, often the right class)."""
+    right = (logits.argmax(1) == y) & torch.isfinite(logits).all(1)
+    return {"accuracy": right.float().mean().item(),
+            "loss": F.cross_entropy(logits, y).item()}
 
 
 def _tqdm():

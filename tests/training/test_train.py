@@ -122,6 +122,23 @@ def test_evaluate_restores_the_training_mode_and_counts_correctly():
     assert model.training
 
 
+def test_scores_count_a_row_with_a_nan_logit_as_wrong_and_match_torch():
+    logits = torch.tensor([[2.0, 1.0], [float("nan"), 0.0], [0.0, 3.0]])
+    y = torch.tensor([0, 0, 0])
+    assert train.scores(logits, y)["accuracy"] == pytest.approx(1 / 3)   # argmax picks the NaN: 0
+    finite = torch.randn(7, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    assert train.scores(finite, labels)["loss"] == pytest.approx(F.cross_entropy(finite, labels).item())
+
+
+def test_logits_in_batches_equal_one_pass_and_prepare_each_batch():
+    torch.manual_seed(0)
+    model, x = nn.Linear(4, 3), torch.randn(10, 4)
+    with torch.no_grad():
+        assert torch.allclose(train.logits(model, x, batch_size=3), model(x))
+        assert torch.allclose(train.logits(model, x, 4, prepare=lambda xb: 2 * xb), model(2 * x))
+
+
 def test_no_dtype_runs_the_model_unchanged_and_returns_float32():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))

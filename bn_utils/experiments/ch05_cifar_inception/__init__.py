@@ -40,4 +40,4 @@ from .analysis import (
     summary)
 from .experiment import (
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,
-    run_table, scores, stored_runs, stored_seeds, stored_table, train_run)
+    run_table, stored_runs, stored_seeds, stored_table, train_run)

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...training import augment, train
@@ -64,19 +63,9 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500, *,
     """Return float32 logits of ``model`` in eval mode on uint8 images (N, H, W, C), computed by a
     copy with its BN layers folded into the convolutions (a quarter less time on a CPU, the same
     logits up to float rounding); ``model`` itself is not touched."""
-    out = []
-    model = models.fold_nested(model)
     with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            xb = augment.normalise(x[start: start + batch_size], channels_last=channels_last)
-            out.append(model(xb).float())
-    return torch.cat(out)
-
-
-def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
-    """Return ``{"accuracy", "loss"}`` of logits against labels (NaN logits count as wrong)."""
-    return {"accuracy": (logits.argmax(1) == y).float().mean().item(),
-            "loss": F.cross_entropy(logits, y).item()}
+        return train.logits(models.fold_nested(model), x, batch_size,
+                            functools.partial(augment.normalise, channels_last=channels_last))
 
 
 def dense_eval_steps(rc: RunConfig) -> list[int]:
@@ -103,7 +92,7 @@ def train_run(rc: RunConfig, *, checkpoint=None, chapter: str = CHAPTER) -> dict
     spe = rc.steps_per_epoch
 
     def eval_fn(m: nn.Module) -> dict:
-        return scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
+        return train.scores(predict(m, x_te, channels_last=rc.channels_last), y_te)
 
     def dense_eval(step, m, x, y) -> dict:   # a hook: recorded in History.measures
         return eval_fn(m)
@@ -114,7 +103,7 @@ def train_run(rc: RunConfig, *, checkpoint=None, chapter: str = CHAPTER) -> dict
                      hooks={s: [dense_eval] for s in dense_eval_steps(rc)}, progress=rc.name,
                      identity={"chapter": chapter, "name": rc.name, "digest": rc.digest()})
     logits = predict(net, x_te, channels_last=rc.channels_last)
-    final = scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
+    final = train.scores(logits, y_te)["accuracy"] if not hist.diverged else math.nan
     return {"history": hist.to_dict(), "steps_per_epoch": spe, "diverged": hist.diverged,
             "max_accuracy": max(a for a in hist.evals["accuracy"] if math.isfinite(a)),
             "final_accuracy": final,
