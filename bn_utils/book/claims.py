@@ -157,6 +157,16 @@ def missing(claim: str, source: str, theirs: str, kind: str = "paper") -> dict:
     return row(claim, source, theirs, "—", NOT_RUN, kind=kind)
 
 
+def table(rows: Sequence[dict]):
+    """Return the page's table of claim rows (:func:`row`), the same columns in every chapter:
+    the claim, its verdict, our measurement, its spread over the seeds, and their number with
+    where they show it."""
+    from .page import Table
+
+    return Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
+                   "theirs (source)": f"{r['their number']} ({r['source']})"} for r in rows], fmt="{}")
+
+
 UNDECIDED = "not decided"   # the tally's name for every verdict but yes, no and inside the noise
 
 

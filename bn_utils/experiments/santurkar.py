@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..book import claims, plotting, results
-from ..book.page import Table, how_many
+from ..book.page import how_many
 from .. import data, runtime
 from ..training import train
 from ..nn import models
@@ -313,13 +313,6 @@ def seeds_per_network(record: results.Record) -> list[int]:
 def seeds_text(record: results.Record) -> str:
     """Return the record's seeds as a figure note says them: "3 seeds per network"."""
     return f"{how_many(seeds_per_network(record), 'seed')} per network"
-
-
-def claims_table(rows: list[dict]) -> Table:
-    """Table of chapters 07-08's claim rows (``claims.row``): each claim, its verdict, our
-    measurement, its spread over the seeds, and the paper's number with where it is shown."""
-    return Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
-                   "theirs (source)": f"{r['their number']} ({r['source']})"} for r in rows], fmt="{}")
 
 
 def stacked(members: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:

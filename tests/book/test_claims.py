@@ -64,6 +64,16 @@ def test_a_row_has_one_shape_and_takes_the_decisions_spread():
     assert m["verdict"] == claims.NOT_RUN and m["ours"] == "—" and m["kind"] == "book"
 
 
+def test_every_chapter_shows_its_claims_in_the_same_columns():
+    d = claims.greater([0.70, 0.71, 0.72], [0.60, 0.61, 0.62])
+    rows = [claims.row("A beats B", "Fig. 2", "1 %", "70 % vs 60 %", d),
+            claims.missing("C beats D", "Sec. 3", "—")]
+    t = claims.table(rows)
+    assert t.columns == ["claim", "verdict", "ours", "spread", "theirs (source)"]
+    assert [r["theirs (source)"] for r in t.rows] == ["1 % (Fig. 2)", "— (Sec. 3)"]
+    assert t.rows[0]["verdict"] == claims.YES and t.rows[1]["verdict"] == claims.NOT_RUN
+
+
 @pytest.mark.parametrize("bad", [[[0.1, 0.2]], np.ones((2, 2))])
 def test_measurements_that_are_not_one_number_per_seed_are_refused(bad):
     with pytest.raises(ValueError, match="one number per seed"):

@@ -217,53 +217,6 @@ def init_reading(inits: results.Record | dict, record: results.Record | dict, cf
     return out
 
 
-def comparison_table(record: results.Record, bs1: results.Record, inits: results.Record,
-                     cfg: MnistConfig) -> list[dict]:
-    """Return the rows that set our numbers beside the paper's claims and the earlier student
-    reproduction's takeaway (sigmoid networks; ours as mean ± std over seeds)."""
-    s = summary(record, cfg.thresholds)
-    plain, bn = s["sigmoid", False], s["sigmoid", True]
-    drift = distribution_drift(record)
-    moved = {k: book.mean_std(d["median_range"], "{:.2f}", d["diverged_at"]) for k, d in drift.items()}
-    last = int(record["eval_step"][-1])
-    at = min(2500, last)
-    t_mid = cfg.thresholds[len(cfg.thresholds) // 2]
-    n = bn["n_seeds"]
-    rows = [
-        {"claim": "BN net reaches higher test accuracy",
-         "paper": "yes (Fig. 1a)",
-         "student reproduction": "—",
-         "ours": f"{bn['final_text']} vs {plain['final_text']} without BN at step "
-                 f"{last:,} (n={n})"},
-        {"claim": "BN net trains faster",
-         "paper": "Fig. 1(a), not quantified",
-         "student reproduction": "high accuracy by ~2,500 steps",
-         "ours": f"at step {at:,}: {bn['at_step_text']} vs {plain['at_step_text']}; "
-                 f"steps to {t_mid:.0%}: "
-                 f"{book.mean_std(bn[f'steps_to_{t_mid}'], '{:,.0f}', bn['diverged_at'])} vs "
-                 f"{book.mean_std(plain[f'steps_to_{t_mid}'], '{:,.0f}', plain['diverged_at'])}"},
-        {"claim": "sigmoid inputs stable with BN, drifting without",
-         "paper": "yes (Fig. 1b, c)",
-         "student reproduction": "distributions stable with BN",
-         "ours": f"median moves by {moved[True]} with BN vs {moved[False]} without "
-                 f"({len(drift[True]['median_range'])} units × seeds)"},
-    ]
-    if inits["models"] and "lecun_uniform" in {m["init"] for m in inits["models"]}:
-        li = summary(inits, cfg.thresholds, init="lecun_uniform")
-        lp, lb = li["sigmoid", False], li["sigmoid", True]
-        steps = int(inits["eval_step"][-1])
-        rows.append({"claim": "initial weights", "paper": "small random Gaussian",
-                     "student reproduction": "LeCun uniform",
-                     "ours": f"Gaussian, std {cfg.init_std:g}; with LeCun uniform, at step "
-                             f"{steps:,}: {lb['final_text']} with BN vs "
-                             f"{lp['final_text']} without"})
-    rows.append({"claim": "minibatch size", "paper": "60", "student reproduction": "1 (by mistake)",
-                 "ours": f"{cfg.batch_size}; at 1, BN's hidden layers never learn (weights moved "
-                         f"by {max(bs1['weight_change'][:-1]):.1g}), test accuracy "
-                         f"{bs1['evals']['test_accuracy'][-1]:.3f}"})
-    return rows
-
-
 def lr_table(search: results.Record | dict) -> list[dict]:
     """Return table rows: per searched setup, the chosen learning rate and the validation
     accuracy it reached (mean over the search seeds)."""

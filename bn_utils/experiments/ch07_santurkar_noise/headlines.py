@@ -256,5 +256,5 @@ def _noise_cost(nets: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table of :func:`headlines` (``santurkar.claims_table``)."""
-    return santurkar.claims_table(headlines(record))
+    """Table of :func:`headlines` (``claims.table``)."""
+    return claims.table(headlines(record))

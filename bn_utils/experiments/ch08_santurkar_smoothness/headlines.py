@@ -228,5 +228,5 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table of :func:`headlines` (``santurkar.claims_table``)."""
-    return santurkar.claims_table(headlines(record))
+    """Table of :func:`headlines` (``claims.table``)."""
+    return claims.table(headlines(record))
