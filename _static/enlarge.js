@@ -1,11 +1,24 @@
 // Click to enlarge: an image of the book shown smaller than its natural size (a phone, a
 // detailed figure) gets the class bn-zoomable; a click opens it at full size in an overlay that
-// scrolls, and a click or Escape closes it.
+// scrolls, and a click or Escape closes it. An image shown at under 3/4 of its size (every
+// figure on a phone) says so under it: its lettering is small until enlarged.
 (function () {
   function mark(img) {
     const shown = img.getBoundingClientRect().width;
-    if (img.naturalWidth && shown && img.naturalWidth > shown * 1.05) img.classList.add("bn-zoomable");
-    else img.classList.remove("bn-zoomable");
+    const zoom = img.naturalWidth && shown && img.naturalWidth > shown * 1.05;
+    img.classList.toggle("bn-zoomable", !!zoom);
+    const small = zoom && shown < 0.75 * img.naturalWidth;
+    let hint = img.nextElementSibling;
+    if (!(hint && hint.classList.contains("bn-zoom-hint"))) hint = null;
+    if (small && !hint) {
+      hint = document.createElement("span");
+      hint.className = "bn-zoom-hint";
+      hint.textContent = "Tap or click the figure to enlarge it";
+      hint.addEventListener("click", () => open(img));
+      img.insertAdjacentElement("afterend", hint);
+    } else if (!small && hint) {
+      hint.remove();
+    }
   }
   function open(img) {
     const overlay = document.createElement("div");

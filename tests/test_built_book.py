@@ -3,7 +3,8 @@ BN_BOOK_HTML to another build's html folder to check that one): every figure is 
 executed notebook and in the page, with a caption and a source note; links resolve, the Colab
 button points at the configured repository, and, in headless Chromium, pages load cleanly with
 every equation typeset offline and read at 1280 px and at a phone's 390 px: nothing scrolls
-sideways outside its own scroll box, images are shown near their natural size or can be enlarged,
+sideways outside its own scroll box (a table that scrolls in its box says so above it), images
+are shown near their natural size or can be enlarged (a line under a small one says so),
 and a chapter's first paragraph comes before any code. Screenshots of both widths go to
 _build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
 conventions yet) are expected to fail the page checks."""
@@ -252,13 +253,19 @@ LAYOUT = """() => {
   }
   const images = [...art.querySelectorAll('img')].map(i => ({src: i.src.split('/').pop(),
     shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
-    zoom: i.classList.contains('bn-zoomable')}));
+    zoom: i.classList.contains('bn-zoomable'),
+    hint: !!(i.nextElementSibling && i.nextElementSibling.classList.contains('bn-zoom-hint'))}));
+  // a table in view that scrolls sideways in its box, without the line above it that says so
+  const uncued = [...art.querySelectorAll('table')].filter(t => !t.closest('details:not([open])') &&
+    t.scrollWidth > t.clientWidth + 1 &&
+    !(t.previousElementSibling && t.previousElementSibling.classList.contains('bn-scroll-cue')))
+    .map(t => (t.textContent || '').trim().slice(0, 40));
   const visible = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0;
   const para = [...art.querySelectorAll('p')].find(p => visible(p) &&
     !p.closest('.cell, figure, details, table, .admonition') && p.textContent.trim().length > 40);
   const code = [...art.querySelectorAll('div.cell_input, div.cell .highlight')].find(visible);
   const top = el => el ? el.getBoundingClientRect().top + window.scrollY : null;
-  return {outside: out.slice(0, 5), page: document.documentElement.scrollWidth,
+  return {outside: out.slice(0, 5), uncued, page: document.documentElement.scrollWidth,
           window: window.innerWidth, images, paragraph: top(para), code: top(code)};
 }"""
 
@@ -284,6 +291,8 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     tab = _open(browser, page, width)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(SCREENSHOTS / f"{page.stem}-{width}.png"), full_page=True)
+    # the page's resize observers (_static/scrollcue.js, enlarge.js) answer in the next frames
+    tab.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     seen = tab.evaluate(LAYOUT)
     tab.close()
     where = f"{page.name} at {width} px"
@@ -292,6 +301,9 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     small = [i for i in seen["images"] if i["natural"] and i["shown"] < 0.6 * i["natural"]
              and not i["zoom"]]
     assert not small, f"{where}: images shown below 0.6 of their size, not enlargeable: {small[:3]}"
+    tiny = [i for i in seen["images"] if i["natural"] and i["shown"] < 0.7 * i["natural"] and not i["hint"]]
+    assert not tiny, f"{where}: figures shown small with no line saying they enlarge: {tiny[:3]}"
+    assert not seen["uncued"], f"{where}: tables that scroll sideways without saying so: {seen['uncued'][:3]}"
     if width == 1280 and page.stem not in PENDING:   # figures made for the page: natural size
         shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]
         assert not shrunk, f"{where}: figures wider than the column: {shrunk[:3]}"
