@@ -34,7 +34,7 @@ from bn_utils.training import augment, train
 from bn_utils import data, runtime
 from bn_utils.experiments import (
     ch06_ensemble as ensemble, ch05_cifar_inception as inc, ch07_santurkar_noise as noise,
-    santurkar as S, ch08_santurkar_smoothness as smoothness)
+    santurkar, ch08_santurkar_smoothness as smoothness)
 
 CHAPTERS = ("05", "06", "07", "08")
 
@@ -71,12 +71,12 @@ def _inception(rc: inc.RunConfig) -> Callable[[torch.device], dict]:
     return make
 
 
-def _santurkar(cfg, run: S.Run) -> Callable[[torch.device], dict]:
+def _santurkar(cfg, run: santurkar.Run) -> Callable[[torch.device], dict]:
     """Return a builder of chapter 07/08's training loop for ``run`` (random data of its shapes)."""
 
     def make(device: torch.device) -> dict:
         runtime.seed_everything(run.seed)
-        model = S.build_model(cfg, run).to(device)
+        model = santurkar.build_model(cfg, run).to(device)
         gen = torch.Generator().manual_seed(0)
         if run.arch == "vgg":
             if device.type == "cuda":
@@ -85,10 +85,10 @@ def _santurkar(cfg, run: S.Run) -> Callable[[torch.device], dict]:
             x = torch.randn(n, 3, 32, 32, generator=gen).to(device)
             y = torch.randint(0, 10, (n,), generator=gen).to(device)
             batches, loss_fn, log_every = data.batches(x, y, cfg.batch_size, seed=run.seed), \
-                S.CountingLoss(), 50
+                santurkar.CountingLoss(), 50
         else:
-            x, y = S.dln_data(cfg, device)
-            batches, loss_fn, log_every = itertools.repeat((x, y)), S.squared_error, 10
+            x, y = santurkar.dln_data(cfg, device)
+            batches, loss_fn, log_every = itertools.repeat((x, y)), santurkar.squared_error, 10
         return {"model": model, "optimizer": torch.optim.SGD(model.parameters(), lr=run.lr),
                 "loss_fn": loss_fn, "batches": batches, "log_every": log_every}
     return make
@@ -124,7 +124,7 @@ def networks(chapter: str, profile: str = "full") -> list[Network]:
             steps = cfg.vgg_steps if vgg else cfg.dln_steps
             every = cfg.measure_every if vgg else cfg.dln_measure_every
             add(f"{run.arch}_{run.norm}", cfg.batch_size if vgg else cfg.dln_examples,
-                _santurkar(cfg, run), steps, measurements=len(S.measure_steps(steps, every)))
+                _santurkar(cfg, run), steps, measurements=len(santurkar.measure_steps(steps, every)))
     else:
         raise ValueError(f"chapter {chapter!r}: the slices cover {', '.join(CHAPTERS)}")
     return list(nets.values())

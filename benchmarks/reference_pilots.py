@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from bn_utils.training import augment
 from bn_utils.experiments import ch05_cifar_inception as inc
 from bn_utils.experiments import ch07_santurkar_noise as noise
-from bn_utils.experiments import santurkar as S
+from bn_utils.experiments import santurkar
 
 
 def cpu_seconds_per_step(model, batch, steps: int = 20, warm: int = 3, lr: float = 0.01) -> float:
@@ -51,10 +51,12 @@ def speed() -> dict:
         sec = cpu_seconds_per_step(inc.build_model(rc), lambda: (aug(x), y))
         out[f"tinyinception w{width} bn={bn} batch {bs}: images per cpu-second"] = bs / sec
     cfg = noise.NoiseConfig.for_profile("quick")
-    x_tr, y_tr, _, _ = S.cifar(cfg, "cpu")   # real images: random ones can hit slow denormals
+    x_tr, y_tr, _, _ = santurkar.cifar(cfg, "cpu")   # real images: random ones can hit slow denormals
     for vgg, width in [("vgg11", 0.125), ("vgg16", 0.25)]:
         for norm in ("none", "bn"):
-            model = S.build_model(cfg.replace(vgg=vgg, width=width), S.Run("vgg", norm, 0.1, 0))
+            model = santurkar.build_model(
+                cfg.replace(vgg=vgg, width=width), santurkar.Run("vgg", norm, 0.1, 0)
+            )
 
             def batch():
                 idx = torch.randint(0, len(x_tr), (128,))
@@ -72,7 +74,7 @@ def vgg_pilot(steps: int) -> dict:
                                         checkpoint_every=10**6)
     for norm in ("none", "noisy_bn"):
         t = time.process_time()
-        r = S.train_run("pilot", cfg, S.Run("vgg", norm, 0.1, 0), lambda c, ctx: {})
+        r = santurkar.train_run("pilot", cfg, santurkar.Run("vgg", norm, 0.1, 0), lambda c, ctx: {})
         out[norm] = {"cpu_seconds_per_step": (time.process_time() - t) / steps,
                      "loss": [round(float(v), 3) for v in r["loss"]],
                      "train_batch_accuracy": [round(float(v), 3) for v in r["train_batch_accuracy"]],

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bn_utils.experiments import (
-    ch07_santurkar_noise as noise, santurkar as S, ch08_santurkar_smoothness as smoothness)
+    ch07_santurkar_noise as noise, santurkar, ch08_santurkar_smoothness as smoothness)
 
 # (label, launch cost per operator in s, TFLOP/s when training (TF32 convolutions, torch's
 # default for cuDNN), TFLOP/s when measuring (strict float32, the chapters' choice))
@@ -49,10 +49,10 @@ def _batch(cfg, arch: str, device: str | torch.device = "cpu"):
         return torch.randn(cfg.dln_examples, cfg.dln_width), torch.randn(cfg.dln_examples, cfg.dln_width)
 
 
-def flops_per_pass(cfg, run: S.Run) -> float:
+def flops_per_pass(cfg, run: santurkar.Run) -> float:
     """Return the FLOPs of one forward and backward pass of ``run``'s network at ``cfg``'s width."""
     with torch.device("meta"):
-        model = S.build_model(cfg, run)
+        model = santurkar.build_model(cfg, run)
     x, y = _batch(cfg, run.arch, "meta")
     counter = FlopCounterMode(display=False)
     with counter:
@@ -60,14 +60,14 @@ def flops_per_pass(cfg, run: S.Run) -> float:
     return float(counter.get_total_flops())
 
 
-def ops_per_pass(cfg, run: S.Run) -> int:
+def ops_per_pass(cfg, run: santurkar.Run) -> int:
     """Return the aten operators one SGD step of ``run``'s network dispatches (top level, views
     and allocations not counted), on a narrow copy on this CPU."""
     from inception_images_per_second import ops_per_step
 
     small = cfg.replace(width=1 / 32, batch_size=8, dln_examples=16) if run.arch == "vgg" else \
         cfg.replace(dln_examples=16)
-    model = S.build_model(small, run)
+    model = santurkar.build_model(small, run)
     opt = torch.optim.SGD(model.parameters(), lr=run.lr, foreach=True)
     x, y = _batch(small, run.arch)
 
@@ -79,12 +79,12 @@ def ops_per_pass(cfg, run: S.Run) -> int:
     return ops_per_step(step)
 
 
-def passes(cfg, run: S.Run, chapter: str) -> dict:
+def passes(cfg, run: santurkar.Run, chapter: str) -> dict:
     """Return the training and measuring passes of one run, and its evaluation passes."""
     vgg = run.arch == "vgg"
     steps = cfg.vgg_steps if vgg else cfg.dln_steps
     every = cfg.measure_every if vgg else cfg.dln_measure_every
-    n_measures = len(S.measure_steps(steps, every))
+    n_measures = len(santurkar.measure_steps(steps, every))
     if chapter == noise.CHAPTER:
         layers = cfg.ics_layers if vgg else cfg.dln_ics_layers
         per_measure = 1 + len(layers) + (1 / 3 if vgg and run.lr == cfg.vgg_lrs[0] else 0)
@@ -120,7 +120,9 @@ def estimate(chapter: str, cfg) -> None:
     print(f"\n{chapter}, profile full: {len(runs)} runs, {counted['train']:,.0f} training passes "
           f"(evaluations included), {counted['measure']:,.0f} measuring passes")
     for (arch, norm), (flops, ops) in cost.items():
-        print(f"  {arch:>3} {S.LABELS[norm]:<18} {flops / 1e9:10.3f} GFLOP per pass, {ops:4d} operators")
+        print(
+            f"  {arch:>3} {santurkar.LABELS[norm]:<18} {flops / 1e9:10.3f} GFLOP per pass, {ops:4d} operators"
+        )
     for label, launch, train_tflops, measure_tflops in SCENARIOS:
         print(f"  {label:>11} ({launch * 1e6:.0f} µs per operator, {train_tflops:.0f} TFLOP/s training, "
               f"{measure_tflops:.0f} measuring): ≈ {totals[label] / 60:.0f} min on one GPU")

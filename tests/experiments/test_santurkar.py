@@ -14,7 +14,7 @@ from bn_utils.training import train
 from bn_utils.nn import models
 from conftest import needs_cifar10
 from bn_utils.experiments import (
-    ch07_santurkar_noise as noise, santurkar as S, ch08_santurkar_smoothness as smoothness)
+    ch07_santurkar_noise as noise, santurkar, ch08_santurkar_smoothness as smoothness)
 
 
 def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
@@ -23,10 +23,10 @@ def _fit(norm: str, hooks_from, steps: int = 6, **fit_kwargs):
     x, y = torch.randn(64, 3, 32, 32, generator=gen), torch.randint(0, 10, (64,), generator=gen)
     cfg = noise.NoiseConfig.for_profile("smoke", vgg="vgg11", watch_layers=(2, 5), ics_layers=(3, 7),
                                         measure_every=2, vgg_steps=steps)
-    run = S.Run("vgg", norm, cfg.vgg_lrs[0], 0)
+    run = santurkar.Run("vgg", norm, cfg.vgg_lrs[0], 0)
     runtime.seed_everything(0)
     model = models.vgg("vgg11", width=1 / 32, norm=norm)
-    ctx = S.Context(run, model, F.cross_entropy, x[:16], y[:16], steps)
+    ctx = santurkar.Context(run, model, F.cross_entropy, x[:16], y[:16], steps)
     hooks = hooks_from(cfg, ctx) if hooks_from else None
     hist = train.fit(model, data.batches(x, y, 16, seed=0), steps=steps, log_every=1, hooks=hooks,
                      optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False, **fit_kwargs)
@@ -71,7 +71,7 @@ def test_configs_fail_early_and_runs_are_named_without_collisions():
     with pytest.raises(ValueError, match="train_probe"):
         noise.NoiseConfig.for_profile("smoke", train_probe=600)
     with pytest.raises(ValueError, match="bad run"):
-        S.Run("resnet", "bn", 0.1, 0)
+        santurkar.Run("resnet", "bn", 0.1, 0)
     cfg = noise.NoiseConfig.for_profile("quick")
     names = [r.name for r in noise.runs(cfg)]
     assert len(names) == len(set(names)) == 10
@@ -107,23 +107,23 @@ def test_smoothness_config_runs_and_step_sizes():
 
 def test_dln_data_is_a_linear_map_of_gaussian_inputs():
     cfg = noise.NoiseConfig.for_profile("smoke")
-    x, y = S.dln_data(cfg, "cpu")
+    x, y = santurkar.dln_data(cfg, "cpu")
     assert x.shape == y.shape == (1000, 10)
     a = torch.linalg.lstsq(x, y).solution
     assert torch.allclose(x @ a, y, atol=1e-4)
-    assert S.squared_error(x, y).item() == pytest.approx(((x - y) ** 2).sum().item())
+    assert santurkar.squared_error(x, y).item() == pytest.approx(((x - y) ** 2).sum().item())
 
 
 def test_stacked_pads_runs_that_stopped_early():
     members = [{"k": np.array([1.0, 2, 3]), "s": np.array([0, 1, 2])}, {"k": np.array([4.0]), "s": np.array([0])}]
-    x, ys = S.stacked(members, "k", "s")
+    x, ys = santurkar.stacked(members, "k", "s")
     assert list(x) == [0, 1, 2] and np.isnan(ys[1, 1:]).all() and ys[1, 0] == 4
-    assert list(itertools.chain(S.measure_steps(10, 4))) == [0, 4, 8]
+    assert list(itertools.chain(santurkar.measure_steps(10, 4))) == [0, 4, 8]
 
 
 def test_counting_loss_returns_the_loss_and_counts_hits_per_interval():
     out, y = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 1, 1])
-    counting = S.CountingLoss()
+    counting = santurkar.CountingLoss()
     assert torch.equal(counting(out, y), F.cross_entropy(out, y))
     counting(out[:1], y[:1])
     assert counting.take() == pytest.approx(3 / 4)          # 2 of 3, then 1 of 1
@@ -144,7 +144,7 @@ def test_a_noisy_nets_training_accuracy_is_measured_with_its_noise_on():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 16, bias=False), NoisyBatchNorm1d(16, n_mu=5.0, n_sigma=6.0),
                           nn.ReLU(), nn.Linear(16, 4))
-    counting = S.CountingLoss()
+    counting = santurkar.CountingLoss()
     train.fit(model, itertools.repeat((x, y)), steps=30, loss_fn=counting, log_every=30,
               optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), progress=False)
     counting.take()
@@ -158,7 +158,9 @@ def test_a_noisy_nets_training_accuracy_is_measured_with_its_noise_on():
 @needs_cifar10
 def test_a_vgg_run_records_its_training_accuracy_as_trained_beside_eval_mode():
     cfg = noise.NoiseConfig.for_profile("smoke")
-    out = S.train_run("07_test", cfg, S.Run("vgg", "noisy_bn", cfg.vgg_lrs[0], 0), lambda c, ctx: {})
+    out = santurkar.train_run(
+        "07_test", cfg, santurkar.Run("vgg", "noisy_bn", cfg.vgg_lrs[0], 0), lambda c, ctx: {}
+    )
     batch, probe = out["train_batch_accuracy"], out["train_accuracy"]
     assert len(batch) == len(probe) == len(out["eval_step"]) and np.isnan(batch[0])
     assert np.isfinite(batch[1:]).all() and ((0 <= batch[1:]) & (batch[1:] <= 1)).all()
@@ -175,7 +177,7 @@ def test_beta_comparison_reads_beta_at_step_0_across_lrs_and_at_a_common_loss():
             ("bn", 0.1, down, [5.0, 18.0, 18.0, 18.0, 18.0, 143.7, 18.0, 18.0, 18.0, 18.0]),
             ("none", 0.5, [2.3] * 10, [10.0] + [4.0] * 9),
             ("bn", 0.5, down, [5.0] + [3.0] * 9)):
-        name = S.group("vgg", norm, lr) + "_s0"
+        name = santurkar.group("vgg", norm, lr) + "_s0"
         metrics[f"{name}/ls_loss"], metrics[f"{name}/ls_beta"] = loss, beta
         learns = norm == "bn" or lr == 0.1
         metrics[f"{name}/eval_step"], metrics[f"{name}/train_batch_accuracy"] = [0, 4, 8], [np.nan, 0.5 if learns else 0.1, 0.6]
@@ -201,7 +203,7 @@ def _landscape_record(per_seed_beta: dict) -> results.Record:
     metrics = {}
     for norm, seeds in per_seed_beta.items():
         for seed, beta in enumerate(seeds):
-            name = S.group("dln", norm, cfg.dln_lr) + f"_s{seed}"
+            name = santurkar.group("dln", norm, cfg.dln_lr) + f"_s{seed}"
             beta = np.asarray(beta, float)
             metrics[f"{name}/ls_beta"] = beta
             metrics[f"{name}/ls_losses"] = np.stack([np.zeros_like(beta), beta], 1)   # range = λ
@@ -468,7 +470,7 @@ def test_edge_reading_says_whether_beta_sits_at_two_over_the_learning_rate():
 def test_the_large_rate_note_says_whether_the_standard_network_diverged_learned_or_not():
     big = lambda mean, diverged: {("none", 0.5): (mean, 0.0, diverged)}  # noqa: E731
     assert smoothness.large_lr_note(big(0.10, True), 0.5).startswith("diverged")
-    assert smoothness.large_lr_note(big(S.CHANCE, False), 0.5).startswith("did not learn")
+    assert smoothness.large_lr_note(big(santurkar.CHANCE, False), 0.5).startswith("did not learn")
     assert smoothness.large_lr_note(big(0.9, False), 0.5) == "learned (final training accuracy 0.900)"
     assert smoothness.large_lr_note({}, 0.5) == "was not run at that rate in this record"
 
