@@ -9,7 +9,7 @@ A chapter reads ``from bn_utils import book`` and calls the page helpers as ``bo
 """
 
 from .page import (SOURCE_PREFIX, Source, Table, differences, glue, how_many, mean_std, provenance,
-                   setup, show_figure, show_source, stored_results_line)
+                   setup, sig, show_figure, show_source, stored_results_line)
 
 __all__ = ["SOURCE_PREFIX", "Source", "Table", "differences", "glue", "how_many", "mean_std", "provenance",
-           "setup", "show_figure", "show_source", "stored_results_line"]
+           "setup", "sig", "show_figure", "show_source", "stored_results_line"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -116,14 +116,29 @@ def glue(name: str, value: Any) -> Any:
     return value
 
 
+def sig(value: float, digits: int = 3, sign: bool = False) -> str:
+    """Return ``value`` rounded to ``digits`` significant digits, written as a reader writes it:
+    ``14,900`` and ``440`` (a value with at least ``digits`` digits before the point is a whole
+    number, with thousands separators), ``0.0367`` and ``18.9`` in decimals, and in scientific
+    notation only below 0.0001 or from a million on (``1.35e-06``, ``8.2e+14``), never
+    ``1.49e+04``. ``sign`` writes a ``+`` before a positive value. The book's one format for
+    quantities that span orders of magnitude (chapters 7 and 8's landscape measures)."""
+    value = float(value)
+    plus = "+" if sign else ""
+    if not np.isfinite(value) or value == 0:
+        return f"{value:{plus}g}"
+    rounded = float(f"{value:.{digits - 1}e}")
+    if 10 ** (digits - 1) <= abs(rounded) < 1e6:
+        return f"{rounded:{plus},.0f}"
+    return f"{rounded:{plus}.{digits}g}"
+
+
 def _readable(value: float) -> str:
-    """Return a float as text without hiding its size: 4 significant digits, whole numbers
-    without decimals, tiny or huge values with 3 significant digits (0.0005, not 0.001)."""
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    if 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4g}"
-    return f"{value:.3g}"
+    """Return a float as text without hiding its size: a whole number without decimals (with
+    thousands separators, below a million), anything else with 4 significant digits (:func:`sig`)."""
+    if value == int(value) and abs(value) < 1e6:
+        return f"{int(value):,}"
+    return sig(value, 4)
 
 
 # A space between a number and its unit or spread ("72.7 ± 1.0 %", "3 seeds") becomes a no-break
@@ -140,7 +155,7 @@ class Table:
     """A small table that shows as HTML in the book, Markdown in Colab and text in a console."""
 
     def __init__(self, rows: dict[str, dict[str, Any]] | list[dict[str, Any]],
-                 fmt: str | dict[str, str] | None = None, index: str = "", empty: str = ""):
+                 fmt: str | Callable | dict[str, str | Callable] | None = None, index: str = "", empty: str = ""):
         if isinstance(rows, dict):
             rows = [{index: name, **values} for name, values in rows.items()]
         self.rows = rows
@@ -149,13 +164,13 @@ class Table:
         self.fmt = fmt
 
     def cell(self, column: str, value: Any) -> str:
-        """Return one value as text: floats through the column's format (or a readable default),
-        the rest with str."""
+        """Return one value as text: floats through the column's format (a format string or a
+        function such as :func:`sig`; by default a readable one), the rest with str."""
         fmt = self.fmt.get(column) if isinstance(self.fmt, dict) else self.fmt
         if isinstance(value, float):
             if value != value:
                 return "diverged"
-            return fmt.format(value) if fmt else _readable(value)
+            return fmt(value) if callable(fmt) else fmt.format(value) if fmt else _readable(value)
         return "—" if value is None else str(value)
 
     def _text_rows(self) -> list[list[str]]:

@@ -201,11 +201,11 @@ def answer(rows: list[dict]) -> dict:
     held = [r["claim"] for r in smooth if r["verdict"] == claims.YES]
     out["q_smooth"] = (f"Of chapter 08's {how_many(len(smooth), 'claim')} that BN smooths the "
                        f"landscape, {_counts(smooth, total=False)}"
-                       + (f" (the one that holds: {held[0]})" if len(held) == 1 else "") + ": "
-                       + ("at our scale the records do not show BN smoothing the landscape on every "
+                       + (f"; the one that holds is that {held[0]}" if len(held) == 1 else "") + ". "
+                       + ("At our scale the records do not show BN smoothing the landscape on every "
                           "measure, so they leave open why BN helps."
                           if len(held) < len(smooth) else
-                          "at our scale the landscape measurements side with smoothness."))
+                          "At our scale the landscape measurements side with smoothness."))
     return out
 
 

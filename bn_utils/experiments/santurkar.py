@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..book import claims, plotting, results
-from ..book.page import how_many
+from ..book.page import how_many, sig
 from .. import data, runtime
 from ..training import train
 from ..nn import models
@@ -387,9 +387,9 @@ def spread(d: claims.Decision, unit: str = "", seeds: bool = True) -> str:
     seeds when ``seeds`` is false)."""
     if not np.isfinite(d.mean):
         return "—"
-    se = f" ± {d.se:.2g}" if np.isfinite(d.se) else ""
+    se = f" ± {sig(d.se, 2)}" if np.isfinite(d.se) else ""
     n = f", {d.n} seed{'' if d.n == 1 else 's'}" if seeds else ""
-    return f"{d.mean:+.3g}{se}{' ' + unit if unit else ''}{n}"
+    return f"{sig(d.mean, sign=True)}{se}{' ' + unit if unit else ''}{n}"
 
 
 def final(runs: dict, group: str, key: str) -> tuple[float, float]:
@@ -402,8 +402,10 @@ def final(runs: dict, group: str, key: str) -> tuple[float, float]:
     return (float(np.mean(values)), float(np.std(values))) if values else (np.nan, np.nan)
 
 
-def fmt_pm(mean: float, std: float, n: int, digits: int = 3) -> str:
-    """Return ``mean ± std`` (or just the mean for one seed) as text."""
+def fmt_pm(mean: float, std: float, n: int, digits: int = 3, significant: bool = False) -> str:
+    """Return ``mean ± std`` (or just the mean for one seed) as text: ``digits`` decimals, or
+    with ``significant`` that many significant digits (a loss in the thousands: ``8,900 ± 2,100``)."""
     if not np.isfinite(mean):
         return "diverged"
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")
+    text = (lambda x: sig(x, digits)) if significant else (lambda x: f"{x:.{digits}f}")
+    return text(mean) + (f" ± {text(std)}" if n > 1 else "")

@@ -17,10 +17,28 @@ def test_markdown_table_escapes_pipes_so_cells_stay_whole():
 
 
 def test_default_float_format_keeps_small_and_large_values_readable():
-    table = book.Table([{"wd": 5e-4, "lr": 0.0075, "steps": 50000.0, "acc": 0.97264, "eps": 1e-5}])
-    assert table._text_rows() == [["0.0005", "0.0075", "50000", "0.9726", "1e-05"]]
-    mixed = book.Table([{"a": 0.123456, "b": 0.5}], fmt={"a": "{:.2f}"})
-    assert mixed._text_rows() == [["0.12", "0.5"]]
+    table = book.Table([{"wd": 5e-4, "lr": 0.0075, "steps": 50000.0, "acc": 0.97264, "eps": 1e-5,
+                         "loss": 14904.7}])
+    assert table._text_rows() == [["0.0005", "0.0075", "50,000", "0.9726", "1e-05", "14,900"]]
+    mixed = book.Table([{"a": 0.123456, "b": 0.5, "c": 1.48e6}], fmt={"a": "{:.2f}", "c": book.sig})
+    assert mixed._text_rows() == [["0.12", "0.5", "1.48e+06"]]
+
+
+@pytest.mark.parametrize("value, digits, sign, text", [
+    (14904.7, 3, False, "14,900"),     # never 1.49e+04
+    (499.3, 3, False, "499"),
+    (440.1, 2, False, "440"),          # never 4.4e+02
+    (0.03674, 3, False, "0.0367"),
+    (18.94, 3, True, "+18.9"),
+    (-339000.0, 3, True, "-339,000"),
+    (999.7, 3, False, "1,000"),        # rounding carries into the next power of ten
+    (1.48e6, 3, False, "1.48e+06"),
+    (1.352e-6, 3, False, "1.35e-06"),
+    (0.0, 3, True, "+0"),
+    (float("nan"), 3, False, "nan"),
+])
+def test_sig_rounds_to_significant_digits_and_writes_them_as_a_reader_would(value, digits, sign, text):
+    assert book.sig(value, digits, sign) == text
 
 
 def test_setup_line_says_when_no_stored_records_were_found(tmp_path, monkeypatch):

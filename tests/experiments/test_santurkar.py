@@ -482,4 +482,4 @@ def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
         if run.arch == "dln" and run.norm != "bn":
             record.metrics[f"{run.name}/loss"] = [50.0, 5.0, 5.0 + JITTER[run.seed]]
     lp = smoothness.headlines(record)[-1]
-    assert lp["verdict"] == claims.NO and "DLN final loss: standard 5.0, BN 1.0" in lp["ours"]
+    assert lp["verdict"] == claims.NO and "DLN final loss: standard 5, BN 1" in lp["ours"]

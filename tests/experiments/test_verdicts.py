@@ -75,7 +75,7 @@ def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_gramma
     assert "does not need steady layer inputs" in a["q_shift"]
     assert "nearly as well as BN, sits inside the seeds' noise" in a["q_shift"]
     assert a["q_ics"].endswith("does not hold.")
-    assert "2 claims that BN smooths" in a["q_smooth"] and "the one that holds: larger" in a["q_smooth"]
+    assert "2 claims that BN smooths" in a["q_smooth"] and "the one that holds is that larger" in a["q_smooth"]
     assert "leave open why BN helps" in a["q_smooth"]
     rows[4] = _row("07", "noisy BN trains better than the standard network", "inside the noise")
     a = verdicts.answer(rows)    # the benefit no longer shown to survive: the sentence says so

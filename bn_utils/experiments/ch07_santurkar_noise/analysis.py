@@ -136,8 +136,8 @@ def ics_table(record: results.Record, arch: str) -> book.Table:
     return book.Table(
         rows,
         fmt={
-            "‖G−G′‖": "{:.3g}",
-            "‖G−G′‖/‖G‖": "{:.3g}",
+            "‖G−G′‖": book.sig,
+            "‖G−G′‖/‖G‖": book.sig,
             "cos(G, G′)": "{:.3f}",
             "share cos < −½": "{:.0%}",
         },

@@ -191,7 +191,7 @@ def _drift(nets: dict, deep: int, key: str) -> dict:
     if not all(n in nets for n in ("noisy_bn", "none")):
         return claims.missing(text, where, theirs, kind=kind)
     a, b = nets["noisy_bn"][key], nets["none"][key]
-    ours = f"layer {deep}, median {what} between measurements: {_mean(a):.3g} (noisy BN) vs {_mean(b):.3g} (standard)"
+    ours = f"layer {deep}, median {what} between measurements: {book.sig(_mean(a))} (noisy BN) vs {book.sig(_mean(b))} (standard)"
     if not (nets["noisy_bn"]["learned"] and nets["none"]["learned"]):
         return claims.row(text, where, theirs, ours + "; a network had not learned half-way",
                           claims.NOT_COMPARABLE, kind=kind)
@@ -252,7 +252,7 @@ def _noise_cost(nets: dict) -> dict:
         return claims.row(text, where, "—", ours + " (a network without noise did not learn)",
                           claims.NOT_COMPARABLE, kind="book")
     d = claims.greater(_values(bn), _values(plain))
-    return claims.row(text, where, "—", ours, d, spread=santurkar.spread(d), kind="book")
+    return claims.row(text, where, "—", ours, d, spread=d.spread("points", 100), kind="book")
 
 
 def claims_table(record: results.Record) -> book.Table:

@@ -101,9 +101,9 @@ def smoothness_table(record: results.Record, arch: str) -> book.Table:
             row["train acc."] = santurkar.fmt_pm(*v["final"], v["n"])
             row["test acc."] = santurkar.fmt_pm(*v["test"], v["n"])
         else:
-            row["final loss"] = santurkar.fmt_pm(*v["final"], v["n"], digits=1)
+            row["final loss"] = santurkar.fmt_pm(*v["final"], v["n"], significant=True)
         rows.append(row)
-    return book.Table(rows, fmt="{:.3g}")
+    return book.Table(rows, fmt=book.sig)
 
 
 def _around(i: int, n: int, window: int) -> slice:
@@ -188,7 +188,7 @@ def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}
             for (norm, lr), v in beta_comparison(record, arch).items()]
-    return book.Table(rows, fmt="{:.3g}")
+    return book.Table(rows, fmt=book.sig)
 
 
 def large_lr_summary(record: results.Record) -> dict:

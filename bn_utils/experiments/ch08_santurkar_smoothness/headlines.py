@@ -99,7 +99,7 @@ def headlines(record: results.Record) -> list[dict]:
             out.append(claims.missing(text, where, theirs))
             continue
         parts = {arch: _smaller(s, key) for arch, s in nets.items()}
-        ours = "; ".join(f"{arch}: standard {_m(s['none'][key]):.3g}, BN {_m(s['bn'][key]):.3g}"
+        ours = "; ".join(f"{arch}: standard {book.sig(_m(s['none'][key]))}, BN {book.sig(_m(s['bn'][key]))}"
                          for arch, s in (("VGG", vgg), ("DLN", dln)))
         out.append(
             claims.row(
@@ -159,15 +159,15 @@ def _beta_free_of_lr(record: results.Record) -> dict:
         d = claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"]))
         parts.append(d)
         texts.append(
-            f"LR {lr:g}: at step 0 standard {n['beta_init']:.3g}, BN {b['beta_init']:.3g} ({_text(d)})"
+            f"LR {lr:g}: at step 0 standard {book.sig(n['beta_init'])}, BN {book.sig(b['beta_init'])} ({_text(d)})"
         )
         if not (n["learned"] and b["learned"]):
             skipped.append(f"LR {lr:g} at the common loss (a network had not learned half-way)")
             continue
         d = claims.greater(_v(n["beta_at_level_seeds"]), _v(b["beta_at_level_seeds"]))
         parts.append(d)
-        texts.append(f"LR {lr:g}: at loss {n['loss_level']:.3g} standard {n['beta_at_level']:.3g}, "
-                     f"BN {b['beta_at_level']:.3g} ({_text(d)})")
+        texts.append(f"LR {lr:g}: at loss {book.sig(n['loss_level'])} standard {book.sig(n['beta_at_level'])}, "
+                     f"BN {book.sig(b['beta_at_level'])} ({_text(d)})")
     ours = "; ".join(texts) + (f". Not comparable: {'; '.join(skipped)}" if skipped else "")
     return claims.row(text, BOOK, "—", ours, claims.all_of(parts),
                       spread="standard − BN per part, in the brackets", kind="book")
@@ -218,10 +218,10 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
             f"{santurkar.LABELS[n]}: VGG {beats.spread('points', 100)}; DLN {santurkar.spread(half)}"
         )
     vgg_text = ", ".join(f"{santurkar.LABELS[n]} {_m(vgg[n]['final']):.3f}" for n in nets)
-    dln_text = ", ".join(f"{santurkar.LABELS[n]} {_m(dln[n]['final']):.1f}" for n in nets)
+    dln_text = ", ".join(f"{santurkar.LABELS[n]} {book.sig(_m(dln[n]['final']))}" for n in nets)
     ours = (
         f"VGG final training accuracy: standard {_m(vgg['none']['final']):.3f}, BN {_m(vgg['bn']['final']):.3f}; "
-        f"{vgg_text}. DLN final loss: standard {_m(dln['none']['final']):.1f}, BN {_m(dln['bn']['final']):.1f}; "
+        f"{vgg_text}. DLN final loss: standard {book.sig(_m(dln['none']['final']))}, BN {book.sig(_m(dln['bn']['final']))}; "
         f"{dln_text}"
     )
     return claims.row(text, where, theirs, ours, claims.all_of(parts), spread="; ".join(spreads))
