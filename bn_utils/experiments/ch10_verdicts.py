@@ -28,6 +28,7 @@ from .ch09_in_practice import headlines as practice_headlines
 
 NOT_RUN = "not run at this scale"
 SMOKE = "not tested at this scale (smoke record only)"
+PER_ROW = "seeds as each row's spread says"
 
 
 def _scale(record: results.Record) -> str:
@@ -134,7 +135,10 @@ def _ch09(folder) -> list[dict]:
         return _rows("09", None, [claims.missing("the practitioners' claims about BN (chapter 9)",
                                                  "practitioners' advice", "—")])
     cfg = in_practice.PracticeConfig.from_record(recs["batch_sweep"])
-    return _rows("09", recs["batch_sweep"], practice_headlines.claims(recs, cfg))
+    # its records differ in seeds (the batch sweep's extra seeds, the GA's searches): each
+    # claim's spread names them
+    return _rows("09", recs["batch_sweep"], practice_headlines.claims(recs, cfg),
+                 f"{recs['batch_sweep'].profile}, {PER_ROW}")
 
 
 def verdicts(folder: Path | None = None) -> list[dict]:
@@ -209,6 +213,19 @@ def answer(rows: list[dict]) -> dict:
     return out
 
 
+def _heading_record(rows: list[dict]) -> str | None:
+    """Return what the heading over one chapter's table says of its records: the record when
+    every row has the same one; the profile when they differ only in seeds and each row's spread
+    names its seeds; None when the rows need a record column."""
+    records = {r["record"] for r in rows}
+    if len(records) == 1:
+        return records.pop()
+    profiles = {r.split(",")[0] for r in records}
+    if len(profiles) == 1 and all("seed" in r["spread"] for r in rows):
+        return f"{profiles.pop()}, {PER_ROW}"
+    return None
+
+
 def tables(rows: list[dict]):
     """Show ``rows`` as one table per chapter (claim, verdict, ours, spread, record, theirs and
     their source), each under its chapter's name: readable at page width."""
@@ -216,8 +233,7 @@ def tables(rows: list[dict]):
 
     for chapter in dict.fromkeys(r["chapter"] for r in rows):
         mine = [r for r in rows if r["chapter"] == chapter]
-        records = {r["record"] for r in mine}
-        one = records.pop() if len(records) == 1 else None     # one record: named in the heading
+        one = _heading_record(mine)                            # one record: named in the heading
         display(Markdown(f"**Chapter {chapter}**" + (f" (record: {one})" if one else "")))
         display(Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"],
                         "spread (mean ± SE)": r["spread"], **({} if one else {"record": r["record"]}),

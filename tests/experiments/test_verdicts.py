@@ -92,3 +92,25 @@ def test_chapters_01_02_04_state_their_own_claims_and_say_not_run_without_a_reco
     assert [r["verdict"] for r in rows] == ["not run"] * 7
     assert [r["kind"] for r in rows].count("book") == 1          # the eval-branch bug is the book's test
     assert {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} == set(rows[0])
+
+
+def test_a_chapters_heading_names_its_records_and_a_column_appears_only_where_profiles_differ():
+    def rows(*pairs):
+        return [{"record": rec, "spread": spread} for rec, spread in pairs]
+
+    assert verdicts._heading_record(rows(("full, 3 seeds", "+1.2 ± 0.2, 3 seeds"),
+                                         ("full, 3 seeds", "+0.4"))) == "full, 3 seeds"
+    # one profile, seeds that differ by row, each spread naming its seeds: the heading says so
+    assert verdicts._heading_record(rows(("full, 3 seeds", "+1.2 ± 0.2, 3 seeds"),
+                                         ("full, 1 network", "+9.9 points, 1 seed"))
+                                    ) == f"full, {verdicts.PER_ROW}"
+    # a spread that does not name its seeds, or two profiles: the table needs a record column
+    assert verdicts._heading_record(rows(("full, 3 seeds", "+1.2"), ("full, 1 network", "+9.9"))) is None
+    assert verdicts._heading_record(rows(("full, 3 seeds", "3 seeds"), ("reference, 3 seeds", "3 seeds"))) is None
+
+
+def test_chapter_09s_heading_does_not_claim_one_seed_count_for_its_rows(monkeypatch):
+    monkeypatch.setenv("BN_RESULTS_DIR", str(Path(__file__).resolve().parents[2] / "results"))
+    mine = [r for r in verdicts.verdicts() if r["chapter"] == "09"]
+    assert all(r["record"].endswith(f", {verdicts.PER_ROW}") for r in mine)
+    assert all("seed" in r["spread"] for r in mine)
