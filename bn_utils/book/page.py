@@ -146,9 +146,15 @@ def _readable(value: float) -> str:
 _UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|±|points?\b|x\b|seeds?\b|members?\b))|(?<=±) (?=[-+−.\d])")
 
 
+# A hyphen that stands for a negative number's sign ("-5.8 ± 4.5", "(-0.03)") is set as a minus
+# sign (U+2212); one inside a word, a date, a range or an exponent ("BN-x5", "1e-06") stays.
+_MINUS = re.compile(r"(?<![\w.,\-])-(?=\.?\d)")
+
+
 def whole_numbers(text: str) -> str:
-    """Return ``text`` with the spaces inside each number-with-unit ("74.8 ± 0.4 %") no-break."""
-    return _UNIT_SPACE.sub("\u00a0", text)
+    """Return ``text`` as the page sets it: the spaces inside each number-with-unit
+    ("74.8 ± 0.4 %") no-break, and a negative number's sign a minus (−), not a hyphen."""
+    return _MINUS.sub("\u2212", _UNIT_SPACE.sub("\u00a0", text))
 
 
 class Table:
@@ -206,9 +212,10 @@ class Table:
         th = "".join(f"<th>{c}</th>" for c in self.columns)
 
         def td(raw: Any, text: str) -> str:   # numbers and short labels ("4 × 5") never wrap
+            text = whole_numbers(text)
             if isinstance(raw, (int, float, np.number)) and not isinstance(raw, bool):
                 return f'<td class="bn-num">{text}</td>'
-            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{whole_numbers(text)}</td>"
+            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{text}</td>"
 
         body = "".join("<tr>" + "".join(td(r.get(c), v) for c, v in zip(self.columns, texts)) + "</tr>"
                        for r, texts in zip(self.rows, self._text_rows()))

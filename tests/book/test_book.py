@@ -104,6 +104,26 @@ def test_a_long_table_cell_wraps_between_values_never_inside_one():
     assert "0.4\u00a0%" in html and "% vs 65.4" in html     # breaks stay between the values
 
 
+@pytest.mark.parametrize("text, shown", [
+    ("-5.8 ± 4.5 points", "\u22125.8\u00a0±\u00a04.5\u00a0points"),
+    ("BN − LayerNorm: +0.9, BN − GroupNorm: -5.8", "BN − LayerNorm: +0.9, BN − GroupNorm: \u22125.8"),
+    ("(-0.03) and -.5", "(\u22120.03) and \u2212.5"),
+    # hyphens inside names, sizes, dates, exponents, ranges and options stay hyphens
+    ("BN-x5 784-100-10 2026-11-25 1e-06; seeds 1-2 -p seeds --profile",
+     "BN-x5 784-100-10 2026-11-25 1e-06; seeds 1-2 -p seeds --profile"),
+])
+def test_a_negative_numbers_sign_is_set_as_a_minus_and_other_hyphens_stay(text, shown):
+    assert book.page.whole_numbers(text) == shown
+
+
+def test_a_table_sets_negative_numbers_with_a_minus_sign_in_html_only():
+    t = book.Table([{"name": "BN-x5", "difference": -0.026, "spread": "-2.6 ± 0.4 points, 3 seeds"}],
+                   fmt={"difference": "{:+.3f}", "spread": "{}"})
+    html = t._repr_html_()
+    assert "\u22120.026" in html and "\u22122.6" in html and "BN-x5" in html and "-0" not in html
+    assert "-0.026" in t._repr_markdown_()      # Colab's Markdown and the console keep ASCII
+
+
 def test_a_wide_table_transposed_swaps_rows_and_columns_and_keeps_its_format():
     rows = [{"module": "BN1d", "dtype": "float32", "output": 5.9e-07, "grad": 3.5e-07},
             {"module": "BN1d", "dtype": "float64", "output": 1e-15, "grad": 2e-15}]
