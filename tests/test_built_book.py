@@ -137,6 +137,12 @@ def test_every_image_is_a_numbered_figure_with_a_caption_and_a_source_note(page)
         assert fig["source"], f"{page.name}: figure {i + 1} has no source note under its caption"
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_page_shows_the_nbval_marker_its_notebook_keeps(chapter):
+    html = (HTML / "chapters" / f"{chapter}.html").read_text()
+    assert "NBVAL_CHECK_OUTPUT" not in html, f"{chapter}: the page shows the nbval marker line"
+
+
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
 def test_every_internal_link_and_anchor_resolves(page):
     broken = []

@@ -56,3 +56,21 @@ def test_forget_stale_outputs_uses_the_tested_digest():
     text = (REPO / "Makefile").read_text()
     recipe = text.split("define forget-stale-outputs", 1)[1].split("endef", 1)[0]
     assert "$(CODE_DIGEST)" in recipe, "forget-stale-outputs computes its own digest, not the tested one"
+
+
+def test_an_edited_sphinx_extension_makes_the_book_read_its_pages_again_without_re_executing(tmp_path):
+    # run the recipe's shell for a build folder whose records say "executed, read": after an edit of
+    # tools/book_html.py the Sphinx record (.doctrees) goes and the execution cache stays
+    text = (REPO / "Makefile").read_text()
+    recipe = text.split("define forget-stale-outputs", 1)[1].split("endef", 1)[0]
+    shell = recipe.strip().lstrip("@").replace("$$", "$").replace("\\\n", "\n").replace("$(1)", str(tmp_path))
+    shell = shell.replace("$(CODE_DIGEST)", "echo code")
+    (tmp_path / ".jupyter_cache").mkdir()
+    (tmp_path / ".doctrees").mkdir()
+    (tmp_path / ".bn_utils_digest").write_text("code\n")
+    (tmp_path / ".book_html_digest").write_text("an older extension\n")
+    subprocess.run(["bash", "-c", shell], cwd=REPO, check=True)
+    assert (tmp_path / ".jupyter_cache").is_dir() and not (tmp_path / ".doctrees").exists()
+    (tmp_path / ".doctrees").mkdir()
+    subprocess.run(["bash", "-c", shell], cwd=REPO, check=True)   # unchanged: both stay
+    assert (tmp_path / ".doctrees").is_dir() and (tmp_path / ".jupyter_cache").is_dir()

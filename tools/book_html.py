@@ -6,6 +6,8 @@
    declared").
 3. The line that ``bn_utils.book.show_figure`` prints under a figure ("Source: " and profile,
    device, commit) becomes a collapsed note inside the figure, under its caption.
+4. A cell's ``# NBVAL_CHECK_OUTPUT`` line (it tells nbval to compare the cell's output with the
+   stored one) is left out of the page: it says nothing to a reader.
 
 MathJax comes from the registry package ``django-static-mathjax`` (the unmodified MathJax 3
 distribution; it needs no Django). The build copies the browser bundle (es5: the loader, its
@@ -80,6 +82,11 @@ def _source_note(text: str) -> nodes.raw:
                          f'</summary><p>{body}</p></details>', format="html")
 
 
+def _retext(block: nodes.literal_block, text: str) -> None:
+    """Replace ``block`` by a listing of ``text`` with the same attributes (classes, language)."""
+    block.replace_self(nodes.literal_block(text, text, **block.attributes))
+
+
 def _fold_sources(app, doctree) -> None:
     """Replace each printed "Source: ..." line of a cell by a collapsed note, inside the figure
     the cell showed just before it (else in the line's place); other printed lines stay."""
@@ -93,8 +100,7 @@ def _fold_sources(app, doctree) -> None:
                       None)
         note = _source_note(first)
         if rest.strip():
-            block.replace_self(nodes.literal_block(rest, rest, classes=block["classes"],
-                                                   language=block.get("language", "none")))
+            _retext(block, rest)
         else:
             parent.remove(block)
         if figure is not None:
@@ -103,8 +109,21 @@ def _fold_sources(app, doctree) -> None:
             parent.insert(index, note)
 
 
+NBVAL_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def _drop_nbval_marker(app, doctree) -> None:
+    """Remove the nbval marker line from the source listing of each cell that starts with it."""
+    for block in list(doctree.findall(nodes.literal_block)):
+        first, _, rest = block.astext().partition("\n")
+        if first.strip() != NBVAL_MARKER or "stream" in block["classes"]:
+            continue
+        _retext(block, rest)
+
+
 def setup(app):
     app.connect("doctree-read", _fold_sources)
+    app.connect("doctree-read", _drop_nbval_marker)
     app.connect("config-inited", _use_local_mathjax)
     # before the theme's handlers: the first to return a template name ends the event
     app.connect("html-page-context", _scripts_once, priority=1)

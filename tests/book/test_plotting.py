@@ -108,6 +108,18 @@ def test_a_source_line_without_a_figure_becomes_a_note_in_its_place_and_is_escap
     assert "&lt;b&gt;x&lt;/b&gt;" in cell.children[0].astext()
 
 
+def test_the_book_leaves_the_nbval_marker_out_of_a_cells_listing_and_keeps_the_rest():
+    doc = new_document("cell", get_default_settings(Parser))
+    source = "# NBVAL_CHECK_OUTPUT\nprint(1)\n"
+    doc += nodes.literal_block(source, source, classes=["cell_input"], language="ipython3")
+    printed = "# NBVAL_CHECK_OUTPUT\n"        # a cell's output that happens to print it stays
+    doc += nodes.literal_block(printed, printed, classes=["output", "stream"], language="none")
+    book_html._drop_nbval_marker(None, doc)
+    listing, output = doc.findall(nodes.literal_block)
+    assert listing.astext() == "print(1)\n" and listing["language"] == "ipython3"
+    assert "cell_input" in listing["classes"] and output.astext() == printed
+
+
 def test_a_linear_step_axis_gets_few_compact_ticks_and_log_axes_plain_numbers():
     fig, (ax, log) = plotting.panels(2)
     ax.plot([0, 50_000], [0, 1])
