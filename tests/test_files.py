@@ -14,7 +14,7 @@ def test_a_regular_file_is_read_and_hashed(tmp_path):
     path.write_bytes(b"abc")
     assert files.read_capped(path, 3) == b"abc"
     assert files.sha256_file(path) == \
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"   # FIPS 180-2's "abc" vector
 
 
 @pytest.mark.parametrize("make, expected", [

@@ -300,3 +300,12 @@ def test_the_student_search_and_results_are_the_documents():
     for net_key in ("none", "bn"):
         mantissa, exponent = f"{r['best_l2'][net_key]:.2e}".split("e")
         assert f"{mantissa} \\times 10^{{{int(exponent)}}}" in text
+
+
+@pytest.mark.parametrize("seeds, source", [(1, None), (3, "student project (Higgs)")],
+                         ids=["one-seed", "one-ga-search"])
+def test_a_claim_on_one_seed_or_one_ga_search_is_not_decided(seeds, source):
+    # one seed per experiment, or one GA search per network (the default): no spread to decide with
+    rows = headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=seeds))
+    got = [r for r in rows if source is None or r["source"] == source]
+    assert got and all(r["verdict"] == "1 seed: not decided" for r in got), [r["verdict"] for r in got]

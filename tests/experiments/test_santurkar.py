@@ -483,3 +483,28 @@ def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
             record.metrics[f"{run.name}/loss"] = [50.0, 5.0, 5.0 + JITTER[run.seed]]
     lp = smoothness.headlines(record)[-1]
     assert lp["verdict"] == claims.NO and "DLN final loss: standard 5, BN 1" in lp["ours"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts asked to decide with less than they need: fewer seeds than a spread needs say "1 seed:
+# not decided"; a comparison of a network that did not learn is not comparable
+
+STUCK = tuple((a, "none", lr) for a, lrs in (("vgg", (0.1, 0.01)), ("dln", (1e-6, 1e-7))) for lr in lrs)
+CHANCE_ACC = {"none": 0.09, "bn": 0.12, "l1": 0.12, "l2": 0.12, "linf": 0.12}
+NOISE_ACC = {"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}
+THIN = [  # (id, rows of a chapter's claims, which rows, the verdict each must have)
+    ("07-one-seed", lambda: noise.headlines(_noise_record(NOISE_ACC)), slice(None), "1 seed: not decided"),
+    ("07-ics-standard-network-at-chance-half-way",
+     lambda: noise.headlines(_noise_record(NOISE_ACC, seeds=(0, 1, 2), stuck=STUCK)),
+     slice(-1, None), "not comparable"),
+    ("08-one-seed", lambda: smoothness.headlines(_smoothness_record(2.0, seeds=(0,))), slice(None),
+     "1 seed: not decided"),
+    ("08-nobody-learned", lambda: smoothness.headlines(_smoothness_record(2.0, acc=CHANCE_ACC)),
+     slice(0, 3), "not comparable"),
+]
+
+
+@pytest.mark.parametrize("rows, which, verdict", [v[1:] for v in THIN], ids=[v[0] for v in THIN])
+def test_a_verdict_on_too_few_seeds_or_a_network_that_did_not_learn_says_so(rows, which, verdict):
+    got = rows()[which]
+    assert got and all(r["verdict"] == verdict for r in got), [r["verdict"] for r in got]
