@@ -32,13 +32,12 @@ from ..book.profiles import BATCH_MAX, EXAMPLES_MAX, SEED_MAX, STEPS_MAX, WIDTH_
 LABELS = {"none": "standard", "bn": "BN", "noisy_bn": "noisy BN", "noise": "standard + noise",
           "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm"}
 ARCHS = ("vgg", "dln")
-CHANCE, LEARNED = data.CHANCE, claims.LEARNED   # guessing; "learned": this far above it
 # A network whose measurements over training are compared learned when, half-way through its
 # training (the median measurement), its accuracy as trained was above twice chance (VGG) or
 # its loss at most half its initial loss (DLN): a network still at its flat start there gives
 # medians of a network that has not started to learn (chapter 7's standard VGG at LR 0.01 and
 # chapter 8's at LR 0.5).
-LEARNED_ACCURACY = 2 * CHANCE
+LEARNED_ACCURACY = 2 * data.CHANCE
 LEARNED_LOSS = 0.5
 
 
@@ -370,7 +369,7 @@ def learned(members: list[dict], arch: str) -> bool:
         return False
     if arch == "vgg":
         acc = [halfway(m, "train_batch_accuracy", "eval_step") for m in members]
-        return claims.learned(acc, CHANCE, LEARNED_ACCURACY - CHANCE)
+        return claims.learned(acc, data.CHANCE, LEARNED_ACCURACY - data.CHANCE)
     share = [halfway(m, "loss", "loss_step") / float(np.asarray(m["loss"], float)[0]) for m in members]
     return bool(np.mean(share) <= LEARNED_LOSS)
 

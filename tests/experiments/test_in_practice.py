@@ -128,7 +128,7 @@ def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, se
     placement = {f"{a}/{place}/acc": curve(0.9 + (placement_diff if place == "before" else 0.0))
                  for a in ("relu", "sigmoid") for place in ("none", "before", "after")}
     dropout = {f"{p}/shift": np.exp(np.array([[(1.0 if p == "before_bn" else 0.01) + x] * 2 for x in j]))
-               for p in mlp_choices.DROPOUT_RUNS}
+               for p in models.DROPOUT_PLACES}
     init = {f"{n}/{s:g}/acc": curve(0.9 if n == "bn" or s < 1 else 0.3) for n in ("none", "bn")
             for s in cfg.init_scales}
     t = {"no BN/train": 1.0, "BN/train": 1.3, "no BN/inference": 1.0, "BN/inference": 1.2,

@@ -470,7 +470,7 @@ def test_edge_reading_says_whether_beta_sits_at_two_over_the_learning_rate():
 def test_the_large_rate_note_says_whether_the_standard_network_diverged_learned_or_not():
     big = lambda mean, diverged: {("none", 0.5): (mean, 0.0, diverged)}  # noqa: E731
     assert smoothness.large_lr_note(big(0.10, True), 0.5).startswith("diverged")
-    assert smoothness.large_lr_note(big(santurkar.CHANCE, False), 0.5).startswith("did not learn")
+    assert smoothness.large_lr_note(big(data.CHANCE, False), 0.5).startswith("did not learn")
     assert smoothness.large_lr_note(big(0.9, False), 0.5) == "learned (final training accuracy 0.900)"
     assert smoothness.large_lr_note({}, 0.5) == "was not run at that rate in this record"
 

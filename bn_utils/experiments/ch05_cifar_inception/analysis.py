@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...book import results
-from .config import CHANCE, CHANCE_MARGIN, ROWS, TARGET_ROW
+from ... import data
+from ...book import claims, results
+from .config import ROWS, TARGET_ROW
 
 
 # Ioffe & Szegedy (2015), Figure 3 (ImageNet, Inception): steps to reach Inception's 72.2 %
@@ -128,7 +129,7 @@ def summary(record: results.Record) -> dict:
         base_steps, base_mean = mean_curve(rows[TARGET_ROW])
         target = float(np.nanmax(base_mean))
         level = levelling(base_steps, base_mean)
-    at_chance = target is not None and not target >= CHANCE + CHANCE_MARGIN
+    at_chance = target is not None and not target >= data.CHANCE + claims.LEARNED
     out = {}
     for name in ordered_rows(record):
         row = rows[name]

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ... import data
-from ...book import claims
 from ...nn import tiny_inception
 from ...book.profiles import BATCH_MAX, EPOCHS_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
@@ -42,8 +40,6 @@ ROWS: dict[str, Row] = {
 SANITY_ROWS = ("Inception-x30", "Inception-x5-Sigmoid")
 ABLATION_ROWS = tuple(r for r in ROWS if r not in SANITY_ROWS)
 TARGET_ROW = "Inception"   # steps are counted to this row's best accuracy
-CHANCE = data.CHANCE        # accuracy of guessing one of CIFAR-10's ten classes
-CHANCE_MARGIN = claims.LEARNED   # a target below CHANCE + this is chance level: no steps, no speed-up
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import data
 from ...book import claims
-from .config import CHANCE, CHANCE_MARGIN, TARGET_ROW
+from .config import TARGET_ROW
 from .analysis import EARLY_EPOCHS, PAPER, paper_speedups, percent_pm
 
 SOURCE = "Ioffe & Szegedy 2015"
-LEARNS = CHANCE + CHANCE_MARGIN    # a row whose mean best accuracy is below this did not learn
+LEARNS = data.CHANCE + claims.LEARNED    # a row whose mean best accuracy is below this did not learn
 BUDGET = "not decided: its run ends before Inception's reaches the target"
 
 
@@ -20,7 +21,7 @@ def _accuracy(s: dict) -> str:
 
 
 def _learned(*rows: dict) -> bool:
-    return all(claims.learned(s["max_accuracy_seeds"], CHANCE, CHANCE_MARGIN) for s in rows)
+    return all(claims.learned(s["max_accuracy_seeds"], data.CHANCE, claims.LEARNED) for s in rows)
 
 
 def _points(d: claims.Decision) -> str:
@@ -83,7 +84,7 @@ def _sigmoid_needs_bn(summ: dict) -> tuple:
     bn, plain = summ["BN-x5-Sigmoid"], summ["Inception-x5-Sigmoid"]
     trains = claims.greater(bn["max_accuracy_seeds"], LEARNS)
     stays = claims.paired(LEARNS - np.asarray(plain["max_accuracy_seeds"]))
-    return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * CHANCE:.0f} %)",
+    return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * data.CHANCE:.0f} %)",
             f"vs {100 * LEARNS:.0f} %: with BN {_points(trains)}; without {_points(stays)}",
             claims.all_of((trains, stays)))
 
@@ -95,7 +96,7 @@ def _x30_fails(summ: dict) -> tuple:
         return "diverged", f"{s['n_diverged']} of {n} seeds diverged", \
             claims.YES if n >= claims.MIN_SEEDS else claims.not_decided(n)
     # a seed that diverged counts as chance accuracy: it failed
-    acc = [CHANCE if d else a for a, d in zip(s["max_accuracy_seeds"], s["diverged_seeds"])]
+    acc = [data.CHANCE if d else a for a, d in zip(s["max_accuracy_seeds"], s["diverged_seeds"])]
     d = claims.paired(LEARNS - np.asarray(acc))
     return f"trained to {_accuracy(s)}", _points(d), d.verdict
 

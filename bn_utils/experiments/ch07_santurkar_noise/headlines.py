@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import book
+from ... import book, data
 from ...book import claims, results
 from .. import santurkar
-from ..santurkar import CHANCE
 from .config import ICS_NETS, NOISE_NETS, PAPER
 from .experiment import with_extra_seeds
 from .analysis import moment_changes
@@ -72,7 +71,7 @@ def _kept(nets: dict, noisy: str, clean: str) -> dict[int, float]:
     noise on, batch statistics) that ``noisy`` of the same seed keeps."""
     a, b = nets[noisy]["acc"], nets[clean]["acc"]
     with np.errstate(divide="ignore", invalid="ignore"):   # a clean network at chance: no gain to keep
-        return {s: float(np.float64(a[s] - CHANCE) / (b[s] - CHANCE)) for s in sorted(set(a) & set(b))}
+        return {s: float(np.float64(a[s] - data.CHANCE) / (b[s] - data.CHANCE)) for s in sorted(set(a) & set(b))}
 
 
 def _mean(by_seed: dict) -> float:

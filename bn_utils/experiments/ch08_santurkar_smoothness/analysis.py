@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 
 from ... import book
-from ...book import results
+from ... import data
+from ...book import claims, results
 from .. import santurkar
-from ..santurkar import CHANCE, LEARNED
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_lr, record_norms
 
@@ -234,8 +234,8 @@ def large_lr_note(big: dict, large_lr: float) -> str:
     mean, _, diverged = big[("none", large_lr)]
     if diverged:
         return "diverged, so its λ there was measured only until it did"
-    if not mean - CHANCE >= LEARNED:
-        return (f"did not learn (final training accuracy {mean:.3f}; chance is {CHANCE:g}), so λ "
+    if not mean - data.CHANCE >= claims.LEARNED:
+        return (f"did not learn (final training accuracy {mean:.3f}; chance is {data.CHANCE:g}), so λ "
                 "compared at that rate is not a trained network's")
     return f"learned (final training accuracy {mean:.3f})"
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import book
+from ... import book, data
 from ...book import claims, results
 from .. import santurkar
-from ..santurkar import CHANCE, LEARNED
 from .analysis import MEASURES, beta_comparison, landscape_median
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_norms, with_extra_seeds
@@ -40,7 +39,7 @@ def _networks(record: results.Record, arch: str, lr: float, norms) -> dict:
             }
         )
         if arch == "vgg":
-            row["final"] = santurkar.per_seed(runs, group, lambda m: CHANCE if m.get("diverged")
+            row["final"] = santurkar.per_seed(runs, group, lambda m: data.CHANCE if m.get("diverged")
                                       else santurkar.last_finite(m, "train_accuracy"))
         else:
             row["final"] = santurkar.per_seed(runs, group, lambda m: santurkar.last_finite(m, "loss"))
@@ -174,7 +173,7 @@ def _beta_free_of_lr(record: results.Record) -> dict:
 
 
 def _larger_lr(record: results.Record) -> dict:
-    """BN at the larger rate learns (final training accuracy above chance by ``LEARNED``) and ends
+    """BN at the larger rate learns (final training accuracy above chance by ``claims.LEARNED``) and ends
     higher than the standard network there (a diverged run counts as chance): an outcome."""
     text = "BN tolerates a larger learning rate (and learns at it)"
     where, theirs = f"{SOURCE}, Fig. 1 (VGG at LR 0.5)", "qualitative (figures)"
@@ -183,7 +182,7 @@ def _larger_lr(record: results.Record) -> dict:
     if not all(n in nets for n in PAPER_NETS):
         return claims.missing(text, where, theirs)
     bn, plain = _v(nets["bn"]["final"]), _v(nets["none"]["final"])
-    learns, beats = claims.greater(bn, CHANCE, margin=LEARNED), claims.greater(bn, plain)
+    learns, beats = claims.greater(bn, data.CHANCE, margin=claims.LEARNED), claims.greater(bn, plain)
     return claims.row(
         text,
         where,
@@ -191,7 +190,7 @@ def _larger_lr(record: results.Record) -> dict:
         f"final training accuracy at LR {lr:g}: BN {np.mean(bn):.3f}, "
         f"standard {np.mean(plain):.3f} (a diverged run counts as chance)",
         claims.all_of([learns, beats]),
-        spread=f"BN − chance − {LEARNED:g}: {learns.spread('points', 100)}; BN − standard: "
+        spread=f"BN − chance − {claims.LEARNED:g}: {learns.spread('points', 100)}; BN − standard: "
         f"{beats.spread('points', 100)}",
     )
 
@@ -208,7 +207,7 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
         return claims.missing(text, where, theirs)
     parts, spreads = [], []
     for n in nets:
-        learns = claims.greater(_v(vgg[n]["final"]), CHANCE, margin=LEARNED)
+        learns = claims.greater(_v(vgg[n]["final"]), data.CHANCE, margin=claims.LEARNED)
         beats = claims.greater(_v(vgg[n]["final"]), _v(vgg["none"]["final"]))
         none, bn, lp = dln["none"]["final"], dln["bn"]["final"], dln[n]["final"]
         seeds = sorted(set(none) & set(bn) & set(lp))

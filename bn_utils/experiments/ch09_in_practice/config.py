@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...nn.alternatives import ALTERNATIVES
-from ...nn.models import DROPOUT_PLACES, PLACEMENTS  # noqa: F401 (the chapter's MLP choices)
 from ...book.profiles import BATCH_MAX, SEED_MAX, STEPS_MAX, WIDTH_MAX, Config, param
 
 CHAPTER = "09_in_practice"

@@ -27,11 +27,11 @@ import numpy as np
 from ...book import claims as rule
 from ...book import results
 from ... import data, runtime
+from ...nn import models
 from . import cost, ga_search, mlp_choices, small_batches
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
 SOURCE = "practitioners' advice"
-CHANCE, LEARNED = data.CHANCE, rule.LEARNED   # guessing one of MNIST's ten digits; "learned"
 PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below this
 FOLDED_MAX = 1.1          # "folding removes the inference cost": folded / no BN below this
 
@@ -72,7 +72,7 @@ def _with_test_set(d: rule.Decision, test_se: float, margin: float = 0.0) -> rul
 
 
 def _learned(*accuracies) -> bool:
-    return any(rule.learned(np.nan_to_num(a, nan=0.0), CHANCE, LEARNED) for a in accuracies)
+    return any(rule.learned(np.nan_to_num(a, nan=0.0), data.CHANCE, rule.LEARNED) for a in accuracies)
 
 
 def _pts(d: rule.Decision) -> str:
@@ -204,7 +204,7 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     rows.append(_placement_row(rec, extra, cfg))
     # dropout: mean |log(test var / running var)| over the BN layers, per seed
     drop = rec["dropout"]
-    shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in mlp_choices.DROPOUT_RUNS}
+    shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in models.DROPOUT_PLACES}
     d = rule.paired(shift["before_bn"] - shift["last_only"])
     ours = ", ".join(f"{label} {shift[p].mean():.3f}" for p, label in
                      (("before_bn", "before BN"), ("last_only", "last only"), ("none", "none")))

@@ -11,11 +11,10 @@ from ...nn import models
 from ...book import plotting, results
 from ...book.page import how_many
 from ... import runtime
-from .config import CHAPTER, DROPOUT_PLACES, PracticeConfig
+from .config import CHAPTER, PracticeConfig
 from .training import final_accuracy, fit, mnist, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
-DROPOUT_RUNS = DROPOUT_PLACES
 DROPOUT_LABELS = {"none": "no dropout", "before_bn": "before each BN", "after_bn": "after each hidden block",
                   "last_only": "last hidden layer only"}
 
@@ -81,7 +80,7 @@ def dropout(cfg: PracticeConfig) -> dict:
     """Return per dropout placement: accuracy curves and the variance shift of every BN layer."""
     _, _, x_te, _ = mnist(cfg, flatten=True)
     out = {}
-    for place in DROPOUT_RUNS:
+    for place in models.DROPOUT_PLACES:
         c = _curves(cfg, lambda: models.mlp(_widths(cfg), activation_name="relu", norm="bn",
                                             dropout=cfg.dropout, dropout_place=place))
         out[f"{place}/steps"], out[f"{place}/acc"] = c["steps"], c["acc"]
@@ -193,7 +192,7 @@ def plot_placement(record: results.Record, cfg: PracticeConfig):
 def dropout_table(record: results.Record) -> list[dict]:
     """Return per dropout placement: final accuracy and the variance ratio of every BN layer."""
     rows = []
-    for place in DROPOUT_RUNS:
+    for place in models.DROPOUT_PLACES:
         shift = record[f"{place}/shift"].mean(0)
         row = {"dropout": DROPOUT_LABELS.get(place, place), "test accuracy": last(record, place)}
         row.update({f"BN {i + 1}: test var / running var": float(s) for i, s in enumerate(shift)})
