@@ -217,9 +217,3 @@ def compact_steps(ax, axis: str = "x") -> None:
     target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10], integer=True, min_n_ticks=3))
     target.set_major_formatter(FuncFormatter(
         lambda v, _: f"{v / 1000:g}k" if abs(v) >= 1000 else f"{v:g}"))
-
-
-def caption(fig, text: str) -> None:
-    """Write a source line (profile, commit, device) into the image, under the plot (chapters not
-    yet converted; a converted chapter gives it to ``note`` and shows it with ``book.show_figure``)."""
-    fig.text(0.01, -0.02, text, fontsize=8, color="0.35", ha="left", va="top")

@@ -218,16 +218,17 @@ def record_warnings(notebook: Path) -> list[str]:
 def _remove_stale_temporaries(out: Path, stem: str) -> None:
     """Delete the temporary notebooks that killed runs of ``stem`` left in ``out`` (their process
     is gone; a running one's file is kept)."""
-    for tmp in out.glob(f".{stem}[._]*.ipynb"):   # [._]: also the pid-less names of older runs
+    for tmp in out.glob(f".{stem}.*.ipynb"):
         match = re.match(rf"^\.{re.escape(stem)}\.(\d+)\.", tmp.name)
-        if match:
-            try:
-                os.kill(int(match.group(1)), 0)
-                continue  # that run is still going
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
+        if not match:
+            continue  # not a temporary of run_chapter's (".<stem>.<pid>.<random>.ipynb")
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
         tmp.unlink(missing_ok=True)
 
 

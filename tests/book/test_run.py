@@ -103,12 +103,12 @@ def test_an_unwritable_results_or_out_folder_fails_before_anything_runs(where, t
 def test_temporary_notebooks_of_dead_runs_are_removed_at_the_next_start(tmp_path):
     stale = tmp_path / ".01_covariate_shift.999999999.abc.ipynb"   # no such process
     alive = tmp_path / f".01_covariate_shift.{os.getpid()}.def.ipynb"
-    older = tmp_path / ".01_covariate_shift__smoke.jkl.ipynb"        # before pids were in names
     other = tmp_path / ".02_forward_pass.999999999.ghi.ipynb"
-    for p in (stale, alive, older, other):
+    mine = tmp_path / ".01_covariate_shift.notes.ipynb"               # not a run's temporary
+    for p in (stale, alive, other, mine):
         p.write_text("{}")
     run._remove_stale_temporaries(tmp_path, "01_covariate_shift")
-    assert not stale.exists() and not older.exists() and alive.exists() and other.exists()
+    assert not stale.exists() and alive.exists() and other.exists() and mine.exists()
 
 
 def test_unknown_parameters_and_profiles_fail_before_anything_runs(tmp_path):

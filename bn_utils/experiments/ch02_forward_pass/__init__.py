@@ -21,12 +21,11 @@ tables drawn from the stored records. The small conv net and ``fold_model`` are 
 
 from ...nn.models import fold_model, small_convnet  # noqa: F401
 from .batch_mates import (
-    batch_dependence, measure_batch_dependence, run_batch_dependence, stacked_train_forward)
-from .batch_size_one import BATCH_ONE_CASES, batch_size_one_rows, single_image_is_instance_norm
+    batch_dependence, run_batch_dependence, stacked_train_forward)
+from .batch_size_one import batch_size_one_rows, single_image_is_instance_norm
 from .config import CHAPTER, ForwardConfig  # noqa: F401
 from .eval_branch_bug import (
-    EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms, eval_branch_training,
-    hidden_weight_norm, run_eval_branch, saturation)
+    EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms, run_eval_branch)
 from .figures import (
     convention_checks, eval_branch_table, momentum_bug_table, plot_batch_dependence,
     plot_eval_branch, plot_momentum_bugs, plot_running_estimates, plot_variance_bias)
@@ -36,7 +35,7 @@ from .momentum_bug import (
     BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,
     run_momentum_bugs, running_stat_errors)
 from .normalisation import (
-    COMPARISON_CASES, compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)
+    compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)
 from .running_stats import (
-    STREAM_MEAN, STREAM_STD, keras_to_torch_momentum, keras_update, paper_population_stats,
-    run_running_estimates, running_estimates, torch_update, variance_bias)
+    keras_to_torch_momentum, keras_update, paper_population_stats,
+    run_running_estimates, running_estimates, torch_update)

@@ -18,16 +18,14 @@ calls ``mnist.<name>`` whichever file holds it.
 """
 
 from ...nn.stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
-from .config import CHAPTER, COMPARED, PERCENTILES, MnistConfig  # noqa: F401
+from .config import CHAPTER, PERCENTILES, MnistConfig  # noqa: F401
 from .config import init_label, parse_init  # noqa: F401
 from .figures import (
     COLORS, plot_activations, plot_batch_size_one, plot_figure1, plot_inits, plot_lr_search)
-from ...data import mnist as load_data  # noqa: F401 (the chapter's name for it)
-from .nets import build_nets, stack_of  # noqa: F401
+from .nets import build_nets  # noqa: F401
 from .experiment import (
-    AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs, train_all,
-    train_inits)
-from .rate_search import choose_lr, learning_rates, lr_search, search  # noqa: F401
+    AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs, train_all)
+from .rate_search import choose_lr, lr_search, search  # noqa: F401
 from .analysis import (
     LABELS, accuracy_at, activation_table, distribution_drift, drift_ratios,
     drift_table, init_reading, init_table, init_words, lr_table, select, steps_to, summary, truncate)

@@ -29,15 +29,15 @@ names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 """
 
 from .config import (
-    ABLATION_ROWS, BASE_LR, CHANCE, CHANCE_MARGIN, CHAPTER, PAPER_BATCH, ROWS, SANITY_ROWS,
-    TARGET_ROW, AblationConfig, Row, RunConfig, planned_steps, rows_table)
+    ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS,
+    TARGET_ROW, AblationConfig, RunConfig, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import headlines  # noqa: F401
 from .analysis import (
-    LEVEL_GAIN, LEVEL_TAIL, PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
+    PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
-    reach_text, seed_spread, seeds_against_target, seeds_rows, steps_to_reach, student_speedups,
+    reach_text, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary)
 from .experiment import (
-    build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, predict, run, run_one,
-    run_table, stored_runs, stored_seeds, stored_table, train_run)
+    build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one,
+    stored_runs, stored_seeds, stored_table, train_run)

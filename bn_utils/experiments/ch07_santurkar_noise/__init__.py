@@ -15,10 +15,10 @@ holds it.
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .config import CHAPTER, ICS_NETS, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig
+from .config import CHAPTER, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig
 from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
-    ACCURACIES, COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)
+    COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)
 from .headlines import KEEP, claims_table, headlines, ics_cases  # noqa: F401
 from .analysis import (
-    ANTI_COSINE, accuracy_table, ics_summary, ics_table, moment_changes, shift_summary, shift_table)
+    ANTI_COSINE, accuracy_table, ics_summary, ics_table, shift_summary, shift_table)

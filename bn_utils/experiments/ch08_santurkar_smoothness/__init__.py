@@ -22,11 +22,11 @@ re-exports their names, so that the chapter calls ``smoothness.<name>`` whicheve
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .config import CHAPTER, LP_NETS, PAPER_NETS, SmoothnessConfig
-from .experiment import extra_runs, make_hooks, record_lr, record_norms, run, runs, with_extra_seeds
+from .config import CHAPTER, LP_NETS, SmoothnessConfig
+from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
 from .analysis import (
     WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, large_lr_note,
-    landscape_ratios, large_lr_summary, page_numbers, smoothness_summary, smoothness_table)
+    landscape_ratios, page_numbers, smoothness_summary, smoothness_table)
 from .headlines import claims_table, headlines, landscape_verdicts, verdicts_text

@@ -13,4 +13,4 @@ is about the batch statistics of images, an MLP elsewhere).
 The chapter imports the modules by these names; the config is re-exported here.
 """
 
-from .config import CHAPTER, DROPOUT_PLACES, PLACEMENTS, STUDENT_MLP, PracticeConfig  # noqa: F401
+from .config import CHAPTER, STUDENT_MLP, PracticeConfig  # noqa: F401
