@@ -157,13 +157,14 @@ def missing(claim: str, source: str, theirs: str, kind: str = "paper") -> dict:
     return row(claim, source, theirs, "—", NOT_RUN, kind=kind)
 
 
-def table(rows: Sequence[dict]):
+def table(rows: Sequence[dict], extra: Sequence[str] = ()):
     """Return the page's table of claim rows (:func:`row`), the same columns in every chapter:
-    the claim, its verdict, our measurement, its spread over the seeds, and their number with
-    where they show it."""
+    the claim, its verdict, our measurement, its spread over the seeds, then the rows' ``extra``
+    fields (the closing page's record), and their number with where they show it."""
     from .page import Table
 
     return Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"], "spread": r["spread"],
+                   **{k: r[k] for k in extra},
                    "theirs (source)": f"{r['their number']} ({r['source']})"} for r in rows], fmt="{}")
 
 

@@ -26,6 +26,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..training.checks import as_array
+
 CORRECT = "correct"
 
 
@@ -87,13 +89,6 @@ def call(fn, *args, **kwargs):
     if out is None:
         raise NotDone("your function returns None; finish it with a return statement")
     return out
-
-
-def as_array(a) -> np.ndarray:
-    """Return ``a`` (NumPy array, torch tensor or number) as a float64 NumPy array."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
 
 
 def close(a, b, tol: float = 1e-6) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..book import claims, results
-from ..book.page import Table, how_many
+from ..book.page import how_many
 from . import ch01_covariate_shift as covariate_shift
 from . import ch02_forward_pass as forward_pass
 from . import ch04_mnist as mnist
@@ -235,6 +235,4 @@ def tables(rows: list[dict]):
         mine = [r for r in rows if r["chapter"] == chapter]
         one = _heading_record(mine)                            # one record: named in the heading
         display(Markdown(f"**Chapter {chapter}**" + (f" (record: {one})" if one else "")))
-        display(Table([{"claim": r["claim"], "verdict": r["verdict"], "ours": r["ours"],
-                        "spread (mean ± SE)": r["spread"], **({} if one else {"record": r["record"]}),
-                        "theirs (source)": f"{r['their number']} ({r['source']})"} for r in mine]))
+        display(claims.table(mine, extra=() if one else ("record",)))

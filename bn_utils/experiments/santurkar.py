@@ -180,7 +180,7 @@ class CountingLoss:
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Return ``loss_fn(out, y)``, counting the rows of ``out`` whose argmax is ``y``."""
         with torch.no_grad():   # a device-side sum: no synchronisation at every step
-            hits = (out.argmax(1) == y).sum()
+            hits = train.correct(out, y).sum()
             self.correct = hits if self.correct is None else self.correct + hits
             self.seen += len(y)
         return self.loss_fn(out, y)

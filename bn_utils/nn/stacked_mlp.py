@@ -309,11 +309,6 @@ def per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y.expand(logits.shape[0], -1), reduction="none").mean(1)
 
 
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Return each model's accuracy ``(S,)`` from logits ``(S, classes, B)`` and labels."""
-    return (logits.argmax(1) == y).float().mean(1)
-
-
 class StackedSGD(torch.optim.Optimizer):
     """Momentum SGD (PyTorch's rule: ``buf = m·buf + g + wd·p``, ``p -= lr·buf``) for a stacked
     network: model k's slice of every parameter uses the learning rate ``lr_k · model_lr[k]``,

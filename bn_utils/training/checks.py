@@ -13,7 +13,7 @@ eps_float32 / h) swamps the quantity being checked.
 import numpy as np
 
 
-def _as_float64_array(a):
+def as_array(a):
     """Return ``a`` (NumPy array, torch tensor or number) as a float64 NumPy array."""
     if hasattr(a, "detach"):  # a torch tensor; checked by duck typing so NumPy users need no torch
         a = a.detach().cpu().numpy()
@@ -22,7 +22,7 @@ def _as_float64_array(a):
 
 def rel_error(x, y):
     """Return the largest elementwise relative error max(|x-y| / max(1e-8, |x|+|y|)), a float."""
-    x, y = _as_float64_array(x), _as_float64_array(y)
+    x, y = as_array(x), as_array(y)
     if x.shape != y.shape:
         # NumPy would broadcast (5,) against (4, 5) and report a meaningless small error.
         raise ValueError(f"rel_error needs equal shapes, got {x.shape} and {y.shape}")
@@ -35,7 +35,7 @@ def rel_error(x, y):
 def norm_rel_error(x, y):
     """Return ||x - y|| / max(||x||, ||y||): a relative error of the whole array, which, unlike
     ``rel_error``, is not dominated by entries that are nearly zero."""
-    x, y = _as_float64_array(x), _as_float64_array(y)
+    x, y = as_array(x), as_array(y)
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
     scale = max(np.linalg.norm(x), np.linalg.norm(y))

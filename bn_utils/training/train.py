@@ -78,10 +78,17 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int, prepare=None) -> 
                       for xb in x.split(batch_size)])
 
 
+def correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Return where the predicted class (the argmax over dim 1: ``(batch, classes)`` logits, or a
+    stacked model's ``(models, classes, batch)``) is the label: the book's one accuracy rule. A row
+    with a NaN or infinite logit counts as wrong (``argmax`` alone would pick the NaN, often the
+    right class)."""
+    return (logits.argmax(1) == y) & torch.isfinite(logits).all(1)
+
+
 def scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
-    """Return ``{"accuracy", "loss"}`` of logits against labels; a row with a NaN or infinite
-    logit counts as wrong (``argmax`` alone would pick the NaN, often the right class)."""
-    right = (logits.argmax(1) == y) & torch.isfinite(logits).all(1)
+    """Return ``{"accuracy", "loss"}`` of logits against labels (:func:`correct`)."""
+    right = correct(logits, y)
     return {"accuracy": right.float().mean().item(),
             "loss": F.cross_entropy(logits, y).item()}
 

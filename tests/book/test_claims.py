@@ -72,6 +72,9 @@ def test_every_chapter_shows_its_claims_in_the_same_columns():
     assert t.columns == ["claim", "verdict", "ours", "spread", "theirs (source)"]
     assert [r["theirs (source)"] for r in t.rows] == ["1 % (Fig. 2)", "— (Sec. 3)"]
     assert t.rows[0]["verdict"] == claims.YES and t.rows[1]["verdict"] == claims.NOT_RUN
+    # the closing page adds the record its rows come from, before their number
+    t = claims.table([{**r, "record": "full, 3 seeds"} for r in rows], extra=("record",))
+    assert t.columns == ["claim", "verdict", "ours", "spread", "record", "theirs (source)"]
 
 
 @pytest.mark.parametrize("bad", [[[0.1, 0.2]], np.ones((2, 2))])

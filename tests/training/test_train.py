@@ -131,6 +131,18 @@ def test_scores_count_a_row_with_a_nan_logit_as_wrong_and_match_torch():
     assert train.scores(finite, labels)["loss"] == pytest.approx(F.cross_entropy(finite, labels).item())
 
 
+def test_a_stacked_models_logits_are_scored_per_model_by_the_same_rule():
+    # (models, classes, batch): model k's row is right where its argmax is the label and finite
+    logits = torch.randn(3, 10, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+    logits[1, :, 0] = float("nan")
+    got = train.correct(logits, y)
+    assert got.shape == (3, 8) and not got[1, 0]
+    for k in range(3):
+        alone = train.correct(logits[k].t(), y)          # the same model's (batch, classes) logits
+        assert torch.equal(got[k], alone)
+
+
 def test_logits_in_batches_equal_one_pass_and_prepare_each_batch():
     torch.manual_seed(0)
     model, x = nn.Linear(4, 3), torch.randn(10, 4)

@@ -17,7 +17,7 @@ and ``figures`` (what the runs show). This package re-exports their names, so th
 calls ``mnist.<name>`` whichever file holds it.
 """
 
-from ...nn.stacked_mlp import StackedMLP, accuracy, per_model_loss  # noqa: F401
+from ...nn.stacked_mlp import StackedMLP, per_model_loss  # noqa: F401
 from .config import CHAPTER, PERCENTILES, MnistConfig  # noqa: F401
 from .config import init_label, parse_init  # noqa: F401
 from .figures import (

@@ -34,7 +34,7 @@ def evaluate_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, units: i
     for start in range(0, len(x), chunk):
         logits, pre = stack.preactivations(x[start: start + chunk])
         target = y[start: start + chunk]
-        correct = correct + (logits.argmax(1) == target).float().sum(1)
+        correct = correct + train.correct(logits, target).float().sum(1)
         loss = loss + F.cross_entropy(logits, target.expand(len(logits), -1),
                                       reduction="none").sum(1)
         probe.append(pre[-1][:, :units])

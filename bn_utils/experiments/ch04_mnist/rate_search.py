@@ -8,7 +8,8 @@ import torch
 
 from ... import data, runtime
 from ...book import results
-from ...nn.stacked_mlp import StackedMLP, accuracy
+from ...nn.stacked_mlp import StackedMLP
+from ...training import train
 from .config import CHAPTER, MnistConfig, init_label
 from .nets import stack_of
 from .training import eval_schedule, train_stack
@@ -31,7 +32,7 @@ def lr_search(cfg: MnistConfig) -> dict:
              for a, i in setups for lr in cfg.lr_grid for s in cfg.search_seeds]
 
     def eval_fn(st: StackedMLP) -> dict:
-        return {"val_accuracy": accuracy(st(x_val), y_val)}
+        return {"val_accuracy": train.correct(st(x_val), y_val).float().mean(1)}
 
     out = train_stack(stack_of(cfg, specs, device), x[fit_idx], y[fit_idx],
                       [m["seed"] for m in specs], steps=cfg.search_steps,
