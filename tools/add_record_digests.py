@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bn_utils.book.results import atomic_write_bytes, record_digest  # noqa: E402
+from bn_utils.book.results import record_digest  # noqa: E402
+from bn_utils.runtime import atomic_write_bytes  # noqa: E402
 
 
 def add_digest(path: Path) -> bool:

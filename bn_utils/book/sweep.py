@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import results, run
+from ..runtime import atomic_write_bytes
 from .profiles import check_profile
 
 EXECUTORS = ("local", "slurm")
@@ -137,7 +138,7 @@ def run_point(sweep: Sweep, point: dict) -> dict:
     done = {"chapter": sweep.chapter, "profile": sweep.profile, "point": point,
             "notebook": str(notebook), "records": records,
             "seconds": round(time.perf_counter() - t0, 1)}
-    results.atomic_write_bytes(sweep.manifest(point), json.dumps(done, indent=1).encode())
+    atomic_write_bytes(sweep.manifest(point), json.dumps(done, indent=1).encode())
     return done
 
 
@@ -221,7 +222,7 @@ def sweep(chapter: str, profile: str, values: dict[str, list], *, executor_kind:
     check_options(points, parallel=parallel, time_min=time_min, yes=yes)
     run.check_run_options(device, timeout_s)
     stem = run.resolve_chapter(chapter).stem
-    folder = run.check_out(folder or run.REPO_DIR / "runs" / "sweeps" / f"{stem}__{profile}")
+    folder = run.check_out(folder or results.REPO_DIR / "runs" / "sweeps" / f"{stem}__{profile}")
     where = run.results_folder(results_dir)
     sw = Sweep(stem, profile, folder, where, device, timeout_s, points)
     rows = [{"point": p, "status": "stored", "seconds": None, "records": None, "log": ""}

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from bn_utils import runtime
 from bn_utils.book import results
 from bn_utils.book.profiles import Config, param
 
@@ -196,7 +197,7 @@ def test_atomic_write_cleans_up_when_interrupted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        results.atomic_write_bytes(target, b"new")
+        runtime.atomic_write_bytes(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
