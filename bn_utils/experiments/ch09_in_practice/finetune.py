@@ -14,8 +14,7 @@ import copy
 import numpy as np
 import torch
 
-from ...book import plotting, results
-from ...book.page import how_many
+from ...book import results
 from ... import runtime
 from ...training import train
 from .config import CHAPTER, PracticeConfig
@@ -56,26 +55,6 @@ def run(cfg: PracticeConfig) -> results.Record:
     """Return the fine-tuning record (stored, or trained now)."""
     with runtime.cpu_threads(cfg.cpu_threads):
         return results.load_or_run(CHAPTER, "finetune", cfg, finetune, prefer_stored=True)
-
-
-def plot(record: results.Record, cfg: PracticeConfig):
-    """Figure: test accuracy on the new digits along fine-tuning, BN in training mode vs frozen."""
-    fig, axes = plotting.panels(len(cfg.ft_batch_sizes), height=3.0, sharey=True)
-    # BN on the statistics of a tiny batch is a noisy BN (yellow); frozen BN, in eval mode, red
-    for ax, b in zip(axes, cfg.ft_batch_sizes):
-        for mode, color in zip(MODES, (plotting.PALETTE["noisy_bn"], plotting.PALETTE["bn"])):
-            plotting.band(ax, record[f"{b}/{mode}/steps"], record[f"{b}/{mode}/acc"],
-                          label=f"BN {'in training mode' if mode == 'train' else 'frozen (eval mode)'}",
-                          color=color)
-        plotting.label(ax, title=f"Batches of {b}", xlabel="fine-tuning step",
-                       ylabel="test accuracy on digits 5–9", legend=False)
-    plotting.legend_below(fig, axes, ncols=2)
-    plotting.note(fig, f"The BN CNN (width {cfg.cnn_width}) pre-trained for {cfg.ft_pretrain_steps:,} "
-                       f"steps (batch 64) on the digits 0–4, then fine-tuned for {cfg.ft_steps:,} steps "
-                       f"(learning rate {cfg.ft_lr:g}) on {cfg.ft_n_train:,} images of the digits 5–9; "
-                       f"scored in eval mode on the test images of 5–9; band: mean ± std over "
-                       f"{how_many(len(cfg.seeds), 'seed')}.")
-    return fig
 
 
 def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:

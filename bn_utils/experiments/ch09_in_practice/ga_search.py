@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ...book import plotting, results
+from ...book import results
 from ...nn import models
 from ... import runtime
 from ...training import train
@@ -81,34 +81,6 @@ def run(cfg: PracticeConfig) -> results.Record:
     """Return the search's record (stored, or run now)."""
     with runtime.cpu_threads(cfg.cpu_threads):
         return results.load_or_run(CHAPTER, "ga_search", cfg, search, prefer_stored=True)
-
-
-def plot(record: results.Record, cfg: PracticeConfig):
-    """Figure: the population of every generation in (log10 LR, log10 L2), with and without BN."""
-    from matplotlib.colors import to_rgb
-
-    fig, axes = plotting.panels(2, height=3.2, sharex=True, sharey=True)
-    for ax, net in zip(axes, ("none", "bn")):
-        pts = record[f"{net}/points"] / math.log(10.0)
-        name, colour = ("BN", plotting.PALETTE["bn"]) if net == "bn" else ("no BN", plotting.PALETTE["no_bn"])
-        last = len(pts) - 1
-        for g, gen in enumerate(pts):   # the net's colour, pale in the first generation, full in the last
-            t = 0.25 + 0.75 * (g / last if last else 1.0)
-            shade = tuple(1 - t * (1 - c) for c in to_rgb(colour))
-            ax.scatter(gen[:, 0], gen[:, 1], color=shade, s=20, zorder=2,
-                       label=f"{name}: generation {g + 1}" if g in (0, last) else None)
-        ax.scatter([math.log10(record[f"{net}/best_lr"])], [math.log10(record[f"{net}/best_l2"])],
-                   marker="*", s=220, color=plotting.PALETTE["reference"], edgecolor="white", zorder=3,
-                   label="best network trained")
-        ax.axvline(math.log10(STUDENT["best_lr"][net]), color=plotting.PALETTE["muted"], ls="--", lw=1.2,
-                   label="student's best rate")
-        plotting.label(ax, title="with BN" if net == "bn" else "without BN", xlabel="log10 learning rate",
-                       ylabel="log10 L2 (weight decay)", legend=False)
-    plotting.legend_below(fig, axes, ncols=3)   # no BN | best, student | BN
-    plotting.note(fig, f"{len(pts)} generations of {pts.shape[1]} MLPs (4 hidden layers of {cfg.ga_width}), "
-                       f"each trained for {cfg.ga_steps:,} SGD steps (batch {cfg.ga_batch}) on MNIST; "
-                       f"one seed per candidate.")
-    return fig
 
 
 def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:

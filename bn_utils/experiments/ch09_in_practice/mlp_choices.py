@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from ...nn import models
-from ...book import plotting, results
-from ...book.page import how_many
+from ...book import results
 from ... import runtime
 from .config import CHAPTER, PracticeConfig
 from .training import final_accuracy, fit, mnist, seeded, test_eval
@@ -162,33 +161,6 @@ def last(record: results.Record, key: str) -> float:
     return float(np.mean(record[f"{key}/acc"][:, -1]))
 
 
-def _note(cfg: PracticeConfig, what: str, steps: int | None = None, lr: float | None = None) -> str:
-    return (f"MLP of {cfg.mlp_depth} hidden layers of {cfg.mlp_width} units, {what}, "
-            f"{steps or cfg.mlp_steps:,} SGD steps (batch {cfg.mlp_batch}, learning rate "
-            f"{lr or cfg.mlp_lr:g}) on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test "
-            f"images; band: mean ± std over {how_many(len(cfg.seeds), 'seed')}.")
-
-
-PLACE_STYLE = {"none": ("no BN", plotting.PALETTE["no_bn"]),
-               "before": ("BN before the nonlinearity", plotting.PALETTE["bn"]),
-               "after": ("BN after it", plotting.series_colors(1)[0])}
-
-
-def plot_placement(record: results.Record, cfg: PracticeConfig):
-    """Figure (experiment 3): test accuracy along training, BN before/after the nonlinearity."""
-    fig, axes = plotting.panels(2, height=3.0, sharey=True)
-    for ax, act in zip(axes, ("relu", "sigmoid")):
-        for place, (label, colour) in PLACE_STYLE.items():
-            plotting.band(ax, record[f"{act}/{place}/steps"], record[f"{act}/{place}/acc"], label=label,
-                          color=colour)
-            ax.lines[-1].set_linestyle("--" if place == "after" else "-")
-        plotting.label(ax, title=f"{'ReLU' if act == 'relu' else 'sigmoid'} units", xlabel="SGD step",
-                       ylabel="test accuracy", legend=False)
-    plotting.legend_below(fig, axes, ncols=3)
-    plotting.note(fig, _note(cfg, "with ReLU or sigmoid units"))
-    return fig
-
-
 def dropout_table(record: results.Record) -> list[dict]:
     """Return per dropout placement: final accuracy and the variance ratio of every BN layer."""
     rows = []
@@ -200,57 +172,11 @@ def dropout_table(record: results.Record) -> list[dict]:
     return rows
 
 
-def plot_initialisation(record: results.Record, cfg: PracticeConfig):
-    """Figure (experiment 5): training loss for each initial weight scale, without and with BN."""
-    from matplotlib.ticker import LogLocator, NullFormatter
-
-    fig, axes = plotting.panels(2, height=3.0, sharey=True)
-    colors = plotting.series_colors(len(cfg.init_scales))
-    for ax, net in zip(axes, ("none", "bn")):
-        for scale, colour in zip(cfg.init_scales, colors):
-            key = f"{net}/{scale:g}"
-            plotting.band(ax, record[f"{key}/loss_steps"], record[f"{key}/loss"],
-                          label=f"weights × {scale:g}", color=colour)
-        ax.set_yscale("log")   # a diverging run spans many decades: ticks at powers of ten
-        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        plotting.label(ax, title="with BN" if net == "bn" else "without BN", xlabel="SGD step",
-                       ylabel="training loss", legend=False)
-    plotting.legend_below(fig, axes, ncols=len(cfg.init_scales))
-    plotting.note(fig, _note(cfg, "ReLU units, without and with BN")
-                  + " Training loss: the mean over each logging interval.")
-    return fig
-
-
 def init_table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
     """Return per network and initial scale: final test accuracy."""
     return [{"network": "BN" if net == "bn" else "no BN",
              **{f"× {s:g}": last(record, f"{net}/{s:g}") for s in cfg.init_scales}}
             for net in ("none", "bn")]
-
-
-def plot_weight_decay(record: results.Record, cfg: PracticeConfig):
-    """Figure (experiment 8): weight norm and relative step of a hidden layer, with and without
-    weight decay, with and without BN (BN red, no BN teal; with weight decay dashed)."""
-    fig, axes = plotting.panels(2, height=3.0)
-    for net in ("bn", "none"):
-        colour = plotting.PALETTE["bn" if net == "bn" else "no_bn"]
-        for wd in (0.0, cfg.weight_decay):
-            key = f"{net}/{wd:g}"
-            label = f"{'BN' if net == 'bn' else 'no BN'}, weight decay {wd:g}"
-            for ax, what in zip(axes, ("norm", "rel_step")):
-                plotting.band(ax, record[f"{key}/steps"], record[f"{key}/{what}"], label=label, color=colour)
-                ax.lines[-1].set_linestyle("--" if wd else "-")
-    axes[1].set_yscale("log")
-    plotting.plain_log_ticks(axes[1])
-    plotting.label(axes[0], title="Norm of layer 2's weights", xlabel="SGD step",
-                   ylabel="‖W‖ (Frobenius)", legend=False)
-    plotting.label(axes[1], title="Relative step", xlabel="SGD step", ylabel="‖ΔW‖ / ‖W‖ per step",
-                   legend=False)
-    plotting.legend_below(fig, axes, ncols=2)
-    plotting.note(fig, _note(cfg, "ReLU units, without and with BN, plain SGD (no momentum)", lr=cfg.wd_lr)
-                  + " Layer 2: the second hidden layer.")
-    return fig
 
 
 def wd_summary(record: results.Record, cfg: PracticeConfig) -> dict:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...book import plotting, results
-from ...book.page import how_many
+from ...book import results
 from ... import runtime
 from .config import CHAPTER, PracticeConfig
 from .nets import cnn
@@ -67,60 +66,6 @@ def summary(record: results.Record, cfg: PracticeConfig) -> dict:
         out[norm] = {"eval": ev[i], "train": trm,
                      "breaks_at": None if norm == "none" else breaking_batch(cfg.batch_sizes, ev[i], base)}
     return out
-
-
-def _norm_colors(norms) -> dict:
-    """Return a colour per normalisation: BN red, none teal, the others the series colours."""
-    others = [n for n in norms if n not in ("bn", "none")]
-    colors = dict(zip(others, plotting.series_colors(len(others))))
-    return {**colors, "bn": plotting.PALETTE["bn"], "none": plotting.PALETTE["no_bn"]}
-
-
-def _batch_axis(ax, cfg: PracticeConfig) -> None:
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(cfg.batch_sizes, [str(b) for b in cfg.batch_sizes])
-    ax.minorticks_off()
-
-
-def _note(cfg: PracticeConfig) -> str:
-    return (f"The CNN (width {cfg.cnn_width}) trained for {cfg.sweep_steps:,} SGD steps at every batch "
-            f"size on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test images; mean ± std "
-            f"over {how_many(len(cfg.seeds), 'seed')}.")
-
-
-def plot_modes(record: results.Record, cfg: PracticeConfig):
-    """Figure (experiment 1): BN's test accuracy in train and eval mode against the batch size."""
-    fig, (ax,) = plotting.panels(1, height=3.2)
-    i = cfg.norms.index("bn")
-    for key, style, colour, label in (
-            ("eval_acc", "-o", plotting.PALETTE["bn"], "eval mode (running statistics)"),
-            ("train_acc", "--s", plotting.PALETTE["noisy_bn"], "train mode (each test batch's statistics)")):
-        acc = record[key][i]
-        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), fmt=style,
-                    color=colour, label=label, capsize=3)
-    _batch_axis(ax, cfg)
-    plotting.label(ax, title="The BN CNN scored in its two modes",
-                   xlabel="batch size (training and scoring)", ylabel="test accuracy", legend=False)
-    plotting.legend_below(fig, [ax], ncols=2)
-    plotting.note(fig, _note(cfg))
-    return fig
-
-
-def plot_alternatives(record: results.Record, cfg: PracticeConfig):
-    """Figure (experiment 2): eval-mode test accuracy of every normalisation against batch size."""
-    fig, (ax,) = plotting.panels(1, height=3.4)
-    colors = _norm_colors(cfg.norms)
-    for i, norm in enumerate(cfg.norms):
-        acc = record["eval_acc"][i]
-        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1),
-                    fmt="--o" if norm == "none" else "-o", label=LABELS[norm], capsize=3, ms=4,
-                    color=colors[norm])
-    _batch_axis(ax, cfg)
-    plotting.label(ax, title="Same CNN, same steps: each normalisation",
-                   xlabel="batch size", ylabel="test accuracy (eval mode)", legend=False)
-    plotting.legend_below(fig, [ax], ncols=3)
-    plotting.note(fig, _note(cfg))
-    return fig
 
 
 def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:
