@@ -179,7 +179,7 @@ class Table:
             return fmt(value) if callable(fmt) else fmt.format(value) if fmt else _readable(value)
         return "—" if value is None else str(value)
 
-    def _text_rows(self) -> list[list[str]]:
+    def text_rows(self) -> list[list[str]]:
         return [[self.cell(c, r.get(c)) for c in self.columns] for r in self.rows]
 
     def transposed(self, header: Sequence[str], index: str = "", label=None) -> "Table":
@@ -204,7 +204,7 @@ class Table:
             return str(text).replace("|", "\\|")
 
         head = "| " + " | ".join(map(esc, self.columns)) + " |\n|" + "---|" * len(self.columns)
-        return head + "".join("\n| " + " | ".join(map(esc, r)) + " |" for r in self._text_rows())
+        return head + "".join("\n| " + " | ".join(map(esc, r)) + " |" for r in self.text_rows())
 
     def _repr_html_(self) -> str:
         if not self.rows:
@@ -218,13 +218,13 @@ class Table:
             return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{text}</td>"
 
         body = "".join("<tr>" + "".join(td(r.get(c), v) for c, v in zip(self.columns, texts)) + "</tr>"
-                       for r, texts in zip(self.rows, self._text_rows()))
+                       for r, texts in zip(self.rows, self.text_rows()))
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
     def __repr__(self) -> str:
         if not self.rows:
             return self.empty
-        rows = [self.columns, *self._text_rows()]
+        rows = [self.columns, *self.text_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
         return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows)
 

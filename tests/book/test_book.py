@@ -19,9 +19,9 @@ def test_markdown_table_escapes_pipes_so_cells_stay_whole():
 def test_default_float_format_keeps_small_and_large_values_readable():
     table = book.Table([{"wd": 5e-4, "lr": 0.0075, "steps": 50000.0, "acc": 0.97264, "eps": 1e-5,
                          "loss": 14904.7}])
-    assert table._text_rows() == [["0.0005", "0.0075", "50,000", "0.9726", "1e-05", "14,900"]]
+    assert table.text_rows() == [["0.0005", "0.0075", "50,000", "0.9726", "1e-05", "14,900"]]
     mixed = book.Table([{"a": 0.123456, "b": 0.5, "c": 1.48e6}], fmt={"a": "{:.2f}", "c": book.sig})
-    assert mixed._text_rows() == [["0.12", "0.5", "1.48e+06"]]
+    assert mixed.text_rows() == [["0.12", "0.5", "1.48e+06"]]
 
 
 @pytest.mark.parametrize("value, digits, sign, text", [
@@ -130,7 +130,7 @@ def test_a_wide_table_transposed_swaps_rows_and_columns_and_keeps_its_format():
     t = book.Table(rows, fmt="{:.1e}").transposed(["module", "dtype"], index="max |difference|")
     assert t.columns == ["max |difference|", "BN1d float32", "BN1d float64"]
     assert [r["max |difference|"] for r in t.rows] == ["output", "grad"]
-    assert t._text_rows()[0] == ["output", "5.9e-07", "1.0e-15"]
+    assert t.text_rows()[0] == ["output", "5.9e-07", "1.0e-15"]
     with pytest.raises(ValueError, match="does not tell the rows apart"):
         book.Table(rows).transposed(["module"])
     with pytest.raises(ValueError, match="per-column format"):

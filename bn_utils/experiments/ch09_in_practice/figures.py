@@ -28,6 +28,11 @@ def _batch_axis(ax, cfg: PracticeConfig) -> None:
     ax.minorticks_off()
 
 
+def _accuracy_bars(ax, cfg: PracticeConfig, acc, **style) -> None:
+    """Draw one line of test accuracy against batch size: the mean over seeds, bars ± their std."""
+    ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), capsize=3, **style)
+
+
 def _cnn_note(cfg: PracticeConfig) -> str:
     return (f"The CNN (width {cfg.cnn_width}) trained for {cfg.sweep_steps:,} SGD steps at every batch "
             f"size on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test images; mean ± std "
@@ -41,9 +46,7 @@ def plot_modes(record: results.Record, cfg: PracticeConfig):
     for key, style, colour, label in (
             ("eval_acc", "-o", plotting.PALETTE["bn"], "eval mode (running statistics)"),
             ("train_acc", "--s", plotting.PALETTE["noisy_bn"], "train mode (each test batch's statistics)")):
-        acc = record[key][i]
-        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), fmt=style,
-                    color=colour, label=label, capsize=3)
+        _accuracy_bars(ax, cfg, record[key][i], fmt=style, color=colour, label=label)
     _batch_axis(ax, cfg)
     plotting.label(ax, title="The BN CNN scored in its two modes",
                    xlabel="batch size (training and scoring)", ylabel="test accuracy", legend=False)
@@ -57,10 +60,8 @@ def plot_alternatives(record: results.Record, cfg: PracticeConfig):
     fig, (ax,) = plotting.panels(1, height=3.4)
     colors = _norm_colors(cfg.norms)
     for i, norm in enumerate(cfg.norms):
-        acc = record["eval_acc"][i]
-        ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1),
-                    fmt="--o" if norm == "none" else "-o", label=small_batches.LABELS[norm], capsize=3, ms=4,
-                    color=colors[norm])
+        _accuracy_bars(ax, cfg, record["eval_acc"][i], fmt="--o" if norm == "none" else "-o",
+                       label=small_batches.LABELS[norm], ms=4, color=colors[norm])
     _batch_axis(ax, cfg)
     plotting.label(ax, title="Same CNN, same steps: each normalisation",
                    xlabel="batch size", ylabel="test accuracy (eval mode)", legend=False)
