@@ -101,14 +101,15 @@ check-versions:
 set-repository: $(STAMP)
 	$(BIN)/python tools/set_repository.py
 
+# Every benchmark script, one folder deep; benchmarks/gpu/ is the device check (gpu-check below).
 benchmarks: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out benchmarks/gpu/%,$(sort $(wildcard benchmarks/*.py benchmarks/*/*.py))); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # The prepared device check (issue 25, README's GPU section). No $(STAMP): the script makes its own
 # environment (a GPU machine's torch is reused, never reinstalled). E.g. GPU_CHECK_ARGS="--device cpu".
 GPU_CHECK_ARGS ?= --device cuda
 gpu-check:
-	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
+	bash benchmarks/gpu/check.sh $(GPU_CHECK_ARGS)
 
 clean-notebooks: $(STAMP)
 	$(BIN)/python tools/clean_notebooks.py chapters/*.ipynb

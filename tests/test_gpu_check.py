@@ -1,6 +1,6 @@
-"""benchmarks/gpu_check.sh, the prepared device check, run on the CPU (so that it cannot rot unseen
+"""benchmarks/gpu/check.sh, the prepared device check, run on the CPU (so that it cannot rot unseen
 between the sessions that have a GPU): one chapter at smoke and one chapter's slice, its report's
-fields and the packed notebooks; and benchmarks/gpu_slice.py's timer and step counts."""
+fields and the packed notebooks; and benchmarks/gpu/slice.py's timer and step counts."""
 
 import datetime
 import json
@@ -17,9 +17,9 @@ from bn_utils.experiments import (
     ch06_ensemble as ensemble, ch05_cifar_inception as inc, ch07_santurkar_noise as noise)
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
+SCRIPT = REPO / "benchmarks" / "gpu" / "check.sh"
 sys.path.insert(0, str(REPO / "benchmarks"))
-import gpu_slice  # noqa: E402
+from gpu import slice as gpu_slice  # noqa: E402
 
 
 def _check(*args, env=None, timeout=300):

@@ -150,15 +150,30 @@ def test_the_graph_sees_cycles_and_imports_hidden_in_functions(tmp_path, monkeyp
                               "bn_utils.experiments.ch.heads"]]
 
 
+def _prefix_groups(stems) -> set[str]:
+    """Return the first words that two file names share (``norm`` of ``norm_a``, ``norm_b``), or
+    that one name shares with a file of that name (``stacked`` and ``stacked_mlp``)."""
+    stems = list(stems)
+    prefixes = [s.split("_")[0] for s in stems if "_" in s]
+    return {p for p in prefixes if prefixes.count(p) + (p in stems) > 1}
+
+
 def test_no_group_of_modules_is_named_by_a_prefix():
     """A family of modules is a package (``nn/``, ``training/``), not files sharing a prefix
     (``norm_registry.py``, ``norm_variants.py``, …) in the same folder. Inside one chapter's
     package, files are its sub-experiments (``batch_mates``, ``batch_size_one``) and may share words."""
     for folder in [PACKAGE, *(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists())]:
-        stems = [p.stem for p in folder.glob("*.py") if p.stem != "__init__"]
-        prefixes = [s.split("_")[0] for s in stems if "_" in s]
-        grouped = {p for p in prefixes if prefixes.count(p) + (p in stems) > 1}
+        grouped = _prefix_groups(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
         assert not grouped, f"{folder.relative_to(PACKAGE.parent)}: modules named by the prefix(es) {grouped}"
+
+
+def test_no_group_of_scripts_is_named_by_a_prefix():
+    """The same rule for the scripts: a benchmark family is a folder (``benchmarks/gpu/``,
+    ``benchmarks/ch05_cifar_inception/``), not ``gpu_check.sh`` beside ``gpu_slice.py``."""
+    root = PACKAGE.parent
+    for folder in (root / "benchmarks", root / "tools"):
+        grouped = _prefix_groups(p.stem for p in folder.iterdir() if p.suffix in (".py", ".sh"))
+        assert not grouped, f"{folder.relative_to(root)}: scripts named by the prefix(es) {grouped}"
 
 
 def test_no_function_of_the_training_layer_is_over_sixty_lines_of_code():

@@ -146,7 +146,7 @@ class AblationConfig(Config):
         "full": {},
         # reference: the full protocol on a 2-core CPU (Inception 100 epochs, until its curve has
         # levelled off; every BN row 30; three seeds), about 5 h with two one-thread workers
-        # (benchmarks/inception_epoch.py times an epoch); each run checkpoints every epoch
+        # (benchmarks/ch05_cifar_inception/epoch.py times an epoch); each run checkpoints every epoch
         "reference": {},
         # quick: early training only, within the 3-minute budget (at 4,096 images the test
         # evaluations cost about as much as the training: 1,000 test images, dense ones for 1 epoch)

@@ -13,7 +13,7 @@ evaluates more often than the run's average epoch (step 0, the dense early evalu
 end), so the chapter's *average* epoch is the measured one with its evaluations replaced by the
 run's mean count per epoch, each at the measured in-run cost.
 
-    python benchmarks/inception_epoch.py [--rows BN-x30 Inception] [--rounds 3] [--threads 2]
+    python benchmarks/ch05_cifar_inception/epoch.py [--rows BN-x30 Inception] [--rounds 3] [--threads 2]
 """
 
 from __future__ import annotations

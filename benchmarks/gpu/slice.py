@@ -14,7 +14,7 @@ measurements (given as passes beside the hours) and data loading, so the hours a
 The data are random tensors of the chapter's shapes on the device (timing does not depend on the
 pixels), so nothing is read from ``BN_DATA_DIR``.
 
-    python benchmarks/gpu_slice.py [--device cuda] [--chapters 05,06,07,08] [--steps 200]
+    python benchmarks/gpu/slice.py [--device cuda] [--chapters 05,06,07,08] [--steps 200]
                                    [--warmup 20] [--profile full] [--json FILE]
 """
 

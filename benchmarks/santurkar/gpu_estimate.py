@@ -18,10 +18,13 @@ measurement that counts. The count leans towards too much: every measuring pass 
 whole forward and backward in strict float32, while G' only back-propagates to its layer and the
 activation statistics are one forward pass; the operators are those the CPU dispatches.
 
-    python benchmarks/santurkar_gpu_estimate.py
+    python benchmarks/santurkar/gpu_estimate.py
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +66,8 @@ def flops_per_pass(cfg, run: santurkar.Run) -> float:
 def ops_per_pass(cfg, run: santurkar.Run) -> int:
     """Return the aten operators one SGD step of ``run``'s network dispatches (top level, views
     and allocations not counted), on a narrow copy on this CPU."""
-    from inception_images_per_second import ops_per_step
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ch05_cifar_inception.images_per_second import ops_per_step
 
     small = cfg.replace(width=1 / 32, batch_size=8, dln_examples=16) if run.arch == "vgg" else \
         cfg.replace(dln_examples=16)

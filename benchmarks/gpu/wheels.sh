@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Download, here, the wheels benchmarks/gpu_check.sh installs on a device machine that reaches no
+# Download, here, the wheels benchmarks/gpu/check.sh installs on a device machine that reaches no
 # package index: papermill and ipykernel with what they need, at constraints.txt's versions where
 # it pins them, built for that machine's Python (default 3.12) on x86-64 Linux. The book's own
-# dependencies (torch, torchvision, numpy, matplotlib, pillow, tqdm) are not fetched: gpu_check.sh
+# dependencies (torch, torchvision, numpy, matplotlib, pillow, tqdm) are not fetched: check.sh
 # reuses the machine's. Then carry DIR (default .whl/, ignored by git) and pass --wheels DIR.
 #
-#   benchmarks/gpu_wheels.sh [DIR] [PYTHON_VERSION]
+#   benchmarks/gpu/wheels.sh [DIR] [PYTHON_VERSION]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DIR="${1:-.whl}" PYV="${2:-3.12}"
 PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 mkdir -p "$DIR"

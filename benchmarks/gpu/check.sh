@@ -3,21 +3,21 @@
 #   1. an environment: $PYTHON, else .venv if it runs the book, else a venv made from python3 that
 #      reuses python3's packages (its torch when it imports at a compatible version, never
 #      reinstalled) and installs the rest with pip -c constraints.txt -e . papermill ipykernel
-#      (--wheels DIR: from those wheels only, no index; benchmarks/gpu_wheels.sh prepares them);
+#      (--wheels DIR: from those wheels only, no index; benchmarks/gpu/wheels.sh prepares them);
 #   2. every chapter (or --chapters) at the smoke profile on --device, through python -m bn_utils.book.run,
 #      each executed notebook under OUT/notebooks and its records under OUT/results;
-#   3. benchmarks/gpu_slice.py: a timed slice of each full profile of chapters 05-08 (images/s,
+#   3. benchmarks/gpu/slice.py: a timed slice of each full profile of chapters 05-08 (images/s,
 #      peak memory, the chapter's hours extrapolated from its training steps); on cpu at 1 step;
 #   4. on cuda, chapter 04 at its full profile if the time left allows (stopped at the budget);
 #   5. OUT/gpu_check.json: date, device, torch, each chapter's pass/fail and seconds, the slices.
 # OUT is --out, else $OUT, else a new temporary folder. Writing to $OUT (the device machine's
 # folder, which returns 8 files at most) packs the notebooks and records into two .tar.gz files.
 #
-#   benchmarks/gpu_check.sh [--device cuda|cpu] [--out DIR] [--chapters 01,02,...] [--budget S]
+#   benchmarks/gpu/check.sh [--device cuda|cpu] [--out DIR] [--chapters 01,02,...] [--budget S]
 #                           [--wheels DIR] [--data DIR] [--slice-chapters 05,06,07,08]
 #                           [--slice-profile full] [--slice-steps N] [--pack|--no-pack]
 set -uo pipefail
-REPO="$(cd "$(dirname "$0")/.." && pwd)"
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 T0=$(date +%s)
 
 DEVICE=cuda OUTDIR="" CHAPTERS="" BUDGET=480 WHEELS="" DATA="" PACK=""
@@ -171,7 +171,7 @@ if [ -n "$SLICE_CHAPTERS" ]; then
     else ARGS+=(--steps "${SLICE_STEPS:-200}" --warmup "${SLICE_WARMUP:-20}"); fi
     say "slices: ${ARGS[*]}"
     limit=$(left); [ "$limit" -gt 60 ] || limit=60
-    timeout --signal=TERM --kill-after=20 "$limit" "$PY" "$REPO/benchmarks/gpu_slice.py" "${ARGS[@]}" \
+    timeout --signal=TERM --kill-after=20 "$limit" "$PY" "$REPO/benchmarks/gpu/slice.py" "${ARGS[@]}" \
         2>&1 | tee -a "$LOG" >&2
     echo "${PIPESTATUS[0]}" > "$WORK/slices.status"
 fi

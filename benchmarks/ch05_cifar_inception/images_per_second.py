@@ -7,7 +7,7 @@ colour jitter, normalisation), forward, cross-entropy, backward, momentum SGD. T
 interleaved, in rounds, and we print the median, so that a neighbour's load on a shared machine
 hits them all alike; ratios are the numbers to read.
 
-    python benchmarks/inception_images_per_second.py [--threads N] [--rounds R]
+    python benchmarks/ch05_cifar_inception/images_per_second.py [--threads N] [--rounds R]
 """
 
 from __future__ import annotations
