@@ -9,7 +9,7 @@ learning rates and for the deep linear network.
 
 Read in this order: ``config`` (the configuration), ``experiment`` (the runs and their
 measurement hooks; one call trains or loads them all), ``analysis`` (what the runs measure,
-summarised), ``headlines`` (the paper's claims beside the record) and ``figures``. The runs' training and storage are chapters 7 and 8's shared ``santurkar`` module.
+summarised), ``headlines`` (the paper's claims beside the record) and ``figures``. The runs' training and storage are chapters 7 and 8's shared ``santurkar`` package.
 This package re-exports their names, so that the chapter calls ``noise.<name>`` whichever file
 holds it.
 """

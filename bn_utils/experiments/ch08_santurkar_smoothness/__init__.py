@@ -17,7 +17,7 @@ networks have reached the same training loss.
 Read in this order: ``config`` (the configuration), ``experiment`` (the runs and the landscape
 hooks; one call trains or loads them all), ``analysis`` (what the record shows), ``headlines``
 (the paper's claims beside the record) and ``figures``. The runs'
-training and storage are chapter 7's and 8's shared ``santurkar`` module. This package
+training and storage are chapter 7's and 8's shared ``santurkar`` package. This package
 re-exports their names, so that the chapter calls ``smoothness.<name>`` whichever file holds it.
 """
 
