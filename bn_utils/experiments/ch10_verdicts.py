@@ -59,7 +59,12 @@ def _rows(chapter: str, record, heads: list[dict], scale: str | None = None) -> 
 
 def _ch01(folder) -> list[dict]:
     rec = results.best_record(covariate_shift.CHAPTER, "shift", folder)
-    return _rows("01", rec, covariate_shift.headlines(rec))
+    seeds = results.best_record(covariate_shift.CHAPTER, "shift_seeds", folder)
+    if rec is None:
+        return _rows("01", rec, covariate_shift.headlines(rec))
+    n = len(covariate_shift.seed_summaries(rec, seeds))
+    return _rows("01", rec, covariate_shift.headlines(rec, seeds),
+                 f"{rec.profile}, {n} seed{'s' if n != 1 else ''}")
 
 
 def _ch02(folder) -> list[dict]:
