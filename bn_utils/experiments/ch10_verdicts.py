@@ -205,7 +205,10 @@ def answer(rows: list[dict]) -> dict:
                  f"network: {_verdict(better)}).")
     out["q_shift"] = shift + (" The paper's stronger claim, that it trains nearly as well as BN, "
                               f"{_reads(nearly)}.")
-    out["q_ics"] = f"Their second test, that BN does not reduce gradient-based ICS, {_reads(ics)}."
+    out["q_ics"] = f"Their second test, that BN does not reduce gradient-based ICS, {_reads(ics)}" + (
+        ": BN decidedly reduced it in no case, but a claim that something does not happen holds "
+        "only if every comparable case shows BN decidedly worse on a measure, and some cases show "
+        "neither (chapter 07 lists them)." if _verdict(ics) == claims.NOISE else ".")
     smooth = group(("08",))
     held = [r["claim"] for r in smooth if r["verdict"] == claims.YES]
     out["q_smooth"] = (f"Of chapter 08's {how_many(len(smooth), 'claim')} that BN smooths the "

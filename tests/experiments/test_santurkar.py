@@ -299,7 +299,7 @@ def test_noise_headlines_apply_their_stated_rules_over_three_seeds():
     relative = "noisy BN's layer inputs move more than the standard network's relative to each layer's own spread"
     assert v[relative] == claims.NOISE                      # equal in every seed: nothing decides
     nearly = next(r for r in rows if r["claim"].startswith("noisy BN trains nearly as well"))
-    assert nearly["verdict"] == claims.YES and "keeps 92.0%" in nearly["ours"]   # 0.46 / 0.50, per seed
+    assert nearly["verdict"] == claims.YES and "keeps 92.0 %" in nearly["ours"]   # 0.46 / 0.50, per seed
     weaker = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.54, "noise": 0.2}, seeds=THREE))
     assert _verdicts(weaker)["noisy BN trains nearly as well as BN"] == claims.NO   # 0.44 / 0.50 < 0.9
     assert v["the same noise costs a standard network more than a BN network"] == claims.YES

@@ -77,6 +77,10 @@ def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_gramma
     assert a["q_ics"].endswith("does not hold.")
     assert "2 claims that BN smooths" in a["q_smooth"] and "the one that holds is that larger" in a["q_smooth"]
     assert "leave open why BN helps" in a["q_smooth"]
+    rows[6] = _row("07", "BN does not reduce gradient-based ICS", "inside the noise")
+    q_ics = verdicts.answer(rows)["q_ics"]   # a negative claim inside the noise says why
+    assert "sits inside the seeds' noise: BN decidedly reduced it in no case" in q_ics
+    rows[6] = _row("07", "BN does not reduce gradient-based ICS", "no")
     rows[4] = _row("07", "noisy BN trains better than the standard network", "inside the noise")
     a = verdicts.answer(rows)    # the benefit no longer shown to survive: the sentence says so
     assert "does not show" in a["q_shift"] and "does not need" not in a["q_shift"]
@@ -114,3 +118,13 @@ def test_chapter_09s_heading_does_not_claim_one_seed_count_for_its_rows(monkeypa
     mine = [r for r in verdicts.verdicts() if r["chapter"] == "09"]
     assert all(r["record"].endswith(f", {verdicts.PER_ROW}") for r in mine)
     assert all("seed" in r["spread"] for r in mine)
+
+
+def test_the_batch_size_one_claim_is_decided_by_whether_the_hidden_weights_moved():
+    from bn_utils.experiments import ch04_mnist as mnist
+
+    run = {"weight_change": [0.0, 0.0, 0.0, 0.04], "steps_done": 3000, "evals": {"test_accuracy": [0.1, 0.101]}}
+    row = mnist.batch_one_claim(run)     # the output layer learns; the hidden ones cannot
+    assert row["verdict"] == "yes" and "bit for bit" in row["ours"] and "exact" in row["spread"]
+    run["weight_change"][1] = 1e-7       # a hidden layer that moved at all refutes it
+    assert mnist.batch_one_claim(run)["verdict"] == "no"

@@ -78,6 +78,15 @@ def _mean(by_seed: dict) -> float:
     return float(np.mean(_values(by_seed))) if by_seed else float("nan")
 
 
+def kept_shares(record: results.Record) -> dict[str, float]:
+    """Return, for each noisy network the record holds with its noise-free twin (``noisy_bn``
+    with ``bn``, ``noise`` with ``none``), the share of the twin's gain over chance it kept as
+    trained, the mean over the seeds: the numbers the claims table decides on."""
+    nets = _networks(with_extra_seeds(record))
+    return {noisy: _mean(_kept(nets, noisy, clean))
+            for noisy, clean in (("noisy_bn", "bn"), ("noise", "none")) if noisy in nets and clean in nets}
+
+
 def ics_cases(record: results.Record) -> list[dict]:
     """Return one row per measured (network, learning rate, layer) case of gradient ICS: its
     name, whether both networks learned (else it is not comparable), and the verdicts on "BN
@@ -200,7 +209,7 @@ def _drift(nets: dict, deep: int, key: str) -> dict:
 
 def _nearly(nets: dict) -> dict:
     """Noisy BN keeps at least ``KEEP`` of BN's gain over chance, per seed (needs BN to have learned)."""
-    text = f"noisy BN trains nearly as well as BN (keeps ≥ {KEEP:.0%} of its accuracy above chance)"
+    text = f"noisy BN trains nearly as well as BN (keeps ≥ {100 * KEEP:.0f} % of its accuracy above chance)"
     where, theirs = f"{SOURCE}, Fig. 2", "qualitative (training curves)"
     if not all(n in nets for n in ("noisy_bn", "bn")):
         return claims.missing(text, where, theirs)
@@ -215,8 +224,8 @@ def _nearly(nets: dict) -> dict:
         )
     kept = _kept(nets, "noisy_bn", "bn")
     d = claims.greater(_values(kept), KEEP)
-    return claims.row(text, where, theirs, f"{ours}: keeps {_mean(kept):.1%}", d,
-                      spread=f"share kept − {KEEP:.0%}: {d.spread('points', 100)}")
+    return claims.row(text, where, theirs, f"{ours}: keeps {100 * _mean(kept):.1f} %", d,
+                      spread=f"share kept − {100 * KEEP:.0f} %: {d.spread('points', 100)}")
 
 
 def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:
@@ -246,7 +255,7 @@ def _noise_cost(nets: dict) -> dict:
     if not all(n in nets for n in ("noise", "none", "noisy_bn", "bn")):
         return claims.missing(text, where, "—", kind="book")
     plain, bn = _kept(nets, "noise", "none"), _kept(nets, "noisy_bn", "bn")
-    ours = f"share of accuracy above chance kept: {_mean(plain):.1%} (standard) vs {_mean(bn):.1%} (BN)"
+    ours = f"share of accuracy above chance kept: {100 * _mean(plain):.1f} % (standard) vs {100 * _mean(bn):.1f} % (BN)"
     if not (nets["none"]["learned"] and nets["bn"]["learned"]):
         return claims.row(text, where, "—", ours + " (a network without noise did not learn)",
                           claims.NOT_COMPARABLE, kind="book")
