@@ -34,9 +34,9 @@ class ForwardConfig(Config):
     batch_size: int = param(60, "minibatch size of the MLP (the paper's MNIST experiment)", min=2,
                             max=BATCH_MAX)
     lr: float = param(0.5, "SGD learning rate of the MLP", min=1e-6, max=100.0)
-    steps: int = param(5000, "SGD steps of each MLP trained in sections 4 and 5", min=1,
-                       max=STEPS_MAX)
-    eval_every: int = param(100, "steps between measurements of section 5", min=1, max=STEPS_MAX)
+    steps: int = param(5000, "SGD steps of each MLP the chapter trains (train and eval mode live; "
+                       "the three bugs)", min=1, max=STEPS_MAX)
+    eval_every: int = param(100, "steps between measurements in the momentum bug's run", min=1, max=STEPS_MAX)
     n_train: int = param(60_000, "MNIST training images used", min=100, max=60_000)
     n_test: int = param(10_000, "MNIST test images used", min=10, max=10_000)
     compare_steps: int = param(5, "training steps of the ours-vs-torch comparison", min=1,
