@@ -138,7 +138,8 @@ def test_cli_runs_a_chapter_with_injected_parameters_and_writes_results(tmp_path
     outputs = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "profile: smoke with seed=3" in outputs and "device: cpu" in outputs
     stored = list((tmp_path / "results" / "01_covariate_shift").glob("*__smoke__*.json"))
-    assert len(stored) == 1 and json.loads(stored[0].read_text())["config"]["seed"] == 3
+    assert sorted(p.name.split("__")[0] for p in stored) == ["shift", "shift_seeds"]   # the run, its extra seeds
+    assert all(json.loads(p.read_text())["config"]["seed"] == 3 for p in stored)
     umask = os.umask(0)
     os.umask(umask)
     mode = (tmp_path / "out" / "01_covariate_shift__smoke.ipynb").stat().st_mode & 0o777

@@ -75,7 +75,9 @@ def test_a_two_point_local_sweep_writes_both_records_and_a_rerun_skips_them(tmp_
     out = capsys.readouterr().out
     assert out.count(" ran ") == 2, out
     stored = sorted((tmp_path / "results" / "01_covariate_shift").glob("*__smoke__*.json"))
-    assert sorted(json.loads(p.read_text())["config"]["seed"] for p in stored) == [3, 4]
+    main = [p for p in stored if p.name.startswith("shift__")]    # beside each: its extra seeds' record
+    assert sorted(json.loads(p.read_text())["config"]["seed"] for p in main) == [3, 4]
+    assert len(stored) == 4 and all(p.name.startswith(("shift__", "shift_seeds__")) for p in stored)
     manifests = sorted((tmp_path / "sweep").glob("*.json"))
     written = sorted(r for m in manifests for r in json.loads(m.read_text())["records"])
     assert written == sorted(map(str, stored))
