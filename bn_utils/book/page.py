@@ -157,6 +157,17 @@ def whole_numbers(text: str) -> str:
     return _MINUS.sub("\u2212", _UNIT_SPACE.sub("\u00a0", text))
 
 
+# A number in scientific notation ("1e-06", "1.2e+14") breaks after its exponent's sign on a
+# narrow screen; in a table's HTML it is kept on one line.
+_SCIENTIFIC = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[-+]\d+")
+
+
+def _unbroken_html(text: str) -> str:
+    """Return ``text`` (already through :func:`whole_numbers`) for an HTML cell: each number in
+    scientific notation wrapped in a no-wrap span."""
+    return _SCIENTIFIC.sub(lambda m: f'<span style="white-space:nowrap">{m.group(0)}</span>', text)
+
+
 class Table:
     """A small table that shows as HTML in the book, Markdown in Colab and text in a console."""
 
@@ -209,13 +220,14 @@ class Table:
     def _repr_html_(self) -> str:
         if not self.rows:
             return f"<p>{self.empty}</p>" if self.empty else ""
-        th = "".join(f"<th>{c}</th>" for c in self.columns)
+        th = "".join(f"<th>{_unbroken_html(whole_numbers(str(c)))}</th>" for c in self.columns)
 
         def td(raw: Any, text: str) -> str:   # numbers and short labels ("4 × 5") never wrap
             text = whole_numbers(text)
             if isinstance(raw, (int, float, np.number)) and not isinstance(raw, bool):
-                return f'<td class="bn-num">{text}</td>'
-            return f'<td class="bn-short">{text}</td>' if len(text) <= 14 else f"<td>{text}</td>"
+                return f'<td class="bn-num">{text}</td>'   # the class keeps it on one line
+            short, text = len(text) <= 14, _unbroken_html(text)
+            return f'<td class="bn-short">{text}</td>' if short else f"<td>{text}</td>"
 
         body = "".join("<tr>" + "".join(td(r.get(c), v) for c, v in zip(self.columns, texts)) + "</tr>"
                        for r, texts in zip(self.rows, self.text_rows()))

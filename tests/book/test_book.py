@@ -104,6 +104,13 @@ def test_a_long_table_cell_wraps_between_values_never_inside_one():
     assert "0.4\u00a0%" in html and "% vs 65.4" in html     # breaks stay between the values
 
 
+def test_a_number_in_scientific_notation_stays_on_one_line_in_a_table_and_its_header():
+    html = book.Table([{"case": "DLN LR 1e-06 layer 17", "steps to 72.2 % (Fig. 3)": "1.2e-07"}])._repr_html_()
+    assert '<span style="white-space:nowrap">1e-06</span>' in html
+    assert "72.2\u00a0%" in html                      # the header's number keeps its unit too
+    assert "BN-x5" in book.Table([{"row": "BN-x5"}])._repr_html_()   # a name is not a number
+
+
 @pytest.mark.parametrize("text, shown", [
     ("-5.8 ± 4.5 points", "\u22125.8\u00a0±\u00a04.5\u00a0points"),
     ("BN − LayerNorm: +0.9, BN − GroupNorm: -5.8", "BN − LayerNorm: +0.9, BN − GroupNorm: \u22125.8"),
