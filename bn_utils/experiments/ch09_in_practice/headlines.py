@@ -220,7 +220,7 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     d = _with_test_set(rule.paired(spread["none"] - spread["bn"]), _test_se(ends, cfg.n_test))
     rows.append(_row("BN makes training less sensitive to the scale of the initial weights (spread of final "
                      f"accuracy over weight scales {', '.join(f'{s:g}' for s in cfg.init_scales)}, diverged = 0: "
-                     "BN < no BN)", f"spread: BN {spread['bn'].mean():.3f}, no BN {spread['none'].mean():.3f}",
+                     "BN < no BN)", f"each seed's spread, mean: BN {spread['bn'].mean():.3f}, no BN {spread['none'].mean():.3f}",
                      d, _pts(d) + f" (seeds and {cfg.n_test:,} test images)"))
     rows.append(_ga_row(rec, extra, cfg))
     rows.append(_cost_row(rec, extra, cfg))
@@ -232,7 +232,7 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     smaller, larger = rule.paired(norm[k0] - norm[k1]), rule.paired(np.log(late[k1] / late[k0]))
     text = ("with BN, weight decay shrinks the weights and so raises the effective step size (BN net: ‖W‖ "
             "smaller and ‖ΔW‖/‖W‖ larger with weight decay than without)")
-    ours = (f"‖W‖ {norm[k1].mean():.2f} vs {norm[k0].mean():.2f}; step ratio "
+    ours = (f"‖W‖ {norm[k1].mean():.2f} vs {norm[k0].mean():.2f}; each seed's step ratio, geometric mean "
             f"{float(np.exp(np.mean(np.log(late[k1] / late[k0])))):.2f}")
     if not _learned(wd[f"{k0}/test_accuracy"], wd[f"{k1}/test_accuracy"]):
         rows.append(_row(text, ours + " (the BN nets did not learn)", rule.NOT_COMPARABLE))
