@@ -96,7 +96,7 @@ def check_noise_mean_scale(answer) -> Result:
 
 # --- chapter 08 -------------------------------------------------------------------------------
 
-def check_effective_beta(fn) -> Result:
+def check_effective_smoothness(fn) -> Result:
     """Check fn(g0 (P,), grads (K, P), etas (K,)) -> max over k of ||grads[k] - g0|| / ||etas[k] g0||."""
     def run():
         r = rng(14)

@@ -132,8 +132,9 @@ def gradient_landscape(model: nn.Module, loss_of: Callable[[nn.Module], torch.Te
     """Walk from the current parameters x along the negative gradient g and return what
     Santurkar et al. (Sec. 3.2, App. A.2.2) measure there, for each step size eta:
 
-    ``losses``: L(x - eta g); ``grad_diffs``: ||grad L(x - eta g) - g||; and ``beta``, the
-    "effective" beta-smoothness max_eta ||grad L(x - eta g) - g|| / ||eta g||; plus ``loss``
+    ``losses``: L(x - eta g); ``grad_diffs``: ||grad L(x - eta g) - g||; and ``smoothness``, the
+    "effective" smoothness constant (the paper's beta, the book's lambda)
+    max_eta ||grad L(x - eta g) - g|| / ||eta g||; plus ``loss``
     = L(x) and ``grad_norm`` = ||g||. All over all parameters; works on a copy of ``model``.
     """
     steps = [float(s) for s in step_sizes]
@@ -155,7 +156,7 @@ def gradient_landscape(model: nn.Module, loss_of: Callable[[nn.Module], torch.Te
     ratios = [d / (eta * g_norm) if g_norm > 0 else float("nan") for d, eta in zip(diffs, steps)]
     finite = [r for r in ratios if math.isfinite(r)]
     return {"loss": loss0, "grad_norm": g_norm, "losses": losses, "grad_diffs": diffs,
-            "beta": max(finite) if finite else float("nan")}
+            "smoothness": max(finite) if finite else float("nan")}
 
 
 def train_mode_activations(model: nn.Module, modules: Sequence[nn.Module], x: torch.Tensor, *,

@@ -270,10 +270,10 @@ def test_gradient_ics():
 def test_smoothness_exercises():
     def beta(g0, grads, etas):
         return max(np.linalg.norm(gk - g0) / (e * np.linalg.norm(g0)) for gk, e in zip(grads, etas))
-    assert ex.check_effective_beta(beta)
-    assert_rejects(ex.check_effective_beta(
+    assert ex.check_effective_smoothness(beta)
+    assert_rejects(ex.check_effective_smoothness(
         lambda g0, gr, e: (np.linalg.norm(gr - g0, axis=1) / e).max()), "length of the step")
-    assert_rejects(ex.check_effective_beta(lambda g0, gr, e: (
+    assert_rejects(ex.check_effective_smoothness(lambda g0, gr, e: (
         np.linalg.norm(gr - g0, axis=1) / (e * np.linalg.norm(g0))).mean()), "not the mean")
     assert ex.check_safe_lr(lambda b: 2 / b)
     assert_rejects(ex.check_safe_lr(lambda b: 1 / b), "best guaranteed")

@@ -77,29 +77,29 @@ def _quadratic(eigenvalues, seed=0):
     return h, q
 
 
-def test_beta_smoothness_of_a_quadratic_is_its_largest_eigenvalue():
+def test_smoothness_of_a_quadratic_is_its_largest_eigenvalue():
     lams = [5.0, 3.0, 2.0, 1.0, 0.5, 0.1]
     h, q = _quadratic(lams)
     loss_of = lambda m: 0.5 * m.w @ h @ m.w  # noqa: E731
     steps = np.geomspace(1e-3, 0.3, 6)
-    # from the top eigenvector the gradient direction stays there: beta = lambda_max exactly
+    # from the top eigenvector the gradient direction stays there: lambda = lambda_max exactly
     out = measure.gradient_landscape(_Quadratic(q[:, 0]), loss_of, steps)
-    assert out["beta"] == pytest.approx(max(lams), rel=1e-9)
+    assert out["smoothness"] == pytest.approx(max(lams), rel=1e-9)
     assert out["losses"] == pytest.approx([0.5 * 5 * (1 - 5 * s) ** 2 for s in steps], rel=1e-9)
     assert out["grad_norm"] == pytest.approx(5.0, rel=1e-9)
-    # from anywhere, lambda_min <= beta <= lambda_max, and the gradient change is linear in eta
+    # from anywhere, lambda_min <= smoothness <= lambda_max, and the gradient change is linear in eta
     w = torch.randn(6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     out = measure.gradient_landscape(_Quadratic(w), loss_of, steps)
-    assert min(lams) <= out["beta"] <= max(lams) + 1e-9
+    assert min(lams) <= out["smoothness"] <= max(lams) + 1e-9
     ratios = np.array(out["grad_diffs"]) / steps
     assert np.allclose(ratios, ratios[0], rtol=1e-9)
 
 
-def test_beta_smoothness_of_an_isotropic_quadratic_from_a_random_point():
+def test_smoothness_of_an_isotropic_quadratic_from_a_random_point():
     h = 2.5 * torch.eye(4, dtype=torch.float64)
     w = torch.randn(4, dtype=torch.float64)
     out = measure.gradient_landscape(_Quadratic(w), lambda m: 0.5 * m.w @ h @ m.w, [0.01, 0.1, 0.5])
-    assert out["beta"] == pytest.approx(2.5, rel=1e-12)
+    assert out["smoothness"] == pytest.approx(2.5, rel=1e-12)
 
 
 def test_landscape_leaves_the_model_untouched_and_rejects_bad_steps():

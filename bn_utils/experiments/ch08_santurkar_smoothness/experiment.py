@@ -39,7 +39,7 @@ def make_hooks(cfg: SmoothnessConfig, ctx: santurkar.Context) -> dict:
     def landscape(step, model, x, y):
         out = measure.gradient_landscape(model, lambda m: ctx.loss_fn(m(x), y), steps, seed=step)
         return {"ls_loss": out["loss"], "ls_grad_norm": out["grad_norm"], "ls_losses": out["losses"],
-                "ls_grad_diffs": out["grad_diffs"], "ls_beta": out["beta"]}
+                "ls_grad_diffs": out["grad_diffs"], "ls_beta": out["smoothness"]}
     every = cfg.measure_every if vgg else cfg.dln_measure_every
     return {step: [landscape] for step in santurkar.measure_steps(ctx.steps, every)}
 
