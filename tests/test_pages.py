@@ -28,6 +28,8 @@ FIGURE_LINE = re.compile(r"^(?!\s*#).*(\bfig\w*\s*=|\bplot\w*\(|plt\.)", re.M)
 RAW_LAYOUT = re.compile(r"\b(plt\.subplots|plt\.figure|plt\.subplot|subplot_mosaic|add_subplot|"
                         r"add_gridspec|GridSpec)\s*\(")
 MIN_CAPTION_WORDS = 8
+# The words a collapsed cell shows, the same in every chapter.
+TOGGLES = ("Show the parameters", "Show the setup", "Show the configuration", "Show solution")
 
 
 def _params(ids=CHAPTERS):
@@ -199,6 +201,20 @@ def test_solutions_are_labelled_as_solutions(chapter):
                   and c.get("metadata", {}).get("mystnb", {}).get("code_prompt_show") != "Show solution"]
     assert not unlabelled, "solution cells without mystnb.code_prompt_show 'Show solution': " + \
         "; ".join(unlabelled)
+
+
+@pytest.mark.parametrize("chapter", _params())
+def test_every_collapsed_cell_says_what_it_hides(chapter):
+    """Jupyter Book's default toggle reads "Show code cell outputs"; the book's name the contents
+    (the parameters, the setup, the configuration, a solution), the same words in every chapter."""
+    cells = _cells(chapter)
+    unnamed = [_where(chapter, cells, i) for i, c in enumerate(cells)
+               if c["cell_type"] == "code" and any(t.startswith("hide-") for t in _tags(c))
+               and not c.get("metadata", {}).get("mystnb", {}).get("code_prompt_show")]
+    assert not unnamed, "collapsed cells without mystnb.code_prompt_show: " + "; ".join(unnamed)
+    shown = {c["metadata"]["mystnb"]["code_prompt_show"] for c in cells
+             if c.get("metadata", {}).get("mystnb", {}).get("code_prompt_show")}
+    assert shown <= set(TOGGLES), f"{chapter}: toggle labels outside the book's set: {sorted(shown - set(TOGGLES))}"
 
 
 @pytest.mark.parametrize("chapter", _params([c for c in CHAPTERS if c != "10_verdicts"]))
