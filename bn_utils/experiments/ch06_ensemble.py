@@ -144,6 +144,15 @@ def paired_gain(better: np.ndarray, worse: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
 
 
+def unpaired_se(acc_a: float, acc_b: float, n: int) -> float:
+    """Return the standard error that the difference of two accuracies would have if each were
+    scored on its own ``n`` independent test images (binomial): what pairing saves, for comparison
+    with :func:`paired_gain`'s."""
+    if n < 1 or not (0 <= acc_a <= 1 and 0 <= acc_b <= 1):
+        raise ValueError(f"accuracies {acc_a!r}, {acc_b!r} must lie in [0, 1] and n={n!r} be positive")
+    return float(np.sqrt((acc_a * (1 - acc_a) + acc_b * (1 - acc_b)) / n))
+
+
 def load_members(cfg: EnsembleConfig, stored_only: bool = False) -> dict:
     """Return ``{name: record}`` of the members of ``cfg``, loading or training each (``stored_only``:
     only those stored, never training, so a member not stored yet is left out)."""

@@ -123,6 +123,17 @@ def test_paired_gain_counts_only_the_images_where_the_two_disagree():
     assert ens.paired_gain(first, first) == (0.0, 0.0)   # identical classifiers: no noise
 
 
+def test_pairing_the_test_images_lowers_the_standard_error_when_the_two_agree_mostly():
+    first = np.array([1] * 60 + [0] * 30 + [1] * 8 + [0] * 2, dtype=bool)
+    second = np.array([1] * 60 + [0] * 30 + [0] * 8 + [1] * 2, dtype=bool)
+    _, paired = ens.paired_gain(first, second)
+    unpaired = ens.unpaired_se(first.mean(), second.mean(), len(first))
+    assert unpaired == pytest.approx(np.sqrt((0.68 * 0.32 + 0.62 * 0.38) / 100))
+    assert paired < unpaired
+    with pytest.raises(ValueError, match="must lie in"):
+        ens.unpaired_se(68.0, 0.62, 100)   # percentages, not shares
+
+
 @pytest.mark.parametrize("gain, se, verdict", [(0.02, 0.005, "yes"), (0.0101, 0.005, "yes"),
                                                (0.01, 0.005, "inside the noise"),
                                                (0.005, 0.005, "inside the noise"),
