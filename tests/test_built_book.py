@@ -5,7 +5,7 @@ button points at the configured repository, and, in headless Chromium, pages loa
 every equation typeset offline and read at 1280 px and at a phone's 390 px: nothing scrolls
 sideways outside its own scroll box (a table that scrolls in its box says so above it), images
 are shown near their natural size or can be enlarged (a line under a small one says so),
-and a chapter's first paragraph comes before any code. Screenshots of both widths go to
+no number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph comes before any code. Screenshots of both widths go to
 _build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
 conventions yet) are expected to fail the page checks."""
 
@@ -276,6 +276,32 @@ LAYOUT = """() => {
 }"""
 
 
+# Each number in the page's text (prose, tables, code, printed lines; not the maths) that a reader
+# sees laid out on more than one line ("1.2e-" / "07", "4" / "%"): the same numbers as
+# tools/book_html.py's WHOLE_NUMBER, without the range and "±" parts; dates and names are no numbers.
+BROKEN_NUMBERS = """() => {
+  // A number (with its sign, exponent and unit) laid out on more than one line.
+  const root = document.querySelector('article') || document.body;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const NUM = /(?<![\\p{L}\\p{N}_.\\-\\u2212\\u2011])[\\u2212-]?\\d[\\d,]*(?:\\.\\d+)?(?:e[-+\\u2212]?\\d+)?(?:[ \\u00a0\\u202f]?%|x(?![\\p{L}\\p{N}]))?/gu;
+  const broken = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest('script, style, mjx-container, .MathJax, svg')) continue;
+    if (!el.getClientRects().length) continue;  // not displayed (a closed <details>)
+    for (const m of n.textContent.matchAll(NUM)) {
+      if (m[0].length < 2) continue;
+      const r = document.createRange();
+      r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top)));
+      if (tops.size > 1) broken.push(m[0] + '  <' + el.tagName.toLowerCase() + '.' + el.className + '>  ' +
+                                     n.textContent.slice(Math.max(0, m.index - 30), m.index + m[0].length + 10).replace(/\\s+/g, ' '));
+    }
+  }
+  return broken;
+}"""
+
+
 def _open(browser, page: Path, width: int):
     """Open ``page`` at ``width`` px with its maths typeset and its images loaded."""
     b, base = browser
@@ -300,6 +326,7 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     # the page's resize observers (_static/scrollcue.js, enlarge.js) answer in the next frames
     tab.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     seen = tab.evaluate(LAYOUT)
+    broken = tab.evaluate(BROKEN_NUMBERS)
     tab.close()
     where = f"{page.name} at {width} px"
     assert seen["page"] <= seen["window"] + 1, f"{where}: the page scrolls sideways"
@@ -309,6 +336,7 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     assert not small, f"{where}: images shown below 0.6 of their size, not enlargeable: {small[:3]}"
     tiny = [i for i in seen["images"] if i["natural"] and i["shown"] < 0.7 * i["natural"] and not i["hint"]]
     assert not tiny, f"{where}: figures shown small with no line saying they enlarge: {tiny[:3]}"
+    assert not broken, f"{where}: numbers broken across lines: {broken[:3]}"
     assert not seen["uncued"], f"{where}: tables that scroll sideways without saying so: {seen['uncued'][:3]}"
     if width == 1280 and page.stem not in PENDING:   # figures made for the page: natural size
         shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]

@@ -8,6 +8,9 @@
    device, commit) becomes a collapsed note inside the figure, under its caption.
 4. A cell's ``# NBVAL_CHECK_OUTPUT`` line (it tells nbval to compare the cell's output with the
    stored one) is left out of the page: it says nothing to a reader.
+5. A number never breaks inside itself on a narrow screen ("1.2e-" / "07", "4" / "%"): in the
+   prose and in printed lines, each number with its sign, exponent, range and unit is set in a
+   no-wrap span (class ``bn-nobr``), and a short inline literal (```1e-5```) stays whole.
 
 MathJax comes from the registry package ``django-static-mathjax`` (the unmodified MathJax 3
 distribution; it needs no Django). The build copies the browser bundle (es5: the loader, its
@@ -16,6 +19,7 @@ extensions and fonts) into ``_static/mathjax`` and points Sphinx's ``mathjax_pat
 
 from __future__ import annotations
 
+import re
 import shutil
 from html import escape
 from pathlib import Path
@@ -121,9 +125,67 @@ def _drop_nbval_marker(app, doctree) -> None:
         _retext(block, rest)
 
 
+_NUMBER = r"[\u2212-]?\d[\d,]*(?:\.\d+)?(?:e[-+\u2212]?\d+)?"
+_SPACE = "[ \u00a0\u202f]"   # not a line's end: a printed line keeps its lines
+# A number not inside a word, a name or another number ("BN-x5", "top-1", "2026-11-25"), with
+# what may not be parted from it: "± 0.4", a range's second end ("18.7–21.8"), "x" or " %".
+WHOLE_NUMBER = re.compile(rf"(?<![\w.\-\u2212\u2011]){_NUMBER}(?:{_SPACE}?[±–]{_SPACE}?{_NUMBER})*"
+                          rf"(?:{_SPACE}?%|x(?!\w))?")
+_BREAKABLE = re.compile(r"[\s\-–±]")   # where a line may break inside such a number
+SHORT_LITERAL = 20   # an inline literal this short (a value, a profile's name) never wraps
+_NO_NUMBERS = (nodes.literal, nodes.literal_block, nodes.math, nodes.math_block, nodes.raw,
+               nodes.comment, nodes.target)
+
+
+def whole_number_pieces(text: str) -> list[tuple[str, bool]]:
+    """Split ``text`` into (piece, keep_whole) pairs: each number that a line could break inside
+    is a piece of its own, to be kept on one line."""
+    pieces, at = [], 0
+    for m in WHOLE_NUMBER.finditer(text):
+        if _BREAKABLE.search(m.group(0)):
+            pieces += [(text[at:m.start()], False), (m.group(0), True)]
+            at = m.end()
+    return [p for p in pieces + [(text[at:], False)] if p[0]]
+
+
+def _keep_numbers_whole(app, doctree) -> None:
+    """Set each number of the prose in a no-wrap span, keep short inline literals whole, and set
+    each printed line's numbers in no-wrap spans (the output becomes HTML with the same classes)."""
+    for text in list(doctree.findall(nodes.Text)):
+        parent = text.parent
+        if parent is None or any(isinstance(a, _NO_NUMBERS) for a in _ancestors(text)):
+            continue
+        pieces = whole_number_pieces(str(text))
+        if not any(whole for _, whole in pieces):
+            continue
+        new = [nodes.inline(p, p, classes=["bn-nobr"]) if whole else nodes.Text(p)
+               for p, whole in pieces]
+        parent.replace(text, new)
+    for literal in doctree.findall(nodes.literal):
+        if len(literal.astext()) <= SHORT_LITERAL:
+            literal["classes"].append("bn-short")
+    for block in list(doctree.findall(nodes.literal_block)):
+        if "stream" not in block["classes"] or "\x1b" in block.astext():   # ANSI colours: as is
+            continue
+        body = "".join(f'<span class="bn-nobr">{escape(p)}</span>' if whole else escape(p)
+                       for p, whole in whole_number_pieces(block.astext()))
+        if "bn-nobr" in body:   # the HTML Sphinx writes for the block, with the spans
+            classes = " ".join([*block["classes"], f"highlight-{block.get('language') or 'none'}",
+                                "notranslate"])
+            block.parent.replace(block, nodes.raw("", f'<div class="{classes}"><div class="highlight">'
+                                                      f'<pre>{body}</pre></div></div>', format="html"))
+
+
+def _ancestors(node):
+    while node.parent is not None:
+        node = node.parent
+        yield node
+
+
 def setup(app):
     app.connect("doctree-read", _fold_sources)
     app.connect("doctree-read", _drop_nbval_marker)
+    app.connect("doctree-read", _keep_numbers_whole, priority=600)   # after the two above
     app.connect("config-inited", _use_local_mathjax)
     # before the theme's handlers: the first to return a template name ends the event
     app.connect("html-page-context", _scripts_once, priority=1)

@@ -120,6 +120,35 @@ def test_the_book_leaves_the_nbval_marker_out_of_a_cells_listing_and_keeps_the_r
     assert "cell_input" in listing["classes"] and output.astext() == printed
 
 
+@pytest.mark.parametrize("text, whole", [
+    ("an error of 1.2e-07 for one image", ["1.2e-07"]),
+    ("4 % every 8 epochs, 74.8 ± 0.4 % over seeds", ["4 %", "74.8 ± 0.4 %"]),
+    ("18.7–21.8x fewer steps, −0.3 ± 0.5 points", ["18.7–21.8x", "−0.3 ± 0.5"]),
+    # names, dates and numbers without a place to break are left as they are
+    ("BN-x5's top-1 % on 2026-11-25: 10,250 steps, 12.4x", []),
+])
+def test_the_book_keeps_each_number_with_its_exponent_range_and_unit_in_one_piece(text, whole):
+    pieces = book_html.whole_number_pieces(text)
+    assert "".join(p for p, _ in pieces) == text
+    assert [p for p, keep in pieces if keep] == whole
+
+
+def test_numbers_in_prose_and_printed_lines_go_in_no_wrap_spans_and_short_literals_stay_whole():
+    doc = new_document("page", get_default_settings(Parser))
+    doc += nodes.paragraph("", "", nodes.Text("sooner by 4 % with "),
+                           nodes.literal("1e-5", "1e-5"), nodes.Text("."))
+    printed = "error <1.2e-07> for one image\n"
+    doc += nodes.literal_block(printed, printed, classes=["output", "stream"])
+    book_html._keep_numbers_whole(None, doc)
+    spans = [n for n in doc.findall(nodes.inline) if "bn-nobr" in n["classes"]]
+    assert [s.astext() for s in spans] == ["4 %"]
+    assert doc.children[0].astext() == "sooner by 4 % with 1e-5."
+    assert "bn-short" in next(iter(doc.findall(nodes.literal)))["classes"]
+    raw = next(iter(doc.findall(nodes.raw))).astext()
+    assert '<span class="bn-nobr">1.2e-07</span>' in raw and "&lt;" in raw   # escaped
+    assert 'class="output stream' in raw
+
+
 def test_a_linear_step_axis_gets_few_compact_ticks_and_log_axes_plain_numbers():
     fig, (ax, log) = plotting.panels(2)
     ax.plot([0, 50_000], [0, 1])
