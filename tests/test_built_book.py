@@ -4,9 +4,9 @@ executed notebook and in the page, with a caption and a source note; links resol
 button points at the configured repository, and, in headless Chromium, pages load cleanly with
 every equation typeset offline and read at 1280 px and at a phone's 390 px: nothing scrolls
 sideways outside its own scroll box (a table that scrolls in its box says so above it), images
-are shown near their natural size or can be enlarged (a line under a small one says so),
-no number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph comes before any code. Screenshots of both widths go to
-_build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
+are shown near their natural size or can be enlarged (a line under a small one says so), no
+number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph comes before any
+code. Screenshots of both widths go to _build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
 conventions yet) are expected to fail the page checks."""
 
 from __future__ import annotations
