@@ -14,7 +14,7 @@ from .analysis import curve, ordered_rows, summary
 # Rows without BN in the no-BN colour (the sanity rows dashed and dotted), BN-Baseline in BN's,
 # the accelerated BN rows in colours of their own.
 STYLE = {"Inception": ("no_bn", "-"), "Inception-x30": ("no_bn", "--"),
-         "Inception-x5-Sigmoid": ("no_bn", ":"), "BN-Baseline": ("bn", "-"), "BN-x5": ("other", "-"),
+         "Inception-x5-Sigmoid": ("no_bn", ":"), "BN-Baseline": ("bn", "-"), "BN-x5": ("brown", "-"),
          "BN-x30": ("extra", "-"), "BN-x5-Sigmoid": ("green", "-")}
 
 
