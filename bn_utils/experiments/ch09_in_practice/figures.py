@@ -39,6 +39,15 @@ def _cnn_note(cfg: PracticeConfig) -> str:
             f"over {how_many(len(cfg.seeds), 'seed')}.")
 
 
+def _batch_figure(fig, ax, cfg: PracticeConfig, *, title: str, xlabel: str, ylabel: str, ncols: int):
+    """Finish a figure of the CNN against batch size: the batch axis, labels, legend and note."""
+    _batch_axis(ax, cfg)
+    plotting.label(ax, title=title, xlabel=xlabel, ylabel=ylabel, legend=False)
+    plotting.legend_below(fig, [ax], ncols=ncols)
+    plotting.note(fig, _cnn_note(cfg))
+    return fig
+
+
 def plot_modes(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 1): BN's test accuracy in train and eval mode against the batch size."""
     fig, (ax,) = plotting.panels(1, height=3.2)
@@ -47,12 +56,8 @@ def plot_modes(record: results.Record, cfg: PracticeConfig):
             ("eval_acc", "-o", plotting.PALETTE["bn"], "eval mode (running statistics)"),
             ("train_acc", "--s", plotting.PALETTE["noisy_bn"], "train mode (each test batch's statistics)")):
         _accuracy_bars(ax, cfg, record[key][i], fmt=style, color=colour, label=label)
-    _batch_axis(ax, cfg)
-    plotting.label(ax, title="The BN CNN scored in its two modes",
-                   xlabel="batch size (training and scoring)", ylabel="test accuracy", legend=False)
-    plotting.legend_below(fig, [ax], ncols=2)
-    plotting.note(fig, _cnn_note(cfg))
-    return fig
+    return _batch_figure(fig, ax, cfg, title="The BN CNN scored in its two modes",
+                         xlabel="batch size (training and scoring)", ylabel="test accuracy", ncols=2)
 
 
 def plot_alternatives(record: results.Record, cfg: PracticeConfig):
@@ -62,12 +67,8 @@ def plot_alternatives(record: results.Record, cfg: PracticeConfig):
     for i, norm in enumerate(cfg.norms):
         _accuracy_bars(ax, cfg, record["eval_acc"][i], fmt="--o" if norm == "none" else "-o",
                        label=small_batches.LABELS[norm], ms=4, color=colors[norm])
-    _batch_axis(ax, cfg)
-    plotting.label(ax, title="Same CNN, same steps: each normalisation",
-                   xlabel="batch size", ylabel="test accuracy (eval mode)", legend=False)
-    plotting.legend_below(fig, [ax], ncols=3)
-    plotting.note(fig, _cnn_note(cfg))
-    return fig
+    return _batch_figure(fig, ax, cfg, title="Same CNN, same steps: each normalisation",
+                         xlabel="batch size", ylabel="test accuracy (eval mode)", ncols=3)
 
 
 # Experiments 3, 5 and 8: the MLP choices (mlp_choices)
