@@ -345,7 +345,7 @@ def _trusted(record: Record) -> bool:
     return record.profile in STORED_PROFILES or record.meta.get("code_digest") == code_digest()
 
 
-def _may_stand_in(cfg: Config) -> bool:
+def may_stand_in(cfg: Config) -> bool:
     """Whether a stored record of another profile may stand in for ``cfg``: it is the unmodified
     ``quick`` profile and ``BN_USE_STORED`` is not 0."""
     return cfg.profile == "quick" and cfg.is_profile_default() \
@@ -356,7 +356,7 @@ def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
     """Return the best stored record that may stand in for ``cfg`` (the ``full`` profile's, else
     the ``reference`` profile's, each of exactly that profile's current config), or None: when
     ``cfg`` is not the unmodified ``quick`` profile, when ``BN_USE_STORED=0``, or when none is stored."""
-    if not _may_stand_in(cfg):
+    if not may_stand_in(cfg):
         return None
     for profile in STORED_PROFILES:
         stored = load(chapter, name, type(cfg).for_profile(profile))
@@ -392,7 +392,7 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
         stored = best_stored(chapter, name, cfg)
         if stored is not None:
             return _noted(stored)
-        assembled = partial() if partial is not None and _may_stand_in(cfg) else None
+        assembled = partial() if partial is not None and may_stand_in(cfg) else None
         if assembled is not None:
             return assembled
     stored = load(chapter, name, cfg)

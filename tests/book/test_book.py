@@ -57,7 +57,8 @@ def test_setup_prints_no_absolute_paths(capsys):
 
 
 def test_mean_std_formats_finite_values_and_says_what_is_missing():
-    assert book.mean_std([0.5, 0.7]) == "0.6000 ± 0.1000"
+    # the sample standard deviation (ddof=1), as every "± std" of the book
+    assert book.mean_std([0.5, 0.7]) == f"0.6000 ± {np.std([0.5, 0.7], ddof=1):.4f}"
     assert book.mean_std([0.5, 0.7], spread=False) == "0.6000"
     assert book.mean_std([1200.0], "{:,.0f}") == "1,200"
     assert book.mean_std([0.5, np.nan]) == "0.5000 (1/2)"

@@ -39,5 +39,5 @@ from .analysis import (
     reach_text, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary)
 from .experiment import (
-    build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one,
+    build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one, shown_config,
     stored_runs, stored_seeds, stored_table, train_run)

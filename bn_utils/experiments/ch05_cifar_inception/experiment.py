@@ -178,6 +178,17 @@ def run_table(cfg: AblationConfig) -> dict:
             for row in cfg.rows}
 
 
+def shown_config(cfg: AblationConfig) -> AblationConfig:
+    """Return the configuration of the record :func:`run` shows for ``cfg``, training nothing: at
+    the unmodified quick profile the best stored table's (or the reference runs stored so far),
+    else ``cfg`` itself. The page's table of rows shows what its results were trained with."""
+    stored = results.best_stored(CHAPTER, "ablation", cfg)
+    if stored is None and results.may_stand_in(cfg) and \
+            stored_table(AblationConfig.for_profile("reference")) is not None:
+        return AblationConfig.for_profile("reference")
+    return cfg if stored is None else AblationConfig.from_record(stored)
+
+
 def run(cfg: AblationConfig) -> results.Record:
     """Return the stored table of ``cfg``, training and storing what is missing. At the unmodified
     quick profile: the best stored table (full, else reference), else the reference runs stored so

@@ -23,11 +23,12 @@ def _style(name: str) -> tuple[str, str]:
     return plotting.PALETTE[colour], line
 
 
-def _note(record: results.Record) -> str:
+def _note(record: results.Record, band: bool = True) -> str:
     cfg = record.config
     seeds = sorted({len(record.metrics[r]["seeds"]) for r in record.metrics})
     return (f"TinyInception width {cfg['width']}, {cfg['n_train']:,} training / {cfg['n_test']:,} "
-            f"test images, {how_many(seeds, 'seed')} per row; band: mean ± std over seeds.")
+            f"test images, {how_many(seeds, 'seed')} per row; "
+            + ("band: mean ± std over seeds." if band else "one line per seed."))
 
 
 def plot(record: results.Record, early_epochs: float | None = None):
@@ -81,5 +82,5 @@ def plot_loss(record: results.Record):
     plotting.label(ax, title="Training loss, every seed of every row", xlabel="SGD step",
                    ylabel="cross-entropy (nats)", legend=False)
     plotting.legend_below(fig, [ax], ncols=4)
-    plotting.note(fig, _note(record))
+    plotting.note(fig, _note(record, band=False))
     return fig

@@ -3,6 +3,8 @@ decided on the seeds' spread (:mod:`bn_utils.book.claims`)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ... import data
@@ -80,12 +82,21 @@ def _never_reaches(summ: dict) -> tuple:
                   ours=f"best {_accuracy(sig)} vs Inception's {_accuracy(inc)}")
 
 
+def _vs_learns(d: claims.Decision, needs: str) -> str:
+    """Return a row's best accuracy against the "learned" threshold as text, the sign that of
+    accuracy minus threshold (``d`` measured threshold minus accuracy, for a claim that it stays
+    below), and which side the claim needs."""
+    sign = -1.0 if needs == "below" else 1.0
+    return f"{_points(dataclasses.replace(d, mean=sign * d.mean))} (the claim needs it {needs})"
+
+
 def _sigmoid_needs_bn(summ: dict) -> tuple:
     bn, plain = summ["BN-x5-Sigmoid"], summ["Inception-x5-Sigmoid"]
     trains = claims.greater(bn["max_accuracy_seeds"], LEARNS)
     stays = claims.paired(LEARNS - np.asarray(plain["max_accuracy_seeds"]))
     return (f"{_accuracy(bn)} with BN, {_accuracy(plain)} without (chance {100 * data.CHANCE:.0f} %)",
-            f"vs {100 * LEARNS:.0f} %: with BN {_points(trains)}; without {_points(stays)}",
+            f"vs {100 * LEARNS:.0f} % (chance + {100 * claims.LEARNED:.0f} points): with BN "
+            f"{_vs_learns(trains, 'above')}; without {_vs_learns(stays, 'below')}",
             claims.all_of((trains, stays)))
 
 
@@ -98,7 +109,8 @@ def _x30_fails(summ: dict) -> tuple:
     # a seed that diverged counts as chance accuracy: it failed
     acc = [data.CHANCE if d else a for a, d in zip(s["max_accuracy_seeds"], s["diverged_seeds"])]
     d = claims.paired(LEARNS - np.asarray(acc))
-    return f"trained to {_accuracy(s)}", _points(d), d.verdict
+    spread = f"vs {100 * LEARNS:.0f} % (chance + {100 * claims.LEARNED:.0f} points): {_vs_learns(d, 'below')}"
+    return f"trained to {_accuracy(s)}", spread, d.verdict
 
 
 def _claims() -> list[tuple]:
