@@ -303,29 +303,33 @@ def training_minutes(record: results.Record) -> dict:
 
 
 def plot(record: results.Record):
-    """Figure: each member's and the ensemble's top-1 test accuracy (bars), and the accuracy of
+    """Figure: each member's and the ensemble's top-1 test accuracy (dots), and the accuracy of
     a k-member ensemble (mean over all k-subsets) against k."""
-    fig, (ax_bar, ax_k) = plotting.panels(2, wide=(0, 1), height=3.4)   # the bars need a row
+    fig, (ax_bar, ax_k) = plotting.panels(2, wide=(0, 1), height=3.4)   # the members need a row
     names = member_names(record)
     accs = [record["members"][n]["top1"] for n in names]
     ens = record["ensemble"]
-    heights = [100 * (a if a is not None else 0.0) for a in accs]
-    bars = ax_bar.bar(range(len(names)), heights, color=plotting.PALETTE["bn"], label="member")
-    for bar, a in zip(bars, accs):
+    # dots, not bars: the axis starts near the lowest accuracy, where a bar's length would mislead
+    valid = [100 * a for a in accs if a is not None] + ([100 * ens["top1"]] if ens else [])
+    low = min(valid) - 3 if valid else 0.0
+    for i, a in enumerate(accs):
         if a is None:
-            ax_bar.annotate("diverged", (bar.get_x() + bar.get_width() / 2, 1), ha="center",
-                            rotation=90, va="bottom")
-    ax_bar.bar_label(bars, labels=["" if a is None else f"{100 * a:.1f}" for a in accs],
-                     fontsize=10, padding=2)
+            ax_bar.annotate("diverged", (i, low), ha="center", rotation=90, va="bottom")
+            continue
+        ax_bar.plot([i], [100 * a], "o", color=plotting.PALETTE["bn"], ms=7,
+                    label="member" if i == 0 else None)
+        ax_bar.annotate(f"{100 * a:.1f}", (i, 100 * a), xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=10)
     if ens is not None:
-        top = ax_bar.bar([len(names)], [100 * ens["top1"]], color=plotting.PALETTE["other"],
-                         label=f"ensemble of {record['n_used']}")
-        ax_bar.bar_label(top, fmt="%.1f", fontsize=10, padding=2)
+        ax_bar.plot([len(names)], [100 * ens["top1"]], "D", color=plotting.PALETTE["other"], ms=7,
+                    label=f"ensemble of {record['n_used']}")
+        ax_bar.annotate(f"{100 * ens['top1']:.1f}", (len(names), 100 * ens["top1"]), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=10)
     ax_bar.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
                       rotation=20, ha="right")
-    valid = [h for h in heights if h > 0] + ([100 * ens["top1"]] if ens else [])
+    ax_bar.set_xlim(-0.6, len(names) + 0.6)
     if valid:
-        ax_bar.set_ylim(max(0.0, min(valid) - 5), min(100.0, max(valid) + 3))
+        ax_bar.set_ylim(max(0.0, low), min(100.0, max(valid) + 3))
     plotting.label(ax_bar, title="Top-1 test accuracy of each member and of the ensemble",
                    xlabel="network", ylabel="test accuracy (%)")
     if ens is not None:
@@ -339,5 +343,6 @@ def plot(record: results.Record):
     devices = training_minutes(record)["devices"] if ens is not None else ""
     plotting.note(fig, f"BN-x30 TinyInceptions (width {cfg['width']}, {cfg['epochs']} epochs on "
                        f"{cfg['n_train']:,} images), scored on {cfg['n_test']:,} test images"
-                       + (f"; members trained on {devices}" if devices else "") + ".")
+                       + (f"; the members trained on {devices}, the ensemble scored where this record was "
+                          "made (below)" if devices else "") + ".")
     return fig

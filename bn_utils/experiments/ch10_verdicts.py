@@ -209,16 +209,32 @@ def answer(rows: list[dict]) -> dict:
         ": BN decidedly reduced it in no case, but a claim that something does not happen holds "
         "only if every comparable case shows BN decidedly worse on a measure, and some cases show "
         "neither (chapter 07 lists them)." if _verdict(ics) == claims.NOISE else ".")
-    smooth = group(("08",))
-    held = [r["claim"] for r in smooth if r["verdict"] == claims.YES]
-    out["q_smooth"] = (f"Of chapter 08's {how_many(len(smooth), 'claim')} that BN smooths the "
-                       f"landscape, {_counts(smooth, total=False)}"
-                       + (f"; the one that holds is that {held[0]}" if len(held) == 1 else "") + ". "
-                       + ("At our scale the records do not show BN smoothing the landscape on every "
-                          "measure, so they leave open why BN helps."
-                          if len(held) < len(smooth) else
-                          "At our scale the landscape measurements side with smoothness."))
+    out["q_smooth"] = _smooth_answer(group(("08",)), [r for r in rows if r["chapter"] == "08"
+                                                      and r["kind"] == "book"])
     return out
+
+
+def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
+    """Return the answer on smoothness from chapter 08's verdicts: the paper's claims that BN makes
+    the landscape smoother (its measures), then its other two (a larger learning rate, the ℓp
+    normalisations), then the book's own tests, and what they leave open."""
+    lr = next((r for r in papers if "larger learning rate" in r["claim"]), None)
+    lp = next((r for r in papers if "ℓp" in r["claim"]), None)
+    measures = [r for r in papers if r is not lr and r is not lp]
+    held = sum(r["verdict"] == claims.YES for r in measures)
+    text = (f"Of chapter 08's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
+            f"smoother, {_counts(measures, total=False)}")
+    def that(r: dict) -> str:   # the claim without its parenthesis of how it is measured
+        return f"that {r['claim'].split(' (')[0]}, {_reads(r)}"
+
+    others = [that(r) for r in (lr, lp) if r is not None]
+    text += (f"; of the paper's other claims there, {'; '.join(others)}" if others else "") + "."
+    if own:
+        text += " The book's own " + ("test, " if len(own) == 1 else "tests: ") + "; ".join(map(that, own)) + "."
+    if measures and held == len(measures):
+        return text + " At our scale the landscape measurements side with smoothness."
+    return text + (" At our scale the records do not show BN smoothing the landscape"
+                   + (" on every measure" if held else "") + ", so they leave open why BN helps.")
 
 
 def _heading_record(rows: list[dict]) -> str | None:
