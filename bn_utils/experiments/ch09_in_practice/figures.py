@@ -22,6 +22,11 @@ def _norm_colors(norms) -> dict:
     return {**colors, "bn": plotting.PALETTE["bn"], "none": plotting.PALETTE["no_bn"]}
 
 
+# A marker of its own per normalisation: where lines bunch (the smallest batches) the colour alone
+# does not tell them apart.
+MARKERS = {"bn": "o", "none": "o", "brn": "s", "ln": "^", "gn": "D", "rms": "v"}
+
+
 def _batch_axis(ax, cfg: PracticeConfig) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(cfg.batch_sizes, [str(b) for b in cfg.batch_sizes])
@@ -30,7 +35,7 @@ def _batch_axis(ax, cfg: PracticeConfig) -> None:
 
 def _accuracy_bars(ax, cfg: PracticeConfig, acc, **style) -> None:
     """Draw one line of test accuracy against batch size: the mean over seeds, bars ± their std."""
-    ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1), capsize=3, **style)
+    ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1, ddof=1), capsize=3, **style)
 
 
 def _cnn_note(cfg: PracticeConfig) -> str:
@@ -65,8 +70,9 @@ def plot_alternatives(record: results.Record, cfg: PracticeConfig):
     fig, (ax,) = plotting.panels(1, height=3.4)
     colors = _norm_colors(cfg.norms)
     for i, norm in enumerate(cfg.norms):
-        _accuracy_bars(ax, cfg, record["eval_acc"][i], fmt="--o" if norm == "none" else "-o",
-                       label=small_batches.LABELS[norm], ms=4, color=colors[norm])
+        _accuracy_bars(ax, cfg, record["eval_acc"][i], fmt=("--" if norm == "none" else "-")
+                       + MARKERS.get(norm, "o"), label=small_batches.LABELS[norm], ms=5,
+                       color=colors[norm])
     return _batch_figure(fig, ax, cfg, title="Same CNN, same steps: each normalisation",
                          xlabel="batch size", ylabel="test accuracy (eval mode)", ncols=3)
 

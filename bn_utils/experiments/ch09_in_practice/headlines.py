@@ -271,8 +271,8 @@ def student_deviations(cfg: PracticeConfig) -> list[str]:
         f"training per candidate: {cfg.ga_steps} plain-SGD steps at batch {cfg.ga_batch}; L2 is SGD weight decay "
         f"(student: {s['epochs']} epochs per model; the optimiser is not named beyond gradient descent)",
         "fitness: accuracy on a held-out sixth of the training subset; the test accuracy of the best candidate is reported",
-        f"timing: MLP 4×{cfg.cost_width} at batch {cfg.cost_batch} (student: {layers} at {net['batch']}), on this run's "
-        "device, medians of alternating repetitions",
+        f"timing: MLP 4×{cfg.cost_width} at batch {cfg.cost_batch} (student: {layers} at {net['batch']}), on the "
+        "device the timing record names, medians of alternating repetitions",
     ]
 
 
