@@ -34,13 +34,14 @@ $(STAMP): pyproject.toml constraints.txt
 # new file counts too), in a fixed order. `make code-digest` prints it (tests/test_makefile.py).
 CODE_DIGEST := find bn_utils -name '*.py' -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z \
 	| xargs -0 sha256sum | sha256sum | cut -c1-16
-# The book's Sphinx extension (tools/book_html.py) shapes what Sphinx reads, not what runs: when
-# it changes, only Sphinx's record goes (the pages are read again from the cached outputs).
+# The book's Sphinx extension (tools/book_html.py) and its styles and scripts (_static/) shape the
+# pages, not what runs: when one changes, only Sphinx's record goes (the pages are read and written
+# again from the cached outputs; Sphinx copies _static/ only when it writes a page).
 define forget-stale-outputs
 	@digest=$$($(CODE_DIGEST)); \
 	if [ "$$(cat $(1)/.bn_utils_digest 2>/dev/null)" != "$$digest" ]; then \
 		rm -rf $(1)/.jupyter_cache $(1)/.doctrees; mkdir -p $(1); echo $$digest > $(1)/.bn_utils_digest; fi; \
-	ext=$$(sha256sum tools/book_html.py | cut -c1-16); \
+	ext=$$(cat tools/book_html.py _static/* | sha256sum | cut -c1-16); \
 	if [ "$$(cat $(1)/.book_html_digest 2>/dev/null)" != "$$ext" ]; then \
 		rm -rf $(1)/.doctrees; mkdir -p $(1); echo $$ext > $(1)/.book_html_digest; fi
 endef

@@ -3,11 +3,12 @@ BN_BOOK_HTML to another build's html folder to check that one): every figure is 
 executed notebook and in the page, with a caption and a source note; links resolve, the Colab
 button points at the configured repository, and, in headless Chromium, pages load cleanly with
 every equation typeset offline and read at 1280 px and at a phone's 390 px: nothing scrolls
-sideways outside its own scroll box (a table that scrolls in its box says so above it), images
-are shown near their natural size or can be enlarged (a line under a small one says so), no
-number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph comes before any
-code. Screenshots of both widths go to _build/screenshots/. The chapters in tests/test_pages.py's PENDING (not converted to the page
-conventions yet) are expected to fail the page checks."""
+sideways outside its own scroll box (a table or an equation that scrolls in its box says so
+above it), images are shown near their natural size or can be enlarged (a line under a small
+one says so), no number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph
+comes before any code. Screenshots of both widths go to _build/screenshots/. The chapters in
+tests/test_pages.py's PENDING (not converted to the page conventions yet) are expected to fail
+the page checks."""
 
 from __future__ import annotations
 
@@ -261,10 +262,13 @@ LAYOUT = """() => {
     shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
     zoom: i.classList.contains('bn-zoomable'),
     hint: !!(i.nextElementSibling && i.nextElementSibling.classList.contains('bn-zoom-hint'))}));
-  // a table in view that scrolls sideways in its box, without the line above it that says so
-  const uncued = [...art.querySelectorAll('table')].filter(t => !t.closest('details:not([open])') &&
+  // a table or an equation in view that scrolls sideways in its box, without the line above it
+  // that says so
+  const uncued = [...art.querySelectorAll('table, mjx-container[display="true"]')].filter(t =>
+    !t.closest('details:not([open])') &&
     t.scrollWidth > t.clientWidth + 1 &&
-    !(t.previousElementSibling && t.previousElementSibling.classList.contains('bn-scroll-cue')))
+    !((a => a.previousElementSibling && a.previousElementSibling.classList.contains('bn-scroll-cue'))
+      (t.closest('div.math') || t)))
     .map(t => (t.textContent || '').trim().slice(0, 40));
   const visible = el => el.offsetParent !== null && el.getBoundingClientRect().height > 0;
   const para = [...art.querySelectorAll('p')].find(p => visible(p) &&
@@ -337,7 +341,7 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     tiny = [i for i in seen["images"] if i["natural"] and i["shown"] < 0.7 * i["natural"] and not i["hint"]]
     assert not tiny, f"{where}: figures shown small with no line saying they enlarge: {tiny[:3]}"
     assert not broken, f"{where}: numbers broken across lines: {broken[:3]}"
-    assert not seen["uncued"], f"{where}: tables that scroll sideways without saying so: {seen['uncued'][:3]}"
+    assert not seen["uncued"], f"{where}: tables or equations that scroll sideways without saying so: {seen['uncued'][:3]}"
     if width == 1280 and page.stem not in PENDING:   # figures made for the page: natural size
         shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]
         assert not shrunk, f"{where}: figures wider than the column: {shrunk[:3]}"
