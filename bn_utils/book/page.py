@@ -116,13 +116,15 @@ def glue(name: str, value: Any) -> Any:
     return value
 
 
-def sig(value: float, digits: int = 3, sign: bool = False) -> str:
+def sig(value: float, digits: int = 3, sign: bool = False, zeros: bool = False) -> str:
     """Return ``value`` rounded to ``digits`` significant digits, written as a reader writes it:
     ``14,900`` and ``440`` (a value with at least ``digits`` digits before the point is a whole
     number, with thousands separators), ``0.0367`` and ``18.9`` in decimals, and in scientific
     notation only below 0.0001 or from a million on (``1.35e-06``, ``8.2e+14``), never
-    ``1.49e+04``. ``sign`` writes a ``+`` before a positive value. The book's one format for
-    quantities that span orders of magnitude (chapters 7 and 8's landscape measures)."""
+    ``1.49e+04``. ``sign`` writes a ``+`` before a positive value; ``zeros`` keeps trailing zeros
+    (``1.00``, ``0.170``, ``2.00e+06``: in a column of measurements a bare ``1`` beside ``0.613``
+    reads as exact). The book's one format for quantities that span orders of magnitude
+    (chapters 7 and 8's landscape measures)."""
     value = float(value)
     plus = "+" if sign else ""
     if not np.isfinite(value) or value == 0:
@@ -130,7 +132,7 @@ def sig(value: float, digits: int = 3, sign: bool = False) -> str:
     rounded = float(f"{value:.{digits - 1}e}")
     if 10 ** (digits - 1) <= abs(rounded) < 1e6:
         return f"{rounded:{plus},.0f}"
-    return f"{rounded:{plus}.{digits}g}"
+    return f"{rounded:{plus}{'#' if zeros else ''}.{digits}g}"
 
 
 def _readable(value: float) -> str:

@@ -180,7 +180,8 @@ def band(ax, x: Sequence, runs: Sequence[Sequence[float]], *, label: str, color=
         ys = ys[None]
     with warnings.catch_warnings():   # a point no run measured (all NaN) stays NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean, std = np.nanmean(ys, 0), np.nanstd(ys, 0)
+        mean = np.nanmean(ys, 0)
+        std = np.nanstd(ys, 0, ddof=1) if len(ys) > 1 else np.zeros_like(mean)   # the sample std
         lo, hi = (mean - std, mean + std) if kind == "std" else (np.nanmin(ys, 0), np.nanmax(ys, 0))
     line, = ax.plot(x, mean, label=label if len(ys) == 1 else f"{label} (n={len(ys)})", color=color)
     line.bn_series = (label, len(ys))   # what legend_below merges across panels

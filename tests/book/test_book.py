@@ -41,6 +41,12 @@ def test_sig_rounds_to_significant_digits_and_writes_them_as_a_reader_would(valu
     assert book.sig(value, digits, sign) == text
 
 
+@pytest.mark.parametrize("value, text", [(1.0, "1.00"), (0.17, "0.170"), (2e6, "2.00e+06"),
+                                         (2.031e6, "2.03e+06"), (14904.7, "14,900"), (1e-6, "1.00e-06")])
+def test_sig_with_zeros_keeps_every_significant_digit_of_a_measurement(value, text):
+    assert book.sig(value, 3, zeros=True) == text
+
+
 def test_setup_line_says_when_no_stored_records_were_found(tmp_path, monkeypatch):
     monkeypatch.setenv("BN_RESULTS_DIR", str(tmp_path))
     assert book.stored_results_line() == ("stored results: none found in $BN_RESULTS_DIR; "

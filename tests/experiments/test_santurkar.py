@@ -2,6 +2,7 @@
 survive a resume, configs fail early, and record names with dots stay distinct."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -508,3 +509,80 @@ THIN = [  # (id, rows of a chapter's claims, which rows, the verdict each must h
 def test_a_verdict_on_too_few_seeds_or_a_network_that_did_not_learn_says_so(rows, which, verdict):
     got = rows()[which]
     assert got and all(r["verdict"] == verdict for r in got), [r["verdict"] for r in got]
+
+
+# ---------------------------------------------------------------------------------------------
+# How chapters 7 and 8 write their numbers and draw their bands
+
+def test_fixed_sig_keeps_three_significant_digits_so_one_column_reads_alike():
+    values = (1.0, 0.613, 0.0338, 2e6, 2.03e6, 14_900, 0.17, 1.35e-6)
+    assert [santurkar.fixed_sig(v) for v in values] == \
+        ["1.00", "0.613", "0.0338", "2.00e+06", "2.03e+06", "14,900", "0.170", "1.35e-06"]
+    assert santurkar.fixed_sig(0.1, sign=True) == "+0.100" and santurkar.fixed_sig(0.0) == "0"
+    assert santurkar.fmt_pm(0.00184, 0.0000642, 3, significant=True) == "0.00184 ± 6.42e-05"
+
+
+def test_chapter_7s_tables_write_drifts_and_ics_with_three_significant_digits():
+    record = _noise_record(NOISE_ACC, seeds=THREE)
+    # the spread is the seeds' sample std (ddof=1), trailing zeros kept
+    assert noise.shift_table(record).text_rows()[2][2:] == ["2.00 ± 0.0200", "1.00 ± 0.0100", "2.00 ± 0"]
+    ics = noise.ics_table(record, "vgg")
+    assert ics.text_rows()[:2] == [["0.1", "3", "standard", "0.400", "0.400", "0.600", "0%"],
+                                   ["0.1", "3", "BN", "0.500", "0.500", "0.500", "0%"]]
+
+
+def test_chapter_7s_claims_say_as_trained_in_percent_and_spell_out_their_measures():
+    rows = noise.headlines(_noise_record(NOISE_ACC, seeds=THREE))
+    nearly, better = (next(r for r in rows if r["claim"].startswith(c))
+                      for c in ("noisy BN trains nearly as well", "noisy BN trains better"))
+    assert nearly["ours"].startswith("training accuracy as trained 56.0 % vs 60.0 %")
+    assert better["ours"] == "training accuracy as trained 56.0 % vs 50.0 %"
+    assert all("noise on" not in r["ours"] for r in rows)
+    assert "‖G − G′‖/‖G‖ " in rows[-1]["spread"] and "rel " not in rows[-1]["spread"]
+
+
+def test_chapter_7s_bands_are_minimum_to_maximum_so_a_cosine_stays_within_one():
+    import matplotlib
+    matplotlib.use("Agg")
+    record = _noise_record(NOISE_ACC, seeds=THREE)
+    cfg = noise.NoiseConfig.from_record(record)
+    for run in noise.runs(cfg):   # cosines that a mean ± std band would carry past 1
+        if run.arch == "vgg":
+            for k in cfg.ics_layers:
+                record.metrics[f"{run.name}/ics_cos_L{k}"] = [1.0 if run.seed else 0.2]
+                record.metrics[f"{run.name}/measure_step"] = [0]
+    fig = noise.plot_ics(record, "vgg")
+    tops = [p.get_paths()[0].vertices[:, 1].max() for ax in fig.axes for p in ax.collections]
+    assert tops and max(tops) <= 1.0 + 1e-9
+    assert "band: their minimum to maximum" in fig.bn_note and "± std" not in fig.bn_note
+
+
+def test_seeds_shown_says_which_learning_rate_has_fewer_seeds():
+    record = _noise_record(NOISE_ACC, seeds=THREE)
+    runs = noise.unpack(record)
+    for name in [n for n in runs if "lr0.01" in n and not n.endswith("_s0")]:
+        del runs[name]   # the reference record: the VGGs at LR 0.01 have seed 0 only
+    groups = {lr: [santurkar.group("vgg", norm, lr) for norm in ("none", "bn")] for lr in (0.1, 0.01)}
+    assert santurkar.seeds_shown(runs, groups) == \
+        "3 seeds per network at learning rate 0.1, 1 seed per network at learning rate 0.01"
+    assert santurkar.seeds_shown(runs, {0.1: groups[0.1]}) == "3 seeds per network"
+
+
+def test_chapter_8s_landscape_legend_counts_the_seeds_its_bands_average():
+    import matplotlib
+    matplotlib.use("Agg")
+    record = _smoothness_record(2.0)
+    for key in [k for k in record.metrics if k.endswith("/ls_beta")]:
+        record.metrics[key.replace("/ls_beta", "/measure_step")] = [0, 4]
+    fig = smoothness.plot_landscape(record, "vgg")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["standard (n=3)", "BN (n=3)"]
+
+
+def test_the_edge_of_stability_is_given_as_the_reason_once_per_page():
+    at_edge = {"none": {"beta": 19.0}, "bn": {"beta": 15.0}}
+    texts = smoothness.edge_readings({"vgg": (at_edge, 0.1), "dln": (at_edge, 0.1)})
+    why = "as the edge of stability would predict"
+    assert why not in texts["vgg"] and why in texts["dln"]
+    assert "both within a factor of two of 1" in texts["vgg"]
+    far = {"none": {"beta": 100.0}, "bn": {"beta": 1.0}}
+    assert why in smoothness.edge_readings({"vgg": (at_edge, 0.1), "dln": (far, 0.1)})["vgg"]

@@ -14,6 +14,11 @@ from .config import ICS_NETS, NOISE_NETS
 ANTI_COSINE = -0.5
 
 
+
+def _std(values) -> float:
+    """The sample std over seeds (ddof=1, as every "± std" of the book); 0 for one seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
 def moment_changes(r: dict, layer: int) -> dict:
     """Return, for one run and layer, how much the units' input distributions moved between
     successive measurements (the paper's Fig. 8): the mean over units of |Δ mean| and
@@ -51,11 +56,11 @@ def shift_summary(record: results.Record) -> dict:
             ch = [moment_changes(m, k) for m in members if f"act_mean_L{k}" in m]
             for key in ("d_mean", "rel_d_mean"):
                 vals = [float(np.median(c[key])) for c in ch]
-                row[f"{key}_L{k}"] = (float(np.mean(vals)), float(np.std(vals)))
+                row[f"{key}_L{k}"] = (float(np.mean(vals)), _std(vals))
             # the layer's typical spread: mean over units of the standard deviation, median over training
             spread = [float(np.median(np.sqrt(np.maximum(np.asarray(m[f"act_var_L{k}"], float), 0)).mean(1)))
                       for m in members if f"act_var_L{k}" in m]
-            row[f"spread_L{k}"] = (float(np.mean(spread)), float(np.std(spread)))
+            row[f"spread_L{k}"] = (float(np.mean(spread)), _std(spread))
         out[norm] = row
     return out
 
@@ -74,7 +79,7 @@ def accuracy_table(record: results.Record) -> book.Table:
 def shift_table(record: results.Record) -> book.Table:
     """Table: per watched layer and network, the typical shift of a unit's mean between
     measurements (median over training of |Δμ|, absolute and relative to the spread σ) and the
-    spread itself."""
+    spread itself, mean ± std over seeds with three significant digits."""
     summary, rows = shift_summary(record), []
     for k in record.config["watch_layers"]:
         for norm, v in summary.items():
@@ -83,9 +88,10 @@ def shift_table(record: results.Record) -> book.Table:
                 {
                     "layer": k,
                     "network": santurkar.LABELS[norm],
-                    "|Δμ|": santurkar.fmt_pm(*v[f"d_mean_L{k}"], n),
-                    "|Δμ| / σ": santurkar.fmt_pm(*v[f"rel_d_mean_L{k}"], n),
-                    "σ": santurkar.fmt_pm(*v[f"spread_L{k}"], n),
+                    # 3 significant digits: BN's drift is orders of magnitude below the others'
+                    "|Δμ|": santurkar.fmt_pm(*v[f"d_mean_L{k}"], n, significant=True),
+                    "|Δμ| / σ": santurkar.fmt_pm(*v[f"rel_d_mean_L{k}"], n, significant=True),
+                    "σ": santurkar.fmt_pm(*v[f"spread_L{k}"], n, significant=True),
                 }
             )
     return book.Table(rows)
@@ -118,8 +124,8 @@ def ics_summary(record: results.Record, arch: str) -> dict:
 
 
 def ics_table(record: results.Record, arch: str) -> book.Table:
-    """Table: median over training (and seeds) of ‖G − G′‖, ‖G − G′‖/‖G‖ and cos(G, G′), and the
-    share of measurements in which G′ points against G (cos < −½)."""
+    """Table: median over training (and seeds) of ‖G − G′‖ and ‖G − G′‖/‖G‖ (three significant
+    digits), cos(G, G′), and the share of measurements in which G′ points against G (cos < −½)."""
     rows = []
     for (lr, k, norm), v in ics_summary(record, arch).items():
         rows.append(
@@ -136,8 +142,8 @@ def ics_table(record: results.Record, arch: str) -> book.Table:
     return book.Table(
         rows,
         fmt={
-            "‖G−G′‖": book.sig,
-            "‖G−G′‖/‖G‖": book.sig,
+            "‖G−G′‖": santurkar.fixed_sig,
+            "‖G−G′‖/‖G‖": santurkar.fixed_sig,
             "cos(G, G′)": "{:.3f}",
             "share cos < −½": "{:.0%}",
         },

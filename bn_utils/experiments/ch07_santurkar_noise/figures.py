@@ -44,9 +44,10 @@ def plot_training(record: results.Record):
         plotting.label(ax, title=ACCURACIES[key], xlabel="training step",
                        ylabel="accuracy" if ax is axes[0] or ax is axes[1] else "", legend=False)
     plotting.legend_below(fig, axes, ncols=5)
+    shown = santurkar.seeds_shown(runs, {lr: [santurkar.group("vgg", norm, lr) for norm in NOISE_NETS]})
     plotting.note(
         fig,
-        f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {santurkar.seeds_text(record)} "
+        f"VGG on CIFAR-10 at learning rate {lr:g}: {_arch(record)}; {shown} "
         "(band: ± std over seeds). The top panel averages each network's own "
         "training batches since the previous point; the lower two are measured "
         "in evaluation mode (noise off, running statistics).",
@@ -95,7 +96,8 @@ def plot_distributions(record: results.Record, layer: int | None = None, seed: i
 def plot_moment_changes(record: results.Record):
     """Figure (the paper's Fig. 8): per watched layer (rows), the mean over units of |Δ mean|
     (left) and |Δ variance| (right) of the ReLU inputs between successive measurements; each
-    column on one scale."""
+    column on one scale. Bands: minimum to maximum over seeds (on a log axis a mean − std band can
+    fall below zero)."""
     runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
     layers = record.config["watch_layers"]
     fig, axes = plotting.panels(2 * len(layers), height=2.1, sharex=True)
@@ -114,7 +116,8 @@ def plot_moment_changes(record: results.Record):
             for ax, key in ((mean_ax, "d_mean"), (var_ax, "d_var")):
                 if changes:
                     x, ys = santurkar.stacked(changes, key, "step")
-                    plotting.band(ax, x, ys, label=santurkar.LABELS[norm], color=COLORS[norm])
+                    plotting.band(ax, x, ys, label=santurkar.LABELS[norm], color=COLORS[norm],
+                                  kind="minmax")
         last = row == len(layers) - 1
         if not last:
             mean_ax.tick_params(labelbottom=False)
@@ -129,7 +132,9 @@ def plot_moment_changes(record: results.Record):
     plotting.legend_below(fig, axes, ncols=4)
     plotting.note(
         fig,
-        f"{_arch(record)}, learning rate {lr:g}; {santurkar.seeds_text(record)} (band: ± std). "
+        f"{_arch(record)}, learning rate {lr:g}; "
+        f"{santurkar.seeds_shown(runs, {lr: [santurkar.group('vgg', n, lr) for n in NOISE_NETS]})} "
+        "(line: mean over seeds; band: their minimum to maximum). "
         f"μ and σ² are a unit's mean and variance over a fixed batch of training "
         f"images in training mode; Δ is the change between two measurements "
         f"{record.config['measure_every']} steps apart, averaged over the layer's units.",
@@ -140,7 +145,8 @@ def plot_moment_changes(record: results.Record):
 def plot_ics(record: results.Record, arch: str = "vgg"):
     """Figure (the paper's Fig. 3): one column per learning rate; the training accuracy (VGG) or
     loss (DLN) on top, then for each measured layer the ℓ2 difference ‖G − G′‖ and the cosine
-    between G and G′, each row on one scale."""
+    between G and G′, each row on one scale. Bands: minimum to maximum over seeds (a cosine's
+    band then stays within [−1, 1], a distance's above zero on its log axis)."""
     runs, c = santurkar.unpack(record), record.config
     lrs = c["vgg_lrs"] if arch == "vgg" else c["dln_lrs"]
     layers = c["ics_layers"] if arch == "vgg" else c["dln_ics_layers"]
@@ -159,11 +165,13 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
                 }
                 if kind == "progress":
                     if arch == "vgg":
-                        santurkar.plot_curve(ax, runs, group, "train_accuracy", "eval_step", **kw)
+                        santurkar.plot_curve(ax, runs, group, "train_accuracy", "eval_step",
+                                             kind="minmax", **kw)
                     else:
-                        santurkar.plot_curve(ax, runs, group, "loss", "loss_step", **kw)
+                        santurkar.plot_curve(ax, runs, group, "loss", "loss_step", kind="minmax", **kw)
                 else:
-                    santurkar.plot_curve(ax, runs, group, f"ics_{kind}_L{k}", "measure_step", **kw)
+                    santurkar.plot_curve(ax, runs, group, f"ics_{kind}_L{k}", "measure_step",
+                                         kind="minmax", **kw)
             if kind == "progress":
                 title = f"learning rate {lr:g}"
                 ylabel = "training accuracy" if arch == "vgg" else "training loss"
@@ -182,11 +190,13 @@ def plot_ics(record: results.Record, arch: str = "vgg"):
     plotting.legend_below(fig, axes, ncols=2)
     what = _arch(record) if arch == "vgg" else (f"{c['dln_depth']}-layer linear network of width "
                                                 f"{c['dln_width']}, full batch of {c['dln_examples']:,}")
+    shown = santurkar.seeds_shown(runs, {lr: [santurkar.group(arch, n, lr) for n in ICS_NETS]
+                                         for lr in lrs})
     plotting.note(
         fig,
-        f"{what}; {santurkar.seeds_text(record)} (band: ± std). G: the gradient of the layer's "
-        "weights on the step's batch; G′: the same gradient after the layers below it "
-        "took their SGD step."
+        f"{what}; {shown} (line: mean over seeds; band: their minimum to maximum). G: the "
+        "gradient of the layer's weights on the step's batch; G′: the same gradient after the "
+        "layers below it took their SGD step."
         + (
             " Training accuracy in evaluation mode on a fixed " "subset of training images."
             if arch == "vgg"

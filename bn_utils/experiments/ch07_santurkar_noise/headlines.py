@@ -160,7 +160,8 @@ def _ics_row(record: results.Record) -> dict:
                else claims.NOT_COMPARABLE)
     n = min((r["rel"].n for r in comparable), default=0)
     spread = "; ".join(
-        f"{r['case']}: rel {santurkar.spread(r['rel'], seeds=False)}, cos {santurkar.spread(r['cos'], seeds=False)}"
+        f"{r['case']}: ‖G − G′‖/‖G‖ {santurkar.spread(r['rel'], seeds=False)}, "
+        f"cos(G, G′) {santurkar.spread(r['cos'], seeds=False)}"
         for r in comparable
     )
     spread = f"BN's gain per case ({n} seed{'' if n == 1 else 's'}): {spread}" if comparable else "—"
@@ -213,7 +214,8 @@ def _nearly(nets: dict) -> dict:
     where, theirs = f"{SOURCE}, Fig. 2", "qualitative (training curves)"
     if not all(n in nets for n in ("noisy_bn", "bn")):
         return claims.missing(text, where, theirs)
-    ours = f"training accuracy (noise on) {_mean(nets['noisy_bn']['acc']):.3f} vs {_mean(nets['bn']['acc']):.3f}"
+    ours = (f"training accuracy as trained {100 * _mean(nets['noisy_bn']['acc']):.1f} % vs "
+            f"{100 * _mean(nets['bn']['acc']):.1f} %")
     if not nets["bn"]["learned"]:
         return claims.row(
             text,
@@ -239,7 +241,8 @@ def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:
         theirs = f"{100 * PAPER['test_accuracy_bn']:.0f} % vs {100 * PAPER['test_accuracy_standard']:.0f} %"
     if not all(n in nets for n in (a, b)):
         return claims.missing(text, where, theirs)
-    what = "training accuracy (noise on)" if key == "acc" else "test accuracy"
+    # "as trained": each network's own training batches, with its noise on where it has noise
+    what = "training accuracy as trained" if key == "acc" else "test accuracy"
     ours = f"{what} {100 * _mean(nets[a][key]):.1f} % vs {100 * _mean(nets[b][key]):.1f} %"
     if not (nets[a]["learned"] or nets[b]["learned"]):
         return claims.row(text, where, theirs, ours + " (neither learned)", claims.NOT_COMPARABLE)

@@ -103,7 +103,7 @@ def smoothness_table(record: results.Record, arch: str) -> book.Table:
         else:
             row["final loss"] = santurkar.fmt_pm(*v["final"], v["n"], significant=True)
         rows.append(row)
-    return book.Table(rows, fmt=book.sig)
+    return book.Table(rows, fmt=santurkar.fixed_sig)
 
 
 def _around(i: int, n: int, window: int) -> slice:
@@ -188,7 +188,7 @@ def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}
             for (norm, lr), v in beta_comparison(record, arch).items()]
-    return book.Table(rows, fmt=book.sig)
+    return book.Table(rows, fmt=santurkar.fixed_sig)
 
 
 def large_lr_summary(record: results.Record) -> dict:
@@ -208,22 +208,38 @@ def large_lr_summary(record: results.Record) -> dict:
 EDGE_FACTOR = 2.0   # "at the edge of stability": β·LR/2 within this factor of 1
 
 
-def edge_reading(summary: dict, lr: float) -> str:
+def _at_edge(summary: dict, lr: float) -> dict:
+    """Return ``{norm: (β·LR/2, whether it is within EDGE_FACTOR of 1)}`` for the standard and BN networks."""
+    share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
+    return {norm: (v, 1 / EDGE_FACTOR <= v <= EDGE_FACTOR) for norm, v in share.items()}
+
+
+def edge_reading(summary: dict, lr: float, why: bool = True) -> str:
     """Return, as a clause, where the median β along training (``smoothness_summary``) of the
     standard and BN networks sits against the edge of stability, β·LR/2 = 1, where gradient
-    descent at a fixed learning rate tends to settle whatever the landscape. The measurement's
-    step sizes scale with the learning rate too, so a β near 2/LR does not tell the two apart (the
-    page says so once, after both networks' clauses)."""
-    share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
-    at = {norm: 1 / EDGE_FACTOR <= v <= EDGE_FACTOR for norm, v in share.items()}
+    descent at a fixed learning rate tends to settle whatever the landscape (``why``: when both
+    sit there, add that the edge predicts it; :func:`edge_readings` adds it once per page). The
+    measurement's step sizes scale with the learning rate too, so a β near 2/LR does not tell the
+    two apart (the page says so once, after both networks' clauses)."""
+    edge = _at_edge(summary, lr)
+    share, at = {n: v for n, (v, _) in edge.items()}, {n: a for n, (_, a) in edge.items()}
     values = f"λ·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
     if all(at.values()):
-        return (f"{values}, both within a factor of two of 1, as the edge of stability would predict "
-                f"whatever the landscape")
+        return (f"{values}, both within a factor of two of 1"
+                + (", as the edge of stability would predict whatever the landscape" if why else ""))
     if not any(at.values()):
         return f"{values}: neither within a factor of two of 1"
     near, far = ("BN's", "the standard network's") if at["bn"] else ("the standard network's", "BN's")
     return f"{values}: {near} within a factor of two of 1, {far} not"
+
+
+def edge_readings(readings: dict) -> dict:
+    """Return ``{arch: edge_reading(summary, lr)}`` for ``readings`` ``{arch: (summary, lr)}`` in
+    the order the page quotes them, saying why both networks sit at the edge only in the last
+    clause where they do (the page then says it once)."""
+    both = [arch for arch, (s, lr) in readings.items() if all(a for _, a in _at_edge(s, lr).values())]
+    return {arch: edge_reading(s, lr, why=arch == both[-1] if both else True)
+            for arch, (s, lr) in readings.items()}
 
 
 def large_lr_note(big: dict, large_lr: float) -> str:
@@ -255,8 +271,8 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
             for key in ("beta_init", "beta", "beta_lr_over_2", "beta_at_level", "loss_level"):
                 out[f"b_{key}_{norm}_{i}"] = row.get(key, nan)
             out[f"final_{norm}_{i}"] = big.get((norm, lr), (nan,))[0]
-    for arch, s, lr in (("vgg", vgg_s, c["lr"]), ("dln", dln_s, c["dln_lr"])):
-        out[f"{arch}_edge"] = edge_reading(s, lr)
+    for arch, text in edge_readings({"vgg": (vgg_s, c["lr"]), "dln": (dln_s, c["dln_lr"])}).items():
+        out[f"{arch}_edge"] = text
     first = lambda norm, key: betas.get((norm, c["lr"]), {}).get(key, nan)  # noqa: E731
     out["init_ratio"] = first("bn", "beta_init") / first("none", "beta_init")
     out["level_ratio"] = first("bn", "beta_at_level") / first("none", "beta_at_level")

@@ -16,12 +16,26 @@ from .config import PAPER_NETS, SmoothnessConfig
 from .experiment import record_lr, record_norms
 from .analysis import landscape_series
 
-# The book's palette: standard teal, BN red, the three ℓp normalisations in the colours for
-# series that are neither (plotting.series_colors).
+# The book's palette: standard teal, BN red, the three ℓp normalisations in colours for series
+# that are neither, the two furthest from teal (purple, brown) for the ℓp lines that run on top
+# of the standard network's (ℓ∞ and ℓ1 in the DLN), blue for ℓ2.
 COLORS = {"none": plotting.PALETTE["no_bn"], "bn": plotting.PALETTE["bn"],
-          **dict(zip(("l1", "l2", "linf"), plotting.series_colors(3)))}
-# ℓp lines dashed, so that ℓ1's blue is not read as the standard network's teal
+          "l1": plotting.PALETTE["brown"], "l2": plotting.PALETTE["other"],
+          "linf": plotting.PALETTE["extra"]}
+# ℓp lines dashed, each with its own marker, so that a line on top of another is still told apart
 STYLES = {"l1": "--", "l2": "--", "linf": "--"}
+MARKERS = {"l1": "o", "l2": "s", "linf": "^"}
+N_MARKERS = 8   # markers per line, spread evenly along it
+
+
+def _mark(line, norm: str) -> None:
+    """Give an ℓp network's line its dash and marker (the standard and BN lines stay solid)."""
+    line.set_linestyle(STYLES.get(norm, "-"))
+    if norm in MARKERS:
+        n = max(1, len(line.get_xdata()))
+        line.set_marker(MARKERS[norm])
+        line.set_markersize(4.5)
+        line.set_markevery(max(1, n // N_MARKERS))
 LAMBDA = "effective smoothness λ"
 
 
@@ -63,7 +77,8 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
             x, lo, hi = _range(members, key)
             ax.fill_between(x, lo, hi, color=color, alpha=0.3, lw=0)
             ax.plot(x, lo, color=color, lw=1)
-            ax.plot(x, hi, color=color, lw=1, label=label)
+            line, = ax.plot(x, hi, color=color, lw=1, label=label)
+            line.bn_series = (label, len(members))   # averaged over these seeds: the legend's n
         # on a log axis a mean − std band can fall below zero and vanish: min to max over seeds
         santurkar.plot_curve(
             axes[2],
@@ -131,8 +146,8 @@ def plot_normalisations(record: results.Record):
                 ]
                 if members:
                     x, y = _line(members, key)
-                    ax.plot(x, y, color=COLORS[norm], lw=1.4, ls=STYLES.get(norm, "-"),
-                            label=santurkar.LABELS[norm])
+                    line, = ax.plot(x, y, color=COLORS[norm], lw=1.4, label=santurkar.LABELS[norm])
+                    _mark(line, norm)
             ax.set_yscale("log")
             plotting.plain_log_ticks(ax, decades=True)
             last = row == len(what) - 1
@@ -203,11 +218,11 @@ def plot_training(record: results.Record):
         for ax, key in zip(axes[:2], ("train_accuracy", "test_accuracy")):
             if santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, c["lr"]), key, "eval_step",
                             label=santurkar.LABELS[norm], color=COLORS[norm]):
-                ax.lines[-1].set_linestyle(STYLES.get(norm, "-"))
+                _mark(ax.lines[-1], norm)
     for norm in record_norms(record, "dln"):
         if santurkar.plot_curve(axes[2], runs, santurkar.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
                         label=santurkar.LABELS[norm], color=COLORS[norm]):
-            axes[2].lines[-1].set_linestyle(STYLES.get(norm, "-"))
+            _mark(axes[2].lines[-1], norm)
     plotting.label(axes[0], title="VGG, training images", xlabel="training step",
                    ylabel="accuracy", legend=False)
     plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)

@@ -47,6 +47,20 @@ def seeds_text(record: results.Record) -> str:
     return f"{how_many(seeds_per_network(record), 'seed')} per network"
 
 
+def seeds_shown(runs: dict, groups_by_lr: dict) -> str:
+    """Return how many seeds the run groups a figure draws have, as its note says it: "3 seeds
+    per network", or per learning rate where they differ ("3 seeds per network at learning rate
+    0.1, 1 seed per network at learning rate 0.01"). ``groups_by_lr``: ``{lr: [group, ...]}``."""
+    counts = {lr: sorted({len(seeds_of(runs, g)) for g in groups if seeds_of(runs, g)})
+              for lr, groups in groups_by_lr.items()}
+    counts = {lr: n for lr, n in counts.items() if n}
+    if not counts:
+        return "no runs"
+    if len({tuple(n) for n in counts.values()}) == 1:
+        return f"{how_many(next(iter(counts.values())), 'seed')} per network"
+    return ", ".join(f"{how_many(n, 'seed')} per network at learning rate {lr:g}" for lr, n in counts.items())
+
+
 def stacked(members: list[dict], key: str, x_key: str) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(x, seeds × points)`` of ``key`` over the seeds, NaN-padded where a run stopped
     early (diverged)."""
@@ -99,27 +113,35 @@ def per_seed(runs: dict, group: str, fn: Callable[[dict], float]) -> dict[int, f
             if name.rsplit("_s", 1)[0] == group}
 
 
+def fixed_sig(value: float, digits: int = 3, sign: bool = False) -> str:
+    """Return ``value`` with ``digits`` significant digits, trailing zeros kept (``book.sig`` with
+    ``zeros``: ``1.00``, ``0.170``, ``2.00e+06``), as a column of measurements is written."""
+    return sig(value, digits, sign, zeros=True)
+
+
 def spread(d: claims.Decision, unit: str = "", seeds: bool = True) -> str:
     """Return a decision's difference as text with three significant digits (the quantities of
-    chapters 7 and 8 span many orders of magnitude): ``"+0.123 ± 0.045, 3 seeds"`` (without the
-    seeds when ``seeds`` is false)."""
+    chapters 7 and 8 span many orders of magnitude; :func:`fixed_sig`), its standard error with
+    two: ``"+0.123 ± 0.045, 3 seeds"`` (without the seeds when ``seeds`` is false)."""
     if not np.isfinite(d.mean):
         return "—"
-    se = f" ± {sig(d.se, 2)}" if np.isfinite(d.se) else ""
+    se = f" ± {fixed_sig(d.se, 2)}" if np.isfinite(d.se) else ""
     n = f", {d.n} seed{'' if d.n == 1 else 's'}" if seeds else ""
-    return f"{sig(d.mean, sign=True)}{se}{' ' + unit if unit else ''}{n}"
+    return f"{fixed_sig(d.mean, sign=True)}{se}{' ' + unit if unit else ''}{n}"
 
 
 def final(runs: dict, group: str, key: str) -> tuple[float, float]:
-    """Return mean and std over seeds of the last finite value of ``key`` in a run group."""
+    """Return mean and (sample) std over seeds of the last finite value of ``key`` in a run group."""
     values = [last_finite(m, key) for m in seeds_of(runs, group)]
-    return (float(np.mean(values)), float(np.std(values))) if values else (np.nan, np.nan)
+    return (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0) \
+        if values else (np.nan, np.nan)
 
 
 def fmt_pm(mean: float, std: float, n: int, digits: int = 3, significant: bool = False) -> str:
     """Return ``mean ± std`` (or just the mean for one seed) as text: ``digits`` decimals, or
-    with ``significant`` that many significant digits (a loss in the thousands: ``8,900 ± 2,100``)."""
+    with ``significant`` that many significant digits (:func:`fixed_sig`: a loss in the thousands
+    ``8,900 ± 2,100``, a small change ``0.00183 ± 0.000120``)."""
     if not np.isfinite(mean):
         return "diverged"
-    text = (lambda x: sig(x, digits)) if significant else (lambda x: f"{x:.{digits}f}")
+    text = (lambda x: fixed_sig(x, digits)) if significant else (lambda x: f"{x:.{digits}f}")
     return text(mean) + (f" ± {text(std)}" if n > 1 else "")
