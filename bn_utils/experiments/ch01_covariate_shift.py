@@ -171,8 +171,8 @@ def headlines(record: results.Record | None, seeds: results.Record | None = None
     """Return the chapter's claim (Ioffe & Szegedy's Fig. 1(b, c)) in ``claims.row``'s shape, from
     ``record`` and the further seeds in ``seeds`` (:func:`seed_summaries`; None: not run); with
     one seed the rule says it is not decided."""
-    text, source, theirs = ("BN keeps a layer's input distribution stable while the layers below learn",
-                            "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative")
+    text, source, theirs = ("a layer's input distribution drifts less with BN than without while the "
+                            "layers below learn", "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative")
     if record is None:
         return [claims.missing(text, source, theirs)]
     per_seed = seed_summaries(record, seeds).values()

@@ -36,7 +36,8 @@ def test_autograd_checks_pass_and_timings_are_positive():
     cfg = backprop.BackpropConfig.for_profile("smoke")
     assert all(r["gradcheck"] and r["gradgradcheck"] for r in backprop.autograd_checks(cfg))
     rows = backprop.timing_rows(cfg.replace(timing_repeats=1))
-    assert len(rows) == 5 and all(r["forward + backward (ms)"] > 0 for r in rows)
+    assert len(rows) == 5 and all(r["median ms"] > 0 for r in rows)
+    assert [r["timed"] for r in rows] == ["forward + backward"] * 3 + ["backward only"] * 2
 
 
 @pytest.mark.parametrize("overrides, message", [({"timing_shape": (1, 8)}, "must be >= 2"),

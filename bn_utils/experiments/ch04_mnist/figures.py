@@ -44,7 +44,10 @@ def plot_lr_search(search: results.Record):
             ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
     ax.set_xscale("log")
     plotting.plain_log_ticks(ax, "x")
-    plotting.label(ax, title=f"Learning-rate search without BN, {init_words(main)} init",
+    others = any(init != main for _, init in lines)   # dashed lines: other initialisations
+    title = (f"Learning-rate search without BN; solid lines: {init_words(main)} init" if others
+             else f"Learning-rate search without BN, {init_words(main)} init")
+    plotting.label(ax, title=title,
                    xlabel="learning rate (log scale)",
                    ylabel=f"val. accuracy, step {int(search['eval_step'][-1]):,}", legend=False)
     plotting.legend_below(fig, [ax], ncols=2)

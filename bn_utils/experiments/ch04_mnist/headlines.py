@@ -65,7 +65,7 @@ def run_claims(runs: results.Record | None) -> list[dict]:
     return [_row("BN network reaches a higher test accuracy (MNIST, 3×100 sigmoid)", SOURCE, "Fig. 1(a)",
                  runs, _accuracy),
             _row("BN network trains faster", STUDENT, "high accuracy by ~2,500 steps", runs, _faster),
-            _row("sigmoid inputs stay stable with BN and drift without", SOURCE, "Fig. 1(b, c)", runs, _drift)]
+            _row("sigmoid inputs drift less with BN than without", SOURCE, "Fig. 1(b, c)", runs, _drift)]
 
 
 def batch_one_claim(bs1: results.Record | None) -> dict:
