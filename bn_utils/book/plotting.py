@@ -198,6 +198,18 @@ def percentile_bands(ax, x: Sequence, p15, p50, p85, *, label: str = "", color=N
                     label=f"{label} 15th–85th pct" if label else "15th–85th percentile")
 
 
+def percentile_legend(fig):
+    """Put under ``fig`` the legend of its :func:`percentile_bands` panels in grey, since each
+    panel draws them in its own network's colour (a teal swatch would name BN's red band too)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    grey = PALETTE["muted"]
+    handles = [Line2D([], [], color=grey), Patch(facecolor=grey, alpha=0.3, edgecolor=grey, ls="--")]
+    return fig.legend(handles, ["median", "15th–85th percentile (colours as above)"],
+                      loc="outside lower center", ncols=2)
+
+
 def label(ax, *, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:
     """Set a subplot's title and axis labels (with units), and show its legend. A linear axis of
     training steps gets at most five ticks written 10k, 20k, ... (legible in a half-width panel)."""

@@ -155,7 +155,7 @@ def plot(record: results.Record, cfg: ShiftConfig):
     for ax, name in zip(axes[2:], NETS):
         plotting.label(ax, title=f"One unit, {LABELS[name]}", xlabel="training step",
                        ylabel="input to the sigmoid", legend=False)
-    plotting.legend_below(fig, axes[2:3], ncols=2)   # median and band (colours as above)
+    plotting.percentile_legend(fig)   # median and band, in grey: each panel has its colour
     lo = min(ax.get_ylim()[0] for ax in axes[2:])
     hi = max(ax.get_ylim()[1] for ax in axes[2:])
     for ax in axes[2:]:

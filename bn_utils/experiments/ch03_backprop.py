@@ -174,7 +174,7 @@ def plot_jacobian(jac: np.ndarray):
     fig, (ax,) = plotting.panels(1, height=3.6)
     lim = np.abs(jac).max()
     im = ax.imshow(jac, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.colorbar(im, ax=ax, label="∂y_i / ∂x_j")
+    fig.colorbar(im, ax=ax, label=r"$\partial y_i / \partial x_j$")
     n = len(jac)
     ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
     ax.set_yticks(range(n), [str(i + 1) for i in range(n)])

@@ -196,3 +196,15 @@ def test_a_legend_below_merges_one_series_drawn_with_different_seed_counts():
     axes[1].plot([0, 1], [0.1, 0.1], label="chance")
     texts = [t.get_text() for t in plotting.legend_below(fig, axes, ncols=4).get_texts()]
     assert texts == ["BN (n=1–3)", "standard (n=2)", "chance"]
+
+
+def test_the_percentile_legend_is_grey_so_it_names_every_panels_colour_alike():
+    fig, (a, b) = plotting.panels(2)
+    for ax, colour in ((a, plotting.PALETTE["no_bn"]), (b, plotting.PALETTE["bn"])):
+        plotting.percentile_bands(ax, [0, 1], [0, 0], [1, 1], [2, 2], color=colour)
+    legend = plotting.percentile_legend(fig)
+    grey = matplotlib.colors.to_rgba(plotting.PALETTE["muted"])
+    assert [t.get_text().split(" (")[0] for t in legend.get_texts()] == ["median", "15th–85th percentile"]
+    assert legend.legend_handles[0].get_color() == plotting.PALETTE["muted"]
+    assert legend.legend_handles[1].get_facecolor()[:3] == grey[:3]
+    plt.close(fig)

@@ -75,7 +75,7 @@ def plot_figure1(record: results.Record, activation: str = "sigmoid", unit: int 
         plotting.percentile_bands(ax, steps, p15, p50, p85, color=COLORS[bn])
         plotting.label(ax, title=f"{tag} {LABELS[bn]}", xlabel="training step",
                        ylabel=f"input to the {activation}", legend=False)
-    plotting.legend_below(fig, axes[1:2], ncols=2)   # median and band (colours as in (a))
+    plotting.percentile_legend(fig)   # median and band, in grey: each panel has its colour
     lo = min(ax.get_ylim()[0] for ax in axes[1:])
     hi = max(ax.get_ylim()[1] for ax in axes[1:])
     for ax in axes[1:]:
