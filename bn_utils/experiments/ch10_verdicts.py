@@ -195,12 +195,12 @@ def answer(rows: list[dict]) -> dict:
     moves, better = _find(papers, "07", "inputs move more"), _find(papers, "07", "better than the standard")
     nearly, ics = _find(papers, "07", "nearly as well"), _find(papers, "07", "ICS")
     if _verdict(moves) == claims.YES and _verdict(better) == claims.YES:
-        shift = ("In chapter 07, BN with injected noise has layer inputs that move more than the "
+        shift = ("In chapter 7, BN with injected noise has layer inputs that move more than the "
                  "standard network's, and it still trains better than the standard network (both "
                  "yes): at our scale BN's benefit does not need steady layer inputs, as Santurkar et "
                  "al. argue against the covariate-shift explanation.")
     else:
-        shift = ("Chapter 07 does not show that BN's benefit survives layer inputs made to move "
+        shift = ("Chapter 7 does not show that BN's benefit survives layer inputs made to move "
                  f"(inputs move more: {_verdict(moves)}; noisy BN trains better than the standard "
                  f"network: {_verdict(better)}).")
     out["q_shift"] = shift + (" The paper's stronger claim, that it trains nearly as well as BN, "
@@ -208,7 +208,7 @@ def answer(rows: list[dict]) -> dict:
     out["q_ics"] = f"Their second test, that BN does not reduce gradient-based ICS, {_reads(ics)}" + (
         ": BN decidedly reduced it in no case, but a claim that something does not happen holds "
         "only if every comparable case shows BN decidedly worse on a measure, and some cases show "
-        "neither (chapter 07 lists them)." if _verdict(ics) == claims.NOISE else ".")
+        "neither (chapter 7 lists them)." if _verdict(ics) == claims.NOISE else ".")
     out["q_smooth"] = _smooth_answer(group(("08",)), [r for r in rows if r["chapter"] == "08"
                                                       and r["kind"] == "book"])
     return out
@@ -222,7 +222,7 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
     lp = next((r for r in papers if "ℓp" in r["claim"]), None)
     measures = [r for r in papers if r is not lr and r is not lp]
     held = sum(r["verdict"] == claims.YES for r in measures)
-    text = (f"Of chapter 08's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
+    text = (f"Of chapter 8's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
             f"smoother, {_counts(measures, total=False)}")
     def that(r: dict) -> str:   # the claim without its parenthesis of how it is measured
         return f"that {r['claim'].split(' (')[0]}, {_reads(r)}"
@@ -258,5 +258,5 @@ def tables(rows: list[dict]):
     for chapter in dict.fromkeys(r["chapter"] for r in rows):
         mine = [r for r in rows if r["chapter"] == chapter]
         one = _heading_record(mine)                            # one record: named in the heading
-        display(Markdown(f"**Chapter {chapter}**" + (f" (record: {one})" if one else "")))
+        display(Markdown(f"**Chapter {int(chapter)}**" + (f" (record: {one})" if one else "")))
         display(claims.table(mine, extra=() if one else ("record",)))
