@@ -199,7 +199,7 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
     """ℓp normalisations help as BN does: in the VGG every ℓp network learns and ends with a higher
     training accuracy than the standard one; in the DLN every ℓp network gains at least half of
     BN's drop in final loss (per seed: standard − ℓp − ½ max(standard − BN, 0) > 0)."""
-    text = ("ℓp normalisations help as BN does, without controlling the moments (VGG: a higher training "
+    text = ("ℓp normalisations help as BN does, without fixing each unit's variance (VGG: a higher training "
             "accuracy than the standard network's; DLN: at least half of BN's drop in final loss)")
     where, theirs = f"{SOURCE}, Figs. 5, 12, 13", "qualitative (figures)"
     nets = [n for n in LP_NETS if n in vgg and n in dln]
