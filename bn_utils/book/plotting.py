@@ -113,14 +113,16 @@ def panels(n: int = 1, *, ncols: int | None = None, height: float = 3.0, wide: S
     return fig, axes
 
 
-def plain_log_ticks(ax, axis: str = "y", decades: bool = False) -> None:
+def plain_log_ticks(ax, axis: str = "y", decades: bool = False,
+                    subs: tuple = (1.0, 2.0, 5.0)) -> None:
     """Label a log axis with plain numbers (0.2, 0.5, 1, 2, 5, ...) instead of powers of ten,
     and no minor labels, so that its ticks stay legible at the page's size; ``decades``: ticks
-    at powers of ten only (0.001, 0.01, 0.1, 1), for an axis that spans several."""
+    at powers of ten only (0.001, 0.01, 0.1, 1), for an axis that spans several; ``subs``: the
+    ticks within a decade (``(1, 2, 3, 5)`` for an axis of about one decade)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     target = ax.yaxis if axis == "y" else ax.xaxis
-    subs = (1.0,) if decades else (1.0, 2.0, 5.0)
+    subs = (1.0,) if decades else tuple(subs)
     target.set_major_locator(LogLocator(base=10, subs=subs, numticks=6 if decades else 8))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())

@@ -92,7 +92,7 @@ def plot_batch_dependence(record: results.Record):
                    label="|mean − eval output|")
     axes[1].loglog(sizes, spread[0] * np.sqrt(sizes[0] / sizes), color=plotting.PALETTE["reference"],
                    ls=":", lw=1.5, zorder=3, label="∝ 1/√B")   # on top: where it hides the red, they agree
-    plotting.plain_log_ticks(axes[1], "y")
+    plotting.plain_log_ticks(axes[1], "y", subs=(1, 2, 3, 5))   # about one decade: 0.3 and 3 too
     axes[1].set_xticks(sizes, [str(s) for s in sizes])
     axes[1].xaxis.set_minor_formatter(NullFormatter())
     plotting.label(axes[0], title=f"One test image (a {label}), train mode", xlabel="batch size B",
