@@ -9,7 +9,7 @@ A chapter reads ``from bn_utils import book`` and calls the page helpers as ``bo
 """
 
 from .page import (SOURCE_PREFIX, Table, differences, glue, how_many, mean_std, provenance,
-                   setup, sig, show_figure, show_source, stored_results_line)
+                   seed_std, setup, sig, show_figure, show_source, stored_results_line)
 
 __all__ = ["SOURCE_PREFIX", "Source", "Table", "differences", "glue", "how_many", "mean_std", "provenance",
-           "setup", "sig", "show_figure", "show_source", "stored_results_line"]
+           "seed_std", "setup", "sig", "show_figure", "show_source", "stored_results_line"]

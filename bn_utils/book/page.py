@@ -282,9 +282,16 @@ def how_many(n, noun: str, plural: str | None = None) -> str:
     return f"{text} {noun if ns[-1] == 1 else (plural or noun + 's')}"
 
 
+def seed_std(values) -> float:
+    """Return the spread over seeds of ``values`` (one per seed): the sample standard deviation
+    (ddof=1), as every "± std" of the book, and 0 for a single seed."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
 def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
-    """Return ``mean ± std`` of the finite values as text (the sample std, ddof=1, as every "±
-    std" of the book; with ``(k/n)`` if some are missing; a
+    """Return ``mean ± std`` of the finite values as text (:func:`seed_std`; with ``(k/n)`` if
+    some are missing; a
     missing value of a run that diverged says ``diverged at step N``, given ``diverged_at`` per
     value; ``spread=False``: the mean alone). The one formatter of results over seeds."""
     v = np.asarray(values, dtype=float)
@@ -294,7 +301,7 @@ def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True)
     note = ("diverged at step " + ", ".join(f"{d:,}" for d in div)) if div else ""
     if not len(ok):
         return note or f"not reached (0/{len(v)})"
-    text = fmt.format(ok.mean()) + (" ± " + fmt.format(ok.std(ddof=1)) if spread and len(ok) > 1 else "")
+    text = fmt.format(ok.mean()) + (" ± " + fmt.format(seed_std(ok)) if spread and len(ok) > 1 else "")
     if len(ok) < len(v):
         text += f" ({len(ok)}/{len(v)}" + (f"; {note}" if note else "") + ")"
     return text

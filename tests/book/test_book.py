@@ -62,6 +62,11 @@ def test_setup_prints_no_absolute_paths(capsys):
     assert "python 3." in out and "/" not in out.split("python", 1)[1].splitlines()[0]
 
 
+def test_seed_std_is_the_sample_std_over_seeds_and_zero_for_one_seed():
+    assert book.seed_std([0.5, 0.7, 0.9]) == pytest.approx(np.std([0.5, 0.7, 0.9], ddof=1))
+    assert book.seed_std([0.5]) == 0.0
+
+
 def test_mean_std_formats_finite_values_and_says_what_is_missing():
     # the sample standard deviation (ddof=1), as every "± std" of the book
     assert book.mean_std([0.5, 0.7]) == f"0.6000 ± {np.std([0.5, 0.7], ddof=1):.4f}"

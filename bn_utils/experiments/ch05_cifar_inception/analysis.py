@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import data
 from ...book import claims, results
+from ...book.page import seed_std
 from .config import ROWS, TARGET_ROW
 
 
@@ -138,7 +139,7 @@ def summary(record: results.Record) -> dict:
         reach = steps_to_reach(steps, mean, target) if target is not None and not at_chance \
             else None
         interval = crossing_interval(steps, reach)
-        out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": float(best.std(ddof=1)) if len(best) > 1 else 0.0,
+        out[name] = {"max_accuracy": float(best.mean()), "max_accuracy_std": seed_std(best),
                      "n_seeds": len(best), "n_diverged": int(sum(row["diverged"])),
                      "diverged_at": diverged_at(row), "target": target,
                      "target_at_chance": at_chance, "target_levelled": level["levelled"],

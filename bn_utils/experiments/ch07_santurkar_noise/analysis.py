@@ -14,11 +14,6 @@ from .config import ICS_NETS, NOISE_NETS
 ANTI_COSINE = -0.5
 
 
-
-def _std(values) -> float:
-    """The sample std over seeds (ddof=1, as every "± std" of the book); 0 for one seed."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
 def moment_changes(r: dict, layer: int) -> dict:
     """Return, for one run and layer, how much the units' input distributions moved between
     successive measurements (the paper's Fig. 8): the mean over units of |Δ mean| and
@@ -56,11 +51,11 @@ def shift_summary(record: results.Record) -> dict:
             ch = [moment_changes(m, k) for m in members if f"act_mean_L{k}" in m]
             for key in ("d_mean", "rel_d_mean"):
                 vals = [float(np.median(c[key])) for c in ch]
-                row[f"{key}_L{k}"] = (float(np.mean(vals)), _std(vals))
+                row[f"{key}_L{k}"] = (float(np.mean(vals)), book.seed_std(vals))
             # the layer's typical spread: mean over units of the standard deviation, median over training
             spread = [float(np.median(np.sqrt(np.maximum(np.asarray(m[f"act_var_L{k}"], float), 0)).mean(1)))
                       for m in members if f"act_var_L{k}" in m]
-            row[f"spread_L{k}"] = (float(np.mean(spread)), _std(spread))
+            row[f"spread_L{k}"] = (float(np.mean(spread)), book.seed_std(spread))
         out[norm] = row
     return out
 

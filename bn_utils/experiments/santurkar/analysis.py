@@ -9,7 +9,7 @@ import numpy as np
 
 from ... import data
 from ...book import claims, results
-from ...book.page import how_many, sig
+from ...book.page import how_many, seed_std, sig
 
 # A network whose measurements over training are compared learned when, half-way through its
 # training (the median measurement), its accuracy as trained was above twice chance (VGG) or
@@ -131,10 +131,9 @@ def spread(d: claims.Decision, unit: str = "", seeds: bool = True) -> str:
 
 
 def final(runs: dict, group: str, key: str) -> tuple[float, float]:
-    """Return mean and (sample) std over seeds of the last finite value of ``key`` in a run group."""
+    """Return mean and std over seeds (:func:`~bn_utils.book.seed_std`) of the last finite value of ``key`` in a run group."""
     values = [last_finite(m, key) for m in seeds_of(runs, group)]
-    return (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0) \
-        if values else (np.nan, np.nan)
+    return (float(np.mean(values)), seed_std(values)) if values else (np.nan, np.nan)
 
 
 def fmt_pm(mean: float, std: float, n: int, digits: int = 3, significant: bool = False) -> str:
