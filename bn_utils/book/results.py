@@ -345,7 +345,7 @@ def _trusted(record: Record) -> bool:
     return record.profile in STORED_PROFILES or record.meta.get("code_digest") == code_digest()
 
 
-def may_stand_in(cfg: Config) -> bool:
+def _may_stand_in(cfg: Config) -> bool:
     """Whether a stored record of another profile may stand in for ``cfg``: it is the unmodified
     ``quick`` profile and ``BN_USE_STORED`` is not 0."""
     return cfg.profile == "quick" and cfg.is_profile_default() \
@@ -356,7 +356,7 @@ def best_stored(chapter: str, name: str, cfg: Config) -> Record | None:
     """Return the best stored record that may stand in for ``cfg`` (the ``full`` profile's, else
     the ``reference`` profile's, each of exactly that profile's current config), or None: when
     ``cfg`` is not the unmodified ``quick`` profile, when ``BN_USE_STORED=0``, or when none is stored."""
-    if not may_stand_in(cfg):
+    if not _may_stand_in(cfg):
         return None
     for profile in STORED_PROFILES:
         stored = load(chapter, name, type(cfg).for_profile(profile))
@@ -382,19 +382,28 @@ def best_record(chapter: str, name: str, folder: Path | None = None) -> Record |
     return None
 
 
+def stand_in(chapter: str, name: str, cfg: Config,
+             partial: Callable[[], Record | None] | None = None) -> Record | None:
+    """Return the record that stands in for ``cfg`` where stored records are preferred: the best
+    stored one (:func:`best_stored`), else (where one may stand in for ``cfg``) what ``partial()``
+    assembles from the long runs stored so far; None when there is neither (:func:`load_or_run`
+    then loads or runs ``cfg`` itself). Trains nothing."""
+    stored = best_stored(chapter, name, cfg)
+    if stored is not None:
+        return stored
+    return partial() if partial is not None and _may_stand_in(cfg) else None
+
+
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
                 prefer_stored: bool = False, partial: Callable[[], Record | None] | None = None) -> Record:
-    """Return, with ``prefer_stored``, the best stored record (:func:`best_stored`), else (where
-    one may stand in for ``cfg``) what ``partial()`` returns when it is not None: a record
-    assembled from the long runs stored so far; else the trusted stored record of ``cfg``; else
+    """Return, with ``prefer_stored``, the record that stands in for ``cfg`` (:func:`stand_in`:
+    the best stored one, else what ``partial()`` assembles from the long runs stored so far);
+    else the trusted stored record of ``cfg``; else
     run ``fn(cfg)``, store its output and return the new record."""
     if prefer_stored:
-        stored = best_stored(chapter, name, cfg)
-        if stored is not None:
-            return _noted(stored)
-        assembled = partial() if partial is not None and may_stand_in(cfg) else None
-        if assembled is not None:
-            return assembled
+        shown = stand_in(chapter, name, cfg, partial)
+        if shown is not None:
+            return _noted(shown)
     stored = load(chapter, name, cfg)
     if stored is not None and _trusted(stored):
         return _noted(stored)

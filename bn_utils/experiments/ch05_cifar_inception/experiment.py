@@ -178,15 +178,17 @@ def run_table(cfg: AblationConfig) -> dict:
             for row in cfg.rows}
 
 
+def _reference_so_far() -> results.Record | None:
+    """The reference runs stored so far, as one table (what stands in while they land)."""
+    return stored_table(AblationConfig.for_profile("reference"))
+
+
 def shown_config(cfg: AblationConfig) -> AblationConfig:
-    """Return the configuration of the record :func:`run` shows for ``cfg``, training nothing: at
-    the unmodified quick profile the best stored table's (or the reference runs stored so far),
-    else ``cfg`` itself. The page's table of rows shows what its results were trained with."""
-    stored = results.best_stored(CHAPTER, "ablation", cfg)
-    if stored is None and results.may_stand_in(cfg) and \
-            stored_table(AblationConfig.for_profile("reference")) is not None:
-        return AblationConfig.for_profile("reference")
-    return cfg if stored is None else AblationConfig.from_record(stored)
+    """Return the configuration of the record :func:`run` shows for ``cfg``, training nothing
+    (:func:`results.stand_in`, as ``run`` chooses): the page's table of rows shows what its
+    results were trained with."""
+    shown = results.stand_in(CHAPTER, "ablation", cfg, partial=_reference_so_far)
+    return cfg if shown is None else AblationConfig.from_record(shown)
 
 
 def run(cfg: AblationConfig) -> results.Record:
@@ -194,5 +196,5 @@ def run(cfg: AblationConfig) -> results.Record:
     quick profile: the best stored table (full, else reference), else the reference runs stored so
     far (:func:`stored_table`, when every row has one), else a fresh quick table."""
     return results.load_or_run(CHAPTER, "ablation", cfg, run_table, prefer_stored=True,
-                               partial=lambda: stored_table(AblationConfig.for_profile("reference")))
+                               partial=_reference_so_far)
 
