@@ -12,15 +12,22 @@
     const mean = cells.reduce((n, td) => n + td.textContent.trim().length, 0) / cells.length;
     return mean > PROSE ? heads : null;
   }
-  function layout() {
-    const narrow = window.innerWidth < NARROW;
+  function stackable() {   // the tables of sentences, each cell labelled with its column's name
+    const found = [];
     document.querySelectorAll(".cell_output table, article table.table").forEach((table) => {
       const heads = prose(table);
       if (!heads) return;
       table.querySelectorAll("tbody tr").forEach((tr) =>
         [...tr.children].forEach((td, i) => td.setAttribute("data-label", heads[i] || "")));
-      table.classList.toggle("bn-stacked", narrow);
+      found.push(table);
     });
+    return found;
+  }
+  let tables = null;   // found once, on the first layout; a resize only toggles them
+  function layout() {
+    tables = tables || stackable();
+    const narrow = window.innerWidth < NARROW;
+    tables.forEach((table) => table.classList.toggle("bn-stacked", narrow));
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", layout);
   else layout();

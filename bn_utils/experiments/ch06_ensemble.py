@@ -305,7 +305,7 @@ def training_minutes(record: results.Record) -> dict:
 def plot(record: results.Record):
     """Figure: each member's and the ensemble's top-1 test accuracy (dots), and the accuracy of
     a k-member ensemble (mean over all k-subsets) against k."""
-    fig, (ax_bar, ax_k) = plotting.panels(2, wide=(0, 1), height=3.4)   # the members need a row
+    fig, (ax_members, ax_k) = plotting.panels(2, wide=(0, 1), height=3.4)   # the members need a row
     names = member_names(record)
     accs = [record["members"][n]["top1"] for n in names]
     ens = record["ensemble"]
@@ -314,23 +314,23 @@ def plot(record: results.Record):
     low = min(valid) - 3 if valid else 0.0
     for i, a in enumerate(accs):
         if a is None:
-            ax_bar.annotate("diverged", (i, low), ha="center", rotation=90, va="bottom")
+            ax_members.annotate("diverged", (i, low), ha="center", rotation=90, va="bottom")
             continue
-        ax_bar.plot([i], [100 * a], "o", color=plotting.PALETTE["bn"], ms=7,
+        ax_members.plot([i], [100 * a], "o", color=plotting.PALETTE["bn"], ms=7,
                     label="member" if i == 0 else None)
-        ax_bar.annotate(f"{100 * a:.1f}", (i, 100 * a), xytext=(0, 6), textcoords="offset points",
+        ax_members.annotate(f"{100 * a:.1f}", (i, 100 * a), xytext=(0, 6), textcoords="offset points",
                         ha="center", fontsize=10)
     if ens is not None:
-        ax_bar.plot([len(names)], [100 * ens["top1"]], "D", color=plotting.PALETTE["other"], ms=7,
+        ax_members.plot([len(names)], [100 * ens["top1"]], "D", color=plotting.PALETTE["other"], ms=7,
                     label=f"ensemble of {record['n_used']}")
-        ax_bar.annotate(f"{100 * ens['top1']:.1f}", (len(names), 100 * ens["top1"]), xytext=(0, 6),
+        ax_members.annotate(f"{100 * ens['top1']:.1f}", (len(names), 100 * ens["top1"]), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=10)
-    ax_bar.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
+    ax_members.set_xticks(range(len(names) + 1), [LABELS[n] for n in names] + ["ensemble"],
                       rotation=20, ha="right")
-    ax_bar.set_xlim(-0.6, len(names) + 0.6)
+    ax_members.set_xlim(-0.6, len(names) + 0.6)
     if valid:
-        ax_bar.set_ylim(max(0.0, low), min(100.0, max(valid) + 3))
-    plotting.label(ax_bar, title="Top-1 test accuracy of each member and of the ensemble",
+        ax_members.set_ylim(max(0.0, low), min(100.0, max(valid) + 3))
+    plotting.label(ax_members, title="Top-1 test accuracy of each member and of the ensemble",
                    xlabel="network", ylabel="test accuracy (%)")
     if ens is not None:
         ks = np.arange(1, len(record["by_size"]) + 1)

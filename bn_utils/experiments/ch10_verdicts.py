@@ -224,6 +224,7 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
     held = sum(r["verdict"] == claims.YES for r in measures)
     text = (f"Of chapter 8's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
             f"smoother, {_counts(measures, total=False)}")
+
     def that(r: dict) -> str:   # the claim without its parenthesis of how it is measured
         return f"that {r['claim'].split(' (')[0]}, {_reads(r)}"
 
