@@ -29,17 +29,21 @@ def plot_lr_search(search: results.Record):
     main = models[0]["init"]
     lines = list(dict.fromkeys((m["activation"], m["init"]) for m in models))
     markers = "osD^v"   # lines that coincide stay apart by their markers
-    for (a, init), color, marker in zip(lines, plotting.series_colors(len(lines)), markers):
+    for k, ((a, init), color, marker) in enumerate(zip(lines, plotting.series_colors(len(lines)),
+                                                       markers)):
         idx = [i for i, m in enumerate(models) if (m["activation"], m["init"]) == (a, init)]
         lrs = np.array([models[i]["lr"] for i in idx])
         grid = np.unique(lrs)
         mean = np.array([np.nanmean(final[idx][lrs == lr]) if np.isfinite(final[idx][lrs == lr]).any()
                          else np.nan for lr in grid])
-        label = a if init == main else f"{a}, {init_words(init)} init"
+        chosen = search["chosen_lr"][init][a]
+        label = (a if init == main else f"{a}, {init_words(init)} init") + f" (★ {chosen:g})"
         line, = ax.plot(grid, mean, marker + ("-" if init == main else "--"), label=label, color=color,
                         mfc="none" if init != main else color)
-        chosen = search["chosen_lr"][init][a]
-        ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=15, color=line.get_color())
+        # Stars of lines that chose the same rate coincide: each is drawn smaller than the one
+        # before it and edged in white, so every one stays visible; the legend gives each rate.
+        ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=20 - 3 * k, color=line.get_color(),
+                mec="white", mew=0.8, zorder=3 + k)
         for lr in grid[~np.isfinite(mean)]:
             ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
     ax.set_xscale("log")
