@@ -97,14 +97,6 @@ def device_description(device: Any = None) -> str:
     return f"cpu: {platform.processor() or platform.machine()} ({n} thread{'s' * (n != 1)})"
 
 
-def readable_device(text: str) -> str:
-    """Return a stored device description as a reader should see it: committed records in
-    ``results/`` (chapter 09's reference runs, chapter 04's full ones) were written with the
-    device as "cpu: x86_64 (1 threads)", and they stay valid only unedited (their digests), so
-    the singular is set right when they are shown."""
-    return text.replace("(1 threads)", "(1 thread)")
-
-
 def provenance(device: Any = None) -> dict:
     """Return where and with what a record was made: commit, code digest, device, versions."""
     import torch
@@ -149,7 +141,7 @@ class Record:
         source = "stored" if self.meta.get("loaded") else "this run"
         runs = f"; {self.meta['runs']} runs stored so far" if "runs" in self.meta else ""
         return (f"{self.profile} profile ({source}: commit {self.meta.get('commit', '?')}, "
-                f"{readable_device(self.meta.get('device', '?'))}, {when}{runs})")
+                f"{self.meta.get('device', '?')}, {when}{runs})")
 
 
 def assembled_meta(metas: list[dict], runs: str) -> dict:

@@ -297,7 +297,7 @@ def training_minutes(record: results.Record) -> dict:
         if m.get("seconds") is None:
             continue
         out["chapter_05" if trained_by_chapter_05(record, name) else "this_chapter"] += m["seconds"] / 60
-        out["devices"].add(results.readable_device(m.get("device") or "unknown device"))
+        out["devices"].add(m.get("device") or "unknown device")
     out["devices"] = ", ".join(sorted(out["devices"]))
     return out
 
