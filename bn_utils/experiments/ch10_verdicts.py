@@ -206,7 +206,8 @@ def answer(rows: list[dict]) -> dict:
     out["q_shift"] = shift + (" The paper's stronger claim, that it trains nearly as well as BN, "
                               f"{_reads(nearly)}.")
     out["q_ics"] = f"Their second test, that BN does not reduce gradient-based ICS, {_reads(ics)}" + (
-        ": BN decidedly reduced it in no case, but a claim that something does not happen holds "
+        ": in no case was BN decidedly better on both measures at once, but a claim that something "
+        "does not happen holds "
         "only if every comparable case shows BN decidedly worse on a measure, and some cases show "
         "neither (chapter 7 lists them)." if _verdict(ics) == claims.NOISE else ".")
     out["q_smooth"] = _smooth_answer(group(("08",)), [r for r in rows if r["chapter"] == "08"
@@ -229,13 +230,16 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
         return f"that {r['claim'].split(' (')[0]}, {_reads(r)}"
 
     others = [that(r) for r in (lr, lp) if r is not None]
-    text += (f"; of the paper's other claims there, {'; '.join(others)}" if others else "") + "."
+    text += (f"; of the paper's {how_many(len(others), 'other claim')} there: {'; '.join(others)}"
+             if others else "") + "."
     if own:
         text += " The book's own " + ("test, " if len(own) == 1 else "tests: ") + "; ".join(map(that, own)) + "."
     if measures and held == len(measures):
         return text + " At our scale the landscape measurements side with smoothness."
+    # a measure holds only when it holds in every network chapter 8 measures (claims.all_of)
     return text + (" At our scale the records do not show BN smoothing the landscape"
-                   + (" on every measure" if held else "") + ", so they leave open why BN helps.")
+                   + (" on every measure" if held else " in every network on any measure")
+                   + " (chapter 8 gives each network's reading), so they leave open why BN helps.")
 
 
 def _heading_record(rows: list[dict]) -> str | None:

@@ -15,7 +15,7 @@ holds it.
 """
 
 from ..santurkar import LABELS, unpack  # noqa: F401
-from .config import CHAPTER, NOISE_NETS, PAPER, PERCENTILES, NoiseConfig
+from .config import CHAPTER, NOISE_NETS, PERCENTILES, NoiseConfig
 from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
     COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)

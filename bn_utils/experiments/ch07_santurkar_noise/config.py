@@ -15,9 +15,6 @@ CHAPTER = "07_santurkar_noise"
 NOISE_NETS = ("none", "bn", "noisy_bn", "noise")
 ICS_NETS = ("none", "bn")
 PERCENTILES = (5, 15, 50, 85, 95)
-# Santurkar et al. (2018), Appendix A (as this chapter cited it before; not re-checked against
-# the paper in this revision): test accuracy of their VGG after 15k steps, with and without BN
-PAPER = {"test_accuracy_bn": 0.83, "test_accuracy_standard": 0.80}
 
 
 @dataclass(frozen=True)
