@@ -489,6 +489,20 @@ def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
     assert lp["verdict"] == claims.NO and "DLN final loss: standard 5, BN 1" in lp["ours"]
 
 
+def test_the_dln_loss_levels_group_final_losses_within_one_percent_and_are_said_only_when_shared():
+    record = _smoothness_record(2.0)
+    cfg = smoothness.SmoothnessConfig.from_record(record)
+    dln = [run for run in smoothness.runs(cfg) if run.arch == "dln"]
+    for i, run in enumerate(dln):   # two plateaus, 100 and 400, each met within 0.5 %
+        record.metrics[f"{run.name}/loss"] = [900.0, (100.0 if i % 2 else 400.0) * (1 + 0.005 * (i % 3 == 0))]
+    levels = smoothness.analysis.final_loss_levels(record)
+    assert len(levels) == 2 and 100 <= levels[0] <= 100.5 and 400 <= levels[1] <= 402
+    assert f"the {len(dln)} runs' final losses fall on only 2 levels" in smoothness.loss_levels_note(record)
+    for i, run in enumerate(dln):   # every run on its own level: nothing to say
+        record.metrics[f"{run.name}/loss"] = [900.0, 100.0 * 2 ** i]
+    assert smoothness.loss_levels_note(record) == ""
+
+
 # ---------------------------------------------------------------------------------------------
 # Verdicts asked to decide with less than they need: fewer seeds than a spread needs say "1 seed:
 # not decided"; a comparison of a network that did not learn is not comparable

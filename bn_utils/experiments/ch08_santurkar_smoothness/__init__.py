@@ -28,5 +28,5 @@ from .figures import (
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
 from .analysis import (
     WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, edge_readings, large_lr_note,
-    landscape_ratios, page_numbers, smoothness_summary, smoothness_table)
+    landscape_ratios, loss_levels_note, page_numbers, smoothness_summary, smoothness_table)
 from .headlines import claims_table, headlines, landscape_verdicts, verdicts_text

@@ -281,3 +281,33 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
     out["lp_acc_lo"], out["lp_acc_hi"] = min(lp, default=nan), max(lp, default=nan)
     out["acc_none"], out["acc_bn"] = vgg_s["none"]["final"][0], vgg_s["bn"]["final"][0]
     return out
+
+
+def final_loss_levels(record: results.Record, tolerance: float = 0.01) -> list[float]:
+    """Return the levels the DLN runs' final losses fall on, lowest first: the final losses of
+    every DLN run (all networks and seeds), grouped where each is within ``tolerance`` (relative)
+    of the one below it, one mean per group. A deep linear network stops on a few plateaus, so
+    different networks can end with the same mean loss."""
+    finals = sorted(v for name, m in santurkar.unpack(record).items() if name.startswith("dln_")
+                    for v in [santurkar.last_finite(m, "loss")] if np.isfinite(v))
+    groups: list[list[float]] = []
+    for v in finals:
+        if groups and v <= groups[-1][-1] * (1 + tolerance):
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return [float(np.mean(g)) for g in groups]
+
+
+def loss_levels_note(record: results.Record) -> str:
+    """Return the sentence on the DLN's plateaus when its runs share final-loss levels (fewer
+    levels than runs), else an empty string."""
+    levels = final_loss_levels(record)
+    n_runs = sum(name.startswith("dln_") for name in santurkar.unpack(record))
+    if not levels or len(levels) >= n_runs:
+        return ""
+    shown = ", ".join(f"{v:,.0f}" for v in levels[:-1]) + f" and {levels[-1]:,.0f}"
+    return (f"In the DLN the {n_runs} runs' final losses fall on only {len(levels)} levels "
+            f"({shown}), the plateaus where training stops, so networks whose seeds stop on the "
+            "same plateaus share a mean final loss exactly: rows of the DLN table can agree to "
+            "every digit shown.")

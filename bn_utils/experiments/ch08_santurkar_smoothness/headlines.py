@@ -143,7 +143,7 @@ def _beta_free_of_lr(record: results.Record) -> dict:
     """The book's test: BN's β is smaller at step 0 (before any step) and, where both networks
     learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate; parts that are
     not comparable are left out (the claim is not comparable when every part is)."""
-    text = "BN lowers λ where the learning rate cannot set it (at step 0 and at a loss both reached)"
+    text = "BN lowers λ where the learning rate sets it less directly (at step 0 and at a loss both reached)"
     betas = beta_comparison(record, "vgg")
     lrs = [
         lr
