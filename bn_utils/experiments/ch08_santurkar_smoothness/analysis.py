@@ -260,10 +260,11 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
     """Return the numbers chapter 8's prose quotes, by glue name: per learning rate and network
     the β measurements (``beta_comparison``) and final accuracy, where β sits against the edge of
     stability (``edge_reading``), the BN/standard ratios at initialisation and at a common loss,
-    what the standard network did at the larger rate, and the final accuracies of the ℓp nets."""
+    what the standard network did at the larger rate, the final accuracies of the ℓp nets, and
+    the sentence on the DLN's plateau levels (``loss_levels_note``)."""
     c, nan = record.config, float("nan")
     big, betas = large_lr_summary(record), beta_comparison(record, "vgg")
-    out = {"dln_lr": c["dln_lr"]}
+    out = {"dln_lr": c["dln_lr"], "dln_levels_note": loss_levels_note(record)}
     for i, lr in enumerate((c["lr"], c["large_lr"])):
         out[f"vgg_lr_{i}"] = lr
         for norm in PAPER_NETS:
