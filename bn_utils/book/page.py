@@ -161,13 +161,16 @@ def whole_numbers(text: str) -> str:
 
 # A number in scientific notation ("1e-06", "1.2e+14") breaks after its exponent's sign on a
 # narrow screen; in a table's HTML it is kept on one line.
-_SCIENTIFIC = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[-+]\d+")
+_SCIENTIFIC = r"(?<![\w.])\d+(?:\.\d+)?e[-+]\d+"
+# A short formula ("‖G − G′‖/‖G‖", "cos(G, G′)") or a measure's name ("top-1 %") read as one word.
+_FORMULA = r"‖[^‖<>]{1,12}‖(?:\s?/\s?‖[^‖<>]{1,12}‖)?|cos\([^()<>]{1,12}\)|top-\d+(?:\s?%)?"
+_UNBROKEN = re.compile(f"{_SCIENTIFIC}|{_FORMULA}")
 
 
 def _unbroken_html(text: str) -> str:
     """Return ``text`` (already through :func:`whole_numbers`) for an HTML cell: each number in
-    scientific notation wrapped in a no-wrap span."""
-    return _SCIENTIFIC.sub(lambda m: f'<span style="white-space:nowrap">{m.group(0)}</span>', text)
+    scientific notation and each short formula wrapped in a no-wrap span."""
+    return _UNBROKEN.sub(lambda m: f'<span style="white-space:nowrap">{m.group(0)}</span>', text)
 
 
 class Table:

@@ -123,6 +123,12 @@ def test_a_number_in_scientific_notation_stays_on_one_line_in_a_table_and_its_he
     assert "BN-x5" in book.Table([{"row": "BN-x5"}])._repr_html_()   # a name is not a number
 
 
+def test_a_short_formula_or_measure_name_stays_on_one_line_in_a_table():
+    html = book.Table([{"top-1 %": "a", "spread": "‖G − G′‖/‖G‖ +0.04, cos(G, G′) +0.03"}])._repr_html_()
+    for whole in ("top-1", "‖G − G′‖/‖G‖", "cos(G, G′)"):
+        assert f'<span style="white-space:nowrap">{whole}' in html, whole
+
+
 @pytest.mark.parametrize("text, shown", [
     ("-5.8 ± 4.5 points", "\u22125.8\u00a0±\u00a04.5\u00a0points"),
     ("BN − LayerNorm: +0.9, BN − GroupNorm: -5.8", "BN − LayerNorm: +0.9, BN − GroupNorm: \u22125.8"),
