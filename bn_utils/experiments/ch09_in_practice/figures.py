@@ -33,15 +33,24 @@ def _batch_axis(ax, cfg: PracticeConfig) -> None:
     ax.minorticks_off()
 
 
-def _accuracy_bars(ax, cfg: PracticeConfig, acc, **style) -> None:
-    """Draw one line of test accuracy against batch size: the mean over seeds, bars ± their std."""
-    ax.errorbar(cfg.batch_sizes, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1, ddof=1), capsize=3, **style)
+def _accuracy_bars(ax, cfg: PracticeConfig, acc, dodge: float = 0.0, **style) -> None:
+    """Draw one line of test accuracy against batch size: the mean over seeds, bars ± their std;
+    ``dodge`` moves its points sideways by that fraction of an octave, so that the points and bars
+    of several lines at one batch size do not hide one another."""
+    x = np.asarray(cfg.batch_sizes, float) * 2.0 ** dodge
+    ax.errorbar(x, np.nanmean(acc, 1), yerr=np.nanstd(acc, 1, ddof=1), capsize=3, **style)
+
+
+def _dodges(n: int, step: float = 0.07) -> list[float]:
+    """Return ``n`` sideways offsets (in octaves) centred on 0."""
+    return [step * (k - (n - 1) / 2) for k in range(n)]
 
 
 def _cnn_note(cfg: PracticeConfig) -> str:
     return (f"The CNN (width {cfg.cnn_width}) trained for {cfg.sweep_steps:,} SGD steps at every batch "
             f"size on {cfg.n_train:,} MNIST images, scored on {cfg.n_test:,} test images; mean ± std "
-            f"over {how_many(len(cfg.seeds), 'seed')}.")
+            f"over {how_many(len(cfg.seeds), 'seed')}; the points of one batch size are set "
+            "slightly apart sideways.")
 
 
 def _batch_figure(fig, ax, cfg: PracticeConfig, *, title: str, xlabel: str, ylabel: str, ncols: int):
@@ -57,10 +66,11 @@ def plot_modes(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 1): BN's test accuracy in train and eval mode against the batch size."""
     fig, (ax,) = plotting.panels(1, height=3.2)
     i = cfg.norms.index("bn")
-    for key, style, colour, label in (
+    for (key, style, colour, label), dodge in zip((
             ("eval_acc", "-o", plotting.PALETTE["bn"], "eval mode (running statistics)"),
-            ("train_acc", "--s", plotting.PALETTE["noisy_bn"], "train mode (each test batch's statistics)")):
-        _accuracy_bars(ax, cfg, record[key][i], fmt=style, color=colour, label=label)
+            ("train_acc", "--s", plotting.PALETTE["noisy_bn"], "train mode (each test batch's statistics)")),
+            _dodges(2)):
+        _accuracy_bars(ax, cfg, record[key][i], dodge=dodge, fmt=style, color=colour, label=label)
     return _batch_figure(fig, ax, cfg, title="The BN CNN scored in its two modes",
                          xlabel="batch size (training and scoring)", ylabel="test accuracy", ncols=2)
 
@@ -69,8 +79,8 @@ def plot_alternatives(record: results.Record, cfg: PracticeConfig):
     """Figure (experiment 2): eval-mode test accuracy of every normalisation against batch size."""
     fig, (ax,) = plotting.panels(1, height=3.4)
     colors = _norm_colors(cfg.norms)
-    for i, norm in enumerate(cfg.norms):
-        _accuracy_bars(ax, cfg, record["eval_acc"][i], fmt=("--" if norm == "none" else "-")
+    for i, (norm, dodge) in enumerate(zip(cfg.norms, _dodges(len(cfg.norms)))):
+        _accuracy_bars(ax, cfg, record["eval_acc"][i], dodge=dodge, fmt=("--" if norm == "none" else "-")
                        + MARKERS.get(norm, "o"), label=small_batches.LABELS[norm], ms=5,
                        color=colors[norm])
     return _batch_figure(fig, ax, cfg, title="Same CNN, same steps: each normalisation",
