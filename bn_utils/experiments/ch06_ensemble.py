@@ -112,10 +112,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def topk_right(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """Return, per row of ``scores`` (N, C), whether its label is among its k largest; a row with
+    a NaN or infinite score is wrong, as in the book's one accuracy rule (``train.correct``)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return (top == np.asarray(labels)[:, None]).any(1) & np.isfinite(scores).all(1)
+
+
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
     """Return the fraction of rows of ``scores`` (N, C) whose label is among their k largest."""
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return float((top == np.asarray(labels)[:, None]).any(1).mean())
+    return float(topk_right(scores, labels, k).mean())
 
 
 def ensemble_probabilities(logits: list[np.ndarray]) -> np.ndarray:
@@ -199,8 +206,7 @@ def score_members(cfg: EnsembleConfig, loaded: dict) -> dict:
     ens = {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, 5)}
     usable = {n: m for n, m in members.items() if not m["diverged"]}
     best = max(usable, key=lambda n: usable[n]["top1"])
-    right = lambda p: np.argmax(p, axis=1) == labels  # noqa: E731
-    _, gain_se = paired_gain(right(probs), right(usable_logits[best]))
+    _, gain_se = paired_gain(topk_right(probs, labels), topk_right(usable_logits[best], labels))
     return {"members": members, "ensemble": ens, "n_used": len(logits), "best_member": best,
             "gain_top1": ens["top1"] - usable[best]["top1"], "gain_top1_se": gain_se,
             "gain_top5": ens["top5"] - max(m["top5"] for m in usable.values()),

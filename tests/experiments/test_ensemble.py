@@ -33,6 +33,17 @@ def test_members_and_ensemble_accuracy_on_known_logits():
     assert ens.topk_accuracy(probs, LABELS, 3) == 1.0
 
 
+def test_top1_agrees_with_the_books_accuracy_rule_and_a_nan_row_is_wrong():
+    import torch
+    from bn_utils.training import train
+
+    z = A.copy()
+    z[0, 1] = np.nan   # argmax alone would pick the NaN's column, or the right class
+    rule = train.correct(torch.as_tensor(z), torch.as_tensor(LABELS)).numpy()
+    np.testing.assert_array_equal(ens.topk_right(z, LABELS, 1), rule)
+    assert not ens.topk_right(z, LABELS, 3)[0] and ens.topk_accuracy(z, LABELS, 3) == 0.75
+
+
 def test_accuracy_by_ensemble_size_averages_over_all_subsets():
     by_size = ens.subset_accuracies([A, B, C], LABELS)
     assert by_size[0] == pytest.approx(0.5)
