@@ -47,14 +47,10 @@ def _rows(chapter: str, record, heads: list[dict], scale: str | None = None) -> 
     """Return the closing page's rows of one chapter's claims: each with its chapter and the
     record it was measured on; a smoke record (a few steps on a few images, made to test the
     code) decides nothing."""
-    out = []
-    for h in heads:
-        verdict = SMOKE if record is not None and record.profile == "smoke" else h["verdict"]
-        out.append({"chapter": chapter, **{k: h[k] for k in ("claim", "source", "their number", "ours",
-                                                            "spread")},
-                    "record": scale or (_scale(record) if record is not None else NOT_RUN),
-                    "verdict": verdict, "kind": h["kind"]})
-    return out
+    where = scale or (_scale(record) if record is not None else NOT_RUN)
+    smoke = record is not None and record.profile == "smoke"
+    return [{"chapter": chapter, **h, "record": where, **({"verdict": SMOKE} if smoke else {})}
+            for h in heads]
 
 
 def _ch01(folder) -> list[dict]:
