@@ -106,7 +106,7 @@ set-repository: $(STAMP)
 benchmarks: $(STAMP)
 	@for b in $(filter-out benchmarks/gpu/%,$(sort $(wildcard benchmarks/*.py benchmarks/*/*.py))); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The prepared device check (issue 25, README's GPU section). No $(STAMP): the script makes its own
+# The prepared device check (README's GPU section). No $(STAMP): the script makes its own
 # environment (a GPU machine's torch is reused, never reinstalled). E.g. GPU_CHECK_ARGS="--device cpu".
 GPU_CHECK_ARGS ?= --device cuda
 gpu-check:

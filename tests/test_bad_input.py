@@ -1,4 +1,4 @@
-"""Bad input, one row per case (issue 26's tester's cases among them): every chapter's parameters
+"""Bad input, one row per case: every chapter's parameters
 and the runner's and sweep's options are checked before a kernel starts or a job is submitted (exit
 status 2, one line that names it); a stored record that is unreadable or another run's is missing
 with a warning naming the file; a dataset folder's SHA256SUMS and files are checked before anything

@@ -6,9 +6,7 @@ every equation typeset offline and read at 1280 px and at a phone's 390 px: noth
 sideways outside its own scroll box (a table or an equation that scrolls in its box says so
 above it), images are shown near their natural size or can be enlarged (a line under a small
 one says so), no number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph
-comes before any code. Screenshots of both widths go to _build/screenshots/. The chapters in
-tests/test_pages.py's PENDING (not converted to the page conventions yet) are expected to fail
-the page checks."""
+comes before any code. Screenshots of both widths go to _build/screenshots/."""
 
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from test_pages import PENDING
 
 REPO = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("BN_BOOK_HTML", REPO / "_build" / "html")).resolve()
@@ -39,13 +36,6 @@ if not (HTML / "index.html").is_file():
 
 def _pages() -> list[Path]:
     return sorted([HTML / "chapters" / f"{c}.html" for c in CHAPTERS] + [HTML / "chapters" / "intro.html"])
-
-
-def _pending(pages: list[Path]) -> list:
-    """The pages, those of chapters not converted yet marked as expected to fail (not strictly)."""
-    return [pytest.param(p, marks=pytest.mark.xfail(reason="chapter not converted yet (issue 23)",
-                                                    strict=False)) if p.stem in PENDING else p
-            for p in pages]
 
 
 class _Html(HTMLParser):
@@ -127,7 +117,7 @@ def test_every_cell_that_makes_a_figure_has_an_image_and_the_page_shows_it(chapt
     assert not no_img, f"{chapter}: code cells {no_img} make a figure the page does not show"
 
 
-@pytest.mark.parametrize("page", _pending([HTML / "chapters" / f"{c}.html" for c in CHAPTERS]),
+@pytest.mark.parametrize("page", [HTML / "chapters" / f"{c}.html" for c in CHAPTERS],
                          ids=lambda p: p.stem)
 def test_every_image_is_a_numbered_figure_with_a_caption_and_a_source_note(page):
     parsed = _parse(page)
@@ -322,7 +312,7 @@ def _open(browser, page: Path, width: int):
 
 
 @pytest.mark.parametrize("width", (1280, 390))
-@pytest.mark.parametrize("page", _pending(_pages()), ids=lambda p: p.stem)
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
 def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     tab = _open(browser, page, width)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -342,7 +332,7 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     assert not tiny, f"{where}: figures shown small with no line saying they enlarge: {tiny[:3]}"
     assert not broken, f"{where}: numbers broken across lines: {broken[:3]}"
     assert not seen["uncued"], f"{where}: tables or equations that scroll sideways without saying so: {seen['uncued'][:3]}"
-    if width == 1280 and page.stem not in PENDING:   # figures made for the page: natural size
+    if width == 1280:   # figures made for the page: natural size
         shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]
         assert not shrunk, f"{where}: figures wider than the column: {shrunk[:3]}"
     if page.stem != "intro":

@@ -2,10 +2,7 @@
 CONTRIBUTING.md, "Pages"): each opens with prose and keeps its setup collapsed; every figure cell
 shows a numbered figure with a caption and alt text, made by a function that lays out at most
 two panels per row; bookkeeping cells (glue) are hidden; solutions are labelled; key takeaways,
-each backed by a glued number, come before the exercises. A failure names the chapter and cell.
-
-The chapters in PENDING are not converted yet: their checks are expected to fail (xfail). A
-chapter leaves the list when it is converted."""
+each backed by a glued number, come before the exercises. A failure names the chapter and cell."""
 
 from __future__ import annotations
 
@@ -20,7 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p.stem for p in (REPO / "chapters").glob("[0-9][0-9]_*.ipynb"))
-PENDING = set()
 # A cell "makes a figure" when a line (not a comment) assigns a figure or calls a plot function
 # (the same rule as tests/test_built_book.py).
 FIGURE_LINE = re.compile(r"^(?!\s*#).*(\bfig\w*\s*=|\bplot\w*\(|plt\.)", re.M)
@@ -32,10 +28,6 @@ MIN_CAPTION_WORDS = 8
 TOGGLES = ("Show the parameters", "Show the setup", "Show the configuration", "Show solution")
 
 
-def _params(ids=CHAPTERS):
-    return [pytest.param(c, marks=pytest.mark.xfail(reason="chapter not converted yet (issue 23)",
-                                                    strict=False)) if c in PENDING else c
-            for c in ids]
 
 
 def _cells(chapter: str) -> list[dict]:
@@ -116,7 +108,7 @@ def _layout_problems(source: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_figure_cell_shows_a_numbered_figure_with_a_caption_and_alt_text(chapter):
     cells, problems, names = _cells(chapter), [], set()
     for i in _figure_cells(cells):
@@ -139,7 +131,7 @@ def test_every_figure_cell_shows_a_numbered_figure_with_a_caption_and_alt_text(c
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_no_figure_has_more_than_two_panels_per_row(chapter):
     cells = _cells(chapter)
     names, problems = _imported_modules(cells), []
@@ -161,7 +153,7 @@ def test_layout_check_catches_three_panels_in_a_row_and_raw_subplots():
     assert not _layout_problems("fig, axes = plotting.panels(3, ncols=2, sharey=True)")
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_a_chapter_opens_with_prose_and_collapses_its_parameters_and_setup(chapter):
     cells = _cells(chapter)
     first_code = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
@@ -182,7 +174,7 @@ def _ends_with_a_glue_call(source: str) -> bool:
             and ast.unparse(last.value.func) == "book.glue")
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_bookkeeping_cells_that_glue_numbers_are_hidden(chapter):
     cells = _cells(chapter)
     code = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
@@ -193,7 +185,7 @@ def test_bookkeeping_cells_that_glue_numbers_are_hidden(chapter):
     assert not stray, "cells that end with book.glue(...) print the value (assign it): " + "; ".join(stray)
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_solutions_are_labelled_as_solutions(chapter):
     cells = _cells(chapter)
     unlabelled = [_where(chapter, cells, i) for i, c in enumerate(cells)
@@ -203,7 +195,7 @@ def test_solutions_are_labelled_as_solutions(chapter):
         "; ".join(unlabelled)
 
 
-@pytest.mark.parametrize("chapter", _params())
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_collapsed_cell_says_what_it_hides(chapter):
     """Jupyter Book's default toggle reads "Show code cell outputs"; the book's name the contents
     (the parameters, the setup, the configuration, a solution), the same words in every chapter."""
@@ -217,7 +209,7 @@ def test_every_collapsed_cell_says_what_it_hides(chapter):
     assert shown <= set(TOGGLES), f"{chapter}: toggle labels outside the book's set: {sorted(shown - set(TOGGLES))}"
 
 
-@pytest.mark.parametrize("chapter", _params([c for c in CHAPTERS if c != "10_verdicts"]))
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c != "10_verdicts"])
 def test_key_takeaways_come_before_the_exercises_each_backed_by_a_glued_number(chapter):
     cells = _cells(chapter)
     md = [(i, _src(c)) for i, c in enumerate(cells) if c["cell_type"] == "markdown"]

@@ -1,5 +1,5 @@
 """tools/train_runs.py: the background queue keeps chapters 05-06's runs first and adds chapters
-07-09's extra records (issue 22), each trained and stored under exactly the config its chapter
+07-09's extra records, each trained and stored under exactly the config its chapter
 looks it up by."""
 
 import importlib.util

@@ -1,6 +1,6 @@
 """Train the single runs of chapters 05 and 06 (one record per (row, seed) or ensemble member),
 then the extra records of chapters 07-09 (their extra seeds, GA searches, timing runs and test
-images: issue 22), in the background, on several one-thread workers, most informative runs first.
+images), in the background, on several one-thread workers, most informative runs first.
 
     python tools/train_runs.py --profile reference --workers 2 [--list]
 

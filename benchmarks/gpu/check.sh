@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared check of the book on a device (issue 25), within a time budget (8 minutes on a GPU):
+# One prepared check of the book on a device, within a time budget (8 minutes on a GPU):
 #   1. an environment: $PYTHON, else .venv if it runs the book, else a venv made from python3 that
 #      reuses python3's packages (its torch when it imports at a compatible version, never
 #      reinstalled) and installs the rest with pip -c constraints.txt -e . papermill ipykernel
