@@ -12,7 +12,7 @@ from bn_utils.book import results
 from bn_utils.experiments import (
     ch09_in_practice as in_practice, ch07_santurkar_noise as noise,
     ch08_santurkar_smoothness as smoothness)
-from bn_utils.experiments.ch09_in_practice import headlines
+from bn_utils.experiments.ch09_in_practice import experiment
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "train_runs.py"
 spec = importlib.util.spec_from_file_location("train_runs", TOOL)
@@ -30,7 +30,7 @@ def test_the_queue_keeps_chapters_05_06_first_then_chapters_07_09s_extra_records
     cfg7, cfg8 = noise.NoiseConfig.for_profile("reference"), smoothness.SmoothnessConfig.for_profile("reference")
     expected = {(noise.CHAPTER, r.name, c.digest()) for c, r in noise.extra_runs(cfg7)}
     expected |= {(smoothness.CHAPTER, r.name, c.digest()) for c, r in smoothness.extra_runs(cfg8)}
-    expected |= {(in_practice.CHAPTER, n, c.digest()) for n, c in headlines.extra_runs(in_practice.PracticeConfig.for_profile("reference")).items()}
+    expected |= {(in_practice.CHAPTER, n, c.digest()) for n, c in experiment.extra_runs(in_practice.PracticeConfig.for_profile("reference")).items()}
     assert {(j.chapter, j.name, j.cfg.digest()) for j in extra} == expected
     assert [j.chapter for j in extra[:6]] == [in_practice.CHAPTER] * 6                   # minutes each: first
     seeds = [j.run.seed for j in extra if j.run is not None]
@@ -52,7 +52,7 @@ def test_a_queued_extra_run_is_stored_where_its_chapter_finds_it(monkeypatch, ca
     cfg = noise.NoiseConfig.for_profile("smoke")
     record = results.Record(noise.CHAPTER, "noise", cfg.to_dict(), {})
     assert noise.with_extra_seeds(record).meta["extra_runs"] == ["dln_none_lr1e-06_s1"]
-    assert set(headlines.load_extra(in_practice.PracticeConfig.for_profile("smoke"))) == {"cost_2"}
+    assert set(experiment.load_extra(in_practice.PracticeConfig.for_profile("smoke"))) == {"cost_2"}
 
 
 def test_workers_must_be_at_least_one():

@@ -115,13 +115,13 @@ def run_job(job: Job) -> None:
     from bn_utils.experiments import (
         ch05_cifar_inception as inception, ch07_santurkar_noise as noise, santurkar,
         ch08_santurkar_smoothness as smoothness)
-    from bn_utils.experiments.ch09_in_practice import headlines
+    from bn_utils.experiments.ch09_in_practice import experiment
 
     if job.chapter in (noise.CHAPTER, smoothness.CHAPTER):
         hooks = noise.make_hooks if job.chapter == noise.CHAPTER else smoothness.make_hooks
         santurkar.run_one(job.chapter, job.cfg, job.run, hooks)
     elif job.base is not None:
-        headlines.run_extra(job.name, job.base)
+        experiment.run_extra(job.name, job.base)
     else:
         inception.run_one(job.cfg, job.chapter)
 

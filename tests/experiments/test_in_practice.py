@@ -11,7 +11,8 @@ from bn_utils.book import claims as rule
 from bn_utils.nn import models, norms
 from bn_utils.book import results
 from bn_utils.experiments.ch09_in_practice import (
-    CHAPTER, STUDENT_MLP, PracticeConfig, cost, ga_search, headlines, mlp_choices, small_batches)
+    CHAPTER, STUDENT_MLP, PracticeConfig, cost, experiment, ga_search, headlines, mlp_choices,
+    small_batches)
 from bn_utils.experiments.ch09_in_practice.nets import FrozenNorms, cnn
 from bn_utils.experiments.ch09_in_practice.training import fit, train_mode_accuracy
 from bn_utils.nn.tiny_inception import TinyInception
@@ -225,9 +226,9 @@ def test_the_reference_profiles_extra_records_keep_its_own_digest():
 def test_an_extra_record_is_trained_and_stored_under_its_own_name_and_config(monkeypatch):
     monkeypatch.setattr(PracticeConfig, "EXTRA_RECORDS", {"smoke": {"ga_search_s1": ("ga_search", {"seeds": (1,)})}})
     cfg = PracticeConfig.for_profile("smoke")
-    record = headlines.run_extra("ga_search_s1", cfg)
+    record = experiment.run_extra("ga_search_s1", cfg)
     assert record.name == "ga_search_s1" and record.config["seeds"] == [1]
-    assert set(headlines.load_extra(cfg)) == {"ga_search_s1"}
+    assert set(experiment.load_extra(cfg)) == {"ga_search_s1"}
 
 
 # ---------------------------------------------------------------------------------------------

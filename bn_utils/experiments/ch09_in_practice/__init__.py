@@ -8,6 +8,7 @@ is about the batch statistics of images, an MLP elsewhere).
 * ``ga_search``: a genetic search of learning rate and L2, with and without BN (6);
 * ``cost``: what BN costs in time, and what folding it saves (7);
 * ``finetune``: fine-tuning with batches of 2-4, BN in training mode or frozen (9);
+* ``experiment``: the extra records (more seeds, searches, timings, test images), stored;
 * ``headlines``: the practitioners' claims, decided over the seeds;
 * ``figures``: one figure per experiment, from its stored record.
 

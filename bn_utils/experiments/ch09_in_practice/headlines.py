@@ -25,38 +25,15 @@ import math
 import numpy as np
 
 from ...book import claims as rule
-from ...book import results
-from ... import data, runtime
+from ... import data
 from ...nn import models
-from . import cost, ga_search, mlp_choices, small_batches
+from . import cost, ga_search, small_batches
+from .experiment import load_extra
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
 SOURCE = "practitioners' advice"
 PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below this
 FOLDED_MAX = 1.1          # "folding removes the inference cost": folded / no BN below this
-
-
-def extra_runs(cfg: PracticeConfig) -> dict[str, PracticeConfig]:
-    """Return ``{record name: config}`` of the extra records (``cfg.extra_records()``)."""
-    return {name: c for name, (_, c) in cfg.extra_records().items()}
-
-
-def load_extra(cfg: PracticeConfig) -> dict:
-    """Return the extra records stored under exactly their configs, by name."""
-    out = {}
-    for name, c in extra_runs(cfg).items():
-        record = results.load(CHAPTER, name, c)
-        if record is not None:
-            out[name] = record
-    return out
-
-
-def run_extra(name: str, cfg: PracticeConfig) -> results.Record:
-    """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
-    experiment, c = cfg.extra_records()[name]
-    fns = {"ga_search": ga_search.search, "batch_sweep": small_batches.sweep, "placement": mlp_choices.placement, "cost": cost.timing}
-    with runtime.cpu_threads(c.cpu_threads):
-        return results.load_or_run(CHAPTER, name, c, fns[experiment])
 
 
 def _test_se(accuracies, n: int) -> float:
@@ -198,7 +175,7 @@ def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
 def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     """Return all of chapter 09's claims in :func:`bn_utils.book.claims.row`'s shape from the records
     ``rec`` (keys: batch_sweep, placement, dropout, initialisation, ga_search, cost, weight_decay,
-    finetune), with their extra records stored so far (:func:`load_extra`)."""
+    finetune), with their extra records stored so far (:func:`.experiment.load_extra`)."""
     extra = load_extra(cfg)
     rows = _small_batch_rows(rec, extra, cfg)
     rows.append(_placement_row(rec, extra, cfg))

@@ -1,0 +1,36 @@
+"""Chapter 09's extra records: more GA searches and timing runs, more seeds of the batch sweep,
+the placement runs scored on all 10,000 test images (``PracticeConfig.extra_records``), each
+stored as its own record under exactly its config; ``tools/train_runs.py`` trains them in the
+background and :mod:`.headlines` decides the claims over those stored so far. Each experiment's
+own record is stored by its module (``small_batches``, ``mlp_choices``, ``ga_search``, ``cost``,
+``finetune``)."""
+
+from __future__ import annotations
+
+from ...book import results
+from ... import runtime
+from . import cost, ga_search, mlp_choices, small_batches
+from .config import CHAPTER, PracticeConfig
+
+
+def extra_runs(cfg: PracticeConfig) -> dict[str, PracticeConfig]:
+    """Return ``{record name: config}`` of the extra records (``cfg.extra_records()``)."""
+    return {name: c for name, (_, c) in cfg.extra_records().items()}
+
+
+def load_extra(cfg: PracticeConfig) -> dict:
+    """Return the extra records stored under exactly their configs, by name."""
+    out = {}
+    for name, c in extra_runs(cfg).items():
+        record = results.load(CHAPTER, name, c)
+        if record is not None:
+            out[name] = record
+    return out
+
+
+def run_extra(name: str, cfg: PracticeConfig) -> results.Record:
+    """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
+    experiment, c = cfg.extra_records()[name]
+    fns = {"ga_search": ga_search.search, "batch_sweep": small_batches.sweep, "placement": mlp_choices.placement, "cost": cost.timing}
+    with runtime.cpu_threads(c.cpu_threads):
+        return results.load_or_run(CHAPTER, name, c, fns[experiment])
