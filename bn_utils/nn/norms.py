@@ -268,7 +268,7 @@ class BatchNormBase(nn.Module):
 
     # -- running statistics -----------------------------------------------------------------
 
-    def _update_running_stats(self, x):
+    def update_running_stats(self, x):
         """Return nothing; fold this batch's mean and unbiased variance into the running ones."""
         self.num_batches_tracked.add_(1)
         if x.numel() == 0:
@@ -297,7 +297,7 @@ class BatchNormBase(nn.Module):
         self._check_can_normalise(x, use_batch_stats)
         if use_batch_stats:
             if self.training and self.track_running_stats and self.running_mean is not None:
-                self._update_running_stats(x)
+                self.update_running_stats(x)
             return BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
 
         # Inference: fixed statistics make BN a per-channel affine map of x.
