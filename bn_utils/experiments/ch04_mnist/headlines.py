@@ -70,6 +70,6 @@ def run_claims(runs: results.Record | None) -> list[dict]:
 
 def batch_one_claim(bs1: results.Record | None) -> dict:
     """The student's: at batch size 1, BN's hidden layers cannot learn (one network, trained at
-    batch 1 by mistake in the reproduction), decided by whether its hidden weights moved at all."""
-    return _row("at batch size 1 BN's hidden layers cannot learn", STUDENT, "trained at batch 1 by mistake",
+    batch 1 in the reproduction), decided by whether its hidden weights moved at all."""
+    return _row("at batch size 1 BN's hidden layers cannot learn", STUDENT, "— (the student trained at batch 1)",
                 bs1, _batch_one)
