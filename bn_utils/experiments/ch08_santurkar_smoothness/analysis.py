@@ -284,15 +284,17 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
     return out
 
 
-def final_loss_levels(record: results.Record, tolerance: float = 0.01) -> list[float]:
-    """Return the levels the DLN runs' final losses fall on, lowest first: the final losses of
-    every DLN run (all networks and seeds), grouped where each is within ``tolerance`` (relative)
-    of the one below it, one mean per group. A deep linear network stops on a few plateaus, so
-    different networks can end with the same mean loss."""
-    finals = sorted(v for name, m in santurkar.unpack(record).items() if name.startswith("dln_")
-                    for v in [santurkar.last_finite(m, "loss")] if np.isfinite(v))
+def _dln_final_losses(record: results.Record) -> list[float]:
+    """Return every DLN run's final loss (all networks and seeds; NaN for a run with none)."""
+    return [santurkar.last_finite(m, "loss") for name, m in santurkar.unpack(record).items()
+            if name.startswith("dln_")]
+
+
+def _levels(values: list[float], tolerance: float) -> list[float]:
+    """Return the levels the finite ``values`` fall on, lowest first: each value within
+    ``tolerance`` (relative) of the one below it joins its group, one mean per group."""
     groups: list[list[float]] = []
-    for v in finals:
+    for v in sorted(v for v in values if np.isfinite(v)):
         if groups and v <= groups[-1][-1] * (1 + tolerance):
             groups[-1].append(v)
         else:
@@ -300,15 +302,22 @@ def final_loss_levels(record: results.Record, tolerance: float = 0.01) -> list[f
     return [float(np.mean(g)) for g in groups]
 
 
-def loss_levels_note(record: results.Record) -> str:
+def final_loss_levels(record: results.Record, tolerance: float = 0.01) -> list[float]:
+    """Return the levels the DLN runs' final losses fall on, lowest first (:func:`_levels`). A
+    deep linear network stops on a few plateaus, so different networks can end with the same
+    mean loss."""
+    return _levels(_dln_final_losses(record), tolerance)
+
+
+def loss_levels_note(record: results.Record, tolerance: float = 0.01) -> str:
     """Return the sentence on the DLN's plateaus when its runs share final-loss levels (fewer
     levels than runs), else an empty string."""
-    levels = final_loss_levels(record)
-    n_runs = sum(name.startswith("dln_") for name in santurkar.unpack(record))
-    if not levels or len(levels) >= n_runs:
+    finals = _dln_final_losses(record)
+    levels = _levels(finals, tolerance)
+    if not levels or len(levels) >= len(finals):
         return ""
     shown = ", ".join(f"{v:,.0f}" for v in levels[:-1]) + f" and {levels[-1]:,.0f}"
-    return (f"In the DLN the {n_runs} runs' final losses fall on only {len(levels)} levels "
+    return (f"In the DLN the {len(finals)} runs' final losses fall on only {len(levels)} levels "
             f"({shown}), the plateaus where training stops, so networks whose seeds stop on the "
             "same plateaus share a mean final loss exactly: rows of the DLN table can agree to "
             "every digit shown.")
