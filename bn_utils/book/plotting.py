@@ -132,7 +132,7 @@ def panels_per_row(fig) -> int:
     """Return the largest number of panels (axes that are not colour bars) side by side in a row
     of ``fig``: two axes share a row when their vertical extents overlap by more than half."""
     boxes = [ax.get_position() for ax in fig.axes
-             if ax.get_label() != "<colorbar>" and ax.get_visible()]
+             if ax.get_label() not in ("<colorbar>", "<legend>") and ax.get_visible()]
     most = 0
     for b in boxes:
         same_row = [o for o in boxes
@@ -147,9 +147,25 @@ def note(fig, text: str) -> None:
     fig.bn_note = text
 
 
+def _empty_cell(axes):
+    """Return the free cells at the right of the last row of ``axes``' grid (as a subplot spec),
+    or None when that row is full or the axes are not on one grid."""
+    specs = [ax.get_subplotspec() for ax in axes]
+    if not specs or any(s is None for s in specs):
+        return None
+    grid = specs[0].get_gridspec()
+    if any(s.get_gridspec() is not grid for s in specs):
+        return None
+    nrows, ncols = grid.get_geometry()
+    used = max(s.colspan.stop for s in specs if s.rowspan.stop == nrows) if nrows else ncols
+    return grid[nrows - 1, used:] if ncols > 1 and used < ncols else None
+
+
 def legend_below(fig, axes, ncols: int = 2):
     """Put one legend for all panels under the figure (the handles of the first panel that has
-    labels, plus any labels only later panels have), in at most ``ncols`` columns: fewer when
+    labels, plus any labels only later panels have), or in the free cell beside the last panel
+    when an odd panel out leaves one (rather than an empty slot and a legend below it), in at
+    most ``ncols`` columns: fewer when
     that many would be wider than the figure (a legend wider than the page widens the saved
     image, and the page then shrinks the whole figure to fit)."""
     handles, labels, seeds = [], [], {}
@@ -166,6 +182,12 @@ def legend_below(fig, axes, ncols: int = 2):
     labels = [base if seeds[base] == {1} else
               f"{base} (n={'–'.join(str(k) for k in sorted({min(seeds[base]), max(seeds[base])}))})"
               for base in labels]
+    gap = _empty_cell(axes)
+    if gap is not None:                 # an odd panel out leaves a cell free: the legend goes there
+        holder = fig.add_subplot(gap)
+        holder.axis("off")
+        holder.set_label("<legend>")
+        return holder.legend(handles, labels, loc="center", ncols=1)
     renderer = fig.canvas.get_renderer()
     for n in range(max(1, min(ncols, len(labels))), 0, -1):
         legend = fig.legend(handles, labels, loc="outside lower center", ncols=n)

@@ -198,6 +198,25 @@ def test_a_legend_below_merges_one_series_drawn_with_different_seed_counts():
     assert texts == ["BN (n=1–3)", "standard (n=2)", "chance"]
 
 
+def test_an_odd_panel_out_puts_the_legend_in_the_free_cell_beside_it():
+    fig, axes = plotting.panels(3)
+    for ax in axes:
+        plotting.band(ax, [0, 1], [[0, 1], [0, 2]], label="BN", color="red")
+    legend = plotting.legend_below(fig, axes)
+    holder = legend.axes
+    assert holder is not None and holder not in axes and not holder.axison
+    fig.canvas.draw()
+    last, box = axes[2].get_position(), holder.get_position()
+    assert box.x0 >= last.x1 and abs(box.y0 - last.y0) < 0.05      # beside the third panel
+    assert plotting.panels_per_row(fig) == 2
+    assert [t.get_text() for t in legend.get_texts()] == ["BN (n=2)"]
+    fig2, axes2 = plotting.panels(4)                                 # a full last row: below
+    axes2[0].plot([0, 1], [0, 1], label="a")
+    assert plotting.legend_below(fig2, axes2).axes is None
+    plt.close(fig)
+    plt.close(fig2)
+
+
 def test_the_percentile_legend_is_grey_so_it_names_every_panels_colour_alike():
     fig, (a, b) = plotting.panels(2)
     for ax, colour in ((a, plotting.PALETTE["no_bn"]), (b, plotting.PALETTE["bn"])):
