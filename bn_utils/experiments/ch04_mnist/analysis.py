@@ -167,13 +167,34 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
     for init, source in _init_sources(inits, record, cfg):
         for bn in (False, True):
             r = summary(source, cfg.thresholds[:2], init=init)["sigmoid", bn]
-            row = {"initialisation": init, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
+            row = {"initialisation": init_words(init), "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
                    f"test accuracy at step {steps:,}": r["final_text"]}
             for t in cfg.thresholds[:2]:
                 row[f"steps to {t:.0%}"] = book.mean_std(r[f"steps_to_{t}"], "{:,.0f}",
                                                      r["diverged_at"])
             rows.append(row)
     return rows
+
+
+def activation_gaps(record: results.Record | dict, threshold: float = 0.95) -> str:
+    """Return, as a clause for prose, how BN's lead differs between the nonlinearities: the lead
+    in final test accuracy (points, mean over seeds) and how many times fewer steps BN needed to
+    reach ``threshold`` (ratio of the mean steps), each naming the nonlinearity it is largest for."""
+    s = summary(record, [threshold])
+    acts = [a for a in dict.fromkeys(m["activation"] for m in record["models"])
+            if (a, False) in s and (a, True) in s]
+    lead = {a: 100 * (s[a, True]["final_mean"] - s[a, False]["final_mean"]) for a in acts}
+    key = f"steps_to_{threshold}_mean"
+    name = {"relu": "ReLU"}.get
+    faster = {a: s[a, False][key] / s[a, True][key] for a in acts
+              if s[a, False][key] and s[a, True][key]}
+    text = ("in final accuracy BN leads by " + ", ".join(f"{lead[a]:.1f} points with {name(a, a)}" for a in acts)
+            + f" (largest with {name(*[max(lead, key=lead.get)] * 2)})")
+    if faster:
+        text += (f"; to {threshold:.0%} it needs " + ", ".join(
+                     f"{faster[a]:.1f}x fewer steps with {name(a, a)}" for a in faster)
+                 + f" (largest with {name(*[max(faster, key=faster.get)] * 2)})")
+    return text
 
 
 def init_words(label: str) -> str:
@@ -226,7 +247,7 @@ def lr_table(search: results.Record | dict) -> list[dict]:
         for a, lr in per_act.items():
             idx = [i for i, m in enumerate(search["models"])
                    if (m["activation"], m["init"], m["lr"]) == (a, init, lr)]
-            rows.append({"activation": a, "initialisation": init,
+            rows.append({"activation": a, "initialisation": init_words(init),
                          "chosen learning rate": f"{lr:g}",
                          "validation accuracy": f"{float(np.nanmean(final[idx])):.4f}"})
     return rows

@@ -159,7 +159,7 @@ def plot_inits(inits: results.Record, record: results.Record, cfg: MnistConfig):
         ax.set_xscale("log")
         ax.set_ylim(0.5, 1.0)
         lr = src["models"][select(src, "sigmoid", False, init)[0]]["lr"]
-        plotting.label(ax, title=f"init {init} (lr {lr:g})",
+        plotting.label(ax, title=f"{init_words(init)}, lr {lr:g}",
                        xlabel="training step (log scale)", ylabel="test accuracy", legend=False)
     plotting.legend_below(fig, axes, ncols=2)
     _note(fig, inits if inits["models"] else record, "Sigmoid networks; mean ± std over seeds. ")
