@@ -280,6 +280,14 @@ def test_momentum_changes_the_running_stats_but_not_the_weights():
     assert small["running-mean error (σ)"] > 2 * default["running-mean error (σ)"]
 
 
+def test_the_early_accuracy_gap_averages_the_first_half_without_step_zero():
+    evals = {"test_accuracy": [0.1, 0.5, 0.7, 0.9, 0.9, 0.9], "exact_accuracy": [0.9] * 6}
+    record = {label: {"evals": evals} for label in fwd.BUG_MOMENTA}
+    gaps = fwd.early_accuracy_gap(record)
+    assert set(gaps) == set(fwd.BUG_MOMENTA)
+    assert all(abs(g - 0.3) < 1e-12 for g in gaps.values())      # steps 1 and 2: 0.4 and 0.2
+
+
 @needs_mnist
 def test_normalisation_rows_give_zero_mean_unit_std_for_1d_and_2d():
     rows = fwd.normalisation_rows(fwd.ForwardConfig.for_profile("smoke"))

@@ -27,8 +27,9 @@ from .config import CHAPTER, ForwardConfig  # noqa: F401
 from .eval_branch_bug import (
     EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms, run_eval_branch)
 from .figures import (
-    convention_checks, eval_branch_table, momentum_bug_table, plot_batch_dependence,
-    plot_eval_branch, plot_momentum_bugs, plot_running_estimates, plot_variance_bias)
+    convention_checks, early_accuracy_gap, eval_branch_table, momentum_bug_table,
+    plot_batch_dependence, plot_eval_branch, plot_momentum_bugs, plot_running_estimates,
+    plot_variance_bias)
 from .folding import fold_check, fold_timing  # noqa: F401
 from .headlines import eval_branch_claim, population_claim  # noqa: F401
 from .momentum_bug import (

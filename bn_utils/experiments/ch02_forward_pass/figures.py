@@ -123,6 +123,18 @@ def momentum_bug_table(record: results.Record) -> dict:
     return rows
 
 
+def early_accuracy_gap(record: results.Record) -> dict:
+    """Return, per momentum, the mean |accuracy gap| to exact statistics over the *first* half of
+    training (the table's columns average the second): where a lagging estimate costs most."""
+    out = {}
+    for label in BUG_MOMENTA:
+        ev = record[label]["evals"]
+        half = len(ev["test_accuracy"]) // 2
+        gap = np.array(ev["test_accuracy"][1:half]) - np.array(ev["exact_accuracy"][1:half])
+        out[label] = float(np.mean(np.abs(gap)))
+    return out
+
+
 def plot_momentum_bugs(record: results.Record):
     """Figure: running-statistic errors (top row) and test accuracy (bottom, the whole width)
     over training, per momentum; one legend below."""
