@@ -111,8 +111,8 @@ class AblationConfig(Config):
     seeds: tuple = param((0, 1, 2), "seeds per row (mean ± std over them)", item_min=0, max=SEED_MAX)
     epochs_inception: int = param(100, "epochs of the Inception row (the student's 100)", min=1,
                                   max=EPOCHS_MAX)
-    epochs_baseline: int = param(30, "epochs of BN-Baseline (it trains at Inception's rate: the "
-                                     "paper's 2.3x speed-up needs more steps than the fast rows)", min=1,
+    epochs_baseline: int = param(30, "epochs of BN-Baseline (the student's 30; it trains at "
+                                     "Inception's rate, so the quick profile gives it more than the fast rows)", min=1,
                                  max=EPOCHS_MAX)
     epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1,
                            max=EPOCHS_MAX)
