@@ -346,6 +346,19 @@ def test_ics_cases_need_both_networks_to_have_learned_by_half_way():
     assert nothing["verdict"] == claims.NOT_COMPARABLE
 
 
+def test_ics_is_decided_on_the_papers_absolute_change_not_the_relative_one():
+    # BN's ‖G − G′‖ larger (0.5 against 0.4) but its gradients ten times larger: relatively smaller
+    acc = {"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2}
+    record = _noise_record(acc, ics_bn=(0.5, 0.7), seeds=THREE)
+    for key in [k for k in record.metrics if "/grad_norm_L" in k and "_bn_" in k.split("/")[0]]:
+        record.metrics[key] = [10.0]
+    case = next(r for r in noise.ics_cases(record) if r["case"].startswith("VGG LR 0.1"))
+    assert case["l2"].verdict == claims.NO and case["rel"].verdict == claims.YES
+    assert case["cos"].verdict == claims.YES and case["reduced"] == claims.NO
+    row = noise.headlines(record)[-1]
+    assert "‖G − G′‖ -0.1" in row["spread"] and "/‖G‖" not in row["spread"]
+
+
 def test_shares_kept_above_chance_are_not_comparable_when_the_clean_network_did_not_learn():
     # the standard network at chance: no gain for its noisy copy to keep, so no verdict either way
     rows = noise.headlines(_noise_record({"none": 0.1, "bn": 0.6, "noisy_bn": 0.58, "noise": 0.3}, seeds=THREE))
@@ -555,7 +568,7 @@ def test_chapter_7s_claims_say_as_trained_in_percent_and_spell_out_their_measure
     assert nearly["ours"].startswith("training accuracy as trained 56.0 % vs 60.0 %")
     assert better["ours"] == "training accuracy as trained 56.0 % vs 50.0 %"
     assert all("noise on" not in r["ours"] for r in rows)
-    assert "‖G − G′‖/‖G‖ " in rows[-1]["spread"] and "rel " not in rows[-1]["spread"]
+    assert "‖G − G′‖ " in rows[-1]["spread"] and "rel " not in rows[-1]["spread"]   # the paper's
 
 
 def test_chapter_7s_bands_are_minimum_to_maximum_so_a_cosine_stays_within_one():
