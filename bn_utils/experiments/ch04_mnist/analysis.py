@@ -89,7 +89,7 @@ def activation_table(record: results.Record | dict,
     steps to each threshold, as mean ± std over seeds (k/n: only k of n seeds got there)."""
     rows = []
     for (a, bn), r in summary(record, thresholds).items():
-        row = {"activation": a, "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
+        row = {"activation": activation_name(a), "BN": "yes" if bn else "no", "lr": f"{r['lr']:g}",
                f"test accuracy at step {int(record['eval_step'][-1]):,}": r["final_text"]}
         for t in thresholds:
             row[f"steps to {t:.0%}"] = book.mean_std(r[f"steps_to_{t}"], "{:,.0f}", r["diverged_at"])
@@ -176,6 +176,11 @@ def init_table(inits: results.Record | dict, record: results.Record | dict,
     return rows
 
 
+def activation_name(activation: str) -> str:
+    """Return a nonlinearity's name as prose writes it ("ReLU", "sigmoid", "tanh")."""
+    return {"relu": "ReLU"}.get(activation, activation)
+
+
 def activation_gaps(record: results.Record | dict, threshold: float = 0.95) -> str:
     """Return, as a clause for prose, how BN's lead differs between the nonlinearities: the lead
     in final test accuracy (points, mean over seeds) and how many times fewer steps BN needed to
@@ -185,15 +190,15 @@ def activation_gaps(record: results.Record | dict, threshold: float = 0.95) -> s
             if (a, False) in s and (a, True) in s]
     lead = {a: 100 * (s[a, True]["final_mean"] - s[a, False]["final_mean"]) for a in acts}
     key = f"steps_to_{threshold}_mean"
-    name = {"relu": "ReLU"}.get
     faster = {a: s[a, False][key] / s[a, True][key] for a in acts
               if s[a, False][key] and s[a, True][key]}
-    text = ("in final accuracy BN leads by " + ", ".join(f"{lead[a]:.1f} points with {name(a, a)}" for a in acts)
-            + f" (largest with {name(*[max(lead, key=lead.get)] * 2)})")
+    text = ("in final accuracy BN leads by "
+            + ", ".join(f"{lead[a]:.1f} points with {activation_name(a)}" for a in acts)
+            + f" (largest with {activation_name(max(lead, key=lead.get))})")
     if faster:
         text += (f"; to {threshold:.0%} it needs " + ", ".join(
-                     f"{faster[a]:.1f}x fewer steps with {name(a, a)}" for a in faster)
-                 + f" (largest with {name(*[max(faster, key=faster.get)] * 2)})")
+                     f"{faster[a]:.1f}x fewer steps with {activation_name(a)}" for a in faster)
+                 + f" (largest with {activation_name(max(faster, key=faster.get))})")
     return text
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...book import plotting, results
 from .config import PERCENTILES, MnistConfig, init_label
-from .analysis import LABELS, init_words, select, truncate
+from .analysis import LABELS, activation_name, init_words, select, truncate
 
 COLORS = {False: plotting.PALETTE["no_bn"], True: plotting.PALETTE["bn"]}
 
@@ -105,7 +105,7 @@ def plot_activations(record: results.Record):
                           color=COLORS[bn])
         ax.set_xscale("log")
         ax.set_ylim(0.8, 1.0)
-        plotting.label(ax, title=a, xlabel="training step (log scale)", ylabel="test accuracy",
+        plotting.label(ax, title=activation_name(a), xlabel="training step (log scale)", ylabel="test accuracy",
                        legend=False)
     plotting.legend_below(fig, axes, ncols=2)
     _note(fig, record, "Mean ± std over seeds. ")
