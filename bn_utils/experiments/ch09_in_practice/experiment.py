@@ -28,6 +28,27 @@ def load_extra(cfg: PracticeConfig) -> dict:
     return out
 
 
+def extra_words(cfg: PracticeConfig, names) -> str:
+    """Return the extra records ``names`` of ``cfg`` in words, for prose ("2 more GA searches
+    (seeds 1, 2), seeds 3, 4, 5 of the batch sweep, ..."; "none yet" when there are none)."""
+    records, groups = cfg.extra_records(), {}
+    for name in names:
+        experiment, c = records[name]
+        groups.setdefault(experiment, []).append(c)
+    parts = []
+    for experiment, configs in groups.items():
+        n, seeds = len(configs), ", ".join(str(s) for c in configs for s in c.seeds)
+        if experiment == "ga_search":
+            parts.append(f"{n} more GA search{'es' * (n > 1)} (seed{'s' * (n > 1)} {seeds})")
+        elif experiment == "batch_sweep":
+            parts.append(f"seeds {seeds} of the batch sweep")
+        elif experiment == "placement":
+            parts.append(f"the placement runs scored on all {configs[0].n_test:,} test images")
+        else:
+            parts.append(f"{n} more timing run{'s' * (n > 1)}")
+    return ", ".join(parts) or "none yet"
+
+
 def run_extra(name: str, cfg: PracticeConfig) -> results.Record:
     """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
     experiment, c = cfg.extra_records()[name]
