@@ -310,3 +310,14 @@ def test_a_claim_on_one_seed_or_one_ga_search_is_not_decided(seeds, source):
     rows = headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=seeds))
     got = [r for r in rows if source is None or r["source"] == source]
     assert got and all(r["verdict"] == "1 seed: not decided" for r in got), [r["verdict"] for r in got]
+
+
+def test_the_extra_records_are_described_in_words_with_their_seeds():
+    cfg = PracticeConfig.for_profile("reference")
+    names = sorted(cfg.extra_records())
+    text = experiment.extra_words(cfg, names)
+    assert "2 more GA searches (seeds 1, 2)" in text and "seeds 3, 4, 5 of the batch sweep" in text
+    assert "2 more timing runs" in text and "all 10,000 test images" in text
+    assert not any(name in text for name in names)                   # no record names in prose
+    assert experiment.extra_words(cfg, ["cost_2"]) == "1 more timing run"
+    assert experiment.extra_words(cfg, []) == "none yet"
