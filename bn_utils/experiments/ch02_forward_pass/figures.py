@@ -30,14 +30,16 @@ def plot_running_estimates(record: results.Record):
     fig, axes = plotting.panels(2, height=3.0)
     steps = np.arange(1, len(record["mean_None"]) + 1)
     colors = plotting.series_colors(len(record["momenta"]))
-    for color, m in zip(colors, record["momenta"]):
+    # the jittery large momentum drawn first, so the smoother curves stay visible on top of it
+    for z, (color, m) in enumerate(zip(colors, record["momenta"]), start=2):
         label = "momentum None (cumulative average)" if m == "None" else f"momentum {m}"
-        axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1.2)
-        axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1.2)
+        axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1.2, zorder=z)
+        axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1.2, zorder=z)
     axes[1].plot(steps, record["var_None_biased"], color=plotting.PALETTE["muted"], ls=":", lw=1.5,
-                 label="cumulative average of biased variances")
+                 label="cumulative average of biased variances", zorder=z + 1)
     for ax, true in ((axes[0], record["true_mean"]), (axes[1], record["true_var"])):
-        ax.axhline(true, color=plotting.PALETTE["reference"], ls="--", lw=1, label="true value")
+        ax.axhline(true, color=plotting.PALETTE["reference"], ls="--", lw=1, label="true value",
+                   zorder=z + 2)
         ax.set_xscale("log")
     plotting.label(axes[0], title="Running mean", xlabel="batches seen (log scale)",
                    ylabel="estimate of E[x]", legend=False)
