@@ -302,6 +302,16 @@ def test_levelling_tells_a_climbing_curve_from_a_flat_one():
     assert summ["Inception"]["target_levelled"] is False
 
 
+def test_each_seed_has_its_own_levelling_gain_beside_the_mean_curves():
+    climbing, flat = list(np.linspace(0.1, 0.6, 10)), [0.1, 0.3, 0.5, 0.55, 0.58, 0.6, 0.6, 0.601, 0.599, 0.602]
+    a, b = fake_row(climbing), fake_row(flat)
+    row = {**a, "history": a["history"] + b["history"], "diverged": [False, False]}
+    gains = inc.seed_levelling(row)
+    assert gains == pytest.approx([0.5 / 9 * 2, 0.001])
+    steps, mean = inc.mean_curve(row)
+    assert inc.levelling(steps, mean)["gain"] < max(gains)         # the mean curve's own gain
+
+
 def test_the_papers_speedups_come_from_its_figure_3_steps():
     paper = inc.paper_speedups()
     assert paper["BN-x5"] == pytest.approx(31.0 / 2.1) and paper["BN-x30"] == pytest.approx(31.0 / 2.7)

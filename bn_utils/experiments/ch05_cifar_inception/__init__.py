@@ -36,7 +36,7 @@ from .headlines import headlines  # noqa: F401
 from .analysis import (
     PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
-    reach_text, seed_spread, seeds_against_target, seeds_rows, student_speedups,
+    reach_text, seed_levelling, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary)
 from .experiment import (
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one, shown_config,

@@ -108,6 +108,13 @@ def levelling(steps: np.ndarray, accuracy: np.ndarray, tail: float = LEVEL_TAIL)
     return {"gain": gain, "levelled": gain < LEVEL_GAIN}
 
 
+def seed_levelling(row: dict) -> list[float]:
+    """Return each seed's own ``levelling`` gain (the rise of its best accuracy over the last
+    fifth of its run): the spread behind the mean curve's one gain."""
+    steps, acc = curve(row)
+    return [levelling(steps, a)["gain"] for a in acc]
+
+
 def crossing_interval(steps: np.ndarray, reach: int | None) -> float:
     """Return the steps between the evaluation at ``reach`` and the one before it: how precisely
     the crossing is known (NaN if never reached)."""
