@@ -357,6 +357,7 @@ def test_ics_is_decided_on_the_papers_absolute_change_not_the_relative_one():
     assert case["cos"].verdict == claims.YES and case["reduced"] == claims.NO
     row = noise.headlines(record)[-1]
     assert "‖G − G′‖ -0.1" in row["spread"] and "/‖G‖" not in row["spread"]
+    assert "BN's ‖G − G′‖ decidedly larger in 8 of 8" in row["ours"]
 
 
 def test_shares_kept_above_chance_are_not_comparable_when_the_clean_network_did_not_learn():

@@ -162,6 +162,9 @@ def _ics_row(record: results.Record) -> dict:
         )
         or "no comparable case"
     )
+    if comparable:
+        larger = sum(r["l2"].verdict == claims.NO for r in comparable)
+        ours += f"; BN's ‖G − G′‖ decidedly larger in {larger} of {len(comparable)}"
     if skipped:
         ours += f". Not comparable (a network had not learned half-way): {', '.join(skipped)}"
     verdict = (claims.all_of([claims.negated(r["reduced"]) for r in comparable]) if comparable
