@@ -167,6 +167,14 @@ def timing_rows(cfg: BackpropConfig) -> list[dict]:
     return rows
 
 
+def speed_words(speedup: float) -> str:
+    """Return a speed-up (time of the reference over time of the method) as words that stay true
+    either way: "2.1× faster than" or, below one, "1.5× slower than"."""
+    if not speedup > 0:
+        raise ValueError(f"speed-up {speedup} must be positive")
+    return f"{speedup:.1f}× faster than" if speedup >= 1 else f"{1 / speedup:.1f}× slower than"
+
+
 def plot_jacobian(jac: np.ndarray):
     """Figure: the Jacobian of one feature's BN output over a batch, as a heat map."""
     from ..book import plotting

@@ -45,3 +45,10 @@ def test_autograd_checks_pass_and_timings_are_positive():
 def test_bad_parameters_raise(overrides, message):
     with pytest.raises(ValueError, match=message):
         backprop.BackpropConfig.for_profile("quick", **overrides)
+
+
+def test_speed_words_stay_true_when_the_closed_form_is_slower():
+    assert backprop.speed_words(2.14) == "2.1× faster than"
+    assert backprop.speed_words(0.685) == "1.5× slower than"      # 7.90 ms against 11.54 ms
+    with pytest.raises(ValueError):
+        backprop.speed_words(0.0)
