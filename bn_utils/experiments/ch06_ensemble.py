@@ -254,7 +254,7 @@ def table(record: results.Record) -> list[dict]:
     members = record["members"]
     rows = [{"network": LABELS[n], "top-1 %": pct(members[n]["top1"]),
              "top-5 %": pct(members[n]["top5"]),
-             "source": "chapter 05's table" if trained_by_chapter_05(record, n) else "trained here",
+             "source": "chapter 5's run" if trained_by_chapter_05(record, n) else "trained here",
              "diverged": "yes" if members[n]["diverged"] else "no"}
             for n in member_names(record)]
     ens = record["ensemble"] or {}

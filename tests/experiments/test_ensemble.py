@@ -221,7 +221,7 @@ def test_only_chapter_05s_own_seeds_count_as_trained_by_it():
            "ensemble": {"top1": 0.6, "top5": 0.9}, "n_used": 3}
     record = results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
     assert [ens.trained_by_chapter_05(record, n) for n in members] == [True, False, False]
-    assert [r["source"] for r in ens.table(record)[:3]] == ["chapter 05's table", "trained here", "trained here"]
+    assert [r["source"] for r in ens.table(record)[:3]] == ["chapter 5's run", "trained here", "trained here"]
     minutes = ens.training_minutes(record)
     assert (minutes["chapter_05"], minutes["this_chapter"]) == (1.0, 5.0)
 
