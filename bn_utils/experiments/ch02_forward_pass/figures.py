@@ -149,7 +149,7 @@ def plot_momentum_bugs(record: results.Record):
         axes[2].plot(steps, ev["test_accuracy"][1:], color=color, label=f"momentum {label}")
     first = record[next(iter(BUG_MOMENTA))]
     axes[2].plot(first["eval_step"][1:], first["evals"]["exact_accuracy"][1:],
-                 color=plotting.PALETTE["reference"], ls="--", lw=1,
+                 color=plotting.PALETTE["reference"], ls="--", lw=1, zorder=5,
                  label="exact population statistics")
     for ax in axes[:2]:
         ax.set_yscale("log")

@@ -219,10 +219,12 @@ def plot_training(record: results.Record):
             if santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, c["lr"]), key, "eval_step",
                             label=santurkar.LABELS[norm], color=COLORS[norm]):
                 _mark(ax.lines[-1], norm)
+                ax.lines[-1].set_zorder(4 if norm == "bn" else 2)   # BN on top: the ℓp curves lie close
     for norm in record_norms(record, "dln"):
         if santurkar.plot_curve(axes[2], runs, santurkar.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
                         label=santurkar.LABELS[norm], color=COLORS[norm]):
             _mark(axes[2].lines[-1], norm)
+            axes[2].lines[-1].set_zorder(4 if norm == "bn" else 2)
     plotting.label(axes[0], title="VGG, training images", xlabel="training step",
                    ylabel="accuracy", legend=False)
     plotting.label(axes[1], title="VGG, test images", xlabel="training step", ylabel="", legend=False)
