@@ -21,7 +21,8 @@ def population_claim(record: results.Record | None) -> dict:
     return claims.row(text, source, theirs,
                       f"mean {m:.2f} (true {record['true_mean']:g}), variance {v:.2f} (true {record['true_var']:g})",
                       claims.decide(TOLERANCE - err, 0.0, 1, min_seeds=1),
-                      f"relative error {err:.3f} (tolerance {TOLERANCE}; a check on known data)")
+                      f"error {err:.3f} (the mean's in standard deviations, the variance's relative; "
+                      f"tolerance {TOLERANCE}; a check on known data)")
 
 
 def eval_branch_claim(record: results.Record | None) -> dict:
