@@ -410,3 +410,16 @@ def test_the_activation_gaps_name_the_nonlinearity_each_lead_is_largest_for():
     text = mnist.activation_gaps(r, 0.95)
     assert "BN leads by 2.0 points with sigmoid, 0.5 points with ReLU (largest with sigmoid)" in text
     assert "2.0x fewer steps with sigmoid, 4.0x fewer steps with ReLU (largest with ReLU)" in text
+
+
+def test_search_failures_name_the_runs_that_blew_up_and_the_top_rate():
+    models = [{"activation": a, "init": "gaussian:0.01", "lr": lr} for a in ("sigmoid", "relu")
+              for lr in (0.1, 1.0, 10.0)]
+    final = [0.9, 0.95, 0.1, 0.9, np.nan, 0.09]
+    diverged = [None, None, None, None, 40, None]
+    text = mnist.search_failures({"models": models, "val_accuracy": [final], "diverged_at": diverged})
+    assert text.startswith("at the largest rate of the grid, 10, every network ends at chance")
+    assert text.endswith("for ReLU at rate 1")
+    final[2] = 0.8
+    text = mnist.search_failures({"models": models, "val_accuracy": [final], "diverged_at": [None] * 6})
+    assert "the best network reaches 0.80" in text and text.endswith("no run's loss became infinite")

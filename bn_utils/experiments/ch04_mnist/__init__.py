@@ -28,7 +28,7 @@ from .experiment import (
 from .rate_search import choose_lr, lr_search, search  # noqa: F401
 from .analysis import (
     LABELS, accuracy_at, activation_gaps, activation_name, activation_table, distribution_drift,
-    drift_ratios, drift_table, init_reading, init_table, init_words, lr_table, select, steps_to,
-    summary, truncate)
+    drift_ratios, drift_table, init_reading, init_table, init_words, lr_table, search_failures,
+    select, steps_to, summary, truncate)
 from .training import eval_schedule, train_stack  # noqa: F401
 from .headlines import batch_one_claim, run_claims  # noqa: F401

@@ -243,6 +243,33 @@ def init_reading(inits: results.Record | dict, record: results.Record | dict, cf
     return out
 
 
+def search_failures(search: results.Record | dict) -> str:
+    """Return, as a clause for prose, how the search's runs failed: whether every network ended
+    at chance at the largest rate (best final validation accuracy there), and which setups'
+    loss became infinite at which rates (the figure's crosses)."""
+    from ...data import CHANCE
+    from ...book.claims import LEARNED
+    final = np.asarray(search["val_accuracy"], dtype=float)[-1]
+    models, diverged = search["models"], search["diverged_at"]
+    top = max(m["lr"] for m in models)
+    at_top = [np.nan_to_num(final[i], nan=0.0) for i, m in enumerate(models) if m["lr"] == top]
+    text = (f"at the largest rate of the grid, {top:g}, every network ends at chance (validation "
+            f"accuracy at most {max(at_top):.2f})" if max(at_top) < CHANCE + LEARNED else
+            f"at the largest rate of the grid, {top:g}, the best network reaches {max(at_top):.2f}")
+    blown: dict = {}
+    for m, d in zip(models, diverged):
+        if d is not None:
+            who = activation_name(m["activation"]) + ("" if m["init"] == models[0]["init"]
+                                                      else f", {init_words(m['init'])} init")
+            blown.setdefault(who, []).append(f"{m['lr']:g}")
+    if blown:
+        text += "; the loss became infinite (× in the figure) for " + "; ".join(
+            f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in blown.items())
+    else:
+        text += "; no run's loss became infinite"
+    return text
+
+
 def lr_table(search: results.Record | dict) -> list[dict]:
     """Return table rows: per searched setup, the chosen learning rate and the validation
     accuracy it reached (mean over the search seeds)."""
