@@ -157,7 +157,7 @@ def _empty_cell(axes):
     if any(s.get_gridspec() is not grid for s in specs):
         return None
     nrows, ncols = grid.get_geometry()
-    used = max(s.colspan.stop for s in specs if s.rowspan.stop == nrows) if nrows else ncols
+    used = max((s.colspan.stop for s in specs if s.rowspan.stop == nrows), default=ncols)
     return grid[nrows - 1, used:] if ncols > 1 and used < ncols else None
 
 
