@@ -28,8 +28,6 @@ MIN_CAPTION_WORDS = 8
 TOGGLES = ("Show the parameters", "Show the setup", "Show the configuration", "Show solution")
 
 
-
-
 def _cells(chapter: str) -> list[dict]:
     nb = json.loads((REPO / "chapters" / f"{chapter}.ipynb").read_text())
     return nb["cells"]
