@@ -115,7 +115,7 @@ def momentum_bug_table(record: results.Record) -> dict:
     for label in BUG_MOMENTA:
         ev = record[label]["evals"]
         half = len(ev["test_accuracy"]) // 2
-        gap = np.array(ev["test_accuracy"][half:]) - np.array(ev["exact_accuracy"][half:])
+        gap = _accuracy_gap(ev, half, None)
         rows[label] = {"running-mean error (σ)": float(np.mean(ev["mean_error"][half:])),
                        "running-var error |log ratio|": float(np.mean(ev["var_error"][half:])),
                        "mean |accuracy gap|": float(np.mean(np.abs(gap))),
@@ -131,10 +131,13 @@ def early_accuracy_gap(record: results.Record) -> dict:
     out = {}
     for label in BUG_MOMENTA:
         ev = record[label]["evals"]
-        half = len(ev["test_accuracy"]) // 2
-        gap = np.array(ev["test_accuracy"][1:half]) - np.array(ev["exact_accuracy"][1:half])
-        out[label] = float(np.mean(np.abs(gap)))
+        out[label] = float(np.mean(np.abs(_accuracy_gap(ev, 1, len(ev["test_accuracy"]) // 2))))
     return out
+
+
+def _accuracy_gap(evals: dict, start: int, stop: int | None) -> np.ndarray:
+    """Test accuracy with the running statistics minus with exact ones, evaluations start:stop."""
+    return np.array(evals["test_accuracy"][start:stop]) - np.array(evals["exact_accuracy"][start:stop])
 
 
 def plot_momentum_bugs(record: results.Record):
