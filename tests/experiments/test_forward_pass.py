@@ -112,6 +112,37 @@ def test_running_estimates_confirm_both_conversions_and_the_variance_bias():
     assert out["bias_biased"][0] < 0.6  # N = 2: half the variance is missing
 
 
+def _population_record(mean, var):
+    return {"paper_mean": mean, "paper_var": var, "true_mean": 2.0, "true_var": 9.0}
+
+
+def test_population_claim_is_an_exact_check_of_one_run_against_its_tolerance():
+    row = fwd.population_claim(_population_record(1.94, 9.12))   # error max(0.06/3, 0.12/9) = 0.02
+    assert row["verdict"] == "yes" and "mean 1.94 (true 2)" in row["ours"]
+    assert "one run checked against a tolerance" in row["claim"]
+    assert "exact check of one run" in row["spread"] and "error 0.020" in row["spread"]
+    check = fwd.population_check(_population_record(1.94, 9.12))
+    assert check["error"] == pytest.approx(0.02) and check["tolerance"] == fwd.headlines.TOLERANCE
+    # an error past the tolerance refutes it: one run, no seeds, so no "inside the noise"
+    assert fwd.population_claim(_population_record(2.0, 9.0 * 1.06))["verdict"] == "no"
+    assert fwd.population_claim(_population_record(2.0 + 3 * 0.06, 9.0))["verdict"] == "no"
+
+
+def test_running_estimates_figure_draws_the_biased_average_on_top_of_every_momentum():
+    import matplotlib
+    matplotlib.use("Agg")
+    from bn_utils.book import results
+
+    cfg = fwd.ForwardConfig.for_profile("smoke", stream_steps=20, bias_batches=10)
+    out = fwd.running_estimates(cfg)   # arrays and numbers alike: Record.__getitem__ reads both
+    fig = fwd.plot_running_estimates(results.Record(fwd.CHAPTER, "running_estimates", cfg.to_dict(), out))
+    lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
+    dotted = lines["cumulative average of biased variances"]
+    momenta = [ln for label, ln in lines.items() if label.startswith("momentum")]
+    assert all(dotted.get_zorder() > ln.get_zorder() for ln in momenta)
+    assert all(dotted.get_linewidth() > ln.get_linewidth() for ln in momenta)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bug (a): a Keras momentum pasted into PyTorch
 

@@ -19,7 +19,6 @@ tables drawn from the stored records. The small conv net and ``fold_model`` are 
 ``bn_utils.nn.models``.
 """
 
-from ...nn.models import fold_model, small_convnet  # noqa: F401
 from .batch_mates import (
     batch_dependence, run_batch_dependence, stacked_train_forward)
 from .batch_size_one import batch_size_one_rows, single_image_is_instance_norm
@@ -31,7 +30,7 @@ from .figures import (
     plot_batch_dependence, plot_eval_branch, plot_momentum_bugs, plot_running_estimates,
     plot_variance_bias)
 from .folding import fold_check, fold_timing  # noqa: F401
-from .headlines import eval_branch_claim, population_claim  # noqa: F401
+from .headlines import eval_branch_claim, population_check, population_claim  # noqa: F401
 from .momentum_bug import (
     BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,
     run_momentum_bugs, running_stat_errors)

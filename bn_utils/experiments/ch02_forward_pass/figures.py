@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.ticker import NullFormatter
 
 from ...book import plotting, results
@@ -35,8 +36,11 @@ def plot_running_estimates(record: results.Record):
         label = "momentum None (cumulative average)" if m == "None" else f"momentum {m}"
         axes[0].plot(steps, record[f"mean_{m}"], color=color, label=label, lw=1.2, zorder=z)
         axes[1].plot(steps, record[f"var_{m}"], color=color, label=label, lw=1.2, zorder=z)
-    axes[1].plot(steps, record["var_None_biased"], color=plotting.PALETTE["muted"], ls=":", lw=1.5,
-                 label="cumulative average of biased variances", zorder=z + 1)
+    # on top of every momentum trace (past ~100 batches it runs through momentum 0.1's jitter),
+    # thick, dark and edged in white so that it stays visible there
+    axes[1].plot(steps, record["var_None_biased"], color=plotting.PALETTE["brown"], ls=(0, (1, 1)),
+                 lw=2.6, label="cumulative average of biased variances", zorder=z + 1,
+                 path_effects=[patheffects.withStroke(linewidth=4.0, foreground="white")])
     for ax, true in ((axes[0], record["true_mean"]), (axes[1], record["true_var"])):
         ax.axhline(true, color=plotting.PALETTE["reference"], ls="--", lw=1, label="true value",
                    zorder=z + 2)
