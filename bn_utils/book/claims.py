@@ -10,7 +10,8 @@ one measurement per side; the verdict is taken on the mean difference and its st
 * "inside the noise" otherwise: the seeds do not decide it,
 * "N seed(s): not decided" when a side has fewer seeds than the rule needs (two, to have a spread),
 * "not comparable" when a network the claim compares did not learn (accuracy near chance),
-* "not run" when the records lack a run the claim needs.
+* "not run" when the records lack a run the claim needs, "not measured" when the runs exist but
+  their difference is not a number.
 
 Every chapter's headline claims and chapter 10's table are rows of one shape (:func:`row`). This
 module reads no records and imports no chapter: chapters import it, never the other way.
@@ -25,6 +26,7 @@ import numpy as np
 
 YES, NO, NOISE = "yes", "no", "inside the noise"
 NOT_COMPARABLE, NOT_RUN = "not comparable", "not run"
+NOT_MEASURED = "not measured"   # the runs exist but the measured difference is not a number
 MIN_SEEDS = 2          # a spread needs two seeds
 N_SE = 2.0             # a verdict needs the mean difference two standard errors past the margin
 LEARNED = 0.05         # a network learned when its accuracy is this far above chance
@@ -69,7 +71,7 @@ def decide(mean: float, se: float, n: int, margin: float = 0.0, min_seeds: int =
     if n < min_seeds or not np.isfinite(se):
         verdict = not_decided(n)
     elif not np.isfinite(mean):
-        verdict = NOISE
+        verdict = NOT_MEASURED
     elif mean - margin > N_SE * se:
         verdict = YES
     elif mean - margin < -N_SE * se:
@@ -116,7 +118,8 @@ def all_of(parts: Sequence[Decision | str]) -> str:
     """Return the verdict on a claim that needs every one of its parts (in the VGG and in the
     DLN, at every learning rate): "no" when a part is no (one decided counterexample refutes it
     whatever the others), else "not run", "not comparable", the fewest seeds' "not decided" or
-    "inside the noise" when a part is, else "yes"."""
+    "inside the noise" when a part is, else "yes"; a part with any other verdict (a chapter's own
+    reason it is not decided) is returned as it is, never counted as a yes."""
     verdicts = [verdict_of(p) for p in parts]
     if not verdicts:
         raise ValueError("a claim of several parts needs at least one; no part given")
@@ -128,6 +131,9 @@ def all_of(parts: Sequence[Decision | str]) -> str:
     undecided = [v for v in verdicts if v.endswith(": not decided")]
     if undecided:
         return min(undecided, key=lambda v: int(v.split()[0]))
+    other = [v for v in verdicts if v not in (YES, NOISE)]
+    if other:                 # a chapter's own "not decided" reason: never read as a yes
+        return other[0]
     return NOISE if NOISE in verdicts else YES
 
 

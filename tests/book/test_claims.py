@@ -97,8 +97,16 @@ def test_a_claim_of_several_parts_is_no_on_one_decided_no_and_yes_only_when_ever
     assert claims.all_of([yes, claims.not_decided(2), claims.not_decided(1), noise]) == "1 seed: not decided"
     assert claims.all_of([yes, claims.NOT_COMPARABLE, noise]) == claims.NOT_COMPARABLE
     assert claims.all_of([yes, claims.NOT_RUN, claims.NOT_COMPARABLE]) == claims.NOT_RUN
+    reason = "not decided: its run ends before the target"     # a chapter's own undecided reason
+    assert claims.all_of([yes, reason]) == reason and claims.all_of([noise, reason]) == reason
     with pytest.raises(ValueError, match="no part"):
         claims.all_of([])
+
+
+def test_a_difference_that_is_not_a_number_is_not_measured_and_not_tallied_as_noise():
+    d = claims.decide(float("nan"), 0.1, 3)
+    assert d.verdict == claims.NOT_MEASURED and d.spread() == "—"
+    assert claims.counts([d.verdict])[claims.UNDECIDED] == 1
 
 
 def test_negating_a_verdict_swaps_yes_and_no_and_keeps_the_rest():
