@@ -16,7 +16,7 @@ Model k gets its own minibatch: the stacked input is ``(N, K·C, H, W)`` (:func:
 and the output ``(N, K·classes)``. The loss is the sum of the K models' losses
 (:func:`cross_entropy`), whose gradient in model k's parameters is model k's own;
 ``bn_utils.nn.stacked_mlp.StackedSGD`` is momentum SGD with a learning rate and weight decay per
-model. A stacked run equals K separate runs to float tolerance (``tests/nn/test_stacked_convnets.py``)
+model. A stacked run equals K separate runs to float tolerance (``tests/test_benchmark_stacked_convnets.py``)
 except for dropout, whose random masks are drawn differently. :func:`unstack_into` copies the
 trained weights and running statistics back into the K separate models; :func:`split_history`
 cuts the ``train.fit`` history of a stack into the K models' own.

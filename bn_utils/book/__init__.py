@@ -11,5 +11,5 @@ A chapter reads ``from bn_utils import book`` and calls the page helpers as ``bo
 from .page import (SOURCE_PREFIX, Table, differences, glue, how_many, mean_std, provenance,
                    seed_std, setup, sig, show_figure, show_source, stored_results_line)
 
-__all__ = ["SOURCE_PREFIX", "Source", "Table", "differences", "glue", "how_many", "mean_std", "provenance",
+__all__ = ["SOURCE_PREFIX", "Table", "differences", "glue", "how_many", "mean_std", "provenance",
            "seed_std", "setup", "sig", "show_figure", "show_source", "stored_results_line"]

@@ -259,7 +259,7 @@ def student_speedups() -> dict:
 
 def seeds_against_target(histories: dict, summ: dict) -> dict:
     """Return, per stored seed of one row (``{seed: history}``, e.g. from
-    :func:`~.training.stored_runs`), its best accuracy, its steps to the target of ``summ`` and
+    :func:`~.experiment.stored_runs`), its best accuracy, its steps to the target of ``summ`` and
     its speed-up over the Inception row of ``summ``: the seed noise of numbers the table shows
     for one seed."""
     base = summ.get(TARGET_ROW, {})
