@@ -55,7 +55,7 @@ def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):
     assert len(keys) == len(set(keys)), "a claim listed twice"
     chapter05 = {r["claim"] for r in rows if r["chapter"] == "05"}
     assert "BN-x30 trains more slowly than BN-x5 at first but ends higher" in chapter05
-    assert ("BN-x5-Sigmoid never reaches Inception's best accuracy (each seed's best below Inception's)"
+    assert ("BN-x5-Sigmoid never reaches Inception's best accuracy (its seeds' mean best below Inception's)"
             in chapter05)
 
 

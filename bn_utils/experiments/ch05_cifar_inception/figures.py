@@ -51,7 +51,7 @@ def plot(record: results.Record, early_epochs: float | None = None):
             reach = summ[name]["steps_to_target"]
             if reach is not None:   # later rows draw smaller dots, so rows reaching together show
                 ax.plot([reach], [100 * summ[name]["target"]], "o", color=colour,
-                        ms=max(3, 9 - 1.2 * i), zorder=3 + i)
+                        ms=max(5, 10 - i), mec="white", mew=0.8, zorder=3 + i)
             for h in row["history"]:
                 if h["diverged"]:
                     ax.plot([h["diverged_at"]], [10.0], "x", color=colour, ms=9, mew=2)
@@ -59,9 +59,14 @@ def plot(record: results.Record, early_epochs: float | None = None):
             ax.axhline(100 * target, color=plotting.PALETTE["reference"], ls="--", lw=1,
                        label=f"{TARGET_ROW}'s best ({100 * target:.1f} %)")
     axes[1].set_xlim(0, early * per_epoch)
+    early_rows = [n for n in ordered_rows(record) if n != TARGET_ROW
+                  and (summ[n]["steps_to_target"] or np.inf) <= early * per_epoch]
     plotting.label(axes[0], title="CIFAR-10 test accuracy, the whole run", xlabel="SGD step",
                    ylabel="test accuracy (%)", legend=False)
-    plotting.label(axes[1], title=f"The first {early:g} epochs, where the rows cross the dashed line",
+    plotting.label(axes[1], title=f"The first {early:g} epochs: "
+                   + (f"{', '.join(early_rows[:-1])}{' and ' if len(early_rows) > 1 else ''}{early_rows[-1]} "
+                      f"cross{'es' if len(early_rows) == 1 else ''} the dashed line" if early_rows
+                      else "no row crosses the dashed line yet"),
                    xlabel="SGD step", ylabel="test accuracy (%)", legend=False)
     plotting.legend_below(fig, axes, ncols=3)
     plotting.note(fig, _note(record))

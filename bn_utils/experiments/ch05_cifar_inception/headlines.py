@@ -132,7 +132,7 @@ def _claims() -> list[tuple]:
         ("BN-x30 trains more slowly than BN-x5 at first but ends higher", "Sec. 4.2.2, Fig. 2",
          f"slower initially; {p('BN-x30'):.1f} % vs {p('BN-x5'):.1f} %", ("BN-x30", "BN-x5"),
          _slower_then_higher),
-        ("BN-x5-Sigmoid never reaches Inception's best accuracy (each seed's best below Inception's)",
+        ("BN-x5-Sigmoid never reaches Inception's best accuracy (its seeds' mean best below Inception's)",
          "Fig. 3",
          f"{p('BN-x5-Sigmoid'):.1f} % vs {p(TARGET_ROW):.1f} %", ("BN-x5-Sigmoid", TARGET_ROW), _never_reaches),
         ("with BN a sigmoid network trains; without BN it stays at chance", "Sec. 4.2.2, Fig. 3",
