@@ -45,7 +45,7 @@ def plot_lr_search(search: results.Record):
         ax.plot([chosen], [mean[grid == chosen][0]], "*", ms=20 - 3 * k, color=line.get_color(),
                 mec="white", mew=0.8, zorder=3 + k)
         for lr in grid[~np.isfinite(mean)]:
-            ax.plot([lr], [0.1], "x", ms=9, color=line.get_color())
+            ax.plot([lr], [0.1], "x", ms=10, mew=2.2, color=line.get_color(), zorder=10)  # over the markers at chance
     ax.set_xscale("log")
     plotting.plain_log_ticks(ax, "x")
     others = any(init != main for _, init in lines)   # dashed lines: other initialisations
