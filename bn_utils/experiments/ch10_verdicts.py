@@ -193,8 +193,10 @@ def answer(rows: list[dict]) -> dict:
     if _verdict(moves) == claims.YES and _verdict(better) == claims.YES:
         shift = ("In chapter 7, BN with injected noise has layer inputs that move more than the "
                  "standard network's, and it still trains better than the standard network (both "
-                 "yes): at our scale BN's benefit does not need steady layer inputs, as Santurkar et "
-                 "al. argue against the covariate-shift explanation.")
+                 "yes; the measure is training accuracy with the noise on, and chapter 7 shows how "
+                 "the noisy network fares at test time): at our scale BN's benefit to training does "
+                 "not need steady layer inputs, as Santurkar et al. argue against the "
+                 "covariate-shift explanation.")
     else:
         shift = ("Chapter 7 does not show that BN's benefit survives layer inputs made to move "
                  f"(inputs move more: {_verdict(moves)}; noisy BN trains better than the standard "

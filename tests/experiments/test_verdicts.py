@@ -73,7 +73,7 @@ def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_gramma
             _row("08", "a test of the book's own", "yes", kind="book")]
     a = verdicts.answer(rows)
     assert a["ans_ioffe"] == "of 3 claims, 1 holds, 1 does not and 1 sits inside the noise"
-    assert "does not need steady layer inputs" in a["q_shift"]
+    assert "benefit to training does not need steady layer inputs" in a["q_shift"]
     assert "nearly as well as BN, sits inside the seeds' noise" in a["q_shift"]
     assert a["q_ics"].endswith("does not hold.")
     assert "1 claim that BN makes the loss landscape smoother, 1 sits inside" in a["q_smooth"]
