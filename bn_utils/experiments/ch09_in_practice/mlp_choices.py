@@ -9,9 +9,9 @@ from torch import nn
 
 from ...nn import models
 from ...book import results
-from ... import runtime
+from ... import data, runtime
 from .config import CHAPTER, PracticeConfig
-from .training import final_accuracy, fit, mnist, seeded, test_eval
+from .training import final_accuracy, fit, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
 DROPOUT_LABELS = {"none": "no dropout", "before_bn": "before each BN", "after_bn": "after each hidden block",
@@ -24,7 +24,7 @@ def _widths(cfg: PracticeConfig) -> list[int]:
 
 def _curves(cfg: PracticeConfig, make, **fit_kwargs) -> dict:
     """Train ``make()`` once per seed; return {"steps", "acc" (seeds, evals), "loss_steps", "loss"}."""
-    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, flatten=True)
     steps = cfg.mlp_steps
     eval_steps = sorted({*range(0, steps, cfg.eval_every), steps})
     log = max(1, min(50, steps // 5))
@@ -77,7 +77,7 @@ def bn_variance_shift(model: nn.Module, x: torch.Tensor) -> list[float]:
 
 def dropout(cfg: PracticeConfig) -> dict:
     """Return per dropout placement: accuracy curves and the variance shift of every BN layer."""
-    _, _, x_te, _ = mnist(cfg, flatten=True)
+    _, _, x_te, _ = data.mnist(cfg, flatten=True)
     out = {}
     for place in models.DROPOUT_PLACES:
         c = _curves(cfg, lambda: models.mlp(_widths(cfg), activation_name="relu", norm="bn",
@@ -125,7 +125,7 @@ def weight_decay(cfg: PracticeConfig) -> dict:
                     if step % every == 0 and last is not None:
                         return {"norm": float(w.norm()), "rel_step": float((w - last).norm() / last.norm())}
                     return None
-                x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
+                x_tr, y_tr, x_te, y_te = data.mnist(cfg, flatten=True)
                 h = fit(model, x_tr, y_tr, steps=cfg.mlp_steps, batch_size=cfg.mlp_batch, lr=cfg.wd_lr,
                           seed=seed, momentum=0.0, weight_decay=wd, eval_fn=test_eval(x_te, y_te),
                           hooks=hook)

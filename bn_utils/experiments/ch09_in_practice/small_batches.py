@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import results
-from ... import runtime
+from ... import data, runtime
 from .config import CHAPTER, PracticeConfig
 from .nets import cnn
-from .training import final_accuracy, fit, mnist, seeded, test_eval, train_mode_accuracy
+from .training import final_accuracy, fit, seeded, test_eval, train_mode_accuracy
 
 BATCH_DEPENDENT = ("bn", "brn")
 LABELS = {"none": "no norm", "bn": "BatchNorm", "brn": "Batch Renorm", "ln": "LayerNorm",
@@ -23,7 +23,7 @@ LABELS = {"none": "no norm", "bn": "BatchNorm", "brn": "Batch Renorm", "ln": "La
 
 def sweep(cfg: PracticeConfig) -> dict:
     """Return ``{"eval_acc", "train_acc"}``: arrays (norm, batch size, seed) of test accuracies."""
-    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=False)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, flatten=False)
     shape = (len(cfg.norms), len(cfg.batch_sizes), len(cfg.seeds))
     eval_acc, train_acc = np.full(shape, np.nan), np.full(shape, np.nan)
     renorm = cfg.renorm_kwargs(cfg.sweep_steps)

@@ -1,4 +1,4 @@
-"""Chapter 09's data and training run: MNIST subsets as tensors, SGD on shuffled minibatches,
+"""Chapter 09's training run: SGD on shuffled minibatches of the MNIST subsets (``data.mnist``),
 the test accuracy along training, and the accuracy of BN in training mode on test batches."""
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ from torch import nn
 from ... import data, runtime
 from ...training import train
 from .config import PracticeConfig
-
-
-def mnist(cfg: PracticeConfig, *, flatten: bool) -> tuple[torch.Tensor, ...]:
-    """Return the chapter's MNIST subset as tensors ``(x_train, y_train, x_test, y_test)``."""
-    return data.tensors("mnist", flatten=flatten, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
 
 
 def sgd(model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0):
