@@ -11,7 +11,7 @@ from bn_utils.book import claims as rule
 from bn_utils.nn import models, norms
 from bn_utils.book import results
 from bn_utils.experiments.ch09_in_practice import (
-    CHAPTER, STUDENT_MLP, PracticeConfig, cost, experiment, ga_search, headlines, mlp_choices,
+    CHAPTER, STUDENT_MLP, PracticeConfig, cost, experiment, finetune, ga_search, headlines, mlp_choices,
     small_batches)
 from bn_utils.experiments.ch09_in_practice.nets import FrozenNorms, cnn
 from bn_utils.experiments.ch09_in_practice.training import fit, train_mode_accuracy
@@ -86,14 +86,16 @@ def test_variance_shift_is_one_when_running_statistics_fit_the_data(bn1d):
     assert len(ratios) == 1 and ratios[0] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_folding_every_bn_of_tiny_inception_keeps_its_eval_output():
+@pytest.mark.parametrize("family", ["MLP", "TinyInception"])
+def test_the_timed_networks_fold_every_bn_and_keep_their_eval_output(family):
+    # the cost experiment times models.fold_nested of each family's BN network
     torch.manual_seed(0)
-    net = TinyInception(width=4, bn=True)
-    x = torch.randn(4, 3, 32, 32)
+    net, x = {"MLP": (models.mlp([784, 32, 32, 10], activation_name="relu", norm="bn"), torch.randn(16, 784)),
+              "TinyInception": (TinyInception(width=4, bn=True), torch.randn(4, 3, 32, 32))}[family]
     with torch.no_grad():
         net.train()(x)
-    folded = cost.fold_all(net)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    folded = models.fold_nested(net)
+    assert not models.bn_layers(folded)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net.eval()(x), rtol=1e-4, atol=1e-4)
 
@@ -253,7 +255,7 @@ def test_the_students_quoted_slowdowns_are_bn_minus_control_over_bn():
                    for no in (t["no BN"] - 5e-4, t["no BN"] + 5e-4)]
         quoted = cost.STUDENT_QUOTED_SLOWDOWNS[what]
         assert min(corners) - 5e-4 <= quoted <= max(corners) + 5e-4, what
-        assert abs(cost.student_slowdowns()[what] - quoted) < 1e-3, what
+        assert abs((t["BN"] - t["no BN"]) / t["BN"] - quoted) < 1e-3, what
         assert cost.student_ratios()[what] - 1 > quoted + 0.05, what
 
 
@@ -321,3 +323,105 @@ def test_the_extra_records_are_described_in_words_with_their_seeds():
     assert not any(name in text for name in names)                   # no record names in prose
     assert experiment.extra_words(cfg, ["cost_2"]) == "1 more timing run"
     assert experiment.extra_words(cfg, []) == "none yet"
+
+
+# ---------------------------------------------------------------------------------------------
+# A claim compares networks only where every one learned, against the task's own chance
+
+
+def _with_finetune(recs, cfg, frozen, train):
+    """Return ``recs`` with fine-tuning curves (seed, eval) ``frozen`` and ``train`` at every batch size."""
+    ft = {f"{b}/{m}/acc": np.asarray(a, float) for b in cfg.ft_batch_sizes for m, a in (("frozen", frozen), ("train", train))}
+    return {**recs, "finetune": results.Record(CHAPTER, "finetune", cfg.to_dict(), {}, ft)}
+
+
+def _finetune_row(recs, cfg):
+    return next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("when fine-tuning"))
+
+
+def test_fine_tuning_is_scored_against_one_in_five_the_new_digits_chance():
+    cfg = PracticeConfig.for_profile("smoke")
+    assert finetune.chance(cfg) == pytest.approx(1 / 5) and len(cfg.FT_NEW_DIGITS) == 5
+    assert finetune.n_test_new(cfg) == cfg.n_test // 2
+
+
+def test_a_frozen_network_at_chance_in_every_seed_makes_the_fine_tuning_claim_not_comparable():
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke"))
+    # 0.22 is above ten classes' chance (0.1) by more than the margin, but not above the new digits' 0.2
+    stuck = _with_finetune(recs, cfg, [[0.0, 0.22, 0.22]] * 3, [[0.0, 0.8, 0.9], [0.0, 0.7, 0.88], [0.0, 0.75, 0.86]])
+    row = _finetune_row(stuck, cfg)
+    assert row["verdict"] == rule.NOT_COMPARABLE and "chance 0.2" in row["ours"]
+
+
+def test_the_fine_tuning_row_names_the_seeds_at_chance_and_counts_those_below():
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke"))
+    frozen = [[0.0, 0.2, 0.2], [0.0, 0.5, 0.79], [0.0, 0.6, 0.78]]
+    train = [[0.0, 0.8, 0.85], [0.0, 0.8, 0.9], [0.0, 0.8, 0.88]]
+    one = _with_finetune(recs, cfg, frozen, train)
+    row = _finetune_row(one, cfg)
+    assert row["verdict"] in (rule.NO, rule.NOISE)      # decided on all three seeds' differences
+    assert "frozen lower in 3 of 3 seeds" in row["ours"] and "stayed at chance (0.2) in seed 0" in row["ours"]
+    fv = finetune.frozen_vs_train(one["finetune"], cfg)
+    assert all(v["at_chance"] == [0] and v["frozen_below"] == 3 for v in fv.values())
+    words = finetune.at_chance_words(one["finetune"], cfg)
+    assert words.startswith("in seed 0 frozen BN stayed at chance at every fine-tuning batch size")
+    assert words.endswith("the other seeds' frozen networks ended at 0.790 and 0.780")
+    learned = _with_finetune(recs, cfg, [[0.0, 0.5, 0.8]] * 3, train)["finetune"]
+    assert finetune.at_chance_words(learned, cfg) == "frozen BN rose above chance in every seed"
+
+
+def test_learned_needs_every_network_to_learn():
+    assert headlines._learned([0.9, 0.9], [0.12, 0.1]) is False            # one at chance: not comparable
+    assert headlines._learned([0.9, 0.9], [0.3, 0.3]) is True
+    assert headlines._learned([0.3, 0.3], chance=0.2) is True and headlines._learned([0.24], chance=0.2) is False
+    assert headlines._learned([np.nan, 0.9], [0.9, 0.9]) is True           # diverged = 0: mean 0.45
+
+
+# ---------------------------------------------------------------------------------------------
+# What the chapter's prose quotes is what the claims decide on
+
+
+def test_placement_gaps_are_the_numbers_of_the_placement_row():
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.03)
+    g = headlines.placement_gaps(recs["placement"], {}, cfg)
+    assert g["n_test"] == 10_000
+    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
+    for act in ("relu", "sigmoid"):
+        assert g[act]["gap"].mean == pytest.approx(0.03)
+        assert f"{act}: {100 * g[act]['gap'].mean:+.1f} ± {100 * g[act]['se']:.1f} points" in row["spread"]
+        assert g[act]["part"].verdict == rule.NO
+    assert row["verdict"] == rule.NO
+
+
+def test_the_cost_ratios_over_runs_are_the_claims_mean_and_each_runs():
+    cfg = PracticeConfig.for_profile("smoke")
+    def run(bn_train, scale):
+        t = {"no BN/train": 1.0, "BN/train": bn_train, "no BN/inference": 1.0, "BN/inference": 1.1,
+             "BN folded/inference": 0.95}
+        return results.Record(CHAPTER, "cost", cfg.to_dict(), {f"MLP/{k}": scale * v for k, v in t.items()}
+                              | {f"TinyInception/{k}": v for k, v in t.items()})
+    over = cost.over_runs([run(1.2, 9.0), run(1.0, 1.0), run(1.1, 1.0)])
+    assert over["train"]["runs"] == pytest.approx([1.2, 1.0, 1.1]) and over["train"]["mean"] == pytest.approx(1.1)
+    assert over["folded inference"]["mean"] == pytest.approx(0.95)
+    assert over["no BN train seconds"] == pytest.approx([9.0, 1.0, 1.0])   # absolute times differ, ratios do not care
+
+
+def test_step_ratios_give_each_seeds_late_step_with_over_without_weight_decay():
+    recs, cfg = _practice_records(PracticeConfig.for_profile("smoke"))
+    wd = recs["weight_decay"]
+    for net in ("bn", "none"):
+        assert headlines.step_ratios(wd, cfg, net) == pytest.approx(
+            np.median(wd[f"{net}/{cfg.weight_decay:g}/rel_step"][:, 2:], axis=1)
+            / np.median(wd[f"{net}/0/rel_step"][:, 2:], axis=1))
+    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("with BN, weight decay"))
+    assert "(no-BN net: " in row["ours"]
+
+
+def test_ga_spans_are_each_generations_interquartile_width_in_log10():
+    pts = np.log(10.0) * np.array([[[-4.0, -6.0], [-1.0, -5.0], [0.0, -4.0], [1.0, -1.0], [0.5, -2.0]],
+                                   [[-0.5, -3.0], [-0.5, -3.0], [-0.5, -3.0], [-0.5, -3.0], [0.5, -3.0]]])
+    rec = results.Record(CHAPTER, "ga_search", PracticeConfig.for_profile("smoke").to_dict(), {},
+                         {"bn/points": pts, "none/points": pts})
+    spans = ga_search.spans(rec)
+    assert spans["bn"].shape == (2, 2)
+    assert spans["bn"][0] == pytest.approx([1.5, 3.0]) and spans["none"][1] == pytest.approx([0.0, 0.0])

@@ -87,6 +87,9 @@ class PracticeConfig(Config):
     ft_n_train: int = param(1000, "fine-tuning: training images of digits 5-9", min=8,
                             max=60_000)
 
+    # 9: the digits fine-tuning adds (pre-training sees the others); not a parameter
+    FT_NEW_DIGITS: ClassVar[tuple] = (5, 6, 7, 8, 9)
+
     PROFILES: ClassVar[dict] = {
         "full": {},
         # reference: the largest scale that runs in well under an hour on a busy 2-core CPU

@@ -2,13 +2,13 @@
 
 Time per training step (forward, backward, SGD step) and per inference batch of the student's MLP
 (4 hidden layers) and of TinyInception, with and without BN, and at inference with BN folded into
-the preceding layer. The networks run alternately, so a machine busy with other work slows all of
-them alike; we report medians and their ratios, all from one run.
+the preceding layer (``models.fold_nested``). The networks run alternately, so a machine busy with
+other work slows all of them alike; a timing run gives medians and their ratios, and
+:func:`over_runs` gathers the ratios of several runs.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -19,36 +19,19 @@ from ...book import results
 from ... import runtime
 from ...nn import models
 from ...nn.tiny_inception import TinyInception
-from ..ch02_forward_pass import fold_model
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
 # The student project's timings (its Table 3.2.1: the 4×1000 MLP at batch 1024, NumPy on a CPU),
 # seconds per step without BN (their control model) and with BN.
 STUDENT_SECONDS = {"train": {"no BN": 0.249, "BN": 0.387}, "inference": {"no BN": 0.124, "BN": 0.166}}
-# The slowdowns its text quotes for them (section 3.3): (BN − no BN) / BN, see student_slowdowns.
+# The slowdowns its text quotes for them (section 3.3): (BN − no BN) / BN, the share of BN's time
+# that the control does not spend (not BN's extra time over the control's).
 STUDENT_QUOTED_SLOWDOWNS = {"train": 0.356, "inference": 0.253}
 
 
 def student_ratios() -> dict:
     """Return the student's BN / no-BN time ratios {train, inference}, from their timings."""
     return {what: t["BN"] / t["no BN"] for what, t in STUDENT_SECONDS.items()}
-
-
-def student_slowdowns() -> dict:
-    """Return the slowdowns the student's text quotes, {train, inference}: (BN − no BN) / BN, the
-    share of BN's time that the control does not spend (not BN's extra time over the control's)."""
-    return {what: (t["BN"] - t["no BN"]) / t["BN"] for what, t in STUDENT_SECONDS.items()}
-
-
-def fold_all(model: nn.Module) -> nn.Module:
-    """Return an eval-mode copy of ``model`` in which every nn.Sequential has its (Linear or
-    Conv2d, BN) pairs folded into one layer (``forward_pass.fold_model``)."""
-    def fold(module: nn.Module) -> nn.Module:   # innermost first, so nested blocks fold too
-        for name, child in list(module.named_children()):
-            setattr(module, name, fold(child))
-        return fold_model(module) if isinstance(module, nn.Sequential) else module
-
-    return fold(copy.deepcopy(model).eval())
 
 
 def _seconds(fn, device: torch.device) -> float:
@@ -83,7 +66,7 @@ def timing(cfg: PracticeConfig) -> dict:
         nets = {k: v.to(device) for k, v in nets.items()}
         with torch.no_grad():
             nets["BN"].train()(x)   # running statistics from one batch: folding needs some
-        nets["BN folded"] = fold_all(nets["BN"])
+        nets["BN folded"] = models.fold_nested(nets["BN"])
         opts = {k: torch.optim.SGD(v.parameters(), lr=1e-3) for k, v in nets.items() if k != "BN folded"}
 
         def step(k):
@@ -127,6 +110,17 @@ def ratios(record: results.Record) -> dict:
         out[family] = {"train": t["BN/train"] / t["no BN/train"],
                        "inference": t["BN/inference"] / t["no BN/inference"],
                        "folded inference": t["BN folded/inference"] / t["no BN/inference"]}
+    return out
+
+
+def over_runs(records, family: str = "MLP") -> dict:
+    """Return, over the timing runs ``records``, each BN / no-BN ratio of ``family`` (train,
+    inference, folded inference) as ``{"runs": [one per run], "mean": their mean}``, and under
+    ``"no BN train seconds"`` each run's median seconds per training step without BN."""
+    per_run = [ratios(r)[family] for r in records]
+    out = {k: {"runs": [v[k] for v in per_run], "mean": float(np.mean([v[k] for v in per_run]))}
+           for k in ("train", "inference", "folded inference")}
+    out["no BN train seconds"] = [float(r.metrics[f"{family}/no BN/train"]) for r in records]
     return out
 
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from ...book import results
 from ...nn import models
-from ... import runtime
+from ... import data, runtime
 from ...training import train
 from ...training.search import genetic_search
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
-from .training import fit, mnist, seeded
+from .training import fit, seeded
 
 # The student project's results (../shared/sources/003_…, Table 3.2.1: Higgs, the STUDENT_MLP).
 STUDENT = {"best_lr": {"bn": 2.57, "none": 0.62}, "best_l2": {"bn": 1.26e-8, "none": 3.98e-8},
@@ -45,7 +45,7 @@ def student_numbers() -> dict:
 def search(cfg: PracticeConfig) -> dict:
     """Return per network (``bn``, ``none``): the GA's points (generation, member, [ln LR, ln L2]),
     validation scores, test accuracies, and the best point with its scores."""
-    x_tr, y_tr, x_te, y_te = mnist(cfg, flatten=True)
+    x_tr, y_tr, x_te, y_te = data.mnist(cfg, flatten=True)
     n_val = max(len(x_tr) // 6, 10)
     x_fit, y_fit, x_val, y_val = x_tr[n_val:], y_tr[n_val:], x_tr[:n_val], y_tr[:n_val]
     widths = [784] + [cfg.ga_width] * 4 + [10]
@@ -81,6 +81,16 @@ def run(cfg: PracticeConfig) -> results.Record:
     """Return the search's record (stored, or run now)."""
     with runtime.cpu_threads(cfg.cpu_threads):
         return results.load_or_run(CHAPTER, "ga_search", cfg, search, prefer_stored=True)
+
+
+def spans(record: results.Record) -> dict:
+    """Return per network (``bn``, ``none``) how widely each generation spreads: the width of the
+    middle half of its members (interquartile range) in log10 learning rate and log10 L2, an
+    array (generation, 2), in decades; unlike the full range, one stray member barely moves it."""
+    def iqr(pts):
+        q1, q3 = np.percentile(np.asarray(pts) / math.log(10.0), [25, 75], axis=1)
+        return q3 - q1
+    return {net: iqr(record[f"{net}/points"]) for net in ("bn", "none")}
 
 
 def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:

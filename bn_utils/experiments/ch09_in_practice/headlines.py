@@ -10,6 +10,8 @@ decides chapter 09's close verdicts: 2,000 test images, about half a point of bi
 accuracy) that error is added, bounded by independent binomial errors of the mean accuracies
 compared (:func:`_with_test_set`). It is not added to the gap between BN's two modes: one network
 scored twice on the same images, whose independent bound would overstate it many times.
+A claim that compares networks is decided only where every one of them learned (:func:`_learned`:
+above chance, the task's own; one in five for the new digits of fine-tuning), the book's rule.
 
 Some records have extra runs stored as their own records (``PracticeConfig.extra_records``,
 trained by ``tools/train_runs.py``): more GA searches and timing runs, more seeds of the batch
@@ -27,7 +29,7 @@ import numpy as np
 from ...book import claims as rule
 from ... import data
 from ...nn import models
-from . import cost, ga_search, small_batches
+from . import cost, finetune, ga_search, small_batches
 from .experiment import load_extra
 from .config import CHAPTER, PracticeConfig, STUDENT_MLP
 
@@ -48,8 +50,10 @@ def _with_test_set(d: rule.Decision, test_se: float, margin: float = 0.0) -> rul
     return rule.decide(d.mean, math.sqrt(d.se ** 2 + test_se ** 2), d.n, margin)
 
 
-def _learned(*accuracies) -> bool:
-    return any(rule.learned(np.nan_to_num(a, nan=0.0), data.CHANCE, rule.LEARNED) for a in accuracies)
+def _learned(*accuracies, chance: float = data.CHANCE) -> bool:
+    """Return whether every network compared learned: each one's seeds' mean accuracy (diverged =
+    0) above ``chance`` (ten classes' unless given) by the book's margin (``claims.LEARNED``)."""
+    return all(rule.learned(np.nan_to_num(a, nan=0.0), chance, rule.LEARNED) for a in accuracies)
 
 
 def _pts(d: rule.Decision) -> str:
@@ -61,10 +65,11 @@ def _row(text: str, ours: str, decision, spread: str | None = None, source: str 
     return rule.row(text, source, theirs, ours, decision, spread)
 
 
-def _batch_sweep(rec: dict, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return the sweep's (eval_acc, train_acc) arrays (norm, batch, seed), with the stored extra
-    seeds of the same protocol joined on the seed axis, and the number of test images."""
-    ev, tr = np.asarray(rec["batch_sweep"]["eval_acc"]), np.asarray(rec["batch_sweep"]["train_acc"])
+def sweep_with_extra_seeds(sweep, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return the batch sweep's (eval_acc, train_acc) arrays (norm, batch, seed) of the record
+    ``sweep`` with the stored extra seeds of the same protocol (``extra``) joined on the seed axis,
+    and the number of test images: what the small-batch claims decide on."""
+    ev, tr = np.asarray(sweep["eval_acc"]), np.asarray(sweep["train_acc"])
     for name, (experiment, c) in cfg.extra_records().items():
         if experiment == "batch_sweep" and name in extra:
             ev = np.concatenate([ev, np.asarray(extra[name]["eval_acc"])], axis=2)
@@ -73,7 +78,7 @@ def _batch_sweep(rec: dict, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarra
 
 
 def _small_batch_rows(rec: dict, extra: dict, cfg: PracticeConfig) -> list[dict]:
-    ev, tr, n_test = _batch_sweep(rec, extra, cfg)
+    ev, tr, n_test = sweep_with_extra_seeds(rec["batch_sweep"], extra, cfg)
     i = cfg.norms.index("bn")
     small, large = cfg.batch_sizes[0], cfg.batch_sizes[-1]
     n_seeds = ev.shape[2]
@@ -116,22 +121,33 @@ def _small_batch_rows(rec: dict, extra: dict, cfg: PracticeConfig) -> list[dict]
     return rows
 
 
+def placement_gaps(placement, extra: dict, cfg: PracticeConfig) -> dict:
+    """Return what the placement claim decides on: the record scored on all 10,000 test images when
+    it is stored (``extra``), else ``placement``; its number of test images ``n_test``; and per
+    activation (``relu``, ``sigmoid``) BN before − after final accuracy over the seeds, ``gap``
+    (mean, seeds' SE, seeds), its SE with the test set's error added, ``se``, and ``part``, the
+    equivalence |before − after| < ``PLACEMENT_MARGIN`` decided on them."""
+    names = [n for n, (e, _) in cfg.extra_records().items() if e == "placement" and n in extra]
+    pl = extra[names[0]] if names else placement
+    out = {"n_test": PracticeConfig.from_record(pl).n_test}
+    for act in ("relu", "sigmoid"):
+        before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
+        d = rule.paired(before - after)
+        se = math.sqrt(d.se ** 2 + _test_se([np.mean(before), np.mean(after)], out["n_test"]) ** 2)
+        out[act] = {"gap": d, "se": se, "part": rule.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n)}
+    return out
+
+
 def _placement_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """BN before or after the nonlinearity: |before − after| below ``PLACEMENT_MARGIN`` for ReLU
     and sigmoid, an equivalence (yes when the whole two-SE interval of the mean difference lies
     inside ± the margin, no when it lies outside); from the record on all 10,000 test images when
-    it is stored."""
-    names = [n for n, (e, _) in cfg.extra_records().items() if e == "placement" and n in extra]
-    pl = extra[names[0]] if names else rec["placement"]
-    n_test = PracticeConfig.from_record(pl).n_test
-    parts, texts, spreads = [], [], []
-    for act in ("relu", "sigmoid"):
-        before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
-        d = rule.paired(before - after)
-        se = math.sqrt(d.se ** 2 + _test_se([np.mean(before), np.mean(after)], n_test) ** 2)
-        parts.append(rule.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n))
-        texts.append(f"{act} {d.mean:+.3f}")
-        spreads.append(f"{act}: {100 * d.mean:+.1f} ± {100 * se:.1f} points")
+    it is stored (:func:`placement_gaps`)."""
+    g = placement_gaps(rec["placement"], extra, cfg)
+    n_test, acts = g["n_test"], ("relu", "sigmoid")
+    parts = [g[act]["part"] for act in acts]
+    texts = [f"{act} {g[act]['gap'].mean:+.3f}" for act in acts]
+    spreads = [f"{act}: {100 * g[act]['gap'].mean:+.1f} ± {100 * g[act]['se']:.1f} points" for act in acts]
     return _row(f"BN before or after the nonlinearity makes little difference (|before − after| final "
                 f"accuracy < {PLACEMENT_MARGIN:g} for ReLU and sigmoid)",
                 f"before − after: {', '.join(texts)} ({n_test:,} test images)", rule.all_of(parts),
@@ -154,22 +170,58 @@ def _ga_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
                 theirs=f"{theirs['bn']:g} with BN, {theirs['none']:g} without")
 
 
+def timing_runs(timing, extra: dict, cfg: PracticeConfig) -> list:
+    """Return the timing runs the cost claim decides on: the record ``timing`` and the stored extra
+    timing runs (``extra``)."""
+    return [timing] + [extra[n] for n, (e, _) in cfg.extra_records().items() if e == "cost" and n in extra]
+
+
 def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """BN costs time in training (MLP: BN / no BN > 1) and folding removes the inference cost
     (folded / no BN < ``FOLDED_MAX``): one value per timing run."""
-    runs = [rec["cost"]] + [extra[n] for n, (e, _) in cfg.extra_records().items() if e == "cost" and n in extra]
-    r = [cost.ratios(t)["MLP"] for t in runs]
-    costs = rule.paired([v["train"] - 1 for v in r])
-    folded = rule.paired([FOLDED_MAX - v["folded inference"] for v in r])
+    r = cost.over_runs(timing_runs(rec["cost"], extra, cfg))
+    costs = rule.paired([v - 1 for v in r["train"]["runs"]])
+    folded = rule.paired([FOLDED_MAX - v for v in r["folded inference"]["runs"]])
     student = cost.student_ratios()
-    mean = lambda k: float(np.mean([v[k] for v in r]))  # noqa: E731
+    mean = lambda k: r[k]["mean"]  # noqa: E731
+    n = len(r["train"]["runs"])
     return _row("BN costs time in training and at inference; folding it into the layer before removes the "
                 f"inference cost (MLP: BN/no-BN train ratio > 1, folded/no-BN inference ratio < {FOLDED_MAX:g})",
                 f"train ×{mean('train'):.2f}, inference ×{mean('inference'):.2f}, folded ×{mean('folded inference'):.2f} "
-                f"({len(r)} timing run{'s' if len(r) > 1 else ''})", rule.all_of([costs, folded]),
+                f"({n} timing run{'s' if n > 1 else ''})", rule.all_of([costs, folded]),
                 f"train − 1: {costs.spread(digits=2)}; {FOLDED_MAX:g} − folded: {folded.spread(digits=2)}",
                 source=f"{SOURCE}; student project (Higgs)",
                 theirs=f"student: train ×{student['train']:.2f}, inference ×{student['inference']:.2f}")
+
+
+def step_ratios(wd, cfg: PracticeConfig, net: str = "bn") -> np.ndarray:
+    """Return per seed the weight-decay record ``wd``'s late relative step of network ``net``
+    ("bn", "none") with weight decay over that without (medians over the second half of training)."""
+    late = [np.median(wd[f"{net}/{w:g}/rel_step"][:, wd[f"{net}/{w:g}/rel_step"].shape[1] // 2:], axis=1)
+            for w in (0.0, cfg.weight_decay)]
+    return late[1] / late[0]
+
+
+def _finetune_row(ft, cfg: PracticeConfig) -> dict:
+    """When fine-tuning with tiny batches, freeze BN: frozen − training-mode accuracy at the smallest
+    fine-tuning batch, per seed (diverged = 0), both networks scored against guessing among the new
+    digits (:func:`.finetune.chance`)."""
+    b, chance = cfg.ft_batch_sizes[0], finetune.chance(cfg)
+    frozen = np.nan_to_num(ft[f"{b}/frozen/acc"][:, -1], nan=0.0)
+    trained = np.nan_to_num(ft[f"{b}/train/acc"][:, -1], nan=0.0)
+    n_new = finetune.n_test_new(cfg)
+    text = f"when fine-tuning with tiny batches, freeze BN (frozen − training-mode accuracy after fine-tuning at batch {b} > 0)"
+    ours = f"{frozen.mean():.3f} frozen vs {trained.mean():.3f} in training mode (diverged = 0)"
+    if not _learned(frozen, trained, chance=chance):
+        return _row(text, ours + f" (frozen or training-mode BN did not learn the new digits: chance {chance:g})",
+                    rule.NOT_COMPARABLE)
+    fv = finetune.frozen_vs_train(ft, cfg)[b]
+    ours += f"; frozen lower in {fv['frozen_below']} of {len(fv['seeds'])} seeds"
+    if fv["at_chance"]:
+        ours += (f"; frozen stayed at chance ({chance:g}) in seed{'s' * (len(fv['at_chance']) > 1)} "
+                 f"{', '.join(str(s) for s in fv['at_chance'])}")
+    d = _with_test_set(rule.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
+    return _row(text, ours, d, _pts(d) + f" (seeds and about {n_new:,} test images)")
 
 
 def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
@@ -205,29 +257,19 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     wd = rec["weight_decay"]
     k0, k1 = "bn/0", f"bn/{cfg.weight_decay:g}"
     norm = {k: wd[f"{k}/norm"][:, -1] for k in (k0, k1)}
-    late = {k: np.median(wd[f"{k}/rel_step"][:, wd[f"{k}/rel_step"].shape[1] // 2:], axis=1) for k in (k0, k1)}
-    smaller, larger = rule.paired(norm[k0] - norm[k1]), rule.paired(np.log(late[k1] / late[k0]))
+    ratio = {net: step_ratios(wd, cfg, net) for net in ("bn", "none")}
+    smaller, larger = rule.paired(norm[k0] - norm[k1]), rule.paired(np.log(ratio["bn"]))
     text = ("with BN, weight decay shrinks the weights and so raises the effective step size (BN net: ‖W‖ "
             "smaller and ‖ΔW‖/‖W‖ larger with weight decay than without)")
+    geo = {net: float(np.exp(np.mean(np.log(v)))) for net, v in ratio.items()}
     ours = (f"‖W‖ {norm[k1].mean():.2f} vs {norm[k0].mean():.2f}; each seed's step ratio, geometric mean "
-            f"{float(np.exp(np.mean(np.log(late[k1] / late[k0])))):.2f}")
+            f"{geo['bn']:.2f} (no-BN net: {geo['none']:.2f})")
     if not _learned(wd[f"{k0}/test_accuracy"], wd[f"{k1}/test_accuracy"]):
-        rows.append(_row(text, ours + " (the BN nets did not learn)", rule.NOT_COMPARABLE))
+        rows.append(_row(text, ours + " (a BN net did not learn)", rule.NOT_COMPARABLE))
     else:
         rows.append(_row(text, ours, rule.all_of([smaller, larger]),
                          f"‖W‖ without − with: {smaller.spread(digits=2)}; ln step ratio: {larger.spread(digits=2)}"))
-    # fine-tuning with tiny batches: frozen − training-mode BN, per seed (diverged = 0)
-    ft, b = rec["finetune"], cfg.ft_batch_sizes[0]
-    frozen = np.nan_to_num(ft[f"{b}/frozen/acc"][:, -1], nan=0.0)
-    trained = np.nan_to_num(ft[f"{b}/train/acc"][:, -1], nan=0.0)
-    n_new = cfg.n_test // 2      # the test images of the digits 5-9 (class-stratified subset)
-    text = f"when fine-tuning with tiny batches, freeze BN (frozen − training-mode accuracy after fine-tuning at batch {b} > 0)"
-    ours = f"{frozen.mean():.3f} frozen vs {trained.mean():.3f} in training mode (diverged = 0)"
-    if not _learned(frozen, trained):
-        rows.append(_row(text, ours + " (neither learned the new digits)", rule.NOT_COMPARABLE))
-    else:
-        d = _with_test_set(rule.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
-        rows.append(_row(text, ours, d, _pts(d) + f" (seeds and about {n_new:,} test images)"))
+    rows.append(_finetune_row(rec["finetune"], cfg))
     return rows
 
 
