@@ -19,6 +19,7 @@ module reads no records and imports no chapter: chapters import it, never the ot
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -102,6 +103,19 @@ def paired(differences: Sequence[float], margin: float = 0.0, min_seeds: int = M
     d = _values(differences)
     se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
     return decide(float(d.mean()), float(se), len(d), margin, min_seeds)
+
+
+def confidence(df: int, n_se: float = N_SE) -> float:
+    """Return how often a difference of zero lands within ``n_se`` standard errors of its mean
+    when the SE is estimated from the data with ``df`` degrees of freedom (Student's t: the
+    two-sided coverage of ``± n_se``; ``df`` = seeds − 1 for a paired difference). This is the
+    confidence behind a yes or no: about 0.95 for many seeds, less for few."""
+    if df < 1:
+        raise ValueError(f"a standard error estimated from data needs df >= 1, got {df}")
+    t = np.linspace(0.0, n_se, 20001)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    pdf = np.exp(log_c - (df + 1) / 2 * np.log1p(t ** 2 / df))
+    return float(2 * np.sum((pdf[1:] + pdf[:-1]) / 2 * np.diff(t)))
 
 
 def learned(accuracies: Sequence[float], chance: float, margin: float) -> bool:

@@ -120,3 +120,14 @@ def test_counts_text_counts_each_verdict_in_agreeing_grammar_and_leaves_out_zero
         "4 hold, 3 do not, 1 sits inside the noise and 1 is not decided")
     assert claims.counts_text(["yes", "not comparable", "not run"]) == "1 holds and 2 are not decided"
     assert claims.counts_text(["no"]) == "1 does not" and claims.counts_text([]) == "none"
+
+
+def test_the_rules_confidence_is_students_t_coverage_of_two_standard_errors():
+    import math
+
+    assert math.isclose(claims.confidence(1), 2 / math.pi * math.atan(2), rel_tol=1e-6)   # Cauchy
+    assert math.isclose(claims.confidence(2), 2 / math.sqrt(6), rel_tol=1e-6)          # t/√(2 + t²)
+    assert math.isclose(claims.confidence(10 ** 6), math.erf(2 / math.sqrt(2)), rel_tol=1e-4)
+    assert claims.confidence(2) < claims.confidence(4) < claims.confidence(30) < 0.96
+    with pytest.raises(ValueError, match="df"):
+        claims.confidence(0)

@@ -148,8 +148,7 @@ def test_running_estimates_figure_draws_the_biased_average_on_top_of_every_momen
 
 
 def test_pasted_keras_momentum_makes_the_running_mean_the_last_batch_mean():
-    bn = fwd.pasted_keras_momentum_bn(4)
-    assert bn.momentum == 0.99
+    bn = torch.nn.BatchNorm1d(4, momentum=0.99)   # the bug: Keras' 0.99 given to torch unconverted
     batches = _batches(6, 10, 4, dtype=torch.float32)
     with torch.no_grad():
         for x in batches:

@@ -32,7 +32,7 @@ from .figures import (
 from .folding import fold_check, fold_timing  # noqa: F401
 from .headlines import eval_branch_claim, population_check, population_claim  # noqa: F401
 from .momentum_bug import (
-    BUG_MOMENTA, last_batch_gap, momentum_bug_runs, pasted_keras_momentum_bn, precise_bn,
+    BUG_MOMENTA, last_batch_gap, momentum_bug_runs, precise_bn,
     run_momentum_bugs, running_stat_errors)
 from .normalisation import (
     compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)

@@ -20,12 +20,6 @@ BUG_MOMENTA = {"0.1 (PyTorch default)": 0.1, "0.99 (Keras 0.99 pasted)": 0.99,
                "0.001 (too small)": 0.001}
 
 
-def pasted_keras_momentum_bn(width: int, keras_momentum: float = 0.99) -> nn.BatchNorm1d:
-    """BUGGY on purpose: return torch's BatchNorm1d given a Keras momentum unconverted, so its
-    running statistics keep 1 − m of the past and take m of the latest batch."""
-    return nn.BatchNorm1d(width, momentum=keras_momentum)
-
-
 @one_thread
 def last_batch_gap(momentum: float, batches: int = 500, batch_size: int = 16,
                    seed: int = 0) -> dict:
