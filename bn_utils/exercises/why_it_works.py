@@ -97,38 +97,39 @@ def check_noise_mean_scale(answer) -> Result:
 # --- chapter 08 -------------------------------------------------------------------------------
 
 def check_effective_smoothness(fn) -> Result:
-    """Check fn(g0 (P,), grads (K, P), etas (K,)) -> max over k of ||grads[k] - g0|| / ||etas[k] g0||."""
+    """Check fn(g0 (P,), grads (K, P), alphas (K,)) -> max over k of ||grads[k] - g0|| / ||alphas[k] g0||
+    (chapter 8: alpha the step sizes of a landscape measurement, lambda the smoothness)."""
     def run():
         r = rng(14)
-        g0, grads, etas = r.normal(size=6) * 2, r.normal(size=(4, 6)), np.array([0.05, 0.1, 0.2, 0.4])
-        out = call(fn, g0.copy(), grads.copy(), etas.copy())
+        g0, grads, alphas = r.normal(size=6) * 2, r.normal(size=(4, 6)), np.array([0.05, 0.1, 0.2, 0.4])
+        out = call(fn, g0.copy(), grads.copy(), alphas.copy())
         if np.ndim(as_array(out)) != 0:
             raise Wrong("return one number, the largest ratio over the step sizes")
         d = np.linalg.norm(grads - g0, axis=1)
-        ratios = d / (etas * np.linalg.norm(g0))
+        ratios = d / (alphas * np.linalg.norm(g0))
         if close(out, ratios.max()):
             return
-        diagnose(out, {"divide by the length of the step, ||eta g||, not by eta alone":
-                       (d / etas).max(),
-                       "beta is the largest ratio over the step sizes, not the mean": ratios.mean(),
-                       "divide each gradient change by the length of its step, eta * ||g||":
+        diagnose(out, {"divide by the length of the step, ||alpha g||, not by alpha alone":
+                       (d / alphas).max(),
+                       "lambda is the largest ratio over the step sizes, not the mean": ratios.mean(),
+                       "divide each gradient change by the length of its step, alpha * ||g||":
                        d.max() / np.linalg.norm(g0)})
-        raise Wrong("beta = max over step sizes of ||grad(x - eta g) - g|| / ||eta g||")
+        raise Wrong("lambda = max over the step sizes alpha of ||grad(x - alpha g) - g|| / ||alpha g||")
     return verdict(run)
 
 
 def check_safe_lr(fn) -> Result:
-    """Check fn(beta) -> the largest step size for which a gradient step on a beta-smooth loss
-    is guaranteed to decrease it (2 / beta)."""
+    """Check fn(lam) -> the largest learning rate for which a gradient step on a lambda-smooth
+    loss is guaranteed to decrease it (2 / lam)."""
     def run():
-        for beta in (0.5, 4.0, 30.0):
-            out = call(fn, beta)
-            diagnose(out, {"1 / beta is the step with the best guaranteed decrease; the loss still "
-                           "decreases for any step below 2 / beta": 1 / beta,
-                           "a smoother loss (smaller beta) allows a larger step: invert beta":
-                           beta / 2})
-            if not close(out, 2 / beta):
-                raise Wrong("from L(x - eta g) <= L(x) - eta (1 - beta eta / 2) ||g||^2, find where "
+        for lam in (0.5, 4.0, 30.0):
+            out = call(fn, lam)
+            diagnose(out, {"1 / lambda is the learning rate with the best guaranteed decrease; the loss "
+                           "still decreases for any rate below 2 / lambda": 1 / lam,
+                           "a smoother loss (smaller lambda) allows a larger rate: invert lambda":
+                           lam / 2})
+            if not close(out, 2 / lam):
+                raise Wrong("from L(x - eta g) <= L(x) - eta (1 - lambda eta / 2) ||g||^2, find where "
                             "the bracket turns negative")
     return verdict(run)
 

@@ -410,6 +410,7 @@ def _smoothness_record(bn_beta: float, drop_lp: bool = False, dln_bn_beta: float
         b = (normed if run.norm != "none" else 10.0) * (1 + j)
         a = acc[run.norm] + j
         m = {"ls_losses": [[1.0, 1.0 + b]] * 2, "ls_grad_diffs": [[0.0, b]] * 2, "ls_beta": [b, b],
+             "ls_grad_norm": [1.0, 1.0], "measure_step": [0, 4],
              "ls_loss": [2.3, 1.0], "eval_step": [0, 4, 8], "train_batch_accuracy": [np.nan, a, a],
              "train_accuracy": [0.1, a, a], "test_accuracy": [0.1, 0.2, 0.2],
              "loss_step": [0, 10, 20], "loss": [50.0, 5.0, {"none": 3.0, "bn": 1.0}.get(run.norm, 1.5) + j]}
@@ -453,6 +454,35 @@ def test_the_beta_test_leaves_out_a_rate_where_the_standard_network_did_not_lear
     row = smoothness.headlines(record)[3]
     assert "Not comparable: LR 0.5 at the common loss" in row["ours"] and row["verdict"] == claims.YES
     assert "LR 0.5: at step 0" in row["ours"]
+
+
+def test_the_beta_test_says_when_the_standard_network_is_on_its_flat_start_at_step_0():
+    record = _smoothness_record(20.0)   # BN's λ larger: the step-0 part says no
+    assert "flat start" not in smoothness.headlines(record)[3]["ours"]   # equal gradients: not flat
+    for run in smoothness.runs(smoothness.SmoothnessConfig.from_record(record)):
+        if run.arch == "vgg" and run.norm == "none":   # its gradient a twentieth of BN's at step 0
+            record.metrics[f"{run.name}/ls_grad_norm"] = [0.05, 1.0]
+            record.metrics[f"{run.name}/ls_beta"] = [10.0, 30.0]   # and its λ above BN's from step 4
+    flat = smoothness.flat_start(record, 0.1)
+    assert flat["grad_none"] == pytest.approx(0.05) and flat["grad_bn"] == 1.0 and flat["reached"] == 4
+    assert smoothness.on_flat_start(flat)
+    row = smoothness.headlines(record)[3]
+    assert row["verdict"] == claims.NO and "At step 0 the standard network was still on its flat start " \
+        "(gradient norm 0.05 against BN's 1)" in row["ours"]
+    note = smoothness.analysis.flat_start_note(flat)
+    assert "its λ first reached BN's at step 4" in note and "vanishing gradient" in note
+    assert smoothness.analysis.flat_start_note({**flat, "grad_none": 0.5}) == ""
+
+
+def test_lp_verdicts_decide_the_vgg_and_the_dln_halves_apart():
+    record = _smoothness_record(2.0)
+    assert smoothness.lp_verdicts(record) == {"VGG": claims.YES, "DLN": claims.YES}
+    cfg = smoothness.SmoothnessConfig.from_record(record)
+    for run in smoothness.runs(cfg):   # the ℓp DLNs end at the standard network's loss
+        if run.arch == "dln" and run.norm in smoothness.LP_NETS:
+            record.metrics[f"{run.name}/loss"] = [50.0, 5.0, 3.0 + JITTER[run.seed]]
+    assert smoothness.lp_verdicts(record) == {"VGG": claims.YES, "DLN": claims.NO}
+    assert smoothness.headlines(record)[-1]["verdict"] == claims.NO
 
 
 def test_smoothness_extra_seeds_cover_every_network_of_the_reference_profile():
@@ -607,6 +637,18 @@ def test_chapter_8s_landscape_legend_counts_the_seeds_its_bands_average():
         record.metrics[key.replace("/ls_beta", "/measure_step")] = [0, 4]
     fig = smoothness.plot_landscape(record, "vgg")
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["standard (n=3)", "BN (n=3)"]
+
+
+def test_chapter_8s_dln_loss_panel_bands_only_the_standard_and_bn_networks():
+    import matplotlib
+    matplotlib.use("Agg")
+    record = _smoothness_record(2.0)
+    fig = smoothness.plot_training(record)
+    dln, norms = fig.axes[2], record.config["dln_norms"]
+    assert len(norms) > 2 and len(dln.lines) == len(norms) and len(dln.collections) == 2   # two ± std bands
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "ℓ1 norm (n=3)" in labels and "BN (n=3)" in labels   # a line alone still counts its seeds
+    assert "in the DLN for the standard and BN networks only" in fig.bn_note
 
 
 def test_the_edge_of_stability_is_given_as_the_reason_once_per_page():

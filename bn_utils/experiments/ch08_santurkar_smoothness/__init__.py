@@ -21,12 +21,13 @@ training and storage are chapter 7's and 8's shared ``santurkar`` package. This 
 re-exports their names, so that the chapter calls ``smoothness.<name>`` whichever file holds it.
 """
 
-from ..santurkar import LABELS, unpack  # noqa: F401
+from ..santurkar import LABELS, learned_rule, unpack  # noqa: F401
 from .config import CHAPTER, LP_NETS, SmoothnessConfig
 from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
     COLORS, plot_landscape, plot_large_lr, plot_normalisations, plot_step_profile, plot_training)
 from .analysis import (
-    WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, edge_readings, large_lr_note,
-    landscape_ratios, loss_levels_note, page_numbers, smoothness_summary, smoothness_table)
-from .headlines import claims_table, headlines, landscape_verdicts, verdicts_text
+    WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, edge_readings, flat_start,
+    large_lr_note, landscape_ratios, loss_levels_note, on_flat_start, page_numbers, smoothness_summary,
+    smoothness_table)
+from .headlines import claims_table, headlines, landscape_verdicts, lp_verdicts, verdicts_text

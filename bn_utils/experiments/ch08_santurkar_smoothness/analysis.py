@@ -140,8 +140,8 @@ def _lowest(m: dict, window: int = WINDOW) -> float:
 def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
     """Return ``{(norm, lr): row}`` for the standard and BN networks at every measured learning
     rate: β at initialisation (step 0), the median β over training (per seed, then the mean over
-    the seeds), that median times LR / 2
-    (about 1: the edge of stability, where the rate sets the curvature met), and β at the loss
+    the seeds), that median times η / 2 (η the learning rate; about 1: the edge of stability,
+    where the rate sets the curvature met), and β at the loss
     both networks reached (:func:`beta_at_loss`; per seed the level is the higher of the two
     networks' lowest smoothed losses): means over seeds, and per seed (``*_seeds``:
     ``{seed: value}``), with whether the network learned (``santurkar.learned``)."""
@@ -181,14 +181,79 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
 
 
 def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
-    """Table: per network and learning rate, β at initialisation, over training (with β·LR/2,
+    """Table: per network and learning rate η, β at initialisation, over training (with βη/2,
     the edge-of-stability ratio), and at a loss level both networks reached."""
     rows = [{"network": santurkar.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
-             "median λ in training": v["beta"], "λ · LR / 2": v["beta_lr_over_2"],
+             "median λ in training": v["beta"], "λη/2": v["beta_lr_over_2"],
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}
             for (norm, lr), v in beta_comparison(record, arch).items()]
     return book.Table(rows, fmt=santurkar.fixed_sig)
+
+
+# at step 0 the standard VGG is still on its flat start when its gradient's norm is below this
+# share of BN's (the reference record: 0.119 against 27.2)
+FLAT_GRADIENT = 0.1
+
+
+def flat_start(record: results.Record, lr: float) -> dict:
+    """Return what the VGGs' landscape was like at step 0 (the same weights at every learning
+    rate), means over the seeds: the norm of the gradient (``grad_none``, ``grad_bn``) and the
+    loss range along it (``range_none``, ``range_bn``), and ``reached``, the first measured step
+    at which the standard network's λ at ``lr`` (mean over the seeds) was at least BN's (NaN if
+    it never was): a Glorot-initialised standard VGG starts on a nearly flat part of the
+    landscape (chapter 7), where its gradient, and with it its λ, is small."""
+    runs, nan = santurkar.unpack(record), float("nan")
+    members = {norm: [m for m in santurkar.seeds_of(runs, santurkar.group("vgg", norm, lr))
+                      if all(k in m for k in ("ls_beta", "ls_grad_norm", "ls_losses"))]
+               for norm in PAPER_NETS}
+    if not all(members.values()):
+        return {"grad_none": nan, "grad_bn": nan, "range_none": nan, "range_bn": nan, "reached": nan}
+    out = {}
+    for norm, ms in members.items():
+        out[f"grad_{norm}"] = float(np.mean([np.asarray(m["ls_grad_norm"], float)[0] for m in ms]))
+        out[f"range_{norm}"] = float(np.mean([landscape_series(m, "loss_range")[0] for m in ms]))
+    (x, none), (_, bn) = (santurkar.stacked(members[n], "ls_beta", "measure_step") for n in PAPER_NETS)
+    n = min(none.shape[1], bn.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a step no seed measured stays NaN
+        at = np.flatnonzero(np.nanmean(none[:, :n], 0) >= np.nanmean(bn[:, :n], 0))
+    out["reached"] = float(x[at[0]]) if at.size else nan
+    return out
+
+
+def on_flat_start(flat: dict) -> bool:
+    """Return whether, at step 0 (:func:`flat_start`), the standard VGG's gradient was below
+    ``FLAT_GRADIENT`` of BN's: a λ measured there is then small with its gradient."""
+    return bool(flat["grad_none"] < FLAT_GRADIENT * flat["grad_bn"])
+
+
+def flat_start_clause(flat: dict) -> str:
+    """Return the caveat on β at step 0 as a clause (the claims row and the takeaways say it):
+    "at step 0 the standard network was still on its flat start (gradient norm 0.119 against
+    BN's 27.2), so ..."; empty when it was not (:func:`on_flat_start`)."""
+    if not on_flat_start(flat):
+        return ""
+    return (f"at step 0 the standard network was still on its flat start (gradient norm "
+            f"{book.sig(flat['grad_none'])} against BN's {book.sig(flat['grad_bn'])}), so the step-0 "
+            "parts may measure its vanishing gradient rather than a rougher landscape with BN")
+
+
+def flat_start_note(flat: dict) -> str:
+    """Return the page's sentences on the standard network's flat start at step 0
+    (:func:`flat_start`): its gradient and loss range against BN's, and when its λ first reached
+    BN's; empty when it was not on its flat start (:func:`on_flat_start`)."""
+    if not on_flat_start(flat):
+        return ""
+    reached = (f"its λ first reached BN's at step {flat['reached']:,.0f}" if np.isfinite(flat["reached"])
+               else "its λ stayed below BN's at every measurement")
+    return ("Step 0 has a second catch. As chapter 7 explains, a Glorot-initialised VGG without BN "
+            "starts on a nearly flat part of the landscape, and at step 0 the standard network is "
+            f"still there: the norm of its gradient was {book.sig(flat['grad_none'])} against BN's "
+            f"{book.sig(flat['grad_bn'])}, and over the whole range of step sizes its loss changed by "
+            f"{book.sig(flat['range_none'])} against BN's {book.sig(flat['range_bn'])} (means over the "
+            f"seeds); {reached}. BN's larger λ at step 0 may then measure the standard network's "
+            "vanishing gradient on that flat start rather than a rougher landscape with BN.")
 
 
 def large_lr_summary(record: results.Record) -> dict:
@@ -205,25 +270,26 @@ def large_lr_summary(record: results.Record) -> dict:
     return out
 
 
-EDGE_FACTOR = 2.0   # "at the edge of stability": β·LR/2 within this factor of 1
+EDGE_FACTOR = 2.0   # "at the edge of stability": βη/2 (η the learning rate) within this factor of 1
 
 
 def _at_edge(summary: dict, lr: float) -> dict:
-    """Return ``{norm: (β·LR/2, whether it is within EDGE_FACTOR of 1)}`` for the standard and BN networks."""
+    """Return ``{norm: (βη/2, whether it is within EDGE_FACTOR of 1)}`` for the standard and BN networks."""
     share = {norm: summary[norm]["beta"] * lr / 2 for norm in PAPER_NETS}
     return {norm: (v, 1 / EDGE_FACTOR <= v <= EDGE_FACTOR) for norm, v in share.items()}
 
 
 def edge_reading(summary: dict, lr: float, why: bool = True) -> str:
     """Return, as a clause, where the median β along training (``smoothness_summary``) of the
-    standard and BN networks sits against the edge of stability, β·LR/2 = 1, where gradient
-    descent at a fixed learning rate tends to settle whatever the landscape (``why``: when both
-    sit there, add that the edge predicts it; :func:`edge_readings` adds it once per page). The
-    measurement's step sizes scale with the learning rate too, so a β near 2/LR does not tell the
+    standard and BN networks sits against the edge of stability, βη/2 = 1 (η the learning rate),
+    where gradient descent at a fixed learning rate tends to settle whatever the landscape
+    (``why``: when both sit there, add that the edge predicts it; :func:`edge_readings` adds it
+    once per page). The
+    measurement's step sizes scale with the learning rate too, so a β near 2/η does not tell the
     two apart (the page says so once, after both networks' clauses)."""
     edge = _at_edge(summary, lr)
     share, at = {n: v for n, (v, _) in edge.items()}, {n: a for n, (_, a) in edge.items()}
-    values = f"λ·LR/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
+    values = f"λη/2 = {share['none']:.2f} without BN and {share['bn']:.2f} with it"
     if all(at.values()):
         return (f"{values}, both within a factor of two of 1"
                 + (", as the edge of stability would predict whatever the landscape" if why else ""))
@@ -260,7 +326,8 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
     """Return the numbers chapter 8's prose quotes, by glue name: per learning rate and network
     the β measurements (``beta_comparison``) and final accuracy, where β sits against the edge of
     stability (``edge_reading``), the BN/standard ratios at initialisation and at a common loss,
-    what the standard network did at the larger rate, the final accuracies of the ℓp nets, and
+    what the standard network did at the larger rate, the VGGs at step 0 (``flat_start``, at the
+    first rate: ``flat_*``), the final accuracies of the ℓp nets, and
     the sentence on the DLN's plateau levels (``loss_levels_note``)."""
     c, nan = record.config, float("nan")
     big, betas = large_lr_summary(record), beta_comparison(record, "vgg")
@@ -278,6 +345,9 @@ def page_numbers(record: results.Record, vgg_s: dict, dln_s: dict) -> dict:
     out["init_ratio"] = first("bn", "beta_init") / first("none", "beta_init")
     out["level_ratio"] = first("bn", "beta_at_level") / first("none", "beta_at_level")
     out["large_lr_note"] = large_lr_note(big, c["large_lr"])
+    flat = flat_start(record, c["lr"])
+    out.update({f"flat_{key}": v for key, v in flat.items()})
+    out["flat_note"], out["flat_clause"] = flat_start_note(flat), flat_start_clause(flat)
     lp = [vgg_s[n]["final"][0] for n in LP_NETS if n in vgg_s]
     out["lp_acc_lo"], out["lp_acc_hi"] = min(lp, default=nan), max(lp, default=nan)
     out["acc_none"], out["acc_bn"] = vgg_s["none"]["final"][0], vgg_s["bn"]["final"][0]
@@ -312,8 +382,7 @@ def final_loss_levels(record: results.Record, tolerance: float = 0.01) -> list[f
 def loss_levels_note(record: results.Record, tolerance: float = 0.01) -> str:
     """Return the sentence on the DLN's plateaus when its runs share final-loss levels (fewer
     levels than runs), else an empty string."""
-    finals = _dln_final_losses(record)
-    levels = _levels(finals, tolerance)
+    finals, levels = _dln_final_losses(record), final_loss_levels(record, tolerance)
     if not levels or len(levels) >= len(finals):
         return ""
     shown = ", ".join(f"{v:,.0f}" for v in levels[:-1]) + f" and {levels[-1]:,.0f}"

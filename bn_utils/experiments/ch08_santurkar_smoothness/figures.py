@@ -1,8 +1,9 @@
 """Chapter 08's figures: the landscape along training (the paper's Figs. 4, 10-13), the gradient
 change against the step size, the training curves and the larger learning rate. Each is made
 for the page (``plotting.panels``: at most two panels per row, one legend below, a note under
-it). The smoothness constant is written λ (β is BN's shift in this book); the records keep the
-paper's field name ``ls_beta``."""
+it). The smoothness constant is written λ (β is BN's shift in this book) and the step sizes of a
+landscape measurement α (η is the learning rate); the records keep the paper's field name
+``ls_beta``."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _what(record: results.Record, arch: str) -> str:
 def _steps(record: results.Record, arch: str) -> str:
     c = record.config
     lo, hi = c["step_range"] if arch == "vgg" else c["dln_step_range"]
-    return f"step sizes η from {lo:g} to {hi:g} × the learning rate ({c['n_step_sizes']}, log-spaced)"
+    return f"step sizes α from {lo:g} to {hi:g} × the learning rate ({c['n_step_sizes']}, log-spaced)"
 
 
 def _range(members: list[dict], key: str) -> tuple:
@@ -91,7 +92,7 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
             kind="minmax",
         )
     plotting.label(axes[0], title="(a) loss along the gradient", xlabel="training step",
-                   ylabel="loss, min to max over η", legend=False)
+                   ylabel="loss, min to max over α", legend=False)
     plotting.label(axes[1], title="(b) gradient predictiveness", xlabel="training step",
                    ylabel="gradient change, min to max", legend=False)
     plotting.label(axes[2], title=f"(c) {LAMBDA}", xlabel="training step", ylabel="λ", legend=False)
@@ -102,7 +103,7 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
     plotting.note(
         fig,
         f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {santurkar.seeds_text(record)}; "
-        f"{_steps(record, arch)}. λ = max over η of ‖∇L(x − ηg) − g‖ / ‖ηg‖; in (c) the line is "
+        f"{_steps(record, arch)}. λ = max over α of ‖∇L(x − αg) − g‖ / ‖αg‖; in (c) the line is "
         "the mean over seeds, the band their minimum to maximum.",
     )
     return fig
@@ -176,20 +177,20 @@ def _shade(color: str, t: float) -> tuple:
 
 
 def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | None = None):
-    """Figure (the paper's Fig. 11): the gradient change ‖∇L(x − ηg) − ∇L(x)‖ against the step
-    size η, one line per measured training step (pale: early, full colour: late), the standard
+    """Figure (the paper's Fig. 11): the gradient change ‖∇L(x − αg) − ∇L(x)‖ against the step
+    size α, one line per measured training step (pale: early, full colour: late), the standard
     network (left) and BN (right) on one scale."""
     runs, lr = santurkar.unpack(record), record_lr(record, arch)
     seed = record.config["seeds"][0] if seed is None else seed
-    eta = SmoothnessConfig.from_record(record).step_sizes(arch)
+    alphas = SmoothnessConfig.from_record(record).step_sizes(arch)
     fig, axes = plotting.panels(2, height=3.0, sharey=True)
     for ax, norm in zip(axes, PAPER_NETS):
         r = runs.get(santurkar.group(arch, norm, lr) + f"_s{seed}", {})
-        diffs = np.asarray(r.get("ls_grad_diffs", np.zeros((0, len(eta)))), float)
+        diffs = np.asarray(r.get("ls_grad_diffs", np.zeros((0, len(alphas)))), float)
         steps = np.asarray(r.get("measure_step", []))[: len(diffs)]
         for i, (step, row) in enumerate(zip(steps, diffs)):
             t = i / max(1, len(diffs) - 1)
-            ax.plot(eta, row, color=_shade(COLORS[norm], t), marker=".", lw=1,
+            ax.plot(alphas, row, color=_shade(COLORS[norm], t), marker=".", lw=1,
                     label=f"{santurkar.LABELS[norm]}, step {step:,}" if i in (0, len(diffs) - 1) else None)
         ax.set_xscale("log"), ax.set_yscale("log")
         plotting.plain_log_ticks(ax, "x")
@@ -197,8 +198,8 @@ def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | Non
         plotting.label(
             ax,
             title=f"{arch.upper()}, {santurkar.LABELS[norm]}",
-            xlabel="step size η",
-            ylabel="‖∇L(x − ηg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "",
+            xlabel="step size α",
+            ylabel="‖∇L(x − αg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "",
             legend=False,
         )
     plotting.legend_below(fig, axes, ncols=2)
@@ -221,8 +222,11 @@ def plot_training(record: results.Record):
                 _mark(ax.lines[-1], norm)
                 ax.lines[-1].set_zorder(4 if norm == "bn" else 2)   # BN on top: the ℓp curves lie close
     for norm in record_norms(record, "dln"):
+        # bands for the standard and BN networks only: five ± std bands over the close ℓp
+        # curves merge into one mass in which no line can be followed
         if santurkar.plot_curve(axes[2], runs, santurkar.group("dln", norm, c["dln_lr"]), "loss", "loss_step",
-                        label=santurkar.LABELS[norm], color=COLORS[norm]):
+                                label=santurkar.LABELS[norm], color=COLORS[norm],
+                                kind="std" if norm in PAPER_NETS else "mean"):
             _mark(axes[2].lines[-1], norm)
             axes[2].lines[-1].set_zorder(4 if norm == "bn" else 2)
     plotting.label(axes[0], title="VGG, training images", xlabel="training step",
@@ -236,8 +240,8 @@ def plot_training(record: results.Record):
     plotting.note(
         fig,
         f"VGG: {_what(record, 'vgg')}, learning rate {c['lr']:g}, accuracy in evaluation "
-        f"mode. DLN: {_what(record, 'dln')}. {santurkar.seeds_text(record)} (band: ± std); ℓp "
-        f"statistic per {c['lp_over']}.",
+        f"mode. DLN: {_what(record, 'dln')}. {santurkar.seeds_text(record)} (line: mean; band: ± std, "
+        f"in the DLN for the standard and BN networks only); ℓp statistic per {c['lp_over']}.",
     )
     return fig
 

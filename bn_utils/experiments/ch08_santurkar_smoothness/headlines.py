@@ -9,7 +9,7 @@ import numpy as np
 from ... import book, data
 from ...book import claims, results
 from .. import santurkar
-from .analysis import MEASURES, beta_comparison, landscape_median
+from .analysis import MEASURES, beta_comparison, flat_start, flat_start_clause, landscape_median
 from .config import LP_NETS, PAPER_NETS
 from .experiment import record_norms, with_extra_seeds
 
@@ -142,7 +142,8 @@ def verdicts_text(verdicts: dict[str, str]) -> str:
 def _beta_free_of_lr(record: results.Record) -> dict:
     """The book's test: BN's β is smaller at step 0 (before any step) and, where both networks
     learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate; parts that are
-    not comparable are left out (the claim is not comparable when every part is)."""
+    not comparable are left out (the claim is not comparable when every part is). Where the
+    standard network is still on its flat start at step 0, the row says so (:func:`flat_start_clause`)."""
     text = "BN lowers λ where the learning rate sets it less directly (at step 0 and at a loss both reached)"
     betas = beta_comparison(record, "vgg")
     lrs = [
@@ -168,6 +169,8 @@ def _beta_free_of_lr(record: results.Record) -> dict:
         texts.append(f"LR {lr:g}: at loss {book.sig(n['loss_level'])} standard {book.sig(n['beta_at_level'])}, "
                      f"BN {book.sig(b['beta_at_level'])} ({_text(d)})")
     ours = "; ".join(texts) + (f". Not comparable: {'; '.join(skipped)}" if skipped else "")
+    caveat = flat_start_clause(flat_start(record, lrs[0]))
+    ours += f". {caveat[0].upper()}{caveat[1:]}" if caveat else ""
     return claims.row(text, BOOK, "—", ours, claims.all_of(parts),
                       spread="standard − BN per part, in the brackets", kind="book")
 
@@ -195,24 +198,49 @@ def _larger_lr(record: results.Record) -> dict:
     )
 
 
+def _lp_nets(vgg: dict, dln: dict) -> list[str]:
+    """Return the ℓp networks both architectures trained (none unless both have the paper's two)."""
+    if not all(n in s for s in (vgg, dln) for n in PAPER_NETS):
+        return []
+    return [n for n in LP_NETS if n in vgg and n in dln]
+
+
+def _lp_parts(vgg: dict, dln: dict, n: str) -> dict[str, list[claims.Decision]]:
+    """Return the decisions on "ℓp network ``n`` helps as BN does", by architecture: in the VGG
+    it learns and ends with a higher training accuracy than the standard network; in the DLN it
+    gains at least half of BN's drop in final loss (per seed: standard − ℓp − ½ max(standard −
+    BN, 0) > 0)."""
+    learns = claims.greater(_v(vgg[n]["final"]), data.CHANCE, margin=claims.LEARNED)
+    beats = claims.greater(_v(vgg[n]["final"]), _v(vgg["none"]["final"]))
+    none, bn, lp = dln["none"]["final"], dln["bn"]["final"], dln[n]["final"]
+    seeds = sorted(set(none) & set(bn) & set(lp))
+    half = claims.paired([none[s] - lp[s] - 0.5 * max(none[s] - bn[s], 0.0) for s in seeds])
+    return {"VGG": [learns, beats], "DLN": [half]}
+
+
+def lp_verdicts(record: results.Record) -> dict[str, str]:
+    """Return per architecture ("VGG", "DLN") the verdict on "the ℓp normalisations help as BN
+    does" there (every ℓp network's parts, ``claims.all_of``): the two halves the ℓp claim needs."""
+    nets = _landscape_nets(with_extra_seeds(record))
+    vgg, dln, lp = nets["VGG"], nets["DLN"], _lp_nets(nets["VGG"], nets["DLN"])
+    if not lp:
+        return {"VGG": claims.NOT_RUN, "DLN": claims.NOT_RUN}
+    return {arch: claims.all_of([d for n in lp for d in _lp_parts(vgg, dln, n)[arch]]) for arch in ("VGG", "DLN")}
+
+
 def _lp_help(vgg: dict, dln: dict) -> dict:
-    """ℓp normalisations help as BN does: in the VGG every ℓp network learns and ends with a higher
-    training accuracy than the standard one; in the DLN every ℓp network gains at least half of
-    BN's drop in final loss (per seed: standard − ℓp − ½ max(standard − BN, 0) > 0)."""
+    """ℓp normalisations help as BN does, in the VGG and in the DLN (:func:`_lp_parts`)."""
     text = ("ℓp normalisations help as BN does, without fixing each unit's variance (VGG: a higher training "
             "accuracy than the standard network's; DLN: at least half of BN's drop in final loss)")
     where, theirs = f"{SOURCE}, Figs. 5, 12, 13", "qualitative (figures)"
-    nets = [n for n in LP_NETS if n in vgg and n in dln]
-    if not nets or not all(n in s for s in (vgg, dln) for n in PAPER_NETS):
+    nets = _lp_nets(vgg, dln)
+    if not nets:
         return claims.missing(text, where, theirs)
     parts, spreads = [], []
     for n in nets:
-        learns = claims.greater(_v(vgg[n]["final"]), data.CHANCE, margin=claims.LEARNED)
-        beats = claims.greater(_v(vgg[n]["final"]), _v(vgg["none"]["final"]))
-        none, bn, lp = dln["none"]["final"], dln["bn"]["final"], dln[n]["final"]
-        seeds = sorted(set(none) & set(bn) & set(lp))
-        half = claims.paired([none[s] - lp[s] - 0.5 * max(none[s] - bn[s], 0.0) for s in seeds])
-        parts += [learns, beats, half]
+        by_arch = _lp_parts(vgg, dln, n)
+        parts += by_arch["VGG"] + by_arch["DLN"]
+        beats, half = by_arch["VGG"][1], by_arch["DLN"][0]
         spreads.append(
             f"{santurkar.LABELS[n]}: VGG {beats.spread('points', 100)}; DLN {santurkar.spread(half)}"
         )

@@ -10,8 +10,8 @@ chapters' own parts are in ``ch07_santurkar_noise/`` and ``ch08_santurkar_smooth
 """
 
 from .analysis import (  # noqa: F401
-    final, fixed_sig, fmt_pm, last_finite, learned, per_seed, seeds_of, seeds_shown, seeds_text, spread,
-    stacked, unpack)
+    final, fixed_sig, fmt_pm, last_finite, learned, learned_rule, per_seed, seeds_of, seeds_shown,
+    seeds_text, spread, stacked, unpack)
 from .config import LABELS, Run, SanturkarConfig, group  # noqa: F401
 from .experiment import run_chapter, run_one, with_extra_seeds  # noqa: F401
 from .figures import plot_curve  # noqa: F401

@@ -107,6 +107,16 @@ def learned(members: list[dict], arch: str) -> bool:
     return bool(np.mean(share) <= LEARNED_LOSS)
 
 
+def learned_rule() -> str:
+    """Return :func:`learned`'s rule as both pages write it (one text, so chapters 7 and 8 say
+    "not comparable" in the same words): "none of its seeds diverged and, at the measurement
+    nearest the middle of its training, ..."."""
+    return (f"none of its seeds diverged and, at the measurement nearest the middle of its training, "
+            f"its seeds' mean training accuracy as trained was above {100 * LEARNED_ACCURACY:.0f} % "
+            f"(twice chance; VGG) or their mean loss was at most {100 * LEARNED_LOSS:.0f} % of the "
+            "initial loss (DLN)")
+
+
 def per_seed(runs: dict, group: str, fn: Callable[[dict], float]) -> dict[int, float]:
     """Return ``{seed: fn(run)}`` over the runs of a group."""
     return {int(name.rsplit("_s", 1)[1]): float(fn(m)) for name, m in sorted(runs.items())
