@@ -23,8 +23,8 @@ def _fit_per_unit(a, out):
 
 def check_noisy_bn(fn) -> Result:
     """Check fn(a (N, C, ...) tensor, n_mu, n_sigma, r_mu, r_sigma) -> the paper's noise
-    s * a + m (per unit mu ~ U(-n_mu, n_mu), sigma ~ U(1, n_sigma); per element m ~ U(mu +- r_mu),
-    s ~ N(sigma, r_sigma))."""
+    s * a + nu (per unit mu ~ U(-n_mu, n_mu), sigma ~ U(1, n_sigma); per element
+    nu ~ U(mu +- r_mu), s ~ N(sigma, r_sigma)), chapter 7's symbols."""
     import torch
 
     from ..nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
@@ -57,7 +57,7 @@ def check_noisy_bn(fn) -> Result:
         expected = math.sqrt(R_SIGMA ** 2 + R_MU ** 2 / 3)   # the paper's constants: 0.115
         if not 0.78 * expected < spread < 1.22 * expected:
             raise Wrong(f"the per-element jitter has spread {spread:.3f}, expected about {expected:.3f}: "
-                        "m ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma) for every element")
+                        "nu ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma) for every element")
     return verdict(run)
 
 

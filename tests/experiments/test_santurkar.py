@@ -346,6 +346,32 @@ def test_ics_cases_need_both_networks_to_have_learned_by_half_way():
     assert nothing["verdict"] == claims.NOT_COMPARABLE
 
 
+def test_worse_text_names_each_case_once_with_the_measures_it_was_worse_on():
+    def case(name, l2, cos, comparable=True):
+        d = {v: claims.decide(m, 0.01, 3) for v, m in (("no", -1.0), ("noise", 0.0))}
+        return {"case": name, "comparable": comparable, "l2": d[l2], "cos": d[cos],
+                "reduced": claims.all_of([d[l2], d[cos]]) if comparable else claims.NOT_COMPARABLE}
+    cases = [case("A", "no", "noise"), case("B", "no", "no"), case("C", "noise", "no"),
+             case("D", "noise", "noise"), case("E", "no", "no", comparable=False)]
+    assert noise.worse_text(cases) == "in 3 cases: on ‖G − G′‖ alone in A, on both measures in B, on the cosine alone in C"
+    assert noise.worse_text(cases[:1] + cases[3:]) == "in 1 case: on ‖G − G′‖ alone in A"
+    assert noise.worse_text(cases[3:]) == "in no case"
+
+
+def test_the_learned_rule_is_written_with_the_constants_learned_uses():
+    text = santurkar.learned_rule()
+    assert "above 20 % (twice chance; VGG)" in text and "at most 50 % of the initial loss (DLN)" in text
+    assert noise.learned_rule is smoothness.learned_rule is santurkar.learned_rule   # one text, both pages
+
+
+def test_noise_networks_are_the_four_vggs_at_the_first_rate_that_the_record_holds():
+    record = _noise_record(NOISE_ACC, drop="noise", seeds=THREE)
+    nets = noise.noise_networks(record)
+    assert list(nets) == ["none", "bn", "noisy_bn"]
+    group, members = nets["bn"]
+    assert group == "vgg_bn_lr0.1" and len(members) == 3
+
+
 def test_ics_is_decided_on_the_papers_absolute_change_not_the_relative_one():
     # BN's ‖G − G′‖ larger (0.5 against 0.4) but its gradients ten times larger: relatively smaller
     acc = {"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2}
@@ -597,8 +623,13 @@ def test_chapter_7s_claims_say_as_trained_in_percent_and_spell_out_their_measure
     nearly, better = (next(r for r in rows if r["claim"].startswith(c))
                       for c in ("noisy BN trains nearly as well", "noisy BN trains better"))
     assert nearly["ours"].startswith("training accuracy as trained 56.0 % vs 60.0 %")
-    assert better["ours"] == "training accuracy as trained 56.0 % vs 50.0 %"
+    # the measure in the claim (noise on), and beside it the networks training leaves, noise off
+    assert better["claim"].endswith("(training accuracy as trained, noise on)")
+    assert better["ours"] == ("training accuracy as trained 56.0 % vs 50.0 %; "
+                              "test accuracy (evaluation mode, noise off) 51.0 % vs 45.0 %")
     assert all("noise on" not in r["ours"] for r in rows)
+    cost = next(r for r in rows if r["claim"].startswith("the same noise costs"))
+    assert cost["ours"].endswith("(standard + noise) vs 92.0 % (noisy BN)")   # each share's own network
     assert "‖G − G′‖ " in rows[-1]["spread"] and "rel " not in rows[-1]["spread"]   # the paper's
 
 

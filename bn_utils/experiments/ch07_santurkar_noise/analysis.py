@@ -27,6 +27,14 @@ def moment_changes(r: dict, layer: int) -> dict:
             "rel_d_var": d_var / np.maximum(var[:-1].mean(1), 1e-30)}
 
 
+def noise_networks(record: results.Record, runs: dict | None = None) -> dict[str, tuple[str, list[dict]]]:
+    """Return ``{norm: (group, runs of its seeds)}`` for each of the four networks
+    (``NOISE_NETS``) that the record holds at the first learning rate (``runs``: the record
+    unpacked, when the caller has it)."""
+    runs, lr = santurkar.unpack(record) if runs is None else runs, record.config["vgg_lrs"][0]
+    groups = {norm: santurkar.group("vgg", norm, lr) for norm in NOISE_NETS}
+    return {norm: (g, santurkar.seeds_of(runs, g)) for norm, g in groups.items() if santurkar.seeds_of(runs, g)}
+
 
 def shift_summary(record: results.Record) -> dict:
     """Return per network at the first LR: final training accuracy as trained (noise on, over the
@@ -34,13 +42,8 @@ def shift_summary(record: results.Record) -> dict:
     median over training of the mean shift (absolute and relative to the layer's spread) and of
     the spread itself (the units' mean standard deviation), each averaged over seeds; with the
     number of seeds."""
-    runs, lr = santurkar.unpack(record), record.config["vgg_lrs"][0]
-    out = {}
-    for norm in NOISE_NETS:
-        group = santurkar.group("vgg", norm, lr)
-        members = santurkar.seeds_of(runs, group)
-        if not members:
-            continue
+    runs, out = santurkar.unpack(record), {}
+    for norm, (group, members) in noise_networks(record, runs).items():
         row = {
             "n": len(members),
             "train_batch_accuracy": santurkar.final(runs, group, "train_batch_accuracy"),

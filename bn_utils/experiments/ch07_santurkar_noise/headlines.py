@@ -23,9 +23,9 @@ import numpy as np
 from ... import book, data
 from ...book import claims, results
 from .. import santurkar
-from .config import ICS_NETS, NOISE_NETS
+from .config import ICS_NETS
 from .experiment import with_extra_seeds
-from .analysis import moment_changes
+from .analysis import moment_changes, noise_networks
 
 SOURCE = "Santurkar et al. 2018"
 BOOK = "book's test (not in the paper)"
@@ -37,15 +37,8 @@ def _networks(record: results.Record) -> dict:
     """Return per network at the first LR: ``{"learned", "acc", "test", "d_mean", "rel"}``, each
     measurement as ``{seed: value}`` (accuracy as trained at the end, test accuracy, and the deep
     watched layer's median drift over training, absolute and relative to the layer's spread)."""
-    runs, c = santurkar.unpack(record), record.config
-    lr, deep = c["vgg_lrs"][0], c["watch_layers"][-1]
-    out = {}
-    for norm in NOISE_NETS:
-        group = santurkar.group("vgg", norm, lr)
-        members = santurkar.seeds_of(runs, group)
-        if not members:
-            continue
-
+    runs, deep, out = santurkar.unpack(record), record.config["watch_layers"][-1], {}
+    for norm, (group, members) in noise_networks(record, runs).items():
         def drift(m, key):
             return float(np.median(moment_changes(m, deep)[key])) if f"act_mean_L{deep}" in m else np.nan
         out[norm] = {
@@ -136,6 +129,28 @@ def ics_cases(record: results.Record) -> list[dict]:
                     }
                 )
     return out
+
+
+def _names(names: list[str]) -> str:
+    """Return names as a list in prose: "A", "A and B", "A, B and C"."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+
+
+def worse_text(cases: list[dict]) -> str:
+    """Return where BN was decidedly worse on one of the paper's measures (``ics_cases``: the
+    comparable cases whose ``reduced`` is "no"), each case named once, grouped by the measures it
+    was worse on: "in 4 cases: on ‖G − G′‖ alone in A and B, on both measures in C and D" (a
+    worse ‖G − G′‖ is a larger one, a worse cosine a smaller one); "in no case"."""
+    worse = [c for c in cases if c["comparable"] and c["reduced"] == claims.NO]
+    if not worse:
+        return "in no case"
+    groups: dict[str, list[str]] = {}
+    for c in worse:
+        on = tuple(k for k in ("l2", "cos") if c[k].verdict == claims.NO)
+        what = {("l2",): "on ‖G − G′‖ alone", ("cos",): "on the cosine alone"}.get(on, "on both measures")
+        groups.setdefault(what, []).append(c["case"])
+    return f"in {book.how_many(len(worse), 'case')}: " + ", ".join(
+        f"{what} in {_names(names)}" for what, names in groups.items())
 
 
 def _ics_row(record: results.Record) -> dict:
@@ -245,8 +260,8 @@ def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:
     """``a`` reaches a higher accuracy than ``b`` (as trained, or on the test set): an outcome,
     not comparable only when neither network learned."""
     if key == "acc":
-        text, where, theirs = ("noisy BN trains better than the standard network", f"{SOURCE}, Fig. 2",
-                               "qualitative (training curves)")
+        text, where, theirs = ("noisy BN trains better than the standard network (training accuracy as "
+                               "trained, noise on)", f"{SOURCE}, Fig. 2", "qualitative (training curves)")
     else:
         text, where = "BN improves test accuracy", f"{SOURCE}, Sec. 2.2"
         theirs = "qualitative (\"significantly better in terms of accuracy\")"
@@ -255,6 +270,9 @@ def _accuracy(nets: dict, a: str, b: str, key: str) -> dict:
     # "as trained": each network's own training batches, with its noise on where it has noise
     what = "training accuracy as trained" if key == "acc" else "test accuracy"
     ours = f"{what} {100 * _mean(nets[a][key]):.1f} % vs {100 * _mean(nets[b][key]):.1f} %"
+    if key == "acc":   # beside it the network training leaves, scored without the noise
+        ours += (f"; test accuracy (evaluation mode, noise off) {100 * _mean(nets[a]['test']):.1f} % vs "
+                 f"{100 * _mean(nets[b]['test']):.1f} %")
     if not (nets[a]["learned"] or nets[b]["learned"]):
         return claims.row(text, where, theirs, ours + " (neither learned)", claims.NOT_COMPARABLE)
     d = claims.greater(_values(nets[a][key]), _values(nets[b][key]))
@@ -288,7 +306,8 @@ def _noise_cost(nets: dict) -> dict:
     if not all(n in nets for n in ("noise", "none", "noisy_bn", "bn")):
         return claims.missing(text, where, "—", kind="book")
     plain, bn = _kept(nets, "noise", "none"), _kept(nets, "noisy_bn", "bn")
-    ours = f"share of accuracy above chance kept: {100 * _mean(plain):.1f} % (standard) vs {100 * _mean(bn):.1f} % (BN)"
+    ours = (f"share of accuracy above chance kept: {100 * _mean(plain):.1f} % ({santurkar.LABELS['noise']}) vs "
+            f"{100 * _mean(bn):.1f} % ({santurkar.LABELS['noisy_bn']})")
     if not (nets["none"]["learned"] and nets["bn"]["learned"]):
         return claims.row(text, where, "—", ours + " (a network without noise did not learn)",
                           claims.NOT_COMPARABLE, kind="book")
