@@ -187,3 +187,19 @@ def test_no_function_of_the_training_layer_is_over_sixty_lines_of_code():
                 if n > 60:
                     long.append(f"{path.name}:{node.name} ({n} lines)")
     assert not long, long
+
+
+def test_no_package_hides_one_of_its_modules_behind_a_name_it_imports():
+    import importlib
+    import types
+
+    for name, path in _modules().items():
+        if path.name != "__init__.py":
+            continue
+        package = importlib.import_module(name)
+        for child in path.parent.glob("*.py"):
+            if child.stem == "__init__" or not hasattr(package, child.stem):
+                continue
+            attr = getattr(package, child.stem)
+            assert isinstance(attr, types.ModuleType), (
+                f"{name}.{child.stem} is {attr!r}, not the module {child.stem}.py: rename what hides it")

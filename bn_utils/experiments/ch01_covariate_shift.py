@@ -167,7 +167,7 @@ def plot(record: results.Record, cfg: ShiftConfig):
     return fig
 
 
-def headlines(record: results.Record | None, seeds: results.Record | None = None) -> list[dict]:
+def claim_rows(record: results.Record | None, seeds: results.Record | None = None) -> list[dict]:
     """Return the chapter's claim (Ioffe & Szegedy's Fig. 1(b, c)) in ``claims.row``'s shape, from
     ``record`` and the further seeds in ``seeds`` (:func:`seed_summaries`; None: not run); with
     one seed the rule says it is not decided."""

@@ -269,7 +269,7 @@ def table(record: results.Record) -> list[dict]:
     return rows
 
 
-def headlines(record: results.Record) -> list[dict]:
+def claim_rows(record: results.Record) -> list[dict]:
     """Return the headline claim about the ensemble (it beats its best single network; the paper's
     Table 3 and the student reproduction claim it) in :func:`bn_utils.book.claims.row`'s shape: decided
     on the gain in top-1 accuracy against its paired standard error over the test images (the

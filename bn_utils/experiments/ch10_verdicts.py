@@ -57,9 +57,9 @@ def _ch01(folder) -> list[dict]:
     rec = results.best_record(covariate_shift.CHAPTER, "shift", folder)
     seeds = results.best_record(covariate_shift.CHAPTER, "shift_seeds", folder)
     if rec is None:
-        return _rows("01", rec, covariate_shift.headlines(rec))
+        return _rows("01", rec, covariate_shift.claim_rows(rec))
     n = len(covariate_shift.seed_summaries(rec, seeds))
-    return _rows("01", rec, covariate_shift.headlines(rec, seeds),
+    return _rows("01", rec, covariate_shift.claim_rows(rec, seeds),
                  f"{rec.profile}, {n} seed{'s' if n != 1 else ''}")
 
 
@@ -90,18 +90,18 @@ def _ch05_to_08(folder) -> list[dict]:
                                lambda: inception.stored_table(inception.AblationConfig.for_profile("reference")))
     ens = _stored_or_partial(results.best_record(ensemble.CHAPTER, "ensemble", folder),
                              lambda: ensemble.stored_ensemble(ensemble.EnsembleConfig.for_profile("reference")))
-    return (_chapter("05", table, lambda rec: inception.headlines(inception.summary(rec)),
+    return (_chapter("05", table, lambda rec: inception.claim_rows(inception.summary(rec)),
                      "BN lets Inception reach its accuracy in fewer steps", "Ioffe & Szegedy 2015", "Fig. 3",
                      None if table is None else _table_scale(table))
-            + _chapter("06", ens, ensemble.headlines, "an ensemble of BN networks is more accurate than its best member",
+            + _chapter("06", ens, ensemble.claim_rows, "an ensemble of BN networks is more accurate than its best member",
                        "Ioffe & Szegedy 2015", "Table 3")
             + _chapter("07", _merged(results.best_record(noise.CHAPTER, "noise", folder),
-                                     noise.with_extra_seeds), noise.headlines,
+                                     noise.with_extra_seeds), noise.claim_rows,
                        "BN's benefit does not come from stable layer inputs", "Santurkar et al. 2018",
                        "Figs. 2, 3")
             + _chapter("08", _merged(results.best_record(smoothness.CHAPTER, "smoothness", folder),
                                      smoothness.with_extra_seeds),
-                       smoothness.headlines, "BN makes the loss landscape smoother",
+                       smoothness.claim_rows, "BN makes the loss landscape smoother",
                        "Santurkar et al. 2018", "Fig. 4"))
 
 
@@ -138,7 +138,7 @@ def _ch09(folder) -> list[dict]:
     cfg = in_practice.PracticeConfig.from_record(recs["batch_sweep"])
     # its records differ in seeds (the batch sweep's extra seeds, the GA's searches): each
     # claim's spread names them
-    return _rows("09", recs["batch_sweep"], practice_headlines.claims(recs, cfg),
+    return _rows("09", recs["batch_sweep"], practice_headlines.claim_rows(recs, cfg),
                  f"{recs['batch_sweep'].profile}, {PER_ROW}")
 
 

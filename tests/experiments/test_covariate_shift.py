@@ -24,7 +24,7 @@ def test_the_further_seeds_train_other_networks_and_join_the_figures_record():
     assert per_seed[0] == shift.summary(rec)
     ranges = [per_seed[s]["no_bn"]["mean_range"] for s in per_seed]
     assert len(set(ranges)) == 3               # three trainings, not one copied
-    row, = shift.headlines(rec, seeds)
+    row, = shift.claim_rows(rec, seeds)
     plain = [per_seed[s]["no_bn"]["mean_range"] for s in per_seed]
     bn = [per_seed[s]["bn"]["mean_range"] for s in per_seed]
     d = claims.paired(np.subtract(plain, bn))
@@ -36,11 +36,11 @@ def test_the_further_seeds_train_other_networks_and_join_the_figures_record():
 def test_one_seed_is_not_decided_and_another_configs_seeds_are_left_out():
     cfg = _cfg()
     rec = shift.run(cfg)
-    assert shift.headlines(rec)[0]["verdict"] == claims.not_decided(1)
+    assert shift.claim_rows(rec)[0]["verdict"] == claims.not_decided(1)
     other = shift.run_seeds(dataclasses.replace(cfg, lr=0.1))
     assert shift.seed_summaries(rec, other) == {0: shift.summary(rec)}
-    assert shift.headlines(rec, other)[0]["verdict"] == claims.not_decided(1)
+    assert shift.claim_rows(rec, other)[0]["verdict"] == claims.not_decided(1)
 
 
 def test_no_record_is_not_run():
-    assert shift.headlines(None)[0]["verdict"] == claims.NOT_RUN
+    assert shift.claim_rows(None)[0]["verdict"] == claims.NOT_RUN

@@ -160,7 +160,7 @@ def test_headlines_decide_the_claim_on_two_paired_standard_errors(gain, se, verd
     if se is not None:   # records made before the standard error was stored lack it
         out["gain_top1_se"] = se
     record = results.Record(ens.CHAPTER, "ensemble", cfg.to_dict(), out)
-    (row,) = ens.headlines(record)          # one claim, the paper's and the student's: one row
+    (row,) = ens.claim_rows(record)          # one claim, the paper's and the student's: one row
     assert row["source"] == "Ioffe & Szegedy 2015, Table 3; student reproduction"
     assert row["verdict"] == verdict
     if se is not None:

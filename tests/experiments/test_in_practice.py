@@ -154,7 +154,7 @@ def _practice_records(cfg, placement_diff=0.0, ga=((0.5, 0.1),), cost_runs=1, se
 
 def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_them():
     recs, cfg = _practice_records(PracticeConfig.for_profile("smoke"))
-    rows = headlines.claims(recs, cfg)
+    rows = headlines.claim_rows(recs, cfg)
     assert all(set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} for r in rows)
     assert len(rows) == 10 and len({r["claim"] for r in rows}) == 10
     ga = [r for r in rows if "learning rate" in r["claim"]]
@@ -172,7 +172,7 @@ def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_th
     assert decided["with BN, weight decay shrinks the weights and so raises the effective step size"] == rule.YES
     # two accuracies on the 100 test images of the new digits: their error (about 7 points) swamps a 2-point gain
     assert decided["when fine-tuning with tiny batches, freeze BN"] == rule.NOISE
-    one = headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=1))
+    one = headlines.claim_rows(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=1))
     assert {r["verdict"] for r in one} == {"1 seed: not decided"}
 
 
@@ -183,7 +183,7 @@ def test_chapter_09s_claims_are_rows_of_the_one_shape_with_the_ga_claim_among_th
 ])
 def test_placement_is_an_equivalence_decided_with_the_test_sets_error(diff, n_test, verdict):
     recs, cfg = _practice_records(PracticeConfig.for_profile("smoke", n_test=n_test), placement_diff=diff)
-    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
+    row = next(r for r in headlines.claim_rows(recs, cfg) if r["claim"].startswith("BN before or after"))
     assert row["verdict"] == verdict and f"{n_test:,} test images" in row["spread"]
 
 
@@ -196,7 +196,7 @@ def test_extra_records_join_the_seeds_or_replace_a_record_of_fewer_test_images(m
     names = cfg.extra_records()
     assert names["ga_search_s2"][1].seeds == (2,) and names["placement_test10k"][1].n_test == 10_000
     assert set(cfg.extra_configs()) == {c for _, c in names.values()}
-    before = {r["claim"]: r for r in headlines.claims(recs, cfg)}
+    before = {r["claim"]: r for r in headlines.claim_rows(recs, cfg)}
     for i, (name, lr) in enumerate((("ga_search_s1", (0.4, 0.1)), ("ga_search_s2", (0.3, 0.1)))):
         results.save(CHAPTER, name, names[name][1], {"bn/best_lr": lr[0], "none/best_lr": lr[1]})
     results.save(CHAPTER, "cost_2", names["cost_2"][1], dict(recs["cost"].metrics))
@@ -206,7 +206,7 @@ def test_extra_records_join_the_seeds_or_replace_a_record_of_fewer_test_images(m
     big, _ = _practice_records(PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.001)
     results.save(CHAPTER, "placement_test10k", names["placement_test10k"][1],
                  {k: recs["placement"][k] * 0 + big["placement"][k] for k in recs["placement"].arrays})
-    after = {r["claim"]: r for r in headlines.claims(recs, cfg)}
+    after = {r["claim"]: r for r in headlines.claim_rows(recs, cfg)}
     ga = next(r for c, r in after.items() if "learning rate" in c)
     assert "3 searches" in ga["ours"] and ga["verdict"] == rule.YES      # log10 ratios 0.7, 0.6, 0.48
     assert "6 seeds" in next(r for c, r in after.items() if c.startswith("BN uses batch"))["ours"]
@@ -309,7 +309,7 @@ def test_the_student_search_and_results_are_the_documents():
                          ids=["one-seed", "one-ga-search"])
 def test_a_claim_on_one_seed_or_one_ga_search_is_not_decided(seeds, source):
     # one seed per experiment, or one GA search per network (the default): no spread to decide with
-    rows = headlines.claims(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=seeds))
+    rows = headlines.claim_rows(*_practice_records(PracticeConfig.for_profile("smoke"), seeds=seeds))
     got = [r for r in rows if source is None or r["source"] == source]
     assert got and all(r["verdict"] == "1 seed: not decided" for r in got), [r["verdict"] for r in got]
 
@@ -336,7 +336,7 @@ def _with_finetune(recs, cfg, frozen, train):
 
 
 def _finetune_row(recs, cfg):
-    return next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("when fine-tuning"))
+    return next(r for r in headlines.claim_rows(recs, cfg) if r["claim"].startswith("when fine-tuning"))
 
 
 def test_fine_tuning_is_scored_against_one_in_five_the_new_digits_chance():
@@ -385,7 +385,7 @@ def test_placement_gaps_are_the_numbers_of_the_placement_row():
     recs, cfg = _practice_records(PracticeConfig.for_profile("smoke", n_test=10_000), placement_diff=0.03)
     g = headlines.placement_gaps(recs["placement"], {}, cfg)
     assert g["n_test"] == 10_000
-    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("BN before or after"))
+    row = next(r for r in headlines.claim_rows(recs, cfg) if r["claim"].startswith("BN before or after"))
     for act in ("relu", "sigmoid"):
         assert g[act]["gap"].mean == pytest.approx(0.03)
         assert f"{act}: {100 * g[act]['gap'].mean:+.1f} ± {100 * g[act]['se']:.1f} points" in row["spread"]
@@ -413,7 +413,7 @@ def test_step_ratios_give_each_seeds_late_step_with_over_without_weight_decay():
         assert headlines.step_ratios(wd, cfg, net) == pytest.approx(
             np.median(wd[f"{net}/{cfg.weight_decay:g}/rel_step"][:, 2:], axis=1)
             / np.median(wd[f"{net}/0/rel_step"][:, 2:], axis=1))
-    row = next(r for r in headlines.claims(recs, cfg) if r["claim"].startswith("with BN, weight decay"))
+    row = next(r for r in headlines.claim_rows(recs, cfg) if r["claim"].startswith("with BN, weight decay"))
     assert "(no-BN net: " in row["ours"]
 
 

@@ -420,7 +420,7 @@ def test_headlines_decide_on_the_seeds_spread_beyond_the_resolution_and_mark_mis
             "BN-x5": _row_summary([0.66, 0.67, 0.65], (5.0, 5.5, 4.5), 0.2, early=[0.4, 0.41, 0.39]),
             "BN-x30": _row_summary([0.60, 0.61, 0.62], (None, None, None), early=[0.3, 0.31, 0.29]),
             "Inception-x30": _row_summary([0.10] * 3, (None,) * 3, diverged_at=300)}
-    by_claim = {h["claim"]: h for h in inc.headlines(summ)}
+    by_claim = {h["claim"]: h for h in inc.claim_rows(summ)}
     verdict = {c.split(" ")[0] if "reaches" in c else c: h["verdict"] for c, h in by_claim.items()}
     assert verdict["BN-Baseline"] == "inside the noise" and verdict["BN-x5"] == "yes"
     assert verdict["BN-x30"] == "no"                  # no seed reached the target in a long enough run
@@ -440,7 +440,7 @@ def test_headlines_on_one_seed_decide_nothing_and_a_short_run_is_not_a_failure()
     summ = {"Inception": _row_summary(0.57, (1.0,), 0.1),
             "BN-Baseline": _row_summary(0.55, (None,), last_step=500),   # ended before step 1000
             "BN-x5": _row_summary(0.66, (5.0,), 0.2)}
-    by_claim = {h["claim"].split(" ")[0]: h["verdict"] for h in inc.headlines(summ)}
+    by_claim = {h["claim"].split(" ")[0]: h["verdict"] for h in inc.claim_rows(summ)}
     assert by_claim["BN-x5"] == "1 seed: not decided"
     assert by_claim["BN-Baseline"].startswith("not decided: its run ends before")
 
@@ -449,7 +449,7 @@ def test_a_comparison_with_a_row_that_did_not_learn_is_not_comparable():
     summ = {"Inception": _row_summary([0.11, 0.12, 0.1], (1.0,) * 3, 0.1),
             "BN-x5": _row_summary([0.6, 0.61, 0.62], (5.0,) * 3, 0.2),
             "BN-x30": _row_summary([0.7, 0.71, 0.72], (6.0,) * 3, 0.2)}
-    by_claim = {h["claim"]: h["verdict"] for h in inc.headlines(summ)}
+    by_claim = {h["claim"]: h["verdict"] for h in inc.claim_rows(summ)}
     assert by_claim["BN-x30's best accuracy is above Inception's"] == "not comparable"
     assert by_claim["BN-x30's best accuracy is above BN-x5's"] == "yes"
 

@@ -292,7 +292,7 @@ def test_noise_headlines_apply_their_stated_rules_over_three_seeds():
     shift = noise.shift_summary(record)
     deep = record.config["watch_layers"][-1]
     assert shift["noisy_bn"][f"spread_L{deep}"][0] == 2.0 and shift["none"][f"spread_L{deep}"][0] == 1.0
-    rows = noise.headlines(record)
+    rows = noise.claim_rows(record)
     assert all(set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} for r in rows)
     v = _verdicts(rows)
     # twice the absolute drift, but with twice the spread: the same relative drift
@@ -301,26 +301,26 @@ def test_noise_headlines_apply_their_stated_rules_over_three_seeds():
     assert v[relative] == claims.NOISE                      # equal in every seed: nothing decides
     nearly = next(r for r in rows if r["claim"].startswith("noisy BN trains nearly as well"))
     assert nearly["verdict"] == claims.YES and "keeps 92.0 %" in nearly["ours"]   # 0.46 / 0.50, per seed
-    weaker = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.54, "noise": 0.2}, seeds=THREE))
+    weaker = noise.claim_rows(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.54, "noise": 0.2}, seeds=THREE))
     assert _verdicts(weaker)["noisy BN trains nearly as well as BN"] == claims.NO   # 0.44 / 0.50 < 0.9
     assert v["the same noise costs a standard network more than a BN network"] == claims.YES
     assert v["BN improves test accuracy"] == claims.YES
     assert v["the same noise stops a standard network from training"] == claims.NO   # 0.2 > 0.15
-    stopped = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.11}, seeds=THREE))
+    stopped = noise.claim_rows(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.11}, seeds=THREE))
     assert _verdicts(stopped)["the same noise stops a standard network from training"] == claims.YES
     assert [r["kind"] for r in rows] == ["paper", "book", "paper", "paper", "paper", "book", "paper", "paper"]
     # BN's ICS larger (0.5 > 0.4) and its cosine smaller: decidedly not reduced anywhere
     ics = rows[-1]
     assert "ICS" in ics["claim"] and ics["verdict"] == claims.YES and "3 seeds" in ics["spread"]
-    reduced = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2},
+    reduced = noise.claim_rows(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5, "noise": 0.2},
                                             ics_bn=(0.3, 0.7), seeds=THREE))
     assert reduced[-1]["verdict"] == claims.NO and "VGG LR 0.1 layer 3" in reduced[-1]["ours"]
-    missing = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5}, drop="noise", seeds=THREE))
+    missing = noise.claim_rows(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.5}, drop="noise", seeds=THREE))
     assert [r["verdict"] for r in missing].count(claims.NOT_RUN) == 2   # both rows need the noisy network
 
 
 def test_noise_headlines_on_one_seed_are_not_decided():
-    rows = noise.headlines(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}))
+    rows = noise.claim_rows(_noise_record({"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}))
     assert {r["verdict"] for r in rows} == {"1 seed: not decided"}
     assert all("1 seed" in r["spread"] for r in rows)
 
@@ -338,11 +338,11 @@ def test_ics_cases_need_both_networks_to_have_learned_by_half_way():
     # VGG: smaller relative change and larger cosine (reduced); DLN: smaller change, smaller cosine
     assert cases["VGG LR 0.1 layer 3"]["reduced"] == claims.YES
     assert cases["DLN LR 1e-06 layer 9"]["reduced"] == claims.NO
-    row = noise.headlines(record)[-1]
+    row = noise.claim_rows(record)[-1]
     assert row["verdict"] == claims.NO and "Not comparable" in row["ours"] and "VGG LR 0.01 layer 3" in row["ours"]
     # nothing comparable: the claim itself is not comparable
     stuck = tuple((a, "none", lr) for a, lrs in (("vgg", (0.1, 0.01)), ("dln", (1e-6, 1e-7))) for lr in lrs)
-    nothing = noise.headlines(_noise_record(acc, seeds=THREE, stuck=stuck))[-1]
+    nothing = noise.claim_rows(_noise_record(acc, seeds=THREE, stuck=stuck))[-1]
     assert nothing["verdict"] == claims.NOT_COMPARABLE
 
 
@@ -381,21 +381,21 @@ def test_ics_is_decided_on_the_papers_absolute_change_not_the_relative_one():
     case = next(r for r in noise.ics_cases(record) if r["case"].startswith("VGG LR 0.1"))
     assert case["l2"].verdict == claims.NO and case["rel"].verdict == claims.YES
     assert case["cos"].verdict == claims.YES and case["reduced"] == claims.NO
-    row = noise.headlines(record)[-1]
+    row = noise.claim_rows(record)[-1]
     assert "‖G − G′‖ -0.1" in row["spread"] and "/‖G‖" not in row["spread"]
     assert "BN's ‖G − G′‖ decidedly larger in 8 of 8" in row["ours"]
 
 
 def test_shares_kept_above_chance_are_not_comparable_when_the_clean_network_did_not_learn():
     # the standard network at chance: no gain for its noisy copy to keep, so no verdict either way
-    rows = noise.headlines(_noise_record({"none": 0.1, "bn": 0.6, "noisy_bn": 0.58, "noise": 0.3}, seeds=THREE))
+    rows = noise.claim_rows(_noise_record({"none": 0.1, "bn": 0.6, "noisy_bn": 0.58, "noise": 0.3}, seeds=THREE))
     control = next(r for r in rows if r["claim"].startswith("the same noise costs"))
     assert control["verdict"] == claims.NOT_COMPARABLE and "did not learn" in control["ours"]
     drift = next(r for r in rows if r["claim"].startswith("noisy BN's layer inputs move more"))
     assert drift["verdict"] == claims.NOT_COMPARABLE         # the standard network's drift at chance
     better = next(r for r in rows if r["claim"].startswith("noisy BN trains better"))
     assert better["verdict"] == claims.YES                    # an accuracy claim: its outcome stands
-    at_chance = noise.headlines(_noise_record({"none": 0.1, "bn": 0.11, "noisy_bn": 0.12, "noise": 0.1},
+    at_chance = noise.claim_rows(_noise_record({"none": 0.1, "bn": 0.11, "noisy_bn": 0.12, "noise": 0.1},
                                               seeds=THREE))
     assert all(r["verdict"] == claims.NOT_COMPARABLE for r in at_chance[:7])   # nothing learned
 
@@ -445,28 +445,28 @@ def _smoothness_record(bn_beta: float, drop_lp: bool = False, dln_bn_beta: float
 
 
 def test_smoothness_headlines_need_the_claim_in_both_networks():
-    rows = smoothness.headlines(_smoothness_record(2.0))
+    rows = smoothness.claim_rows(_smoothness_record(2.0))
     assert all(set(r) == {"claim", "source", "their number", "ours", "spread", "verdict", "kind"} for r in rows)
     assert [r["verdict"] for r in rows] == [claims.YES] * 6
     assert [r["kind"] for r in rows] == ["paper", "paper", "paper", "book", "paper", "paper"]
-    rough = smoothness.headlines(_smoothness_record(20.0))
+    rough = smoothness.claim_rows(_smoothness_record(20.0))
     assert [r["verdict"] for r in rough] == [claims.NO] * 4 + [claims.YES] * 2
     assert "VGG: standard 10, BN 20" in rough[2]["ours"]
-    assert smoothness.headlines(_smoothness_record(2.0, drop_lp=True))[-1]["verdict"] == claims.NOT_RUN
+    assert smoothness.claim_rows(_smoothness_record(2.0, drop_lp=True))[-1]["verdict"] == claims.NOT_RUN
     assert len(smoothness.claims_table(_smoothness_record(2.0)).rows) == 6
     # smoother in the VGG, rougher in the DLN: the claims about both networks are refuted by the DLN
-    mixed = smoothness.headlines(_smoothness_record(2.0, dln_bn_beta=20.0))
+    mixed = smoothness.claim_rows(_smoothness_record(2.0, dln_bn_beta=20.0))
     assert [r["verdict"] for r in mixed[:3]] == [claims.NO] * 3
     # nobody learns: the landscape comparisons are not comparable, and BN "tolerating" the larger
     # rate at chance accuracy is a no
     chance = {"none": 0.09, "bn": 0.12, "l1": 0.12, "l2": 0.12, "linf": 0.12}
-    at_chance = smoothness.headlines(_smoothness_record(2.0, acc=chance))
+    at_chance = smoothness.claim_rows(_smoothness_record(2.0, acc=chance))
     assert [r["verdict"] for r in at_chance[:3]] == [claims.NOT_COMPARABLE] * 3
     assert [r["verdict"] for r in at_chance[4:]] == [claims.NO, claims.NO]
 
 
 def test_smoothness_headlines_on_one_seed_are_not_decided():
-    rows = smoothness.headlines(_smoothness_record(2.0, seeds=(0,)))
+    rows = smoothness.claim_rows(_smoothness_record(2.0, seeds=(0,)))
     assert {r["verdict"] for r in rows} == {"1 seed: not decided"}
 
 
@@ -477,14 +477,14 @@ def test_the_beta_test_leaves_out_a_rate_where_the_standard_network_did_not_lear
     record = _smoothness_record(2.0, acc=acc)
     for seed in THREE:
         record.metrics[f"vgg_none_lr0.5_s{seed}/train_batch_accuracy"] = [np.nan, 0.1, 0.099]
-    row = smoothness.headlines(record)[3]
+    row = smoothness.claim_rows(record)[3]
     assert "Not comparable: LR 0.5 at the common loss" in row["ours"] and row["verdict"] == claims.YES
     assert "LR 0.5: at step 0" in row["ours"]
 
 
 def test_the_beta_test_says_when_the_standard_network_is_on_its_flat_start_at_step_0():
     record = _smoothness_record(20.0)   # BN's λ larger: the step-0 part says no
-    assert "flat start" not in smoothness.headlines(record)[3]["ours"]   # equal gradients: not flat
+    assert "flat start" not in smoothness.claim_rows(record)[3]["ours"]   # equal gradients: not flat
     for run in smoothness.runs(smoothness.SmoothnessConfig.from_record(record)):
         if run.arch == "vgg" and run.norm == "none":   # its gradient a twentieth of BN's at step 0
             record.metrics[f"{run.name}/ls_grad_norm"] = [0.05, 1.0]
@@ -492,7 +492,7 @@ def test_the_beta_test_says_when_the_standard_network_is_on_its_flat_start_at_st
     flat = smoothness.flat_start(record, 0.1)
     assert flat["grad_none"] == pytest.approx(0.05) and flat["grad_bn"] == 1.0 and flat["reached"] == 4
     assert smoothness.on_flat_start(flat)
-    row = smoothness.headlines(record)[3]
+    row = smoothness.claim_rows(record)[3]
     assert row["verdict"] == claims.NO and "At step 0 the standard network was still on its flat start " \
         "(gradient norm 0.05 against BN's 1)" in row["ours"]
     note = smoothness.analysis.flat_start_note(flat)
@@ -508,7 +508,7 @@ def test_lp_verdicts_decide_the_vgg_and_the_dln_halves_apart():
         if run.arch == "dln" and run.norm in smoothness.LP_NETS:
             record.metrics[f"{run.name}/loss"] = [50.0, 5.0, 3.0 + JITTER[run.seed]]
     assert smoothness.lp_verdicts(record) == {"VGG": claims.YES, "DLN": claims.NO}
-    assert smoothness.headlines(record)[-1]["verdict"] == claims.NO
+    assert smoothness.claim_rows(record)[-1]["verdict"] == claims.NO
 
 
 def test_smoothness_extra_seeds_cover_every_network_of_the_reference_profile():
@@ -550,12 +550,12 @@ def test_the_large_rate_note_says_whether_the_standard_network_diverged_learned_
 
 def test_the_lp_claim_needs_the_dln_to_gain_half_of_bns_drop_in_loss():
     record = _smoothness_record(2.0)
-    assert smoothness.headlines(record)[-1]["verdict"] == claims.YES   # ℓp: 1.5, half of BN's drop 3 → 2
+    assert smoothness.claim_rows(record)[-1]["verdict"] == claims.YES   # ℓp: 1.5, half of BN's drop 3 → 2
     cfg = smoothness.SmoothnessConfig.from_record(record)
     for run in smoothness.runs(cfg):   # BN's DLN ends at 1.0, the standard and ℓp ones at 5.0
         if run.arch == "dln" and run.norm != "bn":
             record.metrics[f"{run.name}/loss"] = [50.0, 5.0, 5.0 + JITTER[run.seed]]
-    lp = smoothness.headlines(record)[-1]
+    lp = smoothness.claim_rows(record)[-1]
     assert lp["verdict"] == claims.NO and "DLN final loss: standard 5, BN 1" in lp["ours"]
 
 
@@ -581,13 +581,13 @@ STUCK = tuple((a, "none", lr) for a, lrs in (("vgg", (0.1, 0.01)), ("dln", (1e-6
 CHANCE_ACC = {"none": 0.09, "bn": 0.12, "l1": 0.12, "l2": 0.12, "linf": 0.12}
 NOISE_ACC = {"none": 0.5, "bn": 0.6, "noisy_bn": 0.56, "noise": 0.2}
 THIN = [  # (id, rows of a chapter's claims, which rows, the verdict each must have)
-    ("07-one-seed", lambda: noise.headlines(_noise_record(NOISE_ACC)), slice(None), "1 seed: not decided"),
+    ("07-one-seed", lambda: noise.claim_rows(_noise_record(NOISE_ACC)), slice(None), "1 seed: not decided"),
     ("07-ics-standard-network-at-chance-half-way",
-     lambda: noise.headlines(_noise_record(NOISE_ACC, seeds=(0, 1, 2), stuck=STUCK)),
+     lambda: noise.claim_rows(_noise_record(NOISE_ACC, seeds=(0, 1, 2), stuck=STUCK)),
      slice(-1, None), "not comparable"),
-    ("08-one-seed", lambda: smoothness.headlines(_smoothness_record(2.0, seeds=(0,))), slice(None),
+    ("08-one-seed", lambda: smoothness.claim_rows(_smoothness_record(2.0, seeds=(0,))), slice(None),
      "1 seed: not decided"),
-    ("08-nobody-learned", lambda: smoothness.headlines(_smoothness_record(2.0, acc=CHANCE_ACC)),
+    ("08-nobody-learned", lambda: smoothness.claim_rows(_smoothness_record(2.0, acc=CHANCE_ACC)),
      slice(0, 3), "not comparable"),
 ]
 
@@ -619,7 +619,7 @@ def test_chapter_7s_tables_write_drifts_and_ics_with_three_significant_digits():
 
 
 def test_chapter_7s_claims_say_as_trained_in_percent_and_spell_out_their_measures():
-    rows = noise.headlines(_noise_record(NOISE_ACC, seeds=THREE))
+    rows = noise.claim_rows(_noise_record(NOISE_ACC, seeds=THREE))
     nearly, better = (next(r for r in rows if r["claim"].startswith(c))
                       for c in ("noisy BN trains nearly as well", "noisy BN trains better"))
     assert nearly["ours"].startswith("training accuracy as trained 56.0 % vs 60.0 %")

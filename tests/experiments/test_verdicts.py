@@ -94,7 +94,7 @@ def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_gramma
 def test_chapters_01_02_04_state_their_own_claims_and_say_not_run_without_a_record():
     from bn_utils.experiments import ch01_covariate_shift as shift, ch02_forward_pass as fwd, ch04_mnist as mnist
 
-    rows = [*shift.headlines(None), fwd.population_claim(None), fwd.eval_branch_claim(None),
+    rows = [*shift.claim_rows(None), fwd.population_claim(None), fwd.eval_branch_claim(None),
             *mnist.run_claims(None), mnist.batch_one_claim(None)]
     assert [r["verdict"] for r in rows] == ["not run"] * 7
     assert [r["kind"] for r in rows].count("book") == 1          # the eval-branch bug is the book's test

@@ -32,7 +32,7 @@ from .config import (
     ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS,
     TARGET_ROW, AblationConfig, RunConfig, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
-from .headlines import headlines  # noqa: F401
+from .headlines import claim_rows  # noqa: F401
 from .analysis import (
     PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,

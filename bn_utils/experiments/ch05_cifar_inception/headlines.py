@@ -142,7 +142,7 @@ def _claims() -> list[tuple]:
          "—", ("Inception-x30",), _x30_fails)]
 
 
-def headlines(summ: dict) -> list[dict]:
+def claim_rows(summ: dict) -> list[dict]:
     """Return one row per headline claim of the paper about the ablation (its Figures 2 and 3,
     Sec. 4.2) in :func:`bn_utils.book.claims.row`'s shape: ours from ``summ`` (:func:`summary`), the
     spread over seeds and the verdict ("not run" when a row it needs is missing)."""

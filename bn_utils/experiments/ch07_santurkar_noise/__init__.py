@@ -19,6 +19,6 @@ from .config import CHAPTER, NOISE_NETS, PERCENTILES, NoiseConfig
 from .experiment import extra_runs, make_hooks, run, runs, with_extra_seeds
 from .figures import (
     COLORS, plot_distributions, plot_ics, plot_moment_changes, plot_training)
-from .headlines import KEEP, claims_table, headlines, ics_cases, kept_shares, worse_text  # noqa: F401
+from .headlines import KEEP, claim_rows, claims_table, ics_cases, kept_shares, worse_text  # noqa: F401
 from .analysis import (
     ANTI_COSINE, accuracy_table, ics_summary, ics_table, noise_networks, shift_summary, shift_table)

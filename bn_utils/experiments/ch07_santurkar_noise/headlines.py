@@ -194,7 +194,7 @@ def _ics_row(record: results.Record) -> dict:
     return claims.row(text, where, theirs, ours, verdict, spread=spread)
 
 
-def headlines(record: results.Record) -> list[dict]:
+def claim_rows(record: results.Record) -> list[dict]:
     """Return chapter 07's claims in :func:`bn_utils.book.claims.row`'s shape, decided over the seeds
     the record holds (with the extra seeds' runs stored so far merged in): the paper's
     (``kind`` "paper") and the book's own tests ("book"); a claim whose networks are missing is
@@ -316,5 +316,5 @@ def _noise_cost(nets: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table of :func:`headlines` (``claims.table``)."""
-    return claims.table(headlines(record))
+    """Table of :func:`claim_rows` (``claims.table``)."""
+    return claims.table(claim_rows(record))

@@ -67,7 +67,7 @@ def _text(d) -> str:
     return santurkar.spread(d) if isinstance(d, claims.Decision) else d
 
 
-def headlines(record: results.Record) -> list[dict]:
+def claim_rows(record: results.Record) -> list[dict]:
     """Return chapter 08's claims in :func:`bn_utils.book.claims.row`'s shape, decided over the seeds
     the record holds (with the extra seeds' runs stored so far merged in). A seed is one training
     run of a network; the networks' seeds are independent (``claims.greater``), and a quantity of
@@ -255,5 +255,5 @@ def _lp_help(vgg: dict, dln: dict) -> dict:
 
 
 def claims_table(record: results.Record) -> book.Table:
-    """Table of :func:`headlines` (``claims.table``)."""
-    return claims.table(headlines(record))
+    """Table of :func:`claim_rows` (``claims.table``)."""
+    return claims.table(claim_rows(record))

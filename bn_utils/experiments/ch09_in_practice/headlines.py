@@ -11,11 +11,11 @@ accuracy) that error is added, bounded by independent binomial errors of the mea
 compared (:func:`_with_test_set`). It is not added to the gap between BN's two modes: one network
 scored twice on the same images, whose independent bound would overstate it many times.
 A claim that compares networks is decided only where every one of them learned (:func:`_learned`:
-above chance, the task's own; one in five for the new digits of fine-tuning), the book's rule.
+above chance, the task's own; one in five for the new digits of fine-tuning), the book's claims.
 
 Some records have extra runs stored as their own records (``PracticeConfig.extra_records``,
 trained by ``tools/train_runs.py``): more GA searches and timing runs, more seeds of the batch
-sweep, the placement runs scored on all 10,000 test images. :func:`claims` loads those stored
+sweep, the placement runs scored on all 10,000 test images. :func:`claim_rows` loads those stored
 under exactly their configs; more seeds join the record's, a record with more test images
 replaces it (a protocol is never mixed with another).
 """
@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ...book import claims as rule
+from ...book import claims
 from ... import data
 from ...nn import models
 from . import cost, finetune, ga_search, small_batches
@@ -45,24 +45,24 @@ def _test_se(accuracies, n: int) -> float:
     return float(np.sqrt(np.sum(p * (1 - p)) / n))
 
 
-def _with_test_set(d: rule.Decision, test_se: float, margin: float = 0.0) -> rule.Decision:
+def _with_test_set(d: claims.Decision, test_se: float, margin: float = 0.0) -> claims.Decision:
     """Return ``d`` decided again with the test set's error ``test_se`` added to the seeds' SE."""
-    return rule.decide(d.mean, math.sqrt(d.se ** 2 + test_se ** 2), d.n, margin)
+    return claims.decide(d.mean, math.sqrt(d.se ** 2 + test_se ** 2), d.n, margin)
 
 
 def _learned(*accuracies, chance: float = data.CHANCE) -> bool:
     """Return whether every network compared learned: each one's seeds' mean accuracy (diverged =
     0) above ``chance`` (ten classes' unless given) by the book's margin (``claims.LEARNED``)."""
-    return all(rule.learned(np.nan_to_num(a, nan=0.0), chance, rule.LEARNED) for a in accuracies)
+    return all(claims.learned(np.nan_to_num(a, nan=0.0), chance, claims.LEARNED) for a in accuracies)
 
 
-def _pts(d: rule.Decision) -> str:
+def _pts(d: claims.Decision) -> str:
     return d.spread("points", 100)
 
 
 def _row(text: str, ours: str, decision, spread: str | None = None, source: str = SOURCE,
          theirs: str = "—") -> dict:
-    return rule.row(text, source, theirs, ours, decision, spread)
+    return claims.row(text, source, theirs, ours, decision, spread)
 
 
 def sweep_with_extra_seeds(sweep, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -89,9 +89,9 @@ def _small_batch_rows(rec: dict, extra: dict, cfg: PracticeConfig) -> list[dict]
             f"batches the two disagree (|train-mode − eval-mode accuracy| larger at batch {small} than at {large})")
     ours = f"{np.nanmean(np.abs(gap[0])):.3f} vs {np.nanmean(np.abs(gap[-1])):.3f} ({n_seeds} seeds)"
     if not (_learned(ev[i][0]) and _learned(ev[i][-1])):
-        rows.append(_row(text, ours + "; BN did not learn at one of the batch sizes", rule.NOT_COMPARABLE))
+        rows.append(_row(text, ours + "; BN did not learn at one of the batch sizes", claims.NOT_COMPARABLE))
     else:
-        d = rule.paired(np.abs(gap[0]) - np.abs(gap[-1]))
+        d = claims.paired(np.abs(gap[0]) - np.abs(gap[-1]))
         rows.append(_row(text, ours, d, _pts(d) + " (the seeds' spread only: one network scored twice)"))
     # 2. BN's drop from the largest to the smallest batch exceeds LayerNorm's and GroupNorm's
     drop = {n: ev[cfg.norms.index(n)][-1] - ev[cfg.norms.index(n)][0] for n in cfg.norms}
@@ -101,18 +101,18 @@ def _small_batch_rows(rec: dict, extra: dict, cfg: PracticeConfig) -> list[dict]
         for n in indep:
             j = cfg.norms.index(n)
             accs = [np.nanmean(ev[i][-1]), np.nanmean(ev[i][0]), np.nanmean(ev[j][-1]), np.nanmean(ev[j][0])]
-            d = _with_test_set(rule.paired(drop["bn"] - drop[n]), _test_se(accs, n_test))
+            d = _with_test_set(claims.paired(drop["bn"] - drop[n]), _test_se(accs, n_test))
             parts.append(d)
             spreads.append(f"BN − {small_batches.LABELS[n]}: {_pts(d)}")
         text = (f"BN loses more accuracy at tiny batches than batch-independent layers (BN's drop from batch "
                 f"{large} to {small} larger than LayerNorm's and GroupNorm's)")
         ours = ", ".join(f"{small_batches.LABELS[n]} {np.nanmean(drop[n]):.3f}" for n in ["bn", *indep])
-        rows.append(_row(text, f"drop: {ours}", rule.all_of(parts),
+        rows.append(_row(text, f"drop: {ours}", claims.all_of(parts),
                          "; ".join(spreads) + f" (seeds and {n_test:,} test images)"))
     # 3. Batch Renorm recovers accuracy BN loses at the smallest batch
     if "brn" in cfg.norms:
         j = cfg.norms.index("brn")
-        d = _with_test_set(rule.paired(ev[j][0] - ev[i][0]),
+        d = _with_test_set(claims.paired(ev[j][0] - ev[i][0]),
                            _test_se([np.nanmean(ev[j][0]), np.nanmean(ev[i][0])], n_test))
         rows.append(_row("Batch Renormalization recovers accuracy that BN loses at small batches "
                          f"(Batch Renorm − BN accuracy at batch {small} > 0)",
@@ -132,9 +132,9 @@ def placement_gaps(placement, extra: dict, cfg: PracticeConfig) -> dict:
     out = {"n_test": PracticeConfig.from_record(pl).n_test}
     for act in ("relu", "sigmoid"):
         before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
-        d = rule.paired(before - after)
+        d = claims.paired(before - after)
         se = math.sqrt(d.se ** 2 + _test_se([np.mean(before), np.mean(after)], out["n_test"]) ** 2)
-        out[act] = {"gap": d, "se": se, "part": rule.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n)}
+        out[act] = {"gap": d, "se": se, "part": claims.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n)}
     return out
 
 
@@ -150,7 +150,7 @@ def _placement_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     spreads = [f"{act}: {100 * g[act]['gap'].mean:+.1f} ± {100 * g[act]['se']:.1f} points" for act in acts]
     return _row(f"BN before or after the nonlinearity makes little difference (|before − after| final "
                 f"accuracy < {PLACEMENT_MARGIN:g} for ReLU and sigmoid)",
-                f"before − after: {', '.join(texts)} ({n_test:,} test images)", rule.all_of(parts),
+                f"before − after: {', '.join(texts)} ({n_test:,} test images)", claims.all_of(parts),
                 "; ".join(spreads) + f", {parts[0].n} seeds and {n_test:,} test images")
 
 
@@ -160,7 +160,7 @@ def _ga_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     runs = [rec["ga_search"]] + [extra[n] for n, (e, _) in cfg.extra_records().items()
                                   if e == "ga_search" and n in extra]
     ratio = [math.log10(float(r["bn/best_lr"]) / float(r["none/best_lr"])) for r in runs]
-    d = rule.paired(ratio)
+    d = claims.paired(ratio)
     theirs = ga_search.STUDENT["best_lr"]
     bn = ", ".join(f"{float(r['bn/best_lr']):.3g}" for r in runs)
     none = ", ".join(f"{float(r['none/best_lr']):.3g}" for r in runs)
@@ -180,15 +180,15 @@ def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """BN costs time in training (MLP: BN / no BN > 1) and folding removes the inference cost
     (folded / no BN < ``FOLDED_MAX``): one value per timing run."""
     r = cost.over_runs(timing_runs(rec["cost"], extra, cfg))
-    costs = rule.paired([v - 1 for v in r["train"]["runs"]])
-    folded = rule.paired([FOLDED_MAX - v for v in r["folded inference"]["runs"]])
+    costs = claims.paired([v - 1 for v in r["train"]["runs"]])
+    folded = claims.paired([FOLDED_MAX - v for v in r["folded inference"]["runs"]])
     student = cost.student_ratios()
     mean = lambda k: r[k]["mean"]  # noqa: E731
     n = len(r["train"]["runs"])
     return _row("BN costs time in training and at inference; folding it into the layer before removes the "
                 f"inference cost (MLP: BN/no-BN train ratio > 1, folded/no-BN inference ratio < {FOLDED_MAX:g})",
                 f"train ×{mean('train'):.2f}, inference ×{mean('inference'):.2f}, folded ×{mean('folded inference'):.2f} "
-                f"({n} timing run{'s' if n > 1 else ''})", rule.all_of([costs, folded]),
+                f"({n} timing run{'s' if n > 1 else ''})", claims.all_of([costs, folded]),
                 f"train − 1: {costs.spread(digits=2)}; {FOLDED_MAX:g} − folded: {folded.spread(digits=2)}",
                 source=f"{SOURCE}; student project (Higgs)",
                 theirs=f"student: train ×{student['train']:.2f}, inference ×{student['inference']:.2f}")
@@ -214,17 +214,17 @@ def _finetune_row(ft, cfg: PracticeConfig) -> dict:
     ours = f"{frozen.mean():.3f} frozen vs {trained.mean():.3f} in training mode (diverged = 0)"
     if not _learned(frozen, trained, chance=chance):
         return _row(text, ours + f" (frozen or training-mode BN did not learn the new digits: chance {chance:g})",
-                    rule.NOT_COMPARABLE)
+                    claims.NOT_COMPARABLE)
     fv = finetune.frozen_vs_train(ft, cfg)[b]
     ours += f"; frozen lower in {fv['frozen_below']} of {len(fv['seeds'])} seeds"
     if fv["at_chance"]:
         ours += (f"; frozen stayed at chance ({chance:g}) in seed{'s' * (len(fv['at_chance']) > 1)} "
                  f"{', '.join(str(s) for s in fv['at_chance'])}")
-    d = _with_test_set(rule.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
+    d = _with_test_set(claims.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
     return _row(text, ours, d, _pts(d) + f" (seeds and about {n_new:,} test images)")
 
 
-def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
+def claim_rows(rec: dict, cfg: PracticeConfig) -> list[dict]:
     """Return all of chapter 09's claims in :func:`bn_utils.book.claims.row`'s shape from the records
     ``rec`` (keys: batch_sweep, placement, dropout, initialisation, ga_search, cost, weight_decay,
     finetune), with their extra records stored so far (:func:`.experiment.load_extra`)."""
@@ -234,7 +234,7 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     # dropout: mean |log(test var / running var)| over the BN layers, per seed
     drop = rec["dropout"]
     shift = {p: np.mean(np.abs(np.log(drop[f"{p}/shift"])), axis=1) for p in models.DROPOUT_PLACES}
-    d = rule.paired(shift["before_bn"] - shift["last_only"])
+    d = claims.paired(shift["before_bn"] - shift["last_only"])
     ours = ", ".join(f"{label} {shift[p].mean():.3f}" for p, label in
                      (("before_bn", "before BN"), ("last_only", "last only"), ("none", "none")))
     rows.append(_row("dropout before BN shifts the variance BN sees at test time; dropout after the last BN "
@@ -246,7 +246,7 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
              for n in ("none", "bn")}                           # (scale, seed)
     spread = {n: np.ptp(v, axis=0) for n, v in final.items()}
     ends = [v.mean(1)[k] for v in final.values() for k in (v.mean(1).argmax(), v.mean(1).argmin())]
-    d = _with_test_set(rule.paired(spread["none"] - spread["bn"]), _test_se(ends, cfg.n_test))
+    d = _with_test_set(claims.paired(spread["none"] - spread["bn"]), _test_se(ends, cfg.n_test))
     rows.append(_row("BN makes training less sensitive to the scale of the initial weights (spread of final "
                      f"accuracy over weight scales {', '.join(f'{s:g}' for s in cfg.init_scales)}, diverged = 0: "
                      "BN < no BN)", f"each seed's spread, mean: BN {spread['bn'].mean():.3f}, no BN {spread['none'].mean():.3f}",
@@ -258,16 +258,16 @@ def claims(rec: dict, cfg: PracticeConfig) -> list[dict]:
     k0, k1 = "bn/0", f"bn/{cfg.weight_decay:g}"
     norm = {k: wd[f"{k}/norm"][:, -1] for k in (k0, k1)}
     ratio = {net: step_ratios(wd, cfg, net) for net in ("bn", "none")}
-    smaller, larger = rule.paired(norm[k0] - norm[k1]), rule.paired(np.log(ratio["bn"]))
+    smaller, larger = claims.paired(norm[k0] - norm[k1]), claims.paired(np.log(ratio["bn"]))
     text = ("with BN, weight decay shrinks the weights and so raises the effective step size (BN net: ‖W‖ "
             "smaller and ‖ΔW‖/‖W‖ larger with weight decay than without)")
     geo = {net: float(np.exp(np.mean(np.log(v)))) for net, v in ratio.items()}
     ours = (f"‖W‖ {norm[k1].mean():.2f} vs {norm[k0].mean():.2f}; each seed's step ratio, geometric mean "
             f"{geo['bn']:.2f} (no-BN net: {geo['none']:.2f})")
     if not _learned(wd[f"{k0}/test_accuracy"], wd[f"{k1}/test_accuracy"]):
-        rows.append(_row(text, ours + " (a BN net did not learn)", rule.NOT_COMPARABLE))
+        rows.append(_row(text, ours + " (a BN net did not learn)", claims.NOT_COMPARABLE))
     else:
-        rows.append(_row(text, ours, rule.all_of([smaller, larger]),
+        rows.append(_row(text, ours, claims.all_of([smaller, larger]),
                          f"‖W‖ without − with: {smaller.spread(digits=2)}; ln step ratio: {larger.spread(digits=2)}"))
     rows.append(_finetune_row(rec["finetune"], cfg))
     return rows
