@@ -529,3 +529,16 @@ def test_reach_sentence_says_how_a_row_reached_the_target_or_why_not():
     text = inc.reach_sentence(summ, "BN-x5", 30)
     assert text.startswith("reached it after 200 steps (0.5 epochs): 5.0x fewer steps than Inception, ± 20 %")
     assert f"(the paper: {inc.paper_speedups()['BN-x5']:.1f}x)" in text
+
+
+def test_target_sensitivity_moves_the_target_below_a_flat_peak():
+    # Inception creeps from 0.49 to its peak 0.50 over steps 20-50: 98 % of the peak (0.49) comes 3x sooner
+    metrics = {"Inception": fake_row([0.1, 0.3, 0.49, 0.495, 0.498, 0.5]),
+               "BN-x30": fake_row([0.1, 0.49, 0.5, 0.6, 0.6, 0.6])}
+    record = results.Record("05", "ablation", {}, metrics)
+    assert inc.summary(record)["BN-x30"]["speedup"] == pytest.approx(50 / 20)
+    sens = inc.target_sensitivity(record, fractions=(0.98,))
+    assert sens[0.98]["target"] == pytest.approx(0.49)
+    assert sens[0.98]["inception_steps"] == 20
+    assert sens[0.98]["speedups"]["BN-x30"] == pytest.approx(20 / 10)
+    assert inc.target_sensitivity(results.Record("05", "ablation", {}, {"BN-x30": metrics["BN-x30"]})) == {}

@@ -37,7 +37,7 @@ from .analysis import (
     PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
     reach_text, seed_levelling, seed_spread, seeds_against_target, seeds_rows, student_speedups,
-    summary)
+    summary, target_sensitivity)
 from .experiment import (
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one, shown_config,
     stored_runs, stored_seeds, stored_table, train_run)

@@ -170,6 +170,27 @@ def summary(record: results.Record) -> dict:
     return out
 
 
+def target_sensitivity(record: results.Record, fractions=(0.99, 0.98)) -> dict:
+    """Return, per fraction ``f`` of the target, how the mean-curve speed-ups move when the target
+    is ``f`` times Inception's peak: ``{f: {"target", "inception_steps", "speedups": {row: x}}}``
+    (a row that never gets there: None). Where Inception's curve is flat near its peak, a slightly
+    lower target is reached much sooner by Inception, and every speed-up shrinks or grows with it."""
+    summ = summary(record)
+    base = summ.get(TARGET_ROW)
+    if not base or base["target"] is None or base["target_at_chance"]:
+        return {}
+    out = {}
+    for f in fractions:
+        target = f * base["target"]
+        b = steps_to_reach(*mean_curve(record.metrics[TARGET_ROW]), target)
+        rows = {}
+        for name in (n for n in ordered_rows(record) if n != TARGET_ROW):
+            r = steps_to_reach(*mean_curve(record.metrics[name]), target)
+            rows[name] = b / r if b and r else None
+        out[f] = {"target": target, "inception_steps": b, "speedups": rows}
+    return out
+
+
 def reach_text(s: dict | None) -> str:
     """Return how a row of ``summary`` reached the target, as prose: ``1,234 steps (3.1 epochs)``,
     ``diverged at step N``, ``never (in this run)``, or why there is no target."""
