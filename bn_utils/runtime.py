@@ -81,16 +81,33 @@ def eval_mode(model: nn.Module):
         model.train(was_training)
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Return the median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+                   device: torch.device | None = None) -> float:
+    """Return the median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` calls
+    (:func:`alternating_medians` with one function)."""
+    return alternating_medians({"fn": fn}, repeats, warmup, device)["fn"]
+
+
+def alternating_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                        device: torch.device | None = None) -> dict[str, float]:
+    """Return each of ``fns``' median wall time over ``repeats`` rounds that call every function
+    once in turn, after ``warmup`` such rounds: alternating, a machine busy with other work slows
+    them alike. On a GPU each call is synchronised, so the work is timed, not its launch."""
+    def timed(fn: Callable[[], object]) -> float:
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        for fn in fns.values():
+            timed(fn)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -59,3 +59,11 @@ def test_bn_device_that_is_not_available_fails_naming_the_variable(monkeypatch):
 def test_default_device_follows_bn_device(monkeypatch):
     monkeypatch.setenv("BN_DEVICE", "cpu")
     assert runtime.default_device() == torch.device("cpu")
+
+
+def test_alternating_medians_calls_every_function_once_per_round_after_the_warm_up():
+    calls = []
+    out = runtime.alternating_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                      repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4 and set(out) == {"a", "b"}
+    assert all(v >= 0 for v in out.values())

@@ -3,7 +3,8 @@ layer before it (``models.fold_model``); how exact that is, and what it saves in
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+
 import torch
 from torch import nn
 
@@ -62,17 +63,11 @@ def fold_timing(cfg: ForwardConfig) -> list[dict]:
     def run(net: nn.Module) -> None:
         with torch.inference_mode():
             net(images)
-        if device.type == "cuda":
-            torch.cuda.synchronize()  # time the work, not its launch
 
-    times = {k: [] for k in nets}
-    for net in nets.values():
-        run(net)  # warm-up: allocations and lazy initialisation are not what we time
-    for _ in range(cfg.timing_repeats):
-        for name, net in nets.items():
-            times[name].append(runtime.median_seconds(lambda: run(net), repeats=1, warmup=0))
-    rows = [{"network": k, "median ms per batch": float(np.median(v)) * 1e3}
-            for k, v in times.items()]
+    # one warm-up round: allocations and lazy initialisation are not what we time
+    times = runtime.alternating_medians({k: functools.partial(run, net) for k, net in nets.items()},
+                                        cfg.timing_repeats, warmup=1, device=device)
+    rows = [{"network": k, "median ms per batch": v * 1e3} for k, v in times.items()]
     base = rows[0]["median ms per batch"]
     for row in rows:
         row["speed-up"] = base / row["median ms per batch"]

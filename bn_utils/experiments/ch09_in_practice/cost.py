@@ -9,7 +9,7 @@ other work slows all of them alike; a timing run gives medians and their ratios,
 
 from __future__ import annotations
 
-import time
+import functools
 
 import numpy as np
 import torch
@@ -32,16 +32,6 @@ STUDENT_QUOTED_SLOWDOWNS = {"train": 0.356, "inference": 0.253}
 def student_ratios() -> dict:
     """Return the student's BN / no-BN time ratios {train, inference}, from their timings."""
     return {what: t["BN"] / t["no BN"] for what, t in STUDENT_SECONDS.items()}
-
-
-def _seconds(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 def _networks(cfg: PracticeConfig) -> dict:
@@ -80,18 +70,11 @@ def timing(cfg: PracticeConfig) -> dict:
             with torch.inference_mode():
                 nets[k].eval()(x)
 
-        times = {f"{k}/{what}": [] for k in nets for what in ("train", "inference") if
-                 not (k == "BN folded" and what == "train")}
-        for _ in range(2):   # warm-up: allocations and lazy initialisation are not what we time
-            for key in times:
-                k, what = key.split("/")
-                (step if what == "train" else infer)(k)
-        for _ in range(cfg.cost_repeats):
-            for key in times:
-                k, what = key.split("/")
-                times[key].append(_seconds(lambda: (step if what == "train" else infer)(k), device))
-        for key, v in times.items():
-            out[f"{family}/{key}"] = float(np.median(v))
+        fns = {f"{k}/{what}": functools.partial(step if what == "train" else infer, k)
+               for k in nets for what in ("train", "inference") if not (k == "BN folded" and what == "train")}
+        # two warm-up rounds: allocations and lazy initialisation are not what we time
+        for key, seconds in runtime.alternating_medians(fns, cfg.cost_repeats, warmup=2, device=device).items():
+            out[f"{family}/{key}"] = seconds
     out["device"] = results.device_description(device)
     return out
 
