@@ -292,11 +292,18 @@ def seed_std(values) -> float:
     return float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
+def pm(mean: float, std: float, n: int, fmt="{:.4f}") -> str:
+    """Return ``mean ± std`` as text, the mean alone for one seed: the one way the book writes a
+    result over seeds (``fmt`` a format string or a function of a number)."""
+    text = fmt.format if isinstance(fmt, str) else fmt
+    return text(mean) + (f" ± {text(std)}" if n > 1 else "")
+
+
 def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True) -> str:
     """Return ``mean ± std`` of the finite values as text (:func:`seed_std`; with ``(k/n)`` if
     some are missing; a
     missing value of a run that diverged says ``diverged at step N``, given ``diverged_at`` per
-    value; ``spread=False``: the mean alone). The one formatter of results over seeds."""
+    value; ``spread=False``: the mean alone), written by :func:`pm`."""
     v = np.asarray(values, dtype=float)
     ok = v[np.isfinite(v)]
     div = sorted({int(diverged_at[i]) for i in np.flatnonzero(~np.isfinite(v))
@@ -304,7 +311,7 @@ def mean_std(values, fmt: str = "{:.4f}", diverged_at=None, spread: bool = True)
     note = ("diverged at step " + ", ".join(f"{d:,}" for d in div)) if div else ""
     if not len(ok):
         return note or f"not reached (0/{len(v)})"
-    text = fmt.format(ok.mean()) + (" ± " + fmt.format(seed_std(ok)) if spread and len(ok) > 1 else "")
+    text = pm(ok.mean(), seed_std(ok), len(ok) if spread else 1, fmt)
     if len(ok) < len(v):
         text += f" ({len(ok)}/{len(v)}" + (f"; {note}" if note else "") + ")"
     return text

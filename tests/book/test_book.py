@@ -160,3 +160,9 @@ def test_a_wide_table_transposed_swaps_rows_and_columns_and_keeps_its_format():
         book.Table(rows).transposed(["module"])
     with pytest.raises(ValueError, match="per-column format"):
         book.Table(rows, fmt={"output": "{:.1e}"}).transposed(["module", "dtype"])
+
+
+def test_pm_writes_mean_and_spread_and_the_mean_alone_for_one_seed():
+    assert book.page.pm(0.5, 0.25, 3, "{:.2f}") == "0.50 ± 0.25"
+    assert book.page.pm(0.5, 0.25, 1, "{:.2f}") == "0.50"
+    assert book.page.pm(1234.0, 56.0, 2, lambda x: f"{x:,.0f}") == "1,234 ± 56"

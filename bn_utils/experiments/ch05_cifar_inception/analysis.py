@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import data
 from ...book import claims, results
-from ...book.page import seed_std
+from ...book.page import pm, seed_std
 from .config import ROWS, TARGET_ROW
 
 
@@ -234,7 +234,7 @@ def paper_speedups() -> dict:
 
 def percent_pm(mean: float, std: float, n: int, scale: float = 100.0) -> str:
     """Return a fraction as percent text, ``mean ± std`` over ``n`` seeds (the mean alone for one)."""
-    return f"{scale * mean:.1f} ± {scale * std:.1f}" if n > 1 else f"{scale * mean:.1f}"
+    return pm(scale * mean, scale * std, n, "{:.1f}")
 
 
 def comparison(summ: dict) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ... import data
 from ...book import claims, results
-from ...book.page import how_many, seed_std, sig
+from ...book.page import how_many, pm, seed_std, sig
 
 # A network whose measurements over training are compared learned when, half-way through its
 # training (the median measurement), its accuracy as trained was above twice chance (VGG) or
@@ -152,5 +152,4 @@ def fmt_pm(mean: float, std: float, n: int, digits: int = 3, significant: bool =
     ``8,900 ± 2,100``, a small change ``0.00183 ± 0.000120``)."""
     if not np.isfinite(mean):
         return "diverged"
-    text = (lambda x: fixed_sig(x, digits)) if significant else (lambda x: f"{x:.{digits}f}")
-    return text(mean) + (f" ± {text(std)}" if n > 1 else "")
+    return pm(mean, std, n, (lambda x: fixed_sig(x, digits)) if significant else f"{{:.{digits}f}}")
