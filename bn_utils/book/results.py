@@ -97,7 +97,7 @@ def device_description(device: Any = None) -> str:
     return f"cpu: {platform.processor() or platform.machine()} ({n} thread{'s' * (n != 1)})"
 
 
-def provenance(device: Any = None) -> dict:
+def record_meta(device: Any = None) -> dict:
     """Return where and with what a record was made: commit, code digest, device, versions."""
     import torch
 
@@ -178,7 +178,7 @@ def save(chapter: str, name: str, cfg: Config, output: dict, *, meta: dict | Non
     arrays = {k: np.asarray(v) for k, v in output.items() if isinstance(v, np.ndarray)}
     metrics = {k: v for k, v in output.items() if k not in arrays}
     json_path, npz_path = _paths(chapter, name, cfg)
-    meta = {**provenance(), **(meta or {})}
+    meta = {**record_meta(), **(meta or {})}
     meta.setdefault("finished", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     if arrays:
         buf = io.BytesIO()
