@@ -309,10 +309,12 @@ def at_equal_steps(record: results.Record, row: str, base: str = TARGET_ROW) -> 
 
 
 def _ranked(values: dict, fmt) -> str:
-    """Return ``values``'s keys, largest value first, each with its formatted value:
-    ``"BN-x30 (17.2x), BN-x5 (8.2x)"``. Keys whose value is None are left out."""
+    """Return ``values``'s keys, largest value first, each with its formatted value, then the keys
+    whose value is None as not reaching the target: ``"BN-x30 (17.2x), BN-x5 (8.2x); not reached:
+    BN-Baseline"``."""
     kept = sorted((k for k, v in values.items() if v is not None), key=lambda k: -values[k])
-    return ", ".join(f"{k} ({fmt(values[k])})" for k in kept)
+    never = [k for k, v in values.items() if v is None]
+    return ", ".join(f"{k} ({fmt(values[k])})" for k in kept) + (f"; not reached: {', '.join(never)}" if never else "")
 
 
 def orderings(summ: dict) -> dict:
