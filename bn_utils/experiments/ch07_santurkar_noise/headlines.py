@@ -190,7 +190,7 @@ def _ics_row(record: results.Record) -> dict:
         f"cos(G, G′) {santurkar.spread(r['cos'], seeds=False)}"
         for r in comparable
     )
-    spread = f"BN's gain per case ({n} seed{'' if n == 1 else 's'}): {spread}" if comparable else "—"
+    spread = f"BN's gain per case ({n} seed{'' if n == 1 else 's'}; the claim needs no case with a decided gain on both): {spread}" if comparable else "—"
     return claims.row(text, where, theirs, ours, verdict, spread=spread)
 
 
@@ -226,7 +226,7 @@ def _drift(nets: dict, deep: int, key: str) -> dict:
     if not all(n in nets for n in ("noisy_bn", "none")):
         return claims.missing(text, where, theirs, kind=kind)
     a, b = nets["noisy_bn"][key], nets["none"][key]
-    ours = f"layer {deep}, median {what} between measurements: {book.sig(_mean(a))} (noisy BN) vs {book.sig(_mean(b))} (standard)"
+    ours = f"layer {deep}, median {what} between measurements: {book.sig(_mean(a), zeros=True)} (noisy BN) vs {book.sig(_mean(b), zeros=True)} (standard)"
     if not (nets["noisy_bn"]["learned"] and nets["none"]["learned"]):
         return claims.row(text, where, theirs, ours + "; a network had not learned half-way",
                           claims.NOT_COMPARABLE, kind=kind)
@@ -295,7 +295,7 @@ def _noise_stops(nets: dict) -> dict:
                           claims.NOT_COMPARABLE)
     d = claims.greater(_values(nets["noise"]["acc"]), line)
     return claims.row(text, where, theirs, ours, claims.negated(d),
-                      spread=f"accuracy − {100 * line:.0f} %: {d.spread('points', 100)}")
+                      spread=f"accuracy − {100 * line:.0f} %: {d.spread('points', 100)} (the claim needs it below)")
 
 
 def _noise_cost(nets: dict) -> dict:
