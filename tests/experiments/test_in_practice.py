@@ -360,11 +360,11 @@ def test_the_fine_tuning_row_names_the_seeds_at_chance_and_counts_those_below():
     one = _with_finetune(recs, cfg, frozen, train)
     row = _finetune_row(one, cfg)
     assert row["verdict"] in (rule.NO, rule.NOISE)      # decided on all three seeds' differences
-    assert "frozen lower in 3 of 3 seeds" in row["ours"] and "stayed at chance (0.2) in seed 0" in row["ours"]
+    assert "frozen lower in 3 of 3 seeds" in row["ours"] and "never rose above chance (0.2) in seed 0" in row["ours"]
     fv = finetune.frozen_vs_train(one["finetune"], cfg)
     assert all(v["at_chance"] == [0] and v["frozen_below"] == 3 for v in fv.values())
     words = finetune.at_chance_words(one["finetune"], cfg)
-    assert words.startswith("in seed 0 frozen BN stayed at chance at every fine-tuning batch size")
+    assert words.startswith("in seed 0 frozen BN never rose above chance at any fine-tuning batch size")
     assert words.endswith("the other seeds' frozen networks ended at 0.790 and 0.780")
     learned = _with_finetune(recs, cfg, [[0.0, 0.5, 0.8]] * 3, train)["finetune"]
     assert finetune.at_chance_words(learned, cfg) == "frozen BN rose above chance in every seed"

@@ -95,7 +95,7 @@ def frozen_vs_train(record: results.Record, cfg: PracticeConfig) -> dict:
 
 def at_chance_words(record: results.Record, cfg: PracticeConfig) -> str:
     """Return in words which seeds' frozen-BN networks stayed at chance (:func:`frozen_vs_train`)
-    and where the others ended at the smallest batch: "in seed 0 frozen BN stayed at chance at
+    and where the others ended at the smallest batch: "in seed 0 frozen BN never rose above chance at
     every fine-tuning batch size (...), while at batch 2 the other seeds' frozen networks ended
     at 0.789 and 0.784"."""
     fv, b = frozen_vs_train(record, cfg), cfg.ft_batch_sizes[0]
@@ -104,9 +104,9 @@ def at_chance_words(record: results.Record, cfg: PracticeConfig) -> str:
         return "frozen BN rose above chance in every seed"
     seeds = lambda s: f"seed{'s' * (len(s) > 1)} {', '.join(str(x) for x in s)}"  # noqa: E731
     if len({tuple(s) for s in stuck.values()}) == 1:
-        where = f"in {seeds(stuck[b])} frozen BN stayed at chance at every fine-tuning batch size"
+        where = f"in {seeds(stuck[b])} frozen BN never rose above chance at any fine-tuning batch size"
     else:
-        where = "; ".join(f"at batch {size} frozen BN stayed at chance in {seeds(s)}" for size, s in stuck.items() if s)
+        where = "; ".join(f"at batch {size} frozen BN never rose above chance in {seeds(s)}" for size, s in stuck.items() if s)
     where += f" (accuracy never more than {claims.LEARNED:g} above it)"
     others = [f"{a:.3f}" for s, a in zip(cfg.seeds, np.nan_to_num(record[f"{b}/frozen/acc"][:, -1], nan=0.0))
               if s not in stuck[b]]

@@ -218,7 +218,7 @@ def _finetune_row(ft, cfg: PracticeConfig) -> dict:
     fv = finetune.frozen_vs_train(ft, cfg)[b]
     ours += f"; frozen lower in {fv['frozen_below']} of {len(fv['seeds'])} seeds"
     if fv["at_chance"]:
-        ours += (f"; frozen stayed at chance ({chance:g}) in seed{'s' * (len(fv['at_chance']) > 1)} "
+        ours += (f"; frozen never rose above chance ({chance:g}) in seed{'s' * (len(fv['at_chance']) > 1)} "
                  f"{', '.join(str(s) for s in fv['at_chance'])}")
     d = _with_test_set(claims.paired(frozen - trained), _test_se([frozen.mean(), trained.mean()], n_new))
     return _row(text, ours, d, _pts(d) + f" (seeds and about {n_new:,} test images)")
