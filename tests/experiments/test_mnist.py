@@ -423,3 +423,11 @@ def test_search_failures_name_the_runs_that_blew_up_and_the_top_rate():
     final[2] = 0.8
     text = mnist.search_failures({"models": models, "val_accuracy": [final], "diverged_at": [None] * 6})
     assert "the best network reaches 0.80" in text and text.endswith("no run's loss became infinite")
+
+
+def test_search_failures_also_name_networks_at_chance_below_the_top_rate():
+    models = [{"activation": a, "init": "gaussian:0.01", "lr": lr} for a in ("sigmoid", "tanh")
+              for lr in (0.1, 1.0, 10.0)]
+    final = [0.1, 0.95, 0.1, 0.9, 0.11, 0.1]            # sigmoid stuck at 0.1, tanh at chance at 1
+    text = mnist.search_failures({"models": models, "val_accuracy": [final], "diverged_at": [None] * 6})
+    assert "below it, sigmoid at rate 0.1 and tanh at rate 1 end at chance too" in text

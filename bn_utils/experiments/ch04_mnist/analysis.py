@@ -243,6 +243,11 @@ def init_reading(inits: results.Record | dict, record: results.Record | dict, cf
     return out
 
 
+def _who(m: dict, models: list[dict]) -> str:
+    """Return a searched setup in words: its nonlinearity, and its initialisation if not the main one."""
+    return activation_name(m["activation"]) + ("" if m["init"] == models[0]["init"] else f", {init_words(m['init'])} init")
+
+
 def search_failures(search: results.Record | dict) -> str:
     """Return, as a clause for prose, how the search's runs failed: whether every network ended
     at chance at the largest rate (best final validation accuracy there), and which setups'
@@ -255,12 +260,18 @@ def search_failures(search: results.Record | dict) -> str:
     text = (f"at the largest rate of the grid, {top:g}, every network ends at chance (validation "
             f"accuracy at most {max(at_top):.2f})" if not learned else
             f"at the largest rate of the grid, {top:g}, the best network reaches {max(at_top):.2f}")
+    low: dict = {}   # below the top rate: networks that did not diverge yet end at chance
+    for i, (m, d) in enumerate(zip(models, diverged)):
+        if m["lr"] < top and d is None and not claims.learned([np.nan_to_num(final[i], nan=0.0)],
+                                                             data.CHANCE, claims.LEARNED):
+            low.setdefault(_who(m, models), []).append(f"{m['lr']:g}")
+    if low:
+        text += "; below it, " + " and ".join(
+            f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in low.items()) + " end at chance too"
     blown: dict = {}
     for m, d in zip(models, diverged):
         if d is not None:
-            who = activation_name(m["activation"]) + ("" if m["init"] == models[0]["init"]
-                                                      else f", {init_words(m['init'])} init")
-            blown.setdefault(who, []).append(f"{m['lr']:g}")
+            blown.setdefault(_who(m, models), []).append(f"{m['lr']:g}")
     if blown:
         text += "; the loss became infinite (× in the figure) for " + "; ".join(
             f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in blown.items())
