@@ -93,7 +93,8 @@ def test_the_slices_count_every_full_run_once():
     full = inc.AblationConfig.for_profile("full")
     nets = gpu_slice.networks("05", "full")
     assert [n.name for n in nets] == list(full.rows)
-    assert sum(n.steps for n in nets) == inc.planned_steps(full) == 1_312_080
+    assert sum(n.steps for n in nets) == inc.planned_steps(full) == sum(
+        rc.steps for row in full.rows for rc in (full.run_config(row, s) for s in full.seeds))
     assert sum(n.runs for n in nets) == len(full.rows) * len(full.seeds)
     # chapter 06: only the members chapter 05 does not train (its BN-x30 seeds are reused)
     members = [n.name for n in gpu_slice.networks("06", "full")]

@@ -131,3 +131,20 @@ def test_the_rules_confidence_is_students_t_coverage_of_two_standard_errors():
     assert claims.confidence(2) < claims.confidence(4) < claims.confidence(30) < 0.96
     with pytest.raises(ValueError, match="df"):
         claims.confidence(0)
+
+
+@pytest.mark.parametrize("mean, n, verdict", [
+    (claims.N_SE * 0.1 + 1e-9, 3, claims.YES),     # just past two SE above the margin
+    (claims.N_SE * 0.1, 3, claims.NOISE),          # exactly two SE: not beyond them
+    (-claims.N_SE * 0.1, 3, claims.NOISE),
+    (-claims.N_SE * 0.1 - 1e-9, 3, claims.NO),
+    (10.0, claims.MIN_SEEDS, claims.YES),          # the fewest seeds that decide
+    (10.0, claims.MIN_SEEDS - 1, claims.not_decided(claims.MIN_SEEDS - 1)),
+    (float("nan"), 1, claims.not_decided(1)),      # too few seeds says so before "not measured"
+])
+def test_decide_at_its_boundaries(mean, n, verdict):
+    assert claims.decide(mean + 0.5, 0.1, n, margin=0.5).verdict == verdict
+
+
+def test_an_infinite_standard_error_decides_nothing():
+    assert claims.decide(5.0, float("inf"), 3).verdict == claims.not_decided(3)

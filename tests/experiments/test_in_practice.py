@@ -1,5 +1,6 @@
 """Chapter 09's configuration, networks, measurements and claims."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,17 @@ def test_frozen_norms_keep_bn_in_eval_mode_during_training(build):
     bns = models.bn_layers(model)
     assert len(bns) == 2, "the CNN should have two BN layers"
     assert all(not bn.training for bn in bns) and model[0].training
-    mean = bns[0].running_mean.clone()
+    buffers = [{k: v.clone() for k, v in bn.named_buffers()} for bn in bns]
+    affine = [(bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in bns]
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     fit(net, x, y, steps=2, batch_size=2, lr=0.1, seed=0)
-    assert torch.equal(bns[0].running_mean, mean)
+    for bn, before in zip(bns, buffers):          # every running statistic of every BN layer is kept
+        assert all(torch.equal(v, before[k]) for k, v in bn.named_buffers())
+    assert any(not torch.equal(bn.weight, w) or not torch.equal(bn.bias, b)    # gamma and beta still learn
+               for bn, (w, b) in zip(bns, affine))
+    net.train()
+    with torch.no_grad():   # in training mode the frozen network computes what eval-mode BN computes
+        assert torch.allclose(net(x[:4]), copy.deepcopy(model).eval()(x[:4]), atol=1e-6)
 
 
 @pytest.mark.parametrize("bn1d", [nn.BatchNorm1d, norms.BatchNorm1d], ids=["torch_bn", "our_bn"])

@@ -212,7 +212,8 @@ def test_a_loss_far_above_its_start_is_divergence_even_while_finite():
 
 
 def test_is_diverged_compares_with_the_start():
-    assert not train.is_diverged(2.3 * 999, 2.3) and train.is_diverged(2.3 * 1001, 2.3)
+    f = train.DIVERGENCE_FACTOR
+    assert not train.is_diverged(2.3 * f * 0.999, 2.3) and train.is_diverged(2.3 * f * 1.001, 2.3)
     assert train.is_diverged(float("nan"), 2.3) and train.is_diverged(float("inf"), 2.3)
     assert list(train.is_diverged([1.0, 1e9, float("nan")], [1.0, 1.0, 1.0])) == [False, True, True]
 
