@@ -30,6 +30,8 @@ CHAPTERS = sorted(p.stem for p in (REPO / "chapters").glob("[0-9][0-9]_*.ipynb")
 FIGURE_LINE = re.compile(r"^(?!\s*#).*(\bfig\w*\s*=|\bplot\w*\(|plt\.)", re.M)
 
 if not (HTML / "index.html").is_file():
+    if os.environ.get("BN_BOOK_HTML"):   # make test names the book it built: missing is a failure
+        raise RuntimeError(f"BN_BOOK_HTML={os.environ['BN_BOOK_HTML']} holds no built book (index.html)")
     pytest.skip(f"no built book at {HTML} (make book-smoke, or set BN_BOOK_HTML)",
                 allow_module_level=True)
 
@@ -188,6 +190,8 @@ def browser():
     except ImportError:
         pytest.skip("playwright is not installed (make install installs it): browser test skipped")
     if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed on CI (make browser installs it): the browser test must run")
         pytest.skip("chromium is not installed (make browser installs it with apt-get): "
                     "browser test skipped")
     handler = functools.partial(_QuietHandler, directory=str(HTML))
