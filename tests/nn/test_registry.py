@@ -8,6 +8,10 @@ from torch import nn
 from bn_utils.nn import models, alternatives, registry, variants, norms
 
 
+CENTRED = {"bn", "bn_scratch", "l1", "l2", "linf"}   # centre each channel over the batch (Batch Renorm
+# corrects toward its running statistics, so a shifted batch stays shifted)
+
+
 def test_every_name_of_chapters_7_8_and_9_is_registered():
     assert set(variants.NORM_NAMES) | set(alternatives.ALTERNATIVES) <= set(registry.NORMS)
 
@@ -16,8 +20,12 @@ def test_every_name_of_chapters_7_8_and_9_is_registered():
 @pytest.mark.parametrize("dims, shape", [(1, (4, 8)), (2, (4, 8, 5, 5))])
 def test_every_norm_keeps_the_shape_in_training_and_eval(name, dims, shape):
     layer = registry.make_norm(name, 8, dims)
-    x = torch.randn(*shape)
-    assert layer(x).shape == x.shape
+    x = 3 * torch.randn(*shape) + 2
+    out = layer(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    if name in CENTRED:   # in training mode, fresh (γ = 1, β = 0): each channel's batch mean is 0
+        over = (0,) if dims == 1 else (0, 2, 3)
+        assert out.mean(over).abs().max() < 1e-5
     layer.eval()
     assert layer(x).shape == x.shape
 
