@@ -128,7 +128,7 @@ def ics_table(record: results.Record, arch: str) -> book.Table:
     for (lr, k, norm), v in ics_summary(record, arch).items():
         rows.append(
             {
-                "LR": f"{lr:g}",
+                "η": f"{lr:g}",
                 "layer": k,
                 "network": santurkar.LABELS[norm],
                 "‖G−G′‖": v["l2"],

@@ -183,7 +183,7 @@ def beta_comparison(record: results.Record, arch: str = "vgg") -> dict:
 def beta_table(record: results.Record, arch: str = "vgg") -> book.Table:
     """Table: per network and learning rate η, β at initialisation, over training (with βη/2,
     the edge-of-stability ratio), and at a loss level both networks reached."""
-    rows = [{"network": santurkar.LABELS[norm], "LR": f"{lr:g}", "λ at step 0": v["beta_init"],
+    rows = [{"network": santurkar.LABELS[norm], "η": f"{lr:g}", "λ at step 0": v["beta_init"],
              "median λ in training": v["beta"], "λη/2": v["beta_lr_over_2"],
              "at loss": v["loss_level"], "λ at that loss": v["beta_at_level"],
              "learned": "yes" if v["learned"] else "no", "diverged": "yes" if v["diverged"] else "no"}

@@ -153,7 +153,7 @@ def plot_normalisations(record: results.Record):
             plotting.plain_log_ticks(ax, decades=True)
             last = row == len(what) - 1
             plotting.label(ax, title=f"{arch.upper()}: {ylabel}" if row else
-                           f"{arch.upper()}, LR {lr:g}: {ylabel}",
+                           f"{arch.upper()}, η = {lr:g}: {ylabel}",
                            xlabel="training step" if last else "", ylabel=ylabel if col == 0 else "",
                            legend=False)
             if not last:
@@ -255,7 +255,7 @@ def plot_large_lr(record: results.Record):
         for norm in PAPER_NETS:
             for ax, key in zip(axes, ("train_accuracy", "test_accuracy")):
                 if santurkar.plot_curve(ax, runs, santurkar.group("vgg", norm, lr), key, "eval_step",
-                                label=f"{santurkar.LABELS[norm]}, LR {lr:g}", color=COLORS[norm]):
+                                label=f"{santurkar.LABELS[norm]}, η = {lr:g}", color=COLORS[norm]):
                     ax.lines[-1].set_linestyle(style)
     for ax in axes:
         ax.axhline(0.1, color=plotting.PALETTE["muted"], lw=1, ls=":", label="chance")
