@@ -9,9 +9,15 @@ from torch import nn
 from bn_utils.nn import models, registry, variants, norms
 
 
-def test_mlp_maps_inputs_to_logits_of_the_right_shape():
+def test_mlp_computes_linear_sigmoid_blocks_then_plain_logits():
     model = models.mlp((784, 100, 100, 100, 10))
-    assert model(torch.randn(7, 784)).shape == (7, 10)
+    x = torch.randn(7, 784)
+    lin = [m for m in model if isinstance(m, nn.Linear)]
+    h = x
+    for layer in lin[:-1]:                      # by hand: sigmoid(W h + b) per hidden layer
+        h = torch.sigmoid(h @ layer.weight.T + layer.bias)
+    torch.testing.assert_close(model(x), h @ lin[-1].weight.T + lin[-1].bias)
+    assert [m.out_features for m in lin] == [100, 100, 100, 10]
 
 
 def test_bn_sits_between_the_linear_map_and_the_nonlinearity_and_replaces_its_bias():
