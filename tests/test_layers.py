@@ -203,3 +203,22 @@ def test_no_package_hides_one_of_its_modules_behind_a_name_it_imports():
             attr = getattr(package, child.stem)
             assert isinstance(attr, types.ModuleType), (
                 f"{name}.{child.stem} is {attr!r}, not the module {child.stem}.py: rename what hides it")
+
+
+# The one upward reference the layers allow: the headless runner's {chapter: config class}
+# registry names each chapter's class as "module:Class" and imports it when a chapter is run.
+LATE_BOUND = {"bn_utils.book.run"}
+
+
+def test_only_the_runners_registry_names_a_higher_layer_by_string():
+    import re
+
+    dotted = re.compile(r"^(bn_utils(?:\.\w+)+)(?::\w+)?$")
+    found = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and dotted.match(node.value):
+                target = dotted.match(node.value).group(1)
+                if None not in (_layer(name), _layer(target)) and _layer(target) > _layer(name):
+                    found.append((name, node.value))
+    assert found and {name for name, _ in found} == LATE_BOUND, found
