@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .page import in_words
+
 YES, NO, NOISE = "yes", "no", "inside the noise"
 NOT_COMPARABLE, NOT_RUN = "not comparable", "not run"
 NOT_MEASURED = "not measured"   # the runs exist but the measured difference is not a number
@@ -208,6 +210,4 @@ def counts_text(verdicts: Sequence[str]) -> str:
              NOISE: ("sits inside the noise", "sit inside the noise"),
              UNDECIDED: ("is not decided", "are not decided")}
     parts = [f"{k} {words[v][k != 1]}" for v, k in n.items() if k]
-    if not parts:
-        return "none"
-    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return in_words(parts) or "none"

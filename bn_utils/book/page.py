@@ -274,6 +274,12 @@ def show_source(obj: Any) -> Source:
     return Source(obj)
 
 
+def in_words(items: Sequence[str]) -> str:
+    """Return ``items`` as a list in prose: "A", "A and B", "A, B and C" ("" for none)."""
+    items = list(items)
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
+
+
 def how_many(n, noun: str, plural: str | None = None) -> str:
     """Return a count with its noun in agreeing number: ``how_many(1, "seed")`` is "1 seed",
     ``how_many(3, "search", "searches")`` "3 searches"; several counts give their range,

@@ -166,3 +166,8 @@ def test_pm_writes_mean_and_spread_and_the_mean_alone_for_one_seed():
     assert book.page.pm(0.5, 0.25, 3, "{:.2f}") == "0.50 ± 0.25"
     assert book.page.pm(0.5, 0.25, 1, "{:.2f}") == "0.50"
     assert book.page.pm(1234.0, 56.0, 2, lambda x: f"{x:,.0f}") == "1,234 ± 56"
+
+
+def test_in_words_lists_items_as_prose():
+    assert [book.in_words(x) for x in ([], ["A"], ["A", "B"], ["A", "B", "C"])] == \
+        ["", "A", "A and B", "A, B and C"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import plotting, results
-from ...book.page import how_many
+from ...book.page import how_many, in_words
 from .config import TARGET_ROW
 from .analysis import curve, ordered_rows, summary
 
@@ -64,7 +64,7 @@ def plot(record: results.Record, early_epochs: float | None = None):
     plotting.label(axes[0], title="CIFAR-10 test accuracy, the whole run", xlabel="SGD step",
                    ylabel="test accuracy (%)", legend=False)
     plotting.label(axes[1], title=f"The first {early:g} epochs: "
-                   + (f"{', '.join(early_rows[:-1])}{' and ' if len(early_rows) > 1 else ''}{early_rows[-1]} "
+                   + (f"{in_words(early_rows)} "
                       f"cross{'es' if len(early_rows) == 1 else ''} the dashed line" if early_rows
                       else "no row crosses the dashed line yet"),
                    xlabel="SGD step", ylabel="test accuracy (%)", legend=False)

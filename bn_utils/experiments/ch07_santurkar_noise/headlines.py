@@ -131,11 +131,6 @@ def ics_cases(record: results.Record) -> list[dict]:
     return out
 
 
-def _names(names: list[str]) -> str:
-    """Return names as a list in prose: "A", "A and B", "A, B and C"."""
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
-
-
 def worse_text(cases: list[dict]) -> str:
     """Return where BN was decidedly worse on one of the paper's measures (``ics_cases``: the
     comparable cases whose ``reduced`` is "no"), each case named once, grouped by the measures it
@@ -150,7 +145,7 @@ def worse_text(cases: list[dict]) -> str:
         what = {("l2",): "on ‖G − G′‖ alone", ("cos",): "on the cosine alone"}.get(on, "on both measures")
         groups.setdefault(what, []).append(c["case"])
     return f"in {book.how_many(len(worse), 'case')}: " + ", ".join(
-        f"{what} in {_names(names)}" for what, names in groups.items())
+        f"{what} in {book.in_words(names)}" for what, names in groups.items())
 
 
 def _ics_row(record: results.Record) -> dict:

@@ -85,7 +85,7 @@ def landscape_ratios(summary: dict) -> tuple[dict, str]:
     parts = [f"{words[n]} {what}" for n, what in ((above, "above 1 (the paper's direction)"),
                                                   (about, f"within {RATIO_TOLERANCE - 1:.0%} of 1"),
                                                   (below, "below 1")) if n]
-    return ratios, " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
+    return ratios, book.in_words(parts)
 
 
 def smoothness_table(record: results.Record, arch: str) -> book.Table:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...book import claims, results
+from ...book.page import in_words
 from ... import data, runtime
 from ...training import train
 from .config import CHAPTER, PracticeConfig
@@ -111,6 +112,5 @@ def at_chance_words(record: results.Record, cfg: PracticeConfig) -> str:
     others = [f"{a:.3f}" for s, a in zip(cfg.seeds, np.nan_to_num(record[f"{b}/frozen/acc"][:, -1], nan=0.0))
               if s not in stuck[b]]
     if others:
-        ended = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
-        where += f", while at batch {b} the other seeds' frozen networks ended at {ended}"
+        where += f", while at batch {b} the other seeds' frozen networks ended at {in_words(others)}"
     return where
