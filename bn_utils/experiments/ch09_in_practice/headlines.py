@@ -65,15 +65,19 @@ def _row(text: str, ours: str, decision, spread: str | None = None, source: str 
     return claims.row(text, source, theirs, ours, decision, spread)
 
 
+def _stored_extra(experiment: str, extra: dict, cfg: PracticeConfig) -> list:
+    """Return the stored extra records (``extra``) of ``experiment``, in ``cfg.extra_records`` order."""
+    return [extra[n] for n, (e, _) in cfg.extra_records().items() if e == experiment and n in extra]
+
+
 def sweep_with_extra_seeds(sweep, extra: dict, cfg: PracticeConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """Return the batch sweep's (eval_acc, train_acc) arrays (norm, batch, seed) of the record
     ``sweep`` with the stored extra seeds of the same protocol (``extra``) joined on the seed axis,
     and the number of test images: what the small-batch claims decide on."""
     ev, tr = np.asarray(sweep["eval_acc"]), np.asarray(sweep["train_acc"])
-    for name, (experiment, c) in cfg.extra_records().items():
-        if experiment == "batch_sweep" and name in extra:
-            ev = np.concatenate([ev, np.asarray(extra[name]["eval_acc"])], axis=2)
-            tr = np.concatenate([tr, np.asarray(extra[name]["train_acc"])], axis=2)
+    for more in _stored_extra("batch_sweep", extra, cfg):
+        ev = np.concatenate([ev, np.asarray(more["eval_acc"])], axis=2)
+        tr = np.concatenate([tr, np.asarray(more["train_acc"])], axis=2)
     return ev, tr, cfg.n_test
 
 
@@ -127,13 +131,12 @@ def placement_gaps(placement, extra: dict, cfg: PracticeConfig) -> dict:
     activation (``relu``, ``sigmoid``) BN before − after final accuracy over the seeds, ``gap``
     (mean, seeds' SE, seeds), its SE with the test set's error added, ``se``, and ``part``, the
     equivalence |before − after| < ``PLACEMENT_MARGIN`` decided on them."""
-    names = [n for n, (e, _) in cfg.extra_records().items() if e == "placement" and n in extra]
-    pl = extra[names[0]] if names else placement
+    pl = next(iter(_stored_extra("placement", extra, cfg)), placement)
     out = {"n_test": PracticeConfig.from_record(pl).n_test}
     for act in ("relu", "sigmoid"):
         before, after = pl[f"{act}/before/acc"][:, -1], pl[f"{act}/after/acc"][:, -1]
         d = claims.paired(before - after)
-        se = math.sqrt(d.se ** 2 + _test_se([np.mean(before), np.mean(after)], out["n_test"]) ** 2)
+        se = _with_test_set(d, _test_se([np.mean(before), np.mean(after)], out["n_test"])).se
         out[act] = {"gap": d, "se": se, "part": claims.decide(PLACEMENT_MARGIN - abs(d.mean), se, d.n)}
     return out
 
@@ -157,8 +160,7 @@ def _placement_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
 def _ga_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
     """The GA finds a larger best learning rate with BN: one search per seed for both networks;
     decided on log10(best LR with BN / without), one value per search."""
-    runs = [rec["ga_search"]] + [extra[n] for n, (e, _) in cfg.extra_records().items()
-                                  if e == "ga_search" and n in extra]
+    runs = [rec["ga_search"], *_stored_extra("ga_search", extra, cfg)]
     ratio = [math.log10(float(r["bn/best_lr"]) / float(r["none/best_lr"])) for r in runs]
     d = claims.paired(ratio)
     theirs = ga_search.STUDENT["best_lr"]
@@ -173,7 +175,7 @@ def _ga_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
 def timing_runs(timing, extra: dict, cfg: PracticeConfig) -> list:
     """Return the timing runs the cost claim decides on: the record ``timing`` and the stored extra
     timing runs (``extra``)."""
-    return [timing] + [extra[n] for n, (e, _) in cfg.extra_records().items() if e == "cost" and n in extra]
+    return [timing, *_stored_extra("cost", extra, cfg)]
 
 
 def _cost_row(rec: dict, extra: dict, cfg: PracticeConfig) -> dict:
