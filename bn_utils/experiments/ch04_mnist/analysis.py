@@ -248,6 +248,11 @@ def _who(m: dict, models: list[dict]) -> str:
     return activation_name(m["activation"]) + ("" if m["init"] == models[0]["init"] else f", {init_words(m['init'])} init")
 
 
+def _at_rates(rates: dict[str, list[str]]) -> list[str]:
+    """Return ``{setup in words: [rates]}`` as clauses: "ReLU at rates 1 and 3"."""
+    return [f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in rates.items()]
+
+
 def search_failures(search: results.Record | dict) -> str:
     """Return, as a clause for prose, how the search's runs failed: whether every network ended
     at chance at the largest rate (best final validation accuracy there), and which setups'
@@ -266,15 +271,13 @@ def search_failures(search: results.Record | dict) -> str:
                                                              data.CHANCE, claims.LEARNED):
             low.setdefault(_who(m, models), []).append(f"{m['lr']:g}")
     if low:
-        text += "; below it, " + " and ".join(
-            f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in low.items()) + " end at chance too"
+        text += "; below it, " + " and ".join(_at_rates(low)) + " end at chance too"
     blown: dict = {}
     for m, d in zip(models, diverged):
         if d is not None:
             blown.setdefault(_who(m, models), []).append(f"{m['lr']:g}")
     if blown:
-        text += "; the loss became infinite (× in the figure) for " + "; ".join(
-            f"{who} at rate{'s' if len(r) > 1 else ''} {' and '.join(r)}" for who, r in blown.items())
+        text += "; the loss became infinite (× in the figure) for " + "; ".join(_at_rates(blown))
     else:
         text += "; no run's loss became infinite"
     return text

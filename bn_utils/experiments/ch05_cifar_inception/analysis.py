@@ -179,13 +179,14 @@ def target_sensitivity(record: results.Record, fractions=(0.99, 0.98)) -> dict:
     base = summ.get(TARGET_ROW)
     if not base or base["target"] is None or base["target_at_chance"]:
         return {}
+    curves = {name: mean_curve(record.metrics[name]) for name in ordered_rows(record)}   # once, for every f
     out = {}
     for f in fractions:
         target = f * base["target"]
-        b = steps_to_reach(*mean_curve(record.metrics[TARGET_ROW]), target)
+        b = steps_to_reach(*curves[TARGET_ROW], target)
         rows = {}
-        for name in (n for n in ordered_rows(record) if n != TARGET_ROW):
-            r = steps_to_reach(*mean_curve(record.metrics[name]), target)
+        for name in (n for n in curves if n != TARGET_ROW):
+            r = steps_to_reach(*curves[name], target)
             rows[name] = b / r if b and r else None
         out[f] = {"target": target, "inception_steps": b, "speedups": rows}
     return out
