@@ -114,7 +114,7 @@ def check_effective_smoothness(fn) -> Result:
                        "lambda is the largest ratio over the step sizes, not the mean": ratios.mean(),
                        "divide each gradient change by the length of its step, alpha * ||g||":
                        d.max() / np.linalg.norm(g0)})
-        raise Wrong("lambda = max over the step sizes alpha of ||grad(x - alpha g) - g|| / ||alpha g||")
+        raise Wrong("lambda = max over the step sizes alpha of ||grad(w - alpha g) - g|| / ||alpha g||")
     return verdict(run)
 
 
@@ -129,7 +129,7 @@ def check_safe_lr(fn) -> Result:
                            "a smoother loss (smaller lambda) allows a larger rate: invert lambda":
                            lam / 2})
             if not close(out, 2 / lam):
-                raise Wrong("from L(x - eta g) <= L(x) - eta (1 - lambda eta / 2) ||g||^2, find where "
+                raise Wrong("from L(w - eta g) <= L(w) - eta (1 - lambda eta / 2) ||g||^2, find where "
                             "the bracket turns negative")
     return verdict(run)
 

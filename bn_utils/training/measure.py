@@ -132,10 +132,10 @@ def gradient_landscape(model: nn.Module, loss_of: Callable[[nn.Module], torch.Te
     """Walk from the current parameters x along the negative gradient g and return what
     Santurkar et al. (Sec. 3.2, App. A.2.2) measure there, for each step size eta:
 
-    ``losses``: L(x - eta g); ``grad_diffs``: ||grad L(x - eta g) - g||; and ``smoothness``, the
+    ``losses``: L(w - eta g); ``grad_diffs``: ||grad L(w - eta g) - g||; and ``smoothness``, the
     "effective" smoothness constant (the paper's beta, the book's lambda)
-    max_eta ||grad L(x - eta g) - g|| / ||eta g||; plus ``loss``
-    = L(x) and ``grad_norm`` = ||g||. All over all parameters; works on a copy of ``model``.
+    max_eta ||grad L(w - eta g) - g|| / ||eta g||; plus ``loss``
+    = L(w) and ``grad_norm`` = ||g||. All over all parameters; works on a copy of ``model``.
     """
     steps = [float(s) for s in step_sizes]
     if not steps or any(not (s > 0) for s in steps):

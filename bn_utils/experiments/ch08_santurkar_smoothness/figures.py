@@ -103,7 +103,7 @@ def plot_landscape(record: results.Record, arch: str = "vgg"):
     plotting.note(
         fig,
         f"{arch.upper()}: {_what(record, arch)}, learning rate {lr:g}; {santurkar.seeds_text(record)}; "
-        f"{_steps(record, arch)}. λ = max over α of ‖∇L(x − αg) − g‖ / ‖αg‖; in (c) the line is "
+        f"{_steps(record, arch)}. λ = max over α of ‖∇L(w − αg) − g‖ / ‖αg‖; in (c) the line is "
         "the mean over seeds, the band their minimum to maximum.",
     )
     return fig
@@ -177,7 +177,7 @@ def _shade(color: str, t: float) -> tuple:
 
 
 def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | None = None):
-    """Figure (the paper's Fig. 11): the gradient change ‖∇L(x − αg) − ∇L(x)‖ against the step
+    """Figure (the paper's Fig. 11): the gradient change ‖∇L(w − αg) − ∇L(w)‖ against the step
     size α, one line per measured training step (pale: early, full colour: late), the standard
     network (left) and BN (right) on one scale."""
     runs, lr = santurkar.unpack(record), record_lr(record, arch)
@@ -199,7 +199,7 @@ def plot_step_profile(record: results.Record, arch: str = "vgg", seed: int | Non
             ax,
             title=f"{arch.upper()}, {santurkar.LABELS[norm]}",
             xlabel="step size α",
-            ylabel="‖∇L(x − αg) − ∇L(x)‖" if norm == PAPER_NETS[0] else "",
+            ylabel="‖∇L(w − αg) − ∇L(w)‖" if norm == PAPER_NETS[0] else "",
             legend=False,
         )
     plotting.legend_below(fig, axes, ncols=2)
