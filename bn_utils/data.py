@@ -343,8 +343,9 @@ def device_tensors(name: str, device: str, *, uint8: bool = False, n_train: int 
                    n_test: int | None = None, seed: int = 0) -> tuple:
     """Return :func:`tensors` (or, with ``uint8``, the images as stored: uint8 (N, H, W, C) for
     CIFAR-10, and int64 labels) on ``device`` (a string), built once per process for each set of
-    arguments and shared by every caller: the one in-memory dataset cache, for experiments that
-    train many runs on the same images. The tensors must not be changed in place."""
+    arguments and shared by every caller: the one cache of training-ready tensors, for experiments
+    that train many runs on the same images (below it, ``_read`` keeps each verified file's arrays
+    so that a file is hashed and decoded once). The tensors must not be changed in place."""
     import torch
 
     if uint8:

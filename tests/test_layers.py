@@ -152,10 +152,18 @@ def test_the_graph_sees_cycles_and_imports_hidden_in_functions(tmp_path, monkeyp
 
 def _prefix_groups(stems) -> set[str]:
     """Return the first words that two file names share (``norm`` of ``norm_a``, ``norm_b``), or
-    that one name shares with a file of that name (``stacked`` and ``stacked_mlp``)."""
+    that one name shares with a file of that name or its plural (``stacked`` and ``stacked_mlp``,
+    ``norms`` and ``norm_registry``)."""
     stems = list(stems)
     prefixes = [s.split("_")[0] for s in stems if "_" in s]
-    return {p for p in prefixes if prefixes.count(p) + (p in stems) > 1}
+    return {p for p in prefixes if prefixes.count(p) + (p in stems or p + "s" in stems) > 1}
+
+
+def test_the_prefix_check_sees_pairs_plurals_and_families():
+    assert _prefix_groups(["stacked", "stacked_mlp"]) == {"stacked"}
+    assert _prefix_groups(["norms", "norm_registry"]) == {"norm"}
+    assert _prefix_groups(["in_practice", "in_practice_costs", "data"]) == {"in"}
+    assert _prefix_groups(["norms", "models", "train_loop"]) == set()
 
 
 def test_no_group_of_modules_is_named_by_a_prefix():
@@ -222,3 +230,19 @@ def test_only_the_runners_registry_names_a_higher_layer_by_string():
                 if None not in (_layer(name), _layer(target)) and _layer(target) > _layer(name):
                     found.append((name, node.value))
     assert found and {name for name, _ in found} == LATE_BOUND, found
+
+
+def _dynamic_imports(path) -> list[int]:
+    """Return the lines of ``path`` that import a module by a computed name (``importlib.import_module``,
+    ``__import__``), which the import graph cannot see."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")]
+
+
+def test_only_the_runners_registry_imports_a_module_by_a_computed_name(tmp_path):
+    found = {name: lines for name, path in _modules().items() if (lines := _dynamic_imports(path))}
+    assert set(found) == LATE_BOUND, found
+    sneaky = tmp_path / "models.py"
+    sneaky.write_text("import importlib\ndef f(n):\n    return importlib.import_module(f'bn_utils.experiments.{n}')\n")
+    assert _dynamic_imports(sneaky) == [3]

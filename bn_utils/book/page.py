@@ -91,6 +91,13 @@ def show_figure(fig, source: Any = None) -> None:
     (``source``: a Record, a Config or text), which the book folds into a collapsed note."""
     import matplotlib.pyplot as plt
 
+    from .plotting import MAX_PANELS_PER_ROW, panels_per_row
+
+    if panels_per_row(fig) > MAX_PANELS_PER_ROW:   # a figure made for the page, or no figure
+        plt.close(fig)
+        raise ValueError(f"the figure puts {panels_per_row(fig)} panels side by side: at most "
+                         f"{MAX_PANELS_PER_ROW} per row are legible at the page's width "
+                         "(lay it out with plotting.panels)")
     try:
         from IPython.display import display
     except ImportError:   # plain Python: nothing to show on

@@ -147,13 +147,6 @@ def verdicts(folder: Path | None = None) -> list[dict]:
     return [*_ch01(folder), *_ch02(folder), *_ch04(folder), *_ch05_to_08(folder), *_ch09(folder)]
 
 
-def tally(rows: list[dict], kind: str = "paper") -> dict:
-    """Return how many claims of ``kind`` ("paper": the papers' and reproductions' claims; "book":
-    the book's own tests) hold (yes), fail (no), sit inside the seeds' noise, or are undecided
-    (``claims.counts``)."""
-    return claims.counts([r["verdict"] for r in rows if r["kind"] == kind])
-
-
 def _counts(rows: list[dict], total: bool = True) -> str:
     """Return a group's verdicts as prose: "of 9 claims, 3 hold, 1 does not, ..." (without the
     "of 9 claims, " when not ``total``)."""

@@ -81,6 +81,15 @@ def test_show_figure_prints_the_note_and_the_source_after_the_figure(capsys):
         book.provenance(3)
 
 
+def test_show_figure_refuses_three_panels_in_a_row_with_a_clear_error(capsys):
+    fig, _ = plt.subplots(1, 3)                  # made without plotting.panels
+    with pytest.raises(ValueError, match="3 panels side by side: at most 2"):
+        book.show_figure(fig, "a test")
+    assert not plt.fignum_exists(fig.number) and capsys.readouterr().out == ""
+    fig, _ = plotting.panels(3)                  # two, then one: shown
+    book.show_figure(fig, "a test")
+
+
 def _doctree_with(figure: bool, printed: str):
     doc = new_document("test", get_default_settings(Parser))
     cell = nodes.container()

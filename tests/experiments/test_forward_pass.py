@@ -64,20 +64,25 @@ def test_momentum_outside_zero_one_is_rejected(bad):
         fwd.keras_to_torch_momentum(bad)
 
 
+def _torch_update(running, batch, momentum: float):
+    """PyTorch's running estimate after one batch: (1 − m)·running + m·batch."""
+    return (1 - momentum) * running + momentum * batch
+
+
 def test_keras_update_with_m_equals_torch_update_with_one_minus_m():
     running = moving = np.zeros(3)
     for batch in np.random.default_rng(0).normal(size=(50, 3)):
-        running = fwd.torch_update(running, batch, fwd.keras_to_torch_momentum(0.99))
+        running = _torch_update(running, batch, fwd.keras_to_torch_momentum(0.99))
         moving = fwd.keras_update(moving, batch, 0.99)
     np.testing.assert_allclose(running, moving, rtol=1e-13, atol=1e-15)
 
 
-def test_torch_update_is_what_torch_batchnorm_does_to_its_running_mean():
+def test_the_torch_update_rule_is_what_torch_batchnorm_does_to_its_running_mean():
     bn = nn.BatchNorm1d(3, momentum=0.3, dtype=torch.float64)
     expected = torch.zeros(3, dtype=torch.float64)
     for x in _batches(4, 6, 3):
         bn.train()(x)
-        expected = fwd.torch_update(expected, x.mean(0), 0.3)
+        expected = _torch_update(expected, x.mean(0), 0.3)
     torch.testing.assert_close(bn.running_mean, expected, rtol=1e-13, atol=1e-13)
 
 

@@ -452,15 +452,16 @@ def test_a_comparison_with_a_row_that_did_not_learn_is_not_comparable():
     assert by_claim["BN-x30's best accuracy is above BN-x5's"] == "yes"
 
 
-def test_stored_seeds_reads_the_stored_runs_of_a_row_and_never_trains(monkeypatch):
+def test_stored_runs_reads_the_stored_runs_of_a_row_and_never_trains(monkeypatch):
     cfg = inc.AblationConfig.for_profile("smoke")
     monkeypatch.setattr(inc.experiment, "train_run", lambda *a, **k: pytest.fail("must not train"))
-    assert inc.stored_seeds(cfg, "BN-x30") == {}
+    best = lambda row: {s: r["max_accuracy"] for s, r in inc.stored_runs(cfg, row).items()}  # noqa: E731
+    assert best("BN-x30") == {}
     for seed, acc, diverged in ((0, 0.5, False), (2, 0.7, False), (3, 0.1, True)):
         rc = cfg.run_config("BN-x30", seed)
         results.save(inc.CHAPTER, rc.name, rc, {"max_accuracy": acc, "diverged": diverged})
-    assert inc.stored_seeds(cfg, "BN-x30") == {0: 0.5, 2: 0.7}    # a diverged seed is left out
-    assert inc.stored_seeds(cfg, "BN-x5") == {}
+    assert best("BN-x30") == {0: 0.5, 2: 0.7}    # a diverged seed is left out
+    assert best("BN-x5") == {}
 
 
 def test_seeds_against_target_gives_each_stored_seed_its_own_speedup():

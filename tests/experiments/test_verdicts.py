@@ -3,7 +3,7 @@ tallied by source, one row per claim; a smoke record is shown but judges nothing
 
 from pathlib import Path
 
-from bn_utils.book import results
+from bn_utils.book import claims, results
 from bn_utils.experiments import ch10_verdicts as verdicts
 from bn_utils.experiments.ch09_in_practice import CHAPTER, PracticeConfig
 
@@ -17,7 +17,7 @@ def test_verdicts_use_the_best_stored_profile_and_say_when_nothing_is_stored(tmp
     rows = verdicts.verdicts(tmp_path / "empty")
     assert all(r["record"] == verdicts.NOT_RUN and r["verdict"] == "not run" for r in rows)
     papers = [r for r in rows if r["kind"] == "paper"]
-    assert verdicts.tally(rows)["not decided"] == len(papers)
+    assert claims.counts([r["verdict"] for r in papers])["not decided"] == len(papers)
     assert {"chapter", "claim", "source", "their number", "ours", "spread", "record", "verdict"} <= set(rows[0])
 
 
@@ -40,12 +40,9 @@ def test_a_smoke_record_is_shown_but_judges_no_claim():
     assert [r["verdict"] for r in verdicts.verdicts() if r["chapter"] == "06"] == ["inside the noise"]
 
 
-def test_the_tally_counts_the_papers_claims_apart_from_the_books_tests():
-    rows = [{"kind": "paper", "verdict": v} for v in ("yes", "yes", "no", "inside the noise",
-                                                       "1 seed: not decided", "not comparable")]
-    rows += [{"kind": "book", "verdict": "yes"}]
-    assert verdicts.tally(rows) == {"yes": 2, "no": 1, "inside the noise": 1, "not decided": 2}
-    assert verdicts.tally(rows, "book") == {"yes": 1, "no": 0, "inside the noise": 0, "not decided": 0}
+def test_the_tally_counts_every_verdict_but_yes_no_and_noise_as_not_decided():
+    verdicts_ = ("yes", "yes", "no", "inside the noise", "1 seed: not decided", "not comparable", "not run")
+    assert claims.counts(verdicts_) == {"yes": 2, "no": 1, "inside the noise": 1, "not decided": 3}
 
 
 def test_each_claim_is_one_row_on_the_closing_page(monkeypatch):

@@ -38,4 +38,4 @@ from .normalisation import (
     compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)
 from .running_stats import (
     keras_to_torch_momentum, keras_update, paper_population_stats,
-    run_running_estimates, running_estimates, torch_update)
+    run_running_estimates, running_estimates)

@@ -23,11 +23,6 @@ def keras_to_torch_momentum(keras_momentum: float) -> float:
     return 1.0 - keras_momentum
 
 
-def torch_update(running, batch, momentum: float):
-    """Return PyTorch's running estimate after one batch: (1 − m)·running + m·batch."""
-    return (1 - momentum) * running + momentum * batch
-
-
 def keras_update(moving, batch, keras_momentum: float):
     """Return Keras' moving estimate after one batch: m·moving + (1 − m)·batch."""
     return keras_momentum * moving + (1 - keras_momentum) * batch

@@ -40,4 +40,4 @@ from .analysis import (
     summary, target_sensitivity)
 from .experiment import (
     build_model, cifar_uint8, dense_eval_steps, lr_schedule, optimizer, run, run_one, shown_config,
-    stored_runs, stored_seeds, stored_table, train_run)
+    stored_runs, stored_table, train_run)

@@ -135,11 +135,6 @@ def stored_runs(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
     return out
 
 
-def stored_seeds(cfg: AblationConfig, row: str, seeds=range(10)) -> dict:
-    """Return ``{seed: best test accuracy}`` of :func:`stored_runs`."""
-    return {seed: float(r["max_accuracy"]) for seed, r in stored_runs(cfg, row, seeds).items()}
-
-
 def _table_row(seeds: list, runs: list) -> dict:
     return {"seeds": list(seeds),
             "steps_per_epoch": runs[0]["steps_per_epoch"],
