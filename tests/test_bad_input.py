@@ -237,7 +237,8 @@ def test_a_folder_where_a_record_goes_fails_before_training(suffix):
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: one copied from another run (another seed, config or chapter) is refused naming the
 # file. Chapter 07/08's runner here (a DLN: no data); chapters 04 and 05 pass the same identity
-# (test_mnist.py, test_inception.py; train.resume_state is what checks it, test_train.py).
+# (test_ch04_mnist.py, test_ch05_cifar_inception.py; train.resume_state is what checks it,
+# test_train.py).
 
 CHECKPOINTS = [  # (id, what the checkpoint's run differs in: seed, config change, chapter)
     ("another-seed", 1, {}, "07_santurkar_noise"),
