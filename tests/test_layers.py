@@ -246,3 +246,27 @@ def test_only_the_runners_registry_imports_a_module_by_a_computed_name(tmp_path)
     sneaky = tmp_path / "models.py"
     sneaky.write_text("import importlib\ndef f(n):\n    return importlib.import_module(f'bn_utils.experiments.{n}')\n")
     assert _dynamic_imports(sneaky) == [3]
+
+
+# what reads or writes a record in the store (``book/results.py``)
+STORE_CALLS = {"save", "read", "load", "best_stored", "best_record", "stand_in", "load_or_run"}
+
+
+def _store_calls(path) -> list[str]:
+    """Return the ``results.<fn>(...)`` calls of ``path`` that read or write the store."""
+    return [f"{path.name}:{node.lineno} results.{node.func.attr}"
+            for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in STORE_CALLS and getattr(node.func.value, "id", "") == "results"]
+
+
+def test_in_a_chapter_package_only_its_experiment_module_calls_the_store():
+    """Each chapter package has one module that stores and reads its records (``experiment``);
+    its sub-experiments compute, its analysis and figures take the records they are given."""
+    packages = [p for p in (PACKAGE / "experiments").iterdir() if (p / "__init__.py").exists()]
+    assert len(packages) >= 6
+    stray = [call for pkg in packages for path in sorted(pkg.glob("*.py")) if path.stem != "experiment"
+             for call in _store_calls(path)]
+    assert not stray, f"store calls outside experiment.py: {stray}"
+    assert all((pkg / "experiment.py").exists() for pkg in packages), [p.name for p in packages]
+    assert _store_calls(PACKAGE / "experiments" / "ch05_cifar_inception" / "experiment.py")

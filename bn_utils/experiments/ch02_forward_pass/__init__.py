@@ -14,17 +14,20 @@ that the chapter calls ``fwd.<name>`` whichever file holds it:
    computed only in the eval branch) and ``batch_size_one``.
 6. ``folding``: at inference BN is an affine map, so it folds into the layer before it.
 
-``config`` holds the configuration and what the sections share; ``figures`` the figures and
-tables drawn from the stored records. The small conv net and ``fold_model`` are in
+``config`` holds the configuration and what the sections share; ``experiment`` runs each
+section's measurement into the store and reads it back (the one caller of the store);
+``figures`` the figures and tables drawn from the stored records. The small conv net and ``fold_model`` are in
 ``bn_utils.nn.models``.
 """
 
 from .batch_mates import (
-    batch_dependence, run_batch_dependence, stacked_train_forward)
+    batch_dependence, stacked_train_forward)
 from .batch_size_one import batch_size_one_rows, single_image_is_instance_norm
 from .config import CHAPTER, ForwardConfig  # noqa: F401
 from .eval_branch_bug import (
-    EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms, run_eval_branch)
+    EVAL_BRANCH_NETS, EvalBranchBatchNorm1d, eval_branch_symptoms)
+from .experiment import (  # noqa: F401
+    run_batch_dependence, run_eval_branch, run_momentum_bugs, run_running_estimates)
 from .figures import (
     convention_checks, early_accuracy_gap, eval_branch_table, momentum_bug_table,
     plot_batch_dependence, plot_eval_branch, plot_momentum_bugs, plot_running_estimates,
@@ -33,9 +36,8 @@ from .folding import fold_check, fold_timing  # noqa: F401
 from .headlines import eval_branch_claim, population_check, population_claim  # noqa: F401
 from .momentum_bug import (
     BUG_MOMENTA, last_batch_gap, momentum_bug_runs, precise_bn,
-    run_momentum_bugs, running_stat_errors)
+    running_stat_errors)
 from .normalisation import (
     compare_with_torch, identity_check, normalisation_rows, torch_comparison_rows)
 from .running_stats import (
-    keras_to_torch_momentum, keras_update, paper_population_stats,
-    run_running_estimates, running_estimates)
+    keras_to_torch_momentum, keras_update, paper_population_stats, running_estimates)

@@ -8,10 +8,9 @@ import torch
 from torch import nn
 
 from ... import data, runtime
-from ...book import results
 from ...training import train
 from ...nn import models, norms
-from .config import CHAPTER, ForwardConfig, bn_mlp, one_thread
+from .config import ForwardConfig, bn_mlp, one_thread
 
 
 def stacked_train_forward(model: nn.Sequential, batches: torch.Tensor) -> torch.Tensor:
@@ -80,9 +79,3 @@ def measure_batch_dependence(cfg: ForwardConfig) -> dict:
     out["test_accuracy"] = train.accuracy(model, x_te, y_te)
     out["train_seconds"] = hist.seconds
     return out
-
-
-def run_batch_dependence(cfg: ForwardConfig) -> results.Record:
-    """Return the stored record of ``measure_batch_dependence`` for ``cfg`` (run if needed)."""
-    return results.load_or_run(CHAPTER, "batch_dependence", cfg, measure_batch_dependence,
-                               prefer_stored=True)

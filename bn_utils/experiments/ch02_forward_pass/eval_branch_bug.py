@@ -8,10 +8,9 @@ import torch
 from torch import nn
 
 from ... import data, runtime
-from ...book import results
 from ...training import train
 from ...nn import norms
-from .config import CHAPTER, ForwardConfig, bn_mlp, channel_stats, one_thread
+from .config import ForwardConfig, bn_mlp, channel_stats, one_thread
 
 # The three normalisations trained side by side.
 EVAL_BRANCH_NETS = ("torch BN", "eval-branch BN (buggy)", "no BN")
@@ -120,8 +119,3 @@ def eval_branch_training(cfg: ForwardConfig) -> dict:
                              progress=f"{name}, lr {lr}")
             out[f"{name} @ lr {lr:g}"] = hist.to_dict()
     return out
-
-
-def run_eval_branch(cfg: ForwardConfig) -> results.Record:
-    """Return the stored record of ``eval_branch_training`` for ``cfg``, running it if needed."""
-    return results.load_or_run(CHAPTER, "eval_branch", cfg, eval_branch_training, prefer_stored=True)

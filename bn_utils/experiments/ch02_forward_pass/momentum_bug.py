@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from ... import data, runtime
-from ...book import results
 from ...training import train
 from ...nn import models
-from .config import CHAPTER, ForwardConfig, bn_mlp, one_thread
+from .config import ForwardConfig, bn_mlp, one_thread
 
 # The PyTorch default, a Keras momentum pasted into PyTorch, and the opposite slip.
 BUG_MOMENTA = {"0.1 (PyTorch default)": 0.1, "0.99 (Keras 0.99 pasted)": 0.99,
@@ -90,8 +89,3 @@ def momentum_bug_runs(cfg: ForwardConfig) -> dict:
     out["max_weight_difference"] = max((w - final_weights[0]).abs().max().item()
                                        for w in final_weights)
     return out
-
-
-def run_momentum_bugs(cfg: ForwardConfig) -> results.Record:
-    """Return the stored record of ``momentum_bug_runs`` for ``cfg``, running it if needed."""
-    return results.load_or_run(CHAPTER, "momentum_bugs", cfg, momentum_bug_runs, prefer_stored=True)

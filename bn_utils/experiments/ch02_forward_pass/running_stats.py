@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from ...nn import norms
-from ...book import results
-from .config import CHAPTER, ForwardConfig
+from .config import ForwardConfig
 
 # The known distribution of the stream of batches.
 STREAM_MEAN, STREAM_STD = 2.0, 3.0
@@ -91,9 +90,3 @@ def variance_bias(cfg: ForwardConfig) -> dict:
         unbiased.append(x.var(axis=1, ddof=1).mean())
     return {"bias_sizes": sizes, "bias_biased": np.array(biased),
             "bias_unbiased": np.array(unbiased)}
-
-
-def run_running_estimates(cfg: ForwardConfig) -> results.Record:
-    """Return the stored record of ``running_estimates`` for ``cfg``, computing it if needed."""
-    return results.load_or_run(CHAPTER, "running_estimates", cfg, running_estimates,
-                               prefer_stored=True)

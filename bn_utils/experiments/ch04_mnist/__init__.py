@@ -11,8 +11,9 @@ Speed: the networks of a sweep are trained together as one ``bn_utils.nn.stacked
 (``S`` independent runs, each layer one batched matrix product for all of them).
 
 Read in this order: ``config`` (the configuration), ``nets`` (the networks and data),
-``training`` (a stack handed to ``train.fit``, the one training loop), ``rate_search`` (the learning-rate search),
-``experiment`` (the main runs, the initialisations, batch size 1; stored as records), ``analysis``
+``training`` (a stack handed to ``train.fit``, the one training loop), ``rate_search`` (the
+learning-rate search), ``experiment`` (the one caller of the store: the search, the main runs, the
+initialisations, batch size 1, each stored as a record), ``analysis``
 and ``figures`` (what the runs show). This package re-exports their names, so that the chapter
 calls ``mnist.<name>`` whichever file holds it.
 """
@@ -24,8 +25,9 @@ from .figures import (
     COLORS, plot_activations, plot_batch_size_one, plot_figure1, plot_inits, plot_lr_search)
 from .nets import build_nets  # noqa: F401
 from .experiment import (
-    AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, runs, train_all)
-from .rate_search import choose_lr, lr_search, search  # noqa: F401
+    AnyBatchNorm1d, batch_one, batch_size_one, config_of, evaluate_stack, inits, learning_rates, runs,
+    search, train_all)
+from .rate_search import choose_lr, lr_search  # noqa: F401
 from .analysis import (
     LABELS, accuracy_at, activation_gaps, activation_name, activation_table, distribution_drift,
     drift_ratios, drift_table, init_reading, init_table, init_words, lr_table, search_failures,

@@ -16,12 +16,26 @@ from ...nn import norms
 from ...nn.stacked_mlp import StackedMLP
 from .config import CHAPTER, PERCENTILES, MnistConfig, init_label
 from .nets import build_nets, stack_of
-from .rate_search import learning_rates
+from .rate_search import lr_search
 from .training import eval_schedule, train_stack
 
 # BN that also runs on a batch of one example, which torch refuses (``norms.BatchNorm1d`` with
 # ``allow_single_value``): what a framework that allows it computes.
 AnyBatchNorm1d = functools.partial(norms.BatchNorm1d, allow_single_value=True)
+
+
+def search(cfg: MnistConfig) -> results.Record:
+    """Return the stored learning-rate search of ``cfg`` (running it if needed)."""
+    return results.load_or_run(CHAPTER, "lr_search", cfg, lr_search, prefer_stored=True)
+
+
+def learning_rates(cfg: MnistConfig, init: str | None = None) -> dict:
+    """Return the learning rate per activation for initialisation ``init`` (default: the main
+    one): ``cfg.lr`` if set, else the search's choice."""
+    init = init or init_label(cfg.init, cfg.init_std)
+    if cfg.lr > 0:
+        return {a: cfg.lr for a in cfg.activations}
+    return dict(search(cfg)["chosen_lr"][init])
 
 
 def evaluate_stack(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, units: int,

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from ... import data, runtime
-from ...book import results
 from ...nn.stacked_mlp import StackedMLP
+from ...book import results
 from ...training import train
-from .config import CHAPTER, MnistConfig, init_label
+from .config import MnistConfig, init_label
 from .nets import stack_of
 from .training import eval_schedule, train_stack
 
@@ -55,17 +55,3 @@ def choose_lr(search: dict | results.Record) -> dict:
         by_lr.setdefault(m["lr"], []).append(acc)
     return {i: {a: max(by_lr, key=lambda lr: (np.mean(by_lr[lr]), -lr))
                 for a, by_lr in per_act.items()} for i, per_act in scores.items()}
-
-
-def learning_rates(cfg: MnistConfig, init: str | None = None) -> dict:
-    """Return the learning rate per activation for initialisation ``init`` (default: the main
-    one): ``cfg.lr`` if set, else the search's choice."""
-    init = init or init_label(cfg.init, cfg.init_std)
-    if cfg.lr > 0:
-        return {a: cfg.lr for a in cfg.activations}
-    return dict(search(cfg)["chosen_lr"][init])
-
-
-def search(cfg: MnistConfig) -> results.Record:
-    """Return the stored learning-rate search of ``cfg`` (running it if needed)."""
-    return results.load_or_run(CHAPTER, "lr_search", cfg, lr_search, prefer_stored=True)

@@ -8,12 +8,13 @@ is about the batch statistics of images, an MLP elsewhere).
 * ``ga_search``: a genetic search of learning rate and L2, with and without BN (6);
 * ``cost``: what BN costs in time, and what folding it saves (7);
 * ``finetune``: fine-tuning with batches of 2-4, BN in training mode or frozen (9);
-* ``experiment``: the extra records (more seeds, searches, timings, test images), stored;
+* ``experiment``: the one caller of the store: each experiment's record, and the extra records
+  (more seeds, searches, timings, test images);
 * ``headlines``: the practitioners' claims, decided over the seeds;
 * ``figures``: one figure per experiment, from its stored record.
 
-Each experiment's module runs and stores its runs and makes its tables; its figures are in
-``figures``, as in every chapter package.
+Each experiment's module holds its measurement (what ``experiment.run`` stores) and its tables;
+its figures are in ``figures``, as in every chapter package.
 
 The chapter imports the modules by these names; the config is re-exported here.
 """

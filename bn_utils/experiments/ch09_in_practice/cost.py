@@ -19,7 +19,7 @@ from ...book import results
 from ... import runtime
 from ...nn import models
 from ...nn.tiny_inception import TinyInception
-from .config import CHAPTER, PracticeConfig, STUDENT_MLP
+from .config import PracticeConfig, STUDENT_MLP
 
 # The student project's timings (its Table 3.2.1: the 4×1000 MLP at batch 1024, NumPy on a CPU),
 # seconds per step without BN (their control model) and with BN.
@@ -77,12 +77,6 @@ def timing(cfg: PracticeConfig) -> dict:
             out[f"{family}/{key}"] = seconds
     out["device"] = results.device_description(device)
     return out
-
-
-def run(cfg: PracticeConfig) -> results.Record:
-    """Return the timing record (stored, or measured now)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "cost", cfg, timing, prefer_stored=True)
 
 
 def ratios(record: results.Record) -> dict:

@@ -1,16 +1,33 @@
-"""Chapter 09's extra records: more GA searches and timing runs, more seeds of the batch sweep,
-the placement runs scored on all 10,000 test images (``PracticeConfig.extra_records``), each
-stored as its own record under exactly its config; ``tools/train_runs.py`` trains them in the
-background and :mod:`.headlines` decides the claims over those stored so far. Each experiment's
-own record is stored by its module (``small_batches``, ``mlp_choices``, ``ga_search``, ``cost``,
-``finetune``)."""
+"""Chapter 09's records: the one module that reads and writes the store. ``run`` returns each
+experiment's record (``batch_sweep``, ``placement``, ``dropout``, ``initialisation``,
+``weight_decay``, ``ga_search``, ``cost``, ``finetune``: stored, or run now by its module and
+stored); the extra records (more GA searches and timing runs, more seeds of the batch sweep, the
+placement runs scored on all 10,000 test images: ``PracticeConfig.extra_records``) are each stored
+as their own record under exactly its config; ``tools/train_runs.py`` trains them in the
+background and :mod:`.headlines` decides the claims over those stored so far."""
 
 from __future__ import annotations
 
 from ...book import results
 from ... import runtime
-from . import cost, ga_search, mlp_choices, small_batches
+from . import cost, finetune, ga_search, mlp_choices, small_batches
 from .config import CHAPTER, PracticeConfig
+
+
+# every experiment's measurement, by its record's name
+MEASUREMENTS = {"batch_sweep": small_batches.sweep, "placement": mlp_choices.placement,
+                "dropout": mlp_choices.dropout, "initialisation": mlp_choices.initialisation,
+                "weight_decay": mlp_choices.weight_decay, "ga_search": ga_search.search,
+                "cost": cost.timing, "finetune": finetune.finetune}
+
+
+def run(cfg: PracticeConfig, name: str) -> results.Record:
+    """Return the record of experiment ``name`` of ``cfg`` (one of ``MEASUREMENTS``): the stored
+    one, or run now and stored."""
+    if name not in MEASUREMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(MEASUREMENTS)}")
+    with runtime.cpu_threads(cfg.cpu_threads):
+        return results.load_or_run(CHAPTER, name, cfg, MEASUREMENTS[name], prefer_stored=True)
 
 
 def extra_runs(cfg: PracticeConfig) -> dict[str, PracticeConfig]:
@@ -52,6 +69,5 @@ def extra_words(cfg: PracticeConfig, names) -> str:
 def run_extra(name: str, cfg: PracticeConfig) -> results.Record:
     """Return the extra record ``name`` of ``cfg`` (stored, or run now and stored)."""
     experiment, c = cfg.extra_records()[name]
-    fns = {"ga_search": ga_search.search, "batch_sweep": small_batches.sweep, "placement": mlp_choices.placement, "cost": cost.timing}
     with runtime.cpu_threads(c.cpu_threads):
-        return results.load_or_run(CHAPTER, name, c, fns[experiment])
+        return results.load_or_run(CHAPTER, name, c, MEASUREMENTS[experiment])

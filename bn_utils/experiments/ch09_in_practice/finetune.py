@@ -17,9 +17,9 @@ import torch
 
 from ...book import claims, results
 from ...book.page import in_words
-from ... import data, runtime
+from ... import data
 from ...training import train
-from .config import CHAPTER, PracticeConfig
+from .config import PracticeConfig
 from .nets import FrozenNorms, cnn
 from .training import fit, seeded, test_eval
 
@@ -53,12 +53,6 @@ def finetune(cfg: PracticeConfig) -> dict:
                 out.setdefault(f"{b}/{mode}/acc", []).append(acc + [np.nan] * (n - len(acc)))
                 out[f"{b}/{mode}/steps"] = np.asarray(sorted({*range(0, cfg.ft_steps, every), cfg.ft_steps}))
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
-
-
-def run(cfg: PracticeConfig) -> results.Record:
-    """Return the fine-tuning record (stored, or trained now)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "finetune", cfg, finetune, prefer_stored=True)
 
 
 def table(record: results.Record, cfg: PracticeConfig) -> list[dict]:

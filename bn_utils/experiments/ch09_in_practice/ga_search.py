@@ -15,10 +15,10 @@ import numpy as np
 
 from ...book import results
 from ...nn import models
-from ... import data, runtime
+from ... import data
 from ...training import train
 from ...training.search import genetic_search
-from .config import CHAPTER, PracticeConfig, STUDENT_MLP
+from .config import PracticeConfig, STUDENT_MLP
 from .training import fit, seeded
 
 # The student project's results (../shared/sources/003_…, Table 3.2.1: Higgs, the STUDENT_MLP).
@@ -75,12 +75,6 @@ def search(cfg: PracticeConfig) -> dict:
         out[f"{net}/best_val_accuracy"] = res["best_score"]
         out[f"{net}/best_test_accuracy"] = tests[tuple(res["best_point"])]
     return out
-
-
-def run(cfg: PracticeConfig) -> results.Record:
-    """Return the search's record (stored, or run now)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "ga_search", cfg, search, prefer_stored=True)
 
 
 def spans(record: results.Record) -> dict:

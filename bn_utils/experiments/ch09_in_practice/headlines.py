@@ -31,7 +31,7 @@ from ... import data
 from ...nn import models
 from . import cost, finetune, ga_search, small_batches
 from .experiment import load_extra
-from .config import CHAPTER, PracticeConfig, STUDENT_MLP
+from .config import PracticeConfig, STUDENT_MLP
 
 SOURCE = "practitioners' advice"
 PLACEMENT_MARGIN = 0.02   # "makes little difference": |before − after| below this

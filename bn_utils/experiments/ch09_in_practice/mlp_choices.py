@@ -9,8 +9,8 @@ from torch import nn
 
 from ...nn import models
 from ...book import results
-from ... import data, runtime
-from .config import CHAPTER, PracticeConfig
+from ... import data
+from .config import PracticeConfig
 from .training import final_accuracy, fit, seeded, test_eval
 
 PLACEMENT_RUNS = [(act, place) for act in ("relu", "sigmoid") for place in ("none", "before", "after")]
@@ -141,21 +141,6 @@ def weight_decay(cfg: PracticeConfig) -> dict:
     return out
 
 
-def run(cfg: PracticeConfig, name: str) -> results.Record:
-    """Return the record of one MLP experiment: ``placement``, ``dropout``, ``initialisation``
-    or ``weight_decay`` (stored, or trained now)."""
-    fns = {"placement": placement, "dropout": dropout, "initialisation": initialisation,
-           "weight_decay": weight_decay}
-    if name not in fns:
-        raise ValueError(f"unknown MLP experiment {name!r}; choose one of {', '.join(fns)}")
-    with runtime.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, name, cfg, fns[name], prefer_stored=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures and numbers
-
-
 def last(record: results.Record, key: str) -> float:
     """Return the final accuracy of curve ``key`` averaged over seeds (NaN if any diverged)."""
     return float(np.mean(record[f"{key}/acc"][:, -1]))
@@ -199,4 +184,3 @@ def wd_table(summary: dict) -> dict:
         net, wd = key.split("/")
         return f"{'BN' if net == 'bn' else 'no BN'}, weight decay {float(wd):g}"
     return {name(k): v for k, v in summary.items()}
-

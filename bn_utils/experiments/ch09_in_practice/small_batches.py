@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...book import results
-from ... import data, runtime
-from .config import CHAPTER, PracticeConfig
+from ... import data
+from .config import PracticeConfig
 from .nets import cnn
 from .training import final_accuracy, fit, seeded, test_eval, train_mode_accuracy
 
@@ -38,12 +38,6 @@ def sweep(cfg: PracticeConfig) -> dict:
                 if norm in BATCH_DEPENDENT and not hist.diverged:
                     train_acc[i, j, k] = train_mode_accuracy(model, x_te, y_te, b)
     return {"eval_acc": eval_acc, "train_acc": train_acc}
-
-
-def run(cfg: PracticeConfig) -> results.Record:
-    """Return the sweep's record (stored, or trained now)."""
-    with runtime.cpu_threads(cfg.cpu_threads):
-        return results.load_or_run(CHAPTER, "batch_sweep", cfg, sweep, prefer_stored=True)
 
 
 def breaking_batch(batch_sizes, accuracies, baseline) -> int | None:

@@ -12,7 +12,6 @@ from torch import nn
 
 from ... import data, runtime
 from ...training import train
-from .config import PracticeConfig
 
 
 def sgd(model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0):
