@@ -310,6 +310,19 @@ def test_each_seed_has_its_own_levelling_gain_beside_the_mean_curves():
     assert inc.levelling(steps, mean)["gain"] < max(gains)         # the mean curve's own gain
 
 
+def test_late_gains_text_says_which_rows_levelled_off_by_the_same_rule():
+    climbing, flat = list(np.linspace(0.1, 0.6, 10)), [0.1, 0.3, 0.5, 0.55, 0.58, 0.6, 0.6, 0.601, 0.599, 0.602]
+    record = results.Record("05", "ablation", {}, {"BN-x5": fake_row(climbing), "BN-x30": fake_row(flat)})
+    gain = 100 * 0.5 / 9 * 2                                      # the last fifth of the climbing curve
+    assert inc.late_gains_text(record, ["BN-x5"]) == (
+        f"BN-x5 {gain:.1f} points: none had levelled off by the same rule, so each best accuracy is "
+        "where its run stops, not a plateau")
+    assert inc.late_gains_text(record, ["BN-x5", "BN-x30"]) == (
+        f"BN-x5 {gain:.1f} and BN-x30 0.1 points: only BN-x30 had levelled off by the same rule")
+    assert inc.late_gains_text(record, ["BN-x30"]).endswith(": all had levelled off by the same rule")
+    assert inc.late_gains_text(record, ["BN-Baseline"]) == "not run"
+
+
 def test_the_papers_speedups_come_from_its_figure_3_steps():
     paper = inc.paper_speedups()
     assert paper["BN-x5"] == pytest.approx(31.0 / 2.1) and paper["BN-x30"] == pytest.approx(31.0 / 2.7)

@@ -35,7 +35,7 @@ from .figures import plot, plot_loss  # noqa: F401
 from .headlines import claim_rows  # noqa: F401
 from .analysis import (
     PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
-    diverged_at, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
+    diverged_at, late_gains_text, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
     reach_text, seed_levelling, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary, target_sensitivity)
 from .experiment import (

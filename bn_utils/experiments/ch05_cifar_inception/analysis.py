@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import data
 from ...book import claims, results
-from ...book.page import pm, seed_std
+from ...book.page import in_words, pm, seed_std
 from .config import ROWS, TARGET_ROW
 
 
@@ -113,6 +113,24 @@ def seed_levelling(row: dict) -> list[float]:
     fifth of its run): the spread behind the mean curve's one gain."""
     steps, acc = curve(row)
     return [levelling(steps, a)["gain"] for a in acc]
+
+
+def late_gains_text(record: results.Record, rows) -> str:
+    """Return how far the mean curve of each of ``rows`` rose over the last fifth of its run
+    (:func:`levelling`), in points, and what that says by the same < 1 point rule: "BN-x5 1.3
+    and BN-x30 1.2 points: none had levelled off by the same rule, so each best accuracy is where
+    its run stops, not a plateau" ("not run" when no row is in the record)."""
+    gains = {r: levelling(*mean_curve(record.metrics[r]))["gain"] for r in rows if r in record.metrics}
+    if not gains:
+        return "not run"
+    flat = [r for r, g in gains.items() if g < LEVEL_GAIN]
+    said = in_words([f"{r} {100 * g:.1f}" for r, g in gains.items()]) + " points"
+    if not flat:
+        return (f"{said}: none had levelled off by the same rule, so each best accuracy is where its "
+                "run stops, not a plateau")
+    if len(flat) == len(gains):
+        return f"{said}: all had levelled off by the same rule"
+    return f"{said}: only {in_words(flat)} had levelled off by the same rule"
 
 
 def crossing_interval(steps: np.ndarray, reach: int | None) -> float:
