@@ -173,17 +173,18 @@ def _reads(row: dict | None) -> str:
 
 def answer(rows: list[dict]) -> dict:
     """Return the closing page's opening paragraphs as glue texts, from the verdict rows alone:
-    the tally per source (``ans_*``) and the answer to the book's question (``q_shift``: does BN's
-    benefit survive layer inputs made to move? ``q_ics``: does BN reduce gradient ICS?
-    ``q_smooth``: do the landscape measurements show smoothing?), each sentence saying only
-    what its verdicts allow."""
+    the tally per source (``ans_*``), the answer in one sentence (``q_short``) and in full
+    (``q_shift``: does BN's benefit survive layer inputs made to move? ``q_ics``: does BN reduce
+    gradient ICS? ``q_smooth``: do the landscape measurements show smoothing?), each sentence
+    saying only what its verdicts allow."""
     papers = [r for r in rows if r["kind"] == "paper"]
     group = lambda chs: [r for r in papers if r["chapter"] in chs]  # noqa: E731
     out = {"ans_ioffe": _counts(group(("01", "02", "03", "04", "05", "06"))),
            "ans_santurkar": _counts(group(("07", "08"))), "ans_practice": _counts(group(("09",)))}
     moves, better = _find(papers, "07", "inputs move more"), _find(papers, "07", "better than the standard")
     nearly, ics = _find(papers, "07", "nearly as well"), _find(papers, "07", "ICS")
-    if _verdict(moves) == claims.YES and _verdict(better) == claims.YES:
+    survives = _verdict(moves) == claims.YES and _verdict(better) == claims.YES
+    if survives:
         shift = ("In chapter 7, BN with injected noise has layer inputs that move more than the "
                  "standard network's, and it still trains better than the standard network (both "
                  "yes; the measure is training accuracy with the noise on, and chapter 7 shows how "
@@ -203,7 +204,33 @@ def answer(rows: list[dict]) -> dict:
         "neither (chapter 7 lists them)." if _verdict(ics) == claims.NOISE else ".")
     out["q_smooth"] = _smooth_answer(group(("08",)), [r for r in rows if r["chapter"] == "08"
                                                       and r["kind"] == "book"])
+    out["q_short"] = _short_answer(survives, _smooths(group(("08",))))
     return out
+
+
+def _short_answer(survives: bool, smooths: bool) -> str:
+    """Return the book's answer in one sentence: whether BN's benefit survived layer inputs made
+    to move (chapter 7) and whether the landscape measurements side with smoothness (chapter 8)."""
+    shift = ("the records argue against the covariate-shift explanation (BN with noise injected "
+             "into its layer inputs still reaches a higher training accuracy than the standard "
+             "network)" if survives else
+             "the records do not decide the covariate-shift explanation")
+    smooth = ("side with the smoother landscape" if smooths else
+              "do not show BN smoothing the landscape either, so why BN helps stays open")
+    return f"At our scale, {shift}, and {smooth}."
+
+
+def _smoothing_measures(papers: list[dict]) -> list[dict]:
+    """Return chapter 08's claims that BN makes the landscape smoother: all but the larger
+    learning rate and the ℓp normalisations."""
+    return [r for r in papers if "larger learning rate" not in r["claim"] and "ℓp" not in r["claim"]]
+
+
+def _smooths(papers: list[dict]) -> bool:
+    """Whether every one of chapter 08's smoothing measures holds (each in every network it
+    measures: ``claims.all_of``)."""
+    measures = _smoothing_measures(papers)
+    return bool(measures) and all(r["verdict"] == claims.YES for r in measures)
 
 
 def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
@@ -212,7 +239,7 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
     normalisations), then the book's own tests, and what they leave open."""
     lr = next((r for r in papers if "larger learning rate" in r["claim"]), None)
     lp = next((r for r in papers if "ℓp" in r["claim"]), None)
-    measures = [r for r in papers if r is not lr and r is not lp]
+    measures = _smoothing_measures(papers)
     held = sum(r["verdict"] == claims.YES for r in measures)
     text = (f"Of chapter 8's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
             f"smoother, {_counts(measures, total=False)}")
@@ -225,7 +252,7 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
              if others else "") + "."
     if own:
         text += " The book's own " + ("test, " if len(own) == 1 else "tests: ") + "; ".join(map(that, own)) + "."
-    if measures and held == len(measures):
+    if _smooths(papers):
         return text + " At our scale the landscape measurements side with smoothness."
     # a measure holds only when it holds in every network chapter 8 measures (claims.all_of)
     return text + (" At our scale the records do not show BN smoothing the landscape"
