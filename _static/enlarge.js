@@ -1,13 +1,13 @@
 // Click to enlarge: an image of the book shown smaller than its natural size (a phone, a
 // detailed figure) gets the class bn-zoomable; a click opens it at full size in an overlay that
-// scrolls, and a click or Escape closes it. An image shown at under 3/4 of its size (every
+// scrolls, and a click or Escape closes it. An image shown at under 9/10 of its size (every
 // figure on a phone) says so under it: its lettering is small until enlarged.
 (function () {
   function mark(img) {
     const shown = img.getBoundingClientRect().width;
     const zoom = img.naturalWidth && shown && img.naturalWidth > shown * 1.05;
     img.classList.toggle("bn-zoomable", !!zoom);
-    const small = zoom && shown < 0.75 * img.naturalWidth;
+    const small = zoom && shown < 0.9 * img.naturalWidth;
     let hint = img.nextElementSibling;
     if (!(hint && hint.classList.contains("bn-zoom-hint"))) hint = null;
     if (small && !hint) {
