@@ -23,8 +23,8 @@ def _fit_per_unit(a, out):
 
 def check_noisy_bn(fn) -> Result:
     """Check fn(a (N, C, ...) tensor, n_mu, n_sigma, r_mu, r_sigma) -> the paper's noise
-    s * a + nu (per unit mu ~ U(-n_mu, n_mu), sigma ~ U(1, n_sigma); per element
-    nu ~ U(mu +- r_mu), s ~ N(sigma, r_sigma)), chapter 7's symbols."""
+    s * a + nu (per unit the centre nu_bar ~ U(-n_mu, n_mu) and scale s_bar ~ U(1, n_sigma); per
+    element nu ~ U(nu_bar +- r_mu), s ~ N(s_bar, r_sigma)), chapter 7's symbols."""
     import torch
 
     from ..nn.variants import N_MU, N_SIGMA, R_MU, R_SIGMA
@@ -36,14 +36,15 @@ def check_noisy_bn(fn) -> Result:
         expect_shape(out, a.shape)
         s, m, resid = _fit_per_unit(a.numpy(), out)
         if resid > 1e-8:
-            raise Wrong("draw mu and sigma once per unit (dim 1), shared by every example of "
-                        "that unit; with r_mu = r_sigma = 0 each unit is then an affine map")
+            raise Wrong("draw the centre nu_bar and the scale s_bar once per unit (dim 1), shared "
+                        "by every example of that unit; with r_mu = r_sigma = 0 each unit is then "
+                        "an affine map")
         if np.ptp(s) < 1e-6 or np.ptp(m) < 1e-6:
-            raise Wrong("every unit got the same mu and sigma: draw them per unit (shape (1, C))")
+            raise Wrong("every unit got the same nu_bar and s_bar: draw them per unit (shape (1, C))")
         if s.min() < 1 - 1e-9 or s.max() > N_SIGMA + 1e-9 or abs(s.mean() - (1 + N_SIGMA) / 2) > 0.02:
-            raise Wrong("sigma must be uniform on [1, n_sigma]")
+            raise Wrong("s_bar must be uniform on [1, n_sigma]")
         if np.abs(m).max() > N_MU + 1e-9 or abs(m.mean()) > 0.06:
-            raise Wrong("mu must be uniform on [-n_mu, n_mu]")
+            raise Wrong("nu_bar must be uniform on [-n_mu, n_mu]")
         s2, _, _ = _fit_per_unit(a.numpy(), as_array(call(fn, a.clone(), N_MU, N_SIGMA, 0.0, 0.0)))
         if close(s, s2):
             raise Wrong("the noise must be redrawn at every call (every training step)")
@@ -51,13 +52,13 @@ def check_noisy_bn(fn) -> Result:
         _, _, resid = _fit_per_unit(img.numpy(), as_array(call(fn, img.clone(), N_MU, N_SIGMA, 0.0, 0.0)))
         if resid > 1e-8:
             raise Wrong("in a convolutional layer a unit is a channel: every pixel of every "
-                        "example of the channel shares its mu and sigma")
+                        "example of the channel shares its nu_bar and s_bar")
         ones = torch.ones(2000, 20, dtype=torch.float64)
         spread = as_array(call(fn, ones, N_MU, N_SIGMA, R_MU, R_SIGMA)).std(0).mean()
         expected = math.sqrt(R_SIGMA ** 2 + R_MU ** 2 / 3)   # the paper's constants: 0.115
         if not 0.78 * expected < spread < 1.22 * expected:
             raise Wrong(f"the per-element jitter has spread {spread:.3f}, expected about {expected:.3f}: "
-                        "nu ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma) for every element")
+                        "nu ~ U(nu_bar - r_mu, nu_bar + r_mu), s ~ N(s_bar, r_sigma) for every element")
     return verdict(run)
 
 
@@ -88,9 +89,9 @@ def check_noise_mean_scale(answer) -> Result:
     from ..nn.variants import N_SIGMA
 
     return check_number(answer, (1 + N_SIGMA) / 2, {
-        N_SIGMA: "n_sigma is the upper end of sigma's range; sigma ~ U(1, n_sigma) has mean "
+        N_SIGMA: "n_sigma is the upper end of s_bar's range; s_bar ~ U(1, n_sigma) has mean "
                  "(1 + n_sigma) / 2",
-        1.0: "sigma is drawn from U(1, n_sigma), so the scale is never below 1 on average"},
+        1.0: "s_bar is drawn from U(1, n_sigma), so the scale is never below 1 on average"},
         "the mean of s")
 
 

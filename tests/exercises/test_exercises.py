@@ -251,7 +251,7 @@ def test_noisy_bn():
     assert ex.check_noisy_bn(lambda a, n_mu, n_sigma, r_mu, r_sigma: activation_noise(
         a, n_mu=n_mu, n_sigma=n_sigma, r_mu=r_mu, r_sigma=r_sigma))
     assert_rejects(ex.check_noisy_bn(lambda *a: _noise(*a, per="element")), "once per unit")
-    assert_rejects(ex.check_noisy_bn(lambda *a: _noise(*a, per="layer")), "same mu and sigma")
+    assert_rejects(ex.check_noisy_bn(lambda *a: _noise(*a, per="layer")), "same nu_bar and s_bar")
     assert_rejects(ex.check_noisy_bn(lambda *a: _noise(*a, lo=0.0)), "[1, n_sigma]")
     assert_rejects(ex.check_noisy_bn(lambda a, n_mu, n_sigma, r_mu, r_sigma: _noise(
         a, n_mu, n_sigma, 0.0, 0.0)), "jitter")

@@ -31,13 +31,13 @@ class NoiseConfig(santurkar.SanturkarConfig):
     dln_ics_layers: tuple = param((9, 17), "DLN layers whose ICS is measured", item_min=1, max=1000)
     watch_layers: tuple = param((2, 9, 13), "VGG conv layers whose input distribution we plot", item_min=1,
                                 max=1000)
-    noise_n_mu: float = param(N_MU, "noise: centre μ of a unit's noise, redrawn every step, "
-                                    "μ ~ U(−n_μ, n_μ)", min=0.0, max=100.0)
-    noise_n_sigma: float = param(N_SIGMA, "noise: scale σ of a unit's noise, redrawn every step, "
-                                          "σ ~ U(1, n_σ)", min=1.0, max=100.0)
-    noise_r_mu: float = param(R_MU, "noise: per-activation shift ν ~ U(μ − r_μ, μ + r_μ)", min=0.0,
+    noise_n_mu: float = param(N_MU, "noise: bound on the centre ν̄ of a unit's noise, redrawn every "
+                                    "step, ν̄ ~ U(−n_μ, n_μ)", min=0.0, max=100.0)
+    noise_n_sigma: float = param(N_SIGMA, "noise: bound on the scale s̄ of a unit's noise, redrawn every "
+                                          "step, s̄ ~ U(1, n_σ)", min=1.0, max=100.0)
+    noise_r_mu: float = param(R_MU, "noise: per-activation shift ν ~ U(ν̄ − r_μ, ν̄ + r_μ)", min=0.0,
                               max=100.0)
-    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(σ, r_σ)", min=0.0,
+    noise_r_sigma: float = param(R_SIGMA, "noise: per-activation scale s ~ N(s̄, r_σ)", min=0.0,
                                  max=100.0)
 
     PROFILES: ClassVar[dict] = {
