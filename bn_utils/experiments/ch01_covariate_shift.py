@@ -132,6 +132,13 @@ def seed_summaries(record: results.Record, seeds: results.Record | None) -> dict
     return out
 
 
+def seed_means(per_seed: dict) -> dict:
+    """Return, per network, each measure of :func:`seed_summaries`' ``{seed: summary}`` averaged
+    over the seeds: ``{net: {measure: mean}}``."""
+    return {name: {key: float(np.mean([s[name][key] for s in per_seed.values()]))
+                   for key in next(iter(per_seed.values()))[name]} for name in NETS}
+
+
 def plot(record: results.Record, cfg: ShiftConfig):
     """Figure: test accuracy, the layer's mean ± std, and one unit's percentiles (without and
     with BN, on one scale), over training; two panels per row."""
@@ -175,10 +182,12 @@ def claim_rows(record: results.Record | None, seeds: results.Record | None = Non
                             "layers below learn", "Ioffe & Szegedy 2015", "Fig. 1(b, c), qualitative")
     if record is None:
         return [claims.missing(text, source, theirs)]
-    per_seed = seed_summaries(record, seeds).values()
-    bn = [s["bn"]["mean_range"] for s in per_seed]
-    plain = [s["no_bn"]["mean_range"] for s in per_seed]
+    per_seed = seed_summaries(record, seeds)
+    bn = [s["bn"]["mean_range"] for s in per_seed.values()]
+    plain = [s["no_bn"]["mean_range"] for s in per_seed.values()]
     d = claims.paired(np.subtract(plain, bn))  # both networks start from each seed
-    return [claims.row(text, source, theirs, f"range of the watched layer's mean: {np.mean(bn):.2f} with "
-                       f"BN, {np.mean(plain):.2f} without (mean over seeds)", d, d.spread(digits=2))]
+    means = seed_means(per_seed)
+    return [claims.row(text, source, theirs, f"range of the watched layer's mean: {means['bn']['mean_range']:.2f} "
+                       f"with BN, {means['no_bn']['mean_range']:.2f} without (mean over seeds)", d,
+                       d.spread(digits=2))]
 

@@ -1,9 +1,11 @@
 """Chapter 01's claim is decided on three seeds: the further seeds' record, how it joins the
-figure's record, and the verdict with one seed (not decided) or a record of another config."""
+figure's record, the verdict with one seed (not decided) or a record of another config, and the
+seeds' means the takeaways quote."""
 
 import dataclasses
 
 import numpy as np
+import pytest
 
 from bn_utils.book import claims
 from bn_utils.experiments import ch01_covariate_shift as shift
@@ -44,3 +46,15 @@ def test_one_seed_is_not_decided_and_another_configs_seeds_are_left_out():
 
 def test_no_record_is_not_run():
     assert shift.claim_rows(None)[0]["verdict"] == claims.NOT_RUN
+
+
+def test_seed_means_average_each_networks_measures_over_the_seeds():
+    per_seed = {s: {n: {"mean_range": r + (0.5 if n == "no_bn" else 0.0), "std_range": 2 * r,
+                        "final_accuracy": 0.9} for n in shift.NETS}
+                for s, r in ((0, 0.1), (1, 0.2), (2, 0.3))}
+    means = shift.seed_means(per_seed)
+    assert means["bn"]["mean_range"] == pytest.approx(0.2)
+    assert means["no_bn"]["mean_range"] == pytest.approx(0.7)
+    assert means["bn"]["std_range"] == pytest.approx(0.4) and means["no_bn"]["final_accuracy"] == pytest.approx(0.9)
+    # their difference is the mean of the seeds' differences, the claim's spread
+    assert means["no_bn"]["mean_range"] - means["bn"]["mean_range"] == pytest.approx(0.5)
