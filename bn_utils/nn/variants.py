@@ -38,18 +38,19 @@ NORM_NAMES = ("none", "bn", "noisy_bn", "noise", *LP_NORMS)
 
 def activation_noise(a: torch.Tensor, *, n_mu: float = N_MU, n_sigma: float = N_SIGMA,
                      r_mu: float = R_MU, r_sigma: float = R_SIGMA) -> torch.Tensor:
-    """Return ``s * a + m`` for ``a`` of shape (N, C, ...): per unit (dim 1) a fresh
-    ``mu ~ U(-n_mu, n_mu)``, ``sigma ~ U(1, n_sigma)``, per element ``m ~ U(mu ± r_mu)`` and
-    ``s ~ N(sigma, r_sigma)``. Draws from torch's global generator of ``a``'s device."""
+    """Return ``s * a + nu`` for ``a`` of shape (N, C, ...), chapter 07's notation: per unit (dim 1)
+    a fresh centre ``nu_bar ~ U(-n_mu, n_mu)`` and scale ``s_bar ~ U(1, n_sigma)``, per element a
+    shift ``nu ~ U(nu_bar ± r_mu)`` and scale ``s ~ N(s_bar, r_sigma)`` (the constants keep the
+    paper's names). Draws from torch's global generator of ``a``'s device."""
     if a.ndim < 2:
         raise ValueError(f"activation_noise needs (N, C, ...) input, got shape {tuple(a.shape)}")
     unit_shape = (1, a.shape[1]) + (1,) * (a.ndim - 2)
     opts = {"device": a.device, "dtype": a.dtype}
-    mu = torch.empty(unit_shape, **opts).uniform_(-n_mu, n_mu)
-    sigma = torch.empty(unit_shape, **opts).uniform_(1.0, n_sigma)
-    m = mu + torch.empty_like(a).uniform_(-r_mu, r_mu)
-    s = sigma + r_sigma * torch.randn_like(a)
-    return s * a + m
+    nu_bar = torch.empty(unit_shape, **opts).uniform_(-n_mu, n_mu)
+    s_bar = torch.empty(unit_shape, **opts).uniform_(1.0, n_sigma)
+    nu = nu_bar + torch.empty_like(a).uniform_(-r_mu, r_mu)
+    s = s_bar + r_sigma * torch.randn_like(a)
+    return s * a + nu
 
 
 class ActivationNoise(nn.Module):
