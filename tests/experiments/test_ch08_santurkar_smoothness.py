@@ -250,3 +250,35 @@ def test_the_edge_of_stability_is_given_as_the_reason_once_per_page():
     assert "both within a factor of two of 1" in texts["vgg"]
     far = {"none": {"beta": 100.0}, "bn": {"beta": 1.0}}
     assert why in smoothness.edge_readings({"vgg": (at_edge, 0.1), "dln": (far, 0.1)})["vgg"]
+
+
+def test_the_beta_takeaway_names_the_part_that_fails_first_and_each_parts_verdict():
+    # BN's λ larger at step 0 (a decided no), at the common loss smaller on average but spread
+    # over the seeds (inside the noise); at LR 0.5 the standard network did not learn
+    record = _smoothness_record(2.0)
+    later = {0: -4.0, 1: 0.0, 2: 2.0}   # BN's λ at step 4: the loss-level medians 8, 10 and 11
+    for run in smoothness.runs(smoothness.SmoothnessConfig.from_record(record)):
+        if run.arch == "vgg" and run.norm == "bn":
+            record.metrics[f"{run.name}/ls_beta"] = [20.0, later[run.seed]]
+        if run.arch == "vgg" and run.norm == "none" and run.lr == 0.5:
+            record.metrics[f"{run.name}/train_batch_accuracy"] = [np.nan, 0.1, 0.099]
+    parts = smoothness.beta_parts(record)
+    assert [claims.verdict_of(parts[lr]["step 0"]) for lr in (0.1, 0.5)] == [claims.NO, claims.NO]
+    assert claims.verdict_of(parts[0.1]["common loss"]) == claims.NOISE
+    assert parts[0.5]["common loss"] == claims.NOT_COMPARABLE
+    assert smoothness.claim_rows(record)[3]["verdict"] == claims.NO   # the book's row, same parts
+    assert smoothness.beta_parts_text(record) == (
+        "At step 0 the test fails: BN's λ was larger, beyond the seeds' noise, at learning rates 0.1 "
+        "and 0.5, and that part alone refutes it. At the loss both reached the difference sits inside "
+        "the seeds' noise (BN's λ smaller on average) at learning rate 0.1, and it is left out at "
+        "learning rate 0.5 (a network had not learned half-way)")
+
+
+def test_the_beta_takeaway_when_both_parts_hold_fail_or_are_not_decided():
+    assert smoothness.beta_parts_text(_smoothness_record(2.0)) == (
+        "At step 0 BN's λ was smaller, beyond the seeds' noise, at learning rates 0.1 and 0.5. At the "
+        "loss both reached BN's λ was smaller, beyond the seeds' noise, at learning rates 0.1 and 0.5")
+    both = smoothness.beta_parts_text(_smoothness_record(20.0))
+    assert both.count("the test fails") == 2 and both.endswith(", and either part alone refutes it")
+    assert smoothness.beta_parts_text(_smoothness_record(2.0, seeds=(0,))).startswith(
+        "At step 0 the verdict is 1 seed: not decided at learning rates 0.1 and 0.5")

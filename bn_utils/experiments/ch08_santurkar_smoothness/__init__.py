@@ -30,4 +30,5 @@ from .analysis import (
     WINDOW, beta_at_loss, beta_comparison, beta_table, edge_reading, edge_readings, flat_start,
     large_lr_note, landscape_ratios, loss_levels_note, on_flat_start, page_numbers, smoothness_summary,
     smoothness_table)
-from .headlines import claim_rows, claims_table, landscape_verdicts, lp_verdicts, verdicts_text
+from .headlines import (
+    beta_parts, beta_parts_text, claim_rows, claims_table, landscape_verdicts, lp_verdicts, verdicts_text)

@@ -139,37 +139,102 @@ def verdicts_text(verdicts: dict[str, str]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in verdicts.items())
 
 
+STEP_0, COMMON_LOSS = "step 0", "common loss"   # the two parts of the book's λ test, at each rate
+
+
+def _beta_lrs(record: results.Record, betas: dict) -> list[float]:
+    """Return the VGG's learning rates at which both networks' λ was measured (``betas``:
+    :func:`beta_comparison`), the record's first rate first."""
+    return [lr for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"])) if ("none", lr) in betas]
+
+
+def beta_parts(record: results.Record) -> dict[float, dict[str, claims.Decision | str]]:
+    """Return the parts of the book's λ test (:func:`_beta_free_of_lr`) per learning rate of the
+    VGG: ``{lr: {STEP_0: d, COMMON_LOSS: d}}``, each ``d`` the decision on "the standard network's
+    λ is above BN's" (so a "no" is BN's λ decidedly larger), the common loss
+    ``claims.NOT_COMPARABLE`` where a network had not learned half-way; empty when neither rate
+    has both networks. ``record`` as the claims read it (:func:`with_extra_seeds`)."""
+    betas, out = beta_comparison(record, "vgg"), {}
+    for lr in _beta_lrs(record, betas):
+        n, b = betas[("none", lr)], betas[("bn", lr)]
+        out[lr] = {STEP_0: claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"])),
+                   COMMON_LOSS: claims.greater(_v(n["beta_at_level_seeds"]), _v(b["beta_at_level_seeds"]))
+                   if n["learned"] and b["learned"] else claims.NOT_COMPARABLE}
+    return out
+
+
+def _rates(lrs: list[float]) -> str:
+    return f"learning rate{'s' if len(lrs) > 1 else ''} " + " and ".join(f"{lr:g}" for lr in lrs)
+
+
+def beta_parts_text(record: results.Record) -> str:
+    """Return, as sentences for the takeaways, which parts of the book's λ test (:func:`beta_parts`
+    of the record with its extra seeds) fail, hold or sit inside the noise, and at which learning
+    rates, the failing parts first with the reminder that one failing part refutes the test
+    whatever the others show: e.g. "At step 0 the test fails: BN's λ was larger, beyond the seeds'
+    noise, at learning rates 0.1 and 0.5, and that part alone refutes it. At the loss both reached
+    the difference sits inside the seeds' noise (BN's λ smaller on average) at learning rate 0.1,
+    and it is left out at learning rate 0.5 (a network had not learned half-way)"."""
+    parts = beta_parts(with_extra_seeds(record))
+    if not parts:
+        return "The test was not run: no learning rate has both networks' λ"
+    where = {STEP_0: "at step 0", COMMON_LOSS: "at the loss both reached"}
+    failing = [p for p in where if any(claims.verdict_of(d[p]) == claims.NO for d in parts.values())]
+    sentences = []
+    for part in failing + [p for p in where if p not in failing]:
+        by = {}                                           # verdict -> [(rate, decision)]
+        for lr, d in parts.items():
+            by.setdefault(claims.verdict_of(d[part]), []).append((lr, d[part]))
+        clauses = []
+        for verdict, items in by.items():
+            lrs = _rates([lr for lr, _ in items])
+            if verdict == claims.NO:
+                clauses.append(f"the test fails: BN's λ was larger, beyond the seeds' noise, at {lrs}")
+            elif verdict == claims.YES:
+                clauses.append(f"BN's λ was smaller, beyond the seeds' noise, at {lrs}")
+            elif verdict == claims.NOISE:
+                signs = {float(np.sign(d.mean)) for _, d in items}
+                lean = {frozenset({1.0}): " (BN's λ smaller on average)",
+                        frozenset({-1.0}): " (BN's λ larger on average)"}.get(frozenset(signs), "")
+                clauses.append(f"the difference sits inside the seeds' noise{lean} at {lrs}")
+            elif verdict == claims.NOT_COMPARABLE:
+                clauses.append(f"it is left out at {lrs} (a network had not learned half-way)")
+            else:
+                clauses.append(f"the verdict is {verdict} at {lrs}")
+        sentences.append(f"{where[part][0].upper()}{where[part][1:]} " + ", and ".join(clauses))
+    if failing:
+        k = len(failing) - 1
+        sentences[k] += (", and that part alone refutes it" if len(failing) == 1
+                         else ", and either part alone refutes it")
+    return ". ".join(sentences)
+
+
 def _beta_free_of_lr(record: results.Record) -> dict:
     """The book's test: BN's β is smaller at step 0 (before any step) and, where both networks
-    learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate; parts that are
-    not comparable are left out (the claim is not comparable when every part is). Where the
-    standard network is still on its flat start at step 0, the row says so (:func:`flat_start_clause`)."""
+    learned, at the loss both reached (:func:`beta_at_loss`), at each learning rate
+    (:func:`beta_parts`); parts that are not comparable are left out (the claim is not comparable
+    when every part is). Where the standard network is still on its flat start at step 0, the row
+    says so (:func:`flat_start_clause`)."""
     text = "BN lowers λ where the learning rate sets it less directly (at step 0 and at a loss both reached)"
-    betas = beta_comparison(record, "vgg")
-    lrs = [
-        lr
-        for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"]))
-        if ("none", lr) in betas
-    ]
-    if not lrs:
+    betas, by_lr = beta_comparison(record, "vgg"), beta_parts(record)
+    if not by_lr:
         return claims.missing(text, BOOK, "—", kind="book")
     parts, texts, skipped = [], [], []
-    for lr in lrs:
+    for lr, d in by_lr.items():
         n, b = betas[("none", lr)], betas[("bn", lr)]
-        d = claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"]))
-        parts.append(d)
+        parts.append(d[STEP_0])
         texts.append(
-            f"LR {lr:g}: at step 0 standard {book.sig(n['beta_init'])}, BN {book.sig(b['beta_init'])} ({_text(d)})"
+            f"LR {lr:g}: at step 0 standard {book.sig(n['beta_init'])}, BN {book.sig(b['beta_init'])} "
+            f"({_text(d[STEP_0])})"
         )
-        if not (n["learned"] and b["learned"]):
+        if d[COMMON_LOSS] == claims.NOT_COMPARABLE:
             skipped.append(f"LR {lr:g} at the common loss (a network had not learned half-way)")
             continue
-        d = claims.greater(_v(n["beta_at_level_seeds"]), _v(b["beta_at_level_seeds"]))
-        parts.append(d)
+        parts.append(d[COMMON_LOSS])
         texts.append(f"LR {lr:g}: at loss {book.sig(n['loss_level'])} standard {book.sig(n['beta_at_level'])}, "
-                     f"BN {book.sig(b['beta_at_level'])} ({_text(d)})")
+                     f"BN {book.sig(b['beta_at_level'])} ({_text(d[COMMON_LOSS])})")
     ours = "; ".join(texts) + (f". Not comparable: {'; '.join(skipped)}" if skipped else "")
-    caveat = flat_start_clause(flat_start(record, lrs[0]))
+    caveat = flat_start_clause(flat_start(record, next(iter(by_lr))))
     ours += f". {caveat[0].upper()}{caveat[1:]}" if caveat else ""
     return claims.row(text, BOOK, "—", ours, claims.all_of(parts),
                       spread="standard − BN per part, in the brackets", kind="book")
