@@ -8,8 +8,8 @@ A chapter reads ``from bn_utils import book`` and calls the page helpers as ``bo
 ``book.glue(...)``: they are re-exported here.
 """
 
-from .page import (SOURCE_PREFIX, Table, differences, glue, how_many, in_words, mean_std, provenance,
-                   seed_std, setup, sig, show_figure, show_source, stored_results_line)
+from .page import (SOURCE_PREFIX, Table, glue, how_many, in_words, mean_std, provenance,
+                   record_shown, seed_std, setup, sig, show_figure, show_source, stored_results_line)
 
-__all__ = ["SOURCE_PREFIX", "Table", "differences", "glue", "how_many", "in_words", "mean_std", "provenance",
-           "seed_std", "setup", "sig", "show_figure", "show_source", "stored_results_line"]
+__all__ = ["SOURCE_PREFIX", "Table", "glue", "how_many", "in_words", "mean_std", "provenance",
+           "record_shown", "seed_std", "setup", "sig", "show_figure", "show_source", "stored_results_line"]

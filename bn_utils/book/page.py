@@ -260,6 +260,38 @@ def differences(cfg: Config, shown: dict) -> Table:
                  empty=f"The record shown was made with this run's configuration ({cfg.profile}).")
 
 
+class RecordShown:
+    """Which record a chapter's numbers come from, in one line, with the settings where it differs
+    from this run folded under it (a collapsed note in the book; both lines in plain text): the
+    reader's own run and the stored record the page shows are told apart without a table of
+    settings in the reading flow."""
+
+    def __init__(self, cfg: Config, record: Any):
+        self.table = differences(cfg, record.config)
+        n = len(self.table.rows)
+        self.summary = (f"Numbers from the {record.caption()}" + (
+            f"; {how_many(n, 'setting')} of it {'differs' if n == 1 else 'differ'} from this run's "
+            f"({cfg.profile}):" if n
+            else f", made with this run's configuration ({cfg.profile})."))
+
+    def _repr_html_(self) -> str:
+        import html
+
+        summary = f"<summary>{html.escape(self.summary)}</summary>"
+        if not self.table.rows:
+            return f'<p class="bn-record">{html.escape(self.summary)}</p>'
+        return f'<details class="bn-record">{summary}{self.table._repr_html_()}</details>'
+
+    def __repr__(self) -> str:
+        return self.summary + ("\n" + repr(self.table) if self.table.rows else "")
+
+
+def record_shown(cfg: Config, record: Any) -> RecordShown:
+    """Return which record the page shows (its profile, commit, device and date) and, folded,
+    where its settings differ from this run's ``cfg`` (:func:`differences`)."""
+    return RecordShown(cfg, record)
+
+
 class Source:
     """The source code of a function, shown as a highlighted block (one hop from prose to code)."""
 

@@ -86,15 +86,33 @@ def test_html_table_keeps_numbers_and_short_labels_on_one_line():
     assert "<td>a long sentence that may wrap</td>" in html
 
 
+def test_record_shown_names_the_record_and_folds_the_settings_that_differ():
+    from bn_utils.book import results
+    from bn_utils.experiments.ch01_covariate_shift import ShiftConfig
+
+    cfg = ShiftConfig.for_profile("smoke")
+    mine = results.Record("01", "shift", cfg.to_dict(), {})
+    same = book.record_shown(cfg, mine)
+    assert same.summary == f"Numbers from the {mine.caption()}, made with this run's configuration (smoke)."
+    assert "<details" not in same._repr_html_() and repr(same) == same.summary
+    other = results.Record("01", "shift", {**cfg.to_dict(), "profile": "reference", "seed": cfg.seed + 1}, {})
+    shown = book.record_shown(cfg, other)
+    assert shown.summary.endswith("; 1 setting of it differs from this run's (smoke):")
+    html = shown._repr_html_()
+    assert html.startswith('<details class="bn-record"><summary>Numbers from the reference profile')
+    assert "<table" in html and html.endswith("</table></details>")
+    assert repr(shown).splitlines()[0] == shown.summary and "seed" in repr(shown)
+
+
 def test_differences_lists_changed_parameters_or_says_there_are_none():
     from bn_utils.experiments.ch01_covariate_shift import ShiftConfig
 
     cfg = ShiftConfig.for_profile("smoke")
-    same = book.differences(cfg, cfg.to_dict())
+    same = book.page.differences(cfg, cfg.to_dict())
     assert same.rows == [] and "this run's configuration (smoke)" in same._repr_markdown_()
     assert "<table" not in same._repr_html_() and repr(same) == same.empty
     other = {**cfg.to_dict(), "profile": "reference", "seed": cfg.seed + 1}
-    table = book.differences(cfg, other)
+    table = book.page.differences(cfg, other)
     assert [r["parameter"] for r in table.rows] == ["seed"]
     assert table.rows[0]["shown record (reference)"] == cfg.seed + 1
     assert "<table" in table._repr_html_()
