@@ -270,17 +270,18 @@ class RecordShown:
         self.table = differences(cfg, record.config)
         n = len(self.table.rows)
         self.summary = (f"Numbers from the {record.caption()}" + (
-            f"; {how_many(n, 'setting')} of it {'differs' if n == 1 else 'differ'} from this run's "
-            f"({cfg.profile}):" if n
+            f"; {'1 of its settings differs' if n == 1 else f'{n} of its settings differ'} from this "
+            f"run's ({cfg.profile}):" if n
             else f", made with this run's configuration ({cfg.profile})."))
 
     def _repr_html_(self) -> str:
         import html
 
-        summary = f"<summary>{html.escape(self.summary)}</summary>"
+        # a date never breaks at its hyphens ("2026-" / "12-03")
+        text = re.sub(r"(\d{4}-\d{2}-\d{2})", r'<span class="bn-nobr">\1</span>', html.escape(self.summary))
         if not self.table.rows:
-            return f'<p class="bn-record">{html.escape(self.summary)}</p>'
-        return f'<details class="bn-record">{summary}{self.table._repr_html_()}</details>'
+            return f'<p class="bn-record">{text}</p>'
+        return f'<details class="bn-record"><summary>{text}</summary>{self.table._repr_html_()}</details>'
 
     def __repr__(self) -> str:
         return self.summary + ("\n" + repr(self.table) if self.table.rows else "")

@@ -97,10 +97,13 @@ def test_record_shown_names_the_record_and_folds_the_settings_that_differ():
     assert "<details" not in same._repr_html_() and repr(same) == same.summary
     other = results.Record("01", "shift", {**cfg.to_dict(), "profile": "reference", "seed": cfg.seed + 1}, {})
     shown = book.record_shown(cfg, other)
-    assert shown.summary.endswith("; 1 setting of it differs from this run's (smoke):")
+    assert shown.summary.endswith("; 1 of its settings differs from this run's (smoke):")
     html = shown._repr_html_()
     assert html.startswith('<details class="bn-record"><summary>Numbers from the reference profile')
     assert "<table" in html and html.endswith("</table></details>")
+    dated = book.page.RecordShown(cfg, other)
+    dated.summary = "Numbers from the reference profile (stored: commit abc, cpu, 2026-12-03)."
+    assert '<span class="bn-nobr">2026-12-03</span>' in dated._repr_html_()
     assert repr(shown).splitlines()[0] == shown.summary and "seed" in repr(shown)
 
 
