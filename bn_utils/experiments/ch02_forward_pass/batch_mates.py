@@ -33,7 +33,7 @@ def batch_dependence(model: nn.Sequential, examples: torch.Tensor, pool: torch.T
                      batch_sizes, draws: int, seed: int = 0) -> dict:
     """Return how the train-mode output of each example varies with its batch mates.
 
-    For every batch size B, each example goes into ``draws`` batches with B − 1 mates drawn from
+    For every batch size N, each example goes into ``draws`` batches with N − 1 mates drawn from
     ``pool``. Returns ``outputs`` (sizes, examples, draws, classes), the eval-mode outputs
     (examples, classes) and ``spread``: per batch size, the std over draws averaged over classes
     and examples."""

@@ -101,9 +101,9 @@ def plot_batch_dependence(record: results.Record):
     plotting.plain_log_ticks(axes[1], "y", subs=(1, 2, 3, 5))   # about one decade: 0.3 and 3 too
     axes[1].set_xticks(sizes, [str(s) for s in sizes])
     axes[1].xaxis.set_minor_formatter(NullFormatter())
-    plotting.label(axes[0], title=f"One test image (a {label}), train mode", xlabel="batch size B",
+    plotting.label(axes[0], title=f"One test image (a {label}), train mode", xlabel="batch size N",
                    ylabel=f"logit of class {label}", legend=False)
-    plotting.label(axes[1], title="How much batch mates move it", xlabel="batch size B",
+    plotting.label(axes[1], title="How much batch mates move it", xlabel="batch size N",
                    ylabel="logit difference", legend=False)
     plotting.legend_below(fig, axes, ncols=2)   # below: inside, it covered the curves
     plotting.note(fig, f"MNIST {record.config['activation']} BN MLP after "
