@@ -216,7 +216,8 @@ def _short_answer(survives: bool, smooths: bool) -> str:
              "network)" if survives else
              "the records do not decide the covariate-shift explanation")
     smooth = ("side with the smoother landscape" if smooths else
-              "do not show BN smoothing the landscape either, so why BN helps stays open")
+              "do not show BN smoothing the landscape in every network they measure either (chapter 8 "
+              "gives each network's reading), so why BN helps stays open")
     return f"At our scale, {shift}, and {smooth}."
 
 

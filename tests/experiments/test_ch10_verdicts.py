@@ -80,7 +80,8 @@ def test_the_opening_answer_says_only_what_the_verdicts_allow_in_agreeing_gramma
     assert a["q_short"] == ("At our scale, the records argue against the covariate-shift explanation "
                             "(BN with noise injected into its layer inputs still reaches a higher training "
                             "accuracy than the standard network), and do not show BN smoothing the landscape "
-                            "either, so why BN helps stays open.")
+                            "in every network they measure either (chapter 8 gives each network's reading), "
+                            "so why BN helps stays open.")
     rows[6] = _row("07", "BN does not reduce gradient-based ICS", "inside the noise")
     q_ics = verdicts.answer(rows)["q_ics"]   # a negative claim inside the noise says why
     assert "sits inside the seeds' noise: in no case was BN decidedly better on both measures at once" in q_ics
