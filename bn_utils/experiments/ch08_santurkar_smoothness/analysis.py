@@ -387,6 +387,6 @@ def loss_levels_note(record: results.Record, tolerance: float = 0.01) -> str:
         return ""
     shown = ", ".join(f"{v:,.0f}" for v in levels[:-1]) + f" and {levels[-1]:,.0f}"
     return (f"In the DLN the {len(finals)} runs' final losses fall on only {len(levels)} levels "
-            f"({shown}), the plateaus where training stops, so networks whose seeds stop on the "
-            "same plateaus share a mean final loss exactly: rows of the DLN table can agree to "
-            "every digit shown.")
+            f"({shown}; runs within {100 * tolerance:g} % of each other count as one), the plateaus "
+            "where training stops, so networks whose seeds stop on the same plateaus show the same "
+            "mean final loss in the DLN table, and nearly the same spread.")
