@@ -6,7 +6,8 @@ every equation typeset offline and read at 1280 px and at a phone's 390 px: noth
 sideways outside its own scroll box (a table or an equation that scrolls in its box says so
 above it), images are shown near their natural size or can be enlarged (a line under a small
 one says so), no number breaks across lines ("1.2e-" / "07"), and a chapter's first paragraph
-comes before any code. Screenshots of both widths go to _build/screenshots/."""
+comes before any code; every name a chapter glues is shown in its prose. Screenshots of both
+widths go to _build/screenshots/."""
 
 from __future__ import annotations
 
@@ -134,6 +135,42 @@ def test_every_image_is_a_numbered_figure_with_a_caption_and_a_source_note(page)
 def test_no_page_shows_the_nbval_marker_its_notebook_keeps(chapter):
     html = (HTML / "chapters" / f"{chapter}.html").read_text()
     assert "NBVAL_CHECK_OUTPUT" not in html, f"{chapter}: the page shows the nbval marker line"
+
+
+# A glue role ({glue}`name`, {glue:text}`name:,.0f`, {glue:md}`chapters/x.ipynb::name`) or directive
+# (```{glue:figure} name): the name it shows, with any document path and format.
+GLUE_USE = re.compile(r"\{glue(?::\w+)?\}(?:`([^`]+)`|[ \t]+(\S+))")
+
+
+def _glue_uses(text: str) -> set[tuple[str, str]]:
+    """Return (document stem or "", name) for each glued name the text shows."""
+    out = set()
+    for role, directive in GLUE_USE.findall(text):
+        doc, _, name = (role or directive).rpartition("::")
+        out.add((Path(doc).stem, name.split(":")[0] if role else name))
+    return out
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_name_a_chapter_glues_is_shown_in_its_prose(chapter):
+    """A name glued but never shown is a number computed for nothing, or one the prose lost when
+    it was reworded. Shown means in a markdown cell or in cell metadata (a caption), of this
+    chapter or, as ``{chapter}.ipynb::name``, of any chapter."""
+    import json
+
+    folder = HTML.parent / "jupyter_execute" / "chapters"
+    if not any(folder.glob("*.glue.json")):
+        pytest.skip(f"no glue data next to the built book ({folder})")
+    glued = folder / f"{chapter}.glue.json"
+    names = set(json.loads(glued.read_text())) if glued.is_file() else set()   # none glued: no file
+    shown = set()
+    for other in CHAPTERS:
+        cells = json.loads((REPO / "chapters" / f"{other}.ipynb").read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        text += "\n" + "\n".join(json.dumps(c.get("metadata", {}), ensure_ascii=False) for c in cells)
+        shown |= {name for doc, name in _glue_uses(text) if doc == chapter or (not doc and other == chapter)}
+    unused = sorted(names - shown)
+    assert not unused, f"{chapter}: glues {len(unused)} names its prose never shows: {', '.join(unused)}"
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
