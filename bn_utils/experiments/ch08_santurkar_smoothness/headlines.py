@@ -148,13 +148,14 @@ def _beta_lrs(record: results.Record, betas: dict) -> list[float]:
     return [lr for lr in dict.fromkeys((record.config["lr"], record.config["large_lr"])) if ("none", lr) in betas]
 
 
-def beta_parts(record: results.Record) -> dict[float, dict[str, claims.Decision | str]]:
+def beta_parts(record: results.Record, betas: dict | None = None) -> dict[float, dict[str, claims.Decision | str]]:
     """Return the parts of the book's λ test (:func:`_beta_free_of_lr`) per learning rate of the
     VGG: ``{lr: {STEP_0: d, COMMON_LOSS: d}}``, each ``d`` the decision on "the standard network's
     λ is above BN's" (so a "no" is BN's λ decidedly larger), the common loss
     ``claims.NOT_COMPARABLE`` where a network had not learned half-way; empty when neither rate
-    has both networks. ``record`` as the claims read it (:func:`with_extra_seeds`)."""
-    betas, out = beta_comparison(record, "vgg"), {}
+    has both networks. ``record`` as the claims read it (:func:`with_extra_seeds`); ``betas``
+    its :func:`beta_comparison` when the caller has it already."""
+    betas, out = betas if betas is not None else beta_comparison(record, "vgg"), {}
     for lr in _beta_lrs(record, betas):
         n, b = betas[("none", lr)], betas[("bn", lr)]
         out[lr] = {STEP_0: claims.greater(_v(n["beta_init_seeds"]), _v(b["beta_init_seeds"])),
@@ -164,7 +165,7 @@ def beta_parts(record: results.Record) -> dict[float, dict[str, claims.Decision 
 
 
 def _rates(lrs: list[float]) -> str:
-    return f"learning rate{'s' if len(lrs) > 1 else ''} " + " and ".join(f"{lr:g}" for lr in lrs)
+    return f"learning rate{'s' if len(lrs) > 1 else ''} " + book.in_words([f"{lr:g}" for lr in lrs])
 
 
 def beta_parts_text(record: results.Record) -> str:
@@ -193,9 +194,9 @@ def beta_parts_text(record: results.Record) -> str:
             elif verdict == claims.YES:
                 clauses.append(f"BN's λ was smaller, beyond the seeds' noise, at {lrs}")
             elif verdict == claims.NOISE:
-                signs = {float(np.sign(d.mean)) for _, d in items}
-                lean = {frozenset({1.0}): " (BN's λ smaller on average)",
-                        frozenset({-1.0}): " (BN's λ larger on average)"}.get(frozenset(signs), "")
+                means = [d.mean for _, d in items]   # standard − BN
+                lean = (" (BN's λ smaller on average)" if all(m > 0 for m in means) else
+                        " (BN's λ larger on average)" if all(m < 0 for m in means) else "")
                 clauses.append(f"the difference sits inside the seeds' noise{lean} at {lrs}")
             elif verdict == claims.NOT_COMPARABLE:
                 clauses.append(f"it is left out at {lrs} (a network had not learned half-way)")
@@ -216,7 +217,8 @@ def _beta_free_of_lr(record: results.Record) -> dict:
     when every part is). Where the standard network is still on its flat start at step 0, the row
     says so (:func:`flat_start_clause`)."""
     text = "BN lowers λ where the learning rate sets it less directly (at step 0 and at a loss both reached)"
-    betas, by_lr = beta_comparison(record, "vgg"), beta_parts(record)
+    betas = beta_comparison(record, "vgg")
+    by_lr = beta_parts(record, betas)
     if not by_lr:
         return claims.missing(text, BOOK, "—", kind="book")
     parts, texts, skipped = [], [], []
