@@ -93,9 +93,10 @@ def show_figure(fig, source: Any = None) -> None:
 
     from .plotting import MAX_PANELS_PER_ROW, panels_per_row
 
-    if panels_per_row(fig) > MAX_PANELS_PER_ROW:   # a figure made for the page, or no figure
+    side_by_side = panels_per_row(fig)
+    if side_by_side > MAX_PANELS_PER_ROW:   # a figure made for the page, or no figure
         plt.close(fig)
-        raise ValueError(f"the figure puts {panels_per_row(fig)} panels side by side: at most "
+        raise ValueError(f"the figure puts {side_by_side} panels side by side: at most "
                          f"{MAX_PANELS_PER_ROW} per row are legible at the page's width "
                          "(lay it out with plotting.panels)")
     try:

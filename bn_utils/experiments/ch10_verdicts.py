@@ -221,10 +221,14 @@ def _short_answer(survives: bool, smooths: bool) -> str:
     return f"At our scale, {shift}, and {smooth}."
 
 
+# chapter 08's two claims that are not a smoothing measure, by a phrase of their claim
+NOT_A_MEASURE = ("larger learning rate", "ℓp")
+
+
 def _smoothing_measures(papers: list[dict]) -> list[dict]:
     """Return chapter 08's claims that BN makes the landscape smoother: all but the larger
-    learning rate and the ℓp normalisations."""
-    return [r for r in papers if "larger learning rate" not in r["claim"] and "ℓp" not in r["claim"]]
+    learning rate and the ℓp normalisations (``NOT_A_MEASURE``)."""
+    return [r for r in papers if not any(p in r["claim"] for p in NOT_A_MEASURE)]
 
 
 def _smooths(papers: list[dict]) -> bool:
@@ -238,8 +242,7 @@ def _smooth_answer(papers: list[dict], own: list[dict]) -> str:
     """Return the answer on smoothness from chapter 08's verdicts: the paper's claims that BN makes
     the landscape smoother (its measures), then its other two (a larger learning rate, the ℓp
     normalisations), then the book's own tests, and what they leave open."""
-    lr = next((r for r in papers if "larger learning rate" in r["claim"]), None)
-    lp = next((r for r in papers if "ℓp" in r["claim"]), None)
+    lr, lp = (next((r for r in papers if phrase in r["claim"]), None) for phrase in NOT_A_MEASURE)
     measures = _smoothing_measures(papers)
     held = sum(r["verdict"] == claims.YES for r in measures)
     text = (f"Of chapter 8's {how_many(len(measures), 'claim')} that BN makes the loss landscape "
