@@ -131,6 +131,17 @@ def test_every_profile_builds_and_runs_are_distinct_records():
     assert len(inc.rows_table(inc.AblationConfig.for_profile("full"))) == len(inc.ROWS)
 
 
+def test_the_next_protocols_runs_differ_from_the_tables_only_in_their_epochs():
+    cfg = inc.AblationConfig.for_profile("reference")
+    table = {(rc.row, rc.seed): rc for rc in cfg.runs()}
+    nxt = cfg.training_runs()
+    assert nxt and all(rc.epochs > table[rc.row, rc.seed].epochs for rc in nxt)
+    assert all(rc.to_dict() | {"epochs": 0} == table[rc.row, rc.seed].to_dict() | {"epochs": 0} for rc in nxt)
+    assert not {rc.digest() for rc in nxt} & {rc.digest() for rc in table.values()}   # never the table's
+    assert inc.AblationConfig.for_profile("reference", seeds=(0,)).training_runs() == []   # overrides: none
+    assert inc.AblationConfig.for_profile("quick").training_runs() == []
+
+
 def test_learning_rates_scale_linearly_with_the_batch():
     cfg = inc.AblationConfig.for_profile("full", batch_size=128)
     assert cfg.run_config("BN-x30", 0).lr == pytest.approx(0.045 * 4)
