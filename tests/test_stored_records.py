@@ -40,6 +40,7 @@ def profile_digests(cls: type, chapter: str, profile: str) -> set[str]:
     runs = table.runs() + table.training_runs()    # the next protocol's runs, stored as they land
     members = ensemble.EnsembleConfig.for_profile(profile)
     runs += [members.member(name)[0] for name in members.members]
+    runs += [rc for rc, _ in members.training_members()]
     return {rc.digest() for rc in runs}
 
 

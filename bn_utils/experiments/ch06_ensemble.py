@@ -96,6 +96,17 @@ class EnsembleConfig(Config):
         return self.base().run_config(BASE_ROW, seed, row=f"{BASE_ROW}-{name}", **spec), CHAPTER
 
 
+    def training_members(self) -> list[tuple[inception.RunConfig, str]]:
+        """Return :meth:`member` of every member under chapter 05's next protocol
+        (``inception.IN_TRAINING``: the same members, trained for its epochs), which the ensemble
+        does not use yet; none when the config has overrides or the profile has no next protocol."""
+        spec = inception.IN_TRAINING.get(self.profile)
+        if spec is None or not self.is_profile_default():
+            return []
+        longer = type(self).for_profile(self.profile, epochs=spec["epochs"])
+        return [longer.member(name) for name in self.members]
+
+
 def training_cost(cfg: EnsembleConfig) -> dict:
     """Return the SGD steps of all members together, those of chapter 05's Inception row (one
     seed) at the same profile, and their ratio: what the ensemble costs in Inceptions."""

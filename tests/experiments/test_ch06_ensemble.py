@@ -245,3 +245,13 @@ def test_the_ensemble_of_the_reference_members_stored_so_far_never_trains(monkey
     assert record.meta["runs"] == f"2 of {len(cfg.members)}" and "stored so far" in record.caption()
     assert set(ens.member_names(record)) == {"seed-0", "seed-1"}
     assert ens.run(ens.EnsembleConfig.for_profile("quick")).meta["runs"] == record.meta["runs"]
+
+
+def test_the_next_protocols_members_share_chapter_05s_longer_bn_x30_runs_and_train_its_epochs():
+    cfg = ens.EnsembleConfig.for_profile("reference")
+    nxt = dict((rc.digest(), chapter) for rc, chapter in cfg.training_members())
+    longer = {rc.digest() for rc in inc.AblationConfig.for_profile("reference").training_runs()}
+    now = {rc.digest() for rc, _ in (cfg.member(name) for name in cfg.members)}
+    assert len(nxt) == len(cfg.members) and not set(nxt) & now
+    assert {d for d, chapter in nxt.items() if chapter == inc.CHAPTER} <= longer   # plain seeds shared
+    assert ens.EnsembleConfig.for_profile("reference", members=("seed-0",)).training_members() == []
