@@ -95,13 +95,12 @@ class EnsembleConfig(Config):
             return self.base().run_config(BASE_ROW, seed), inception.CHAPTER
         return self.base().run_config(BASE_ROW, seed, row=f"{BASE_ROW}-{name}", **spec), CHAPTER
 
-
     def training_members(self) -> list[tuple[inception.RunConfig, str]]:
         """Return :meth:`member` of every member under chapter 05's next protocol
-        (``inception.IN_TRAINING``: the same members, trained for its epochs), which the ensemble
+        (``inception.in_training``: the same members, trained for its epochs), which the ensemble
         does not use yet; none when the config has overrides or the profile has no next protocol."""
-        spec = inception.IN_TRAINING.get(self.profile)
-        if spec is None or not self.is_profile_default():
+        spec = inception.in_training(self)
+        if spec is None:
             return []
         longer = type(self).for_profile(self.profile, epochs=spec["epochs"])
         return [longer.member(name) for name in self.members]

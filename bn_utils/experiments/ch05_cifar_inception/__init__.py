@@ -29,8 +29,8 @@ names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 """
 
 from .config import (
-    ABLATION_ROWS, BASE_LR, CHAPTER, IN_TRAINING, ROWS, SANITY_ROWS,
-    TARGET_ROW, AblationConfig, RunConfig, planned_steps, rows_table)
+    ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS,
+    TARGET_ROW, AblationConfig, RunConfig, in_training, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import claim_rows  # noqa: F401
 from .analysis import (
