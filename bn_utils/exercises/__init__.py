@@ -20,7 +20,7 @@ from .reproductions import (  # noqa: F401 (the chapters call ex.check_<name>)
     check_parameter_difference, check_sgd_step, check_steps_to_target, check_topk_accuracy,
     check_weight_scale_gradient)
 from .why_it_works import (  # noqa: F401 (the chapters call ex.check_<name>)
-    check_effective_smoothness, check_gradient_ics, check_lp_scale, check_noise_mean_scale,
+    check_effective_smoothness, check_gradient_ics, check_lp_divisor, check_noise_mean_scale,
     check_noisy_bn, check_safe_lr)
 from .in_practice import (  # noqa: F401 (the chapters call ex.check_<name>)
     check_dropout_variance, check_renorm_tight, check_rms_norm)

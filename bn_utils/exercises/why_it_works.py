@@ -135,7 +135,7 @@ def check_safe_lr(fn) -> Result:
     return verdict(run)
 
 
-def check_lp_scale(fn) -> Result:
+def check_lp_divisor(fn) -> Result:
     """Check fn(c (N, C), p) -> the batch average of each example's mean-normalised lp norm over
     units, (mean_j |c_ij|^p)^(1/p) (max_j |c_ij| for p = inf): the lp layer's divisor."""
     def run():

@@ -280,14 +280,14 @@ def test_smoothness_exercises():
     assert_rejects(ex.check_safe_lr(lambda b: b / 2), "invert")
 
 
-def test_lp_scale_matches_the_layer():
+def test_lp_divisor_matches_the_layer():
     from bn_utils.nn.variants import lp_scale
 
-    assert ex.check_lp_scale(lambda c, p: lp_scale(torch.as_tensor(c), p))
+    assert ex.check_lp_divisor(lambda c, p: lp_scale(torch.as_tensor(c), p))
     c_sum = lambda c, p: ((np.abs(c) ** p).sum(1) ** (1 / p)).mean()  # noqa: E731
-    assert_rejects(ex.check_lp_scale(c_sum), "not the sum")
-    assert_rejects(ex.check_lp_scale(lambda c, p: (np.abs(c) ** p).mean() ** (1 / p)), "norm first")
-    assert_rejects(ex.check_lp_scale(lambda c, p: lp_scale(torch.as_tensor(c), p, "unit")), "one number")
+    assert_rejects(ex.check_lp_divisor(c_sum), "not the sum")
+    assert_rejects(ex.check_lp_divisor(lambda c, p: (np.abs(c) ** p).mean() ** (1 / p)), "norm first")
+    assert_rejects(ex.check_lp_divisor(lambda c, p: lp_scale(torch.as_tensor(c), p, "unit")), "one number")
 
 
 def test_every_chapter_ends_with_exercises_in_stub_check_solution_order_a_try_it_list_and_reading():
