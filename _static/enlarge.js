@@ -2,12 +2,19 @@
 // detailed figure) gets the class bn-zoomable; a click opens it at full size in an overlay that
 // scrolls, and a click or Escape closes it. An image shown at under 9/10 of its size (every
 // figure on a phone) says so under it: its lettering is small until enlarged.
+// An image's size is the width its page gives it (a figure of twice the pixels, for a sharp
+// high-density screen, says its width in CSS pixels), else its own pixels.
 (function () {
+  function size(img) {
+    const given = img.style.width.endsWith("px") ? parseFloat(img.style.width) : 0;
+    return given || img.naturalWidth;
+  }
   function mark(img) {
     const shown = img.getBoundingClientRect().width;
-    const zoom = img.naturalWidth && shown && img.naturalWidth > shown * 1.05;
+    const natural = size(img);
+    const zoom = natural && shown && natural > shown * 1.05;
     img.classList.toggle("bn-zoomable", !!zoom);
-    const small = zoom && shown < 0.9 * img.naturalWidth;
+    const small = zoom && shown < 0.9 * natural;
     let hint = img.nextElementSibling;
     if (!(hint && hint.classList.contains("bn-zoom-hint"))) hint = null;
     if (small && !hint) {
@@ -28,6 +35,7 @@
     const big = document.createElement("img");
     big.src = img.src;
     big.alt = img.alt;
+    big.style.width = `${size(img)}px`;
     overlay.appendChild(big);
     const close = () => { overlay.remove(); document.removeEventListener("keydown", onKey); };
     const onKey = (e) => { if (e.key === "Escape") close(); };

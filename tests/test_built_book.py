@@ -273,7 +273,8 @@ def test_the_page_loads_cleanly_in_chromium_with_images_and_typeset_maths(browse
 
 # What a reader at a given width sees: elements that stick out of the text column without a
 # scroll box of their own around them (MathJax's hidden assistive copy aside), each image's shown
-# and natural widths and whether it can be enlarged (_static/enlarge.js), and where the first
+# and natural widths (the width the page gives it: a figure holds twice its pixels, for a sharp
+# high-density screen) and whether it can be enlarged (_static/enlarge.js), and where the first
 # paragraph of prose and the first visible code cell start.
 LAYOUT = """() => {
   const art = document.querySelector('article.bd-article') || document.querySelector('main');
@@ -290,7 +291,10 @@ LAYOUT = """() => {
              (el.textContent || '').trim().slice(0, 50));
   }
   const images = [...art.querySelectorAll('img')].map(i => ({src: i.src.split('/').pop(),
-    shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
+    shown: i.getBoundingClientRect().width, pixels: i.naturalWidth,
+    squashed: i.naturalWidth > 0 && Math.abs(i.getBoundingClientRect().height / i.getBoundingClientRect().width
+                                             - i.naturalHeight / i.naturalWidth) > 0.02,
+    natural: i.style.width.endsWith('px') ? parseFloat(i.style.width) : i.naturalWidth,
     zoom: i.classList.contains('bn-zoomable'),
     hint: !!(i.nextElementSibling && i.nextElementSibling.classList.contains('bn-zoom-hint'))}));
   // a table or an equation in view that scrolls sideways in its box, without the line above it
@@ -373,9 +377,13 @@ def test_the_page_reads_at_desktop_and_phone_width(browser, page, width):
     assert not tiny, f"{where}: figures shown small with no line saying they enlarge: {tiny[:3]}"
     assert not broken, f"{where}: numbers broken across lines: {broken[:3]}"
     assert not seen["uncued"], f"{where}: tables or equations that scroll sideways without saying so: {seen['uncued'][:3]}"
-    if width == 1280:   # figures made for the page: natural size
+    squashed = [i for i in seen["images"] if i["squashed"]]
+    assert not squashed, f"{where}: figures shown out of their proportions: {squashed[:3]}"
+    if width == 1280:   # figures made for the page: natural size, sharp on a high-density screen
         shrunk = [i for i in seen["images"] if i["shown"] < 0.9 * i["natural"]]
         assert not shrunk, f"{where}: figures wider than the column: {shrunk[:3]}"
+        coarse = [i for i in seen["images"] if i["pixels"] < 1.9 * i["shown"]]
+        assert not coarse, f"{where}: figures of fewer than 2 pixels per shown pixel: {coarse[:3]}"
     if page.stem != "intro":
         assert seen["paragraph"] is not None, f"{where}: no paragraph of prose"
         assert seen["code"] is None or seen["paragraph"] < seen["code"], (

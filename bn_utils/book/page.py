@@ -34,7 +34,8 @@ def setup(cfg: Config | None = None):
 
 def _inline_figures() -> None:
     """In a notebook kernel, show figures inline even if MPLBACKEND=Agg was inherited (with Agg a
-    kernel draws every figure and displays none: the book would have no plots)."""
+    kernel draws every figure and displays none: the book would have no plots), and at twice their
+    dots per inch, shown at their natural size (sharp on a high-density screen)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -46,6 +47,9 @@ def _inline_figures() -> None:
 
     if "inline" not in matplotlib.get_backend():
         shell.run_line_magic("matplotlib", "inline")
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")   # a PNG of 2x the pixels, with its natural size as metadata
 
 
 def stored_results_line() -> str:

@@ -173,7 +173,8 @@ def test_a_linear_step_axis_gets_few_compact_ticks_and_log_axes_plain_numbers():
 
 
 def _saved_width(fig) -> int:
-    """The width in pixels of ``fig`` saved as the notebook's inline backend saves it."""
+    """The width in page pixels at which the notebook shows ``fig`` (its PNG holds twice as
+    many, for a high-density screen, and gives this width)."""
     import io
 
     from PIL import Image
