@@ -25,6 +25,7 @@ trusted, else runs the experiment and stores it:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -38,6 +39,11 @@ import subprocess
 import time
 import warnings
 import zipfile
+
+try:
+    import fcntl
+except ImportError:      # Windows: no file locks; a run is then not guarded against a second trainer
+    fcntl = None
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -387,11 +393,13 @@ def stand_in(chapter: str, name: str, cfg: Config,
 
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
-                prefer_stored: bool = False, partial: Callable[[], Record | None] | None = None) -> Record:
+                prefer_stored: bool = False, partial: Callable[[], Record | None] | None = None,
+                lock: Path | None = None) -> Record:
     """Return, with ``prefer_stored``, the record that stands in for ``cfg`` (:func:`stand_in`:
     the best stored one, else what ``partial()`` assembles from the long runs stored so far);
     else the trusted stored record of ``cfg``; else
-    run ``fn(cfg)``, store its output and return the new record."""
+    run ``fn(cfg)``, store its output and return the new record. With ``lock`` (a long run's:
+    :func:`training_lock`), the run trains only while no other process trains it."""
     if prefer_stored:
         shown = stand_in(chapter, name, cfg, partial)
         if shown is not None:
@@ -400,11 +408,47 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     if stored is not None and _trusted(stored):
         return _noted(stored)
     _check_writable(chapter, name, cfg)
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    output = fn(cfg)
-    meta = {"started": started, "seconds": round(time.perf_counter() - t0, 3)}
-    return _noted(save(chapter, name, cfg, output, meta=meta))
+    with training_lock(lock, _paths(chapter, name, cfg)[0]) if lock else contextlib.nullcontext():
+        if lock:   # stored meanwhile by the process that held the lock (its warnings were given)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                stored = load(chapter, name, cfg)
+            if stored is not None and _trusted(stored):
+                return _noted(stored)
+        started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        output = fn(cfg)
+        meta = {"started": started, "seconds": round(time.perf_counter() - t0, 3)}
+        return _noted(save(chapter, name, cfg, output, meta=meta))
+
+
+@contextlib.contextmanager
+def training_lock(path: Path, record: Path | str = "this run"):
+    """Hold an exclusive lock on the file ``path`` while a run trains (the operating system drops
+    it if the process dies), so that two processes (a sweep and a chapter, say) never train,
+    checkpoint and store the same run at once: the second fails at once with a RuntimeError naming
+    ``record`` and the first one's process id."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                pid = f.read().strip() or "unknown"
+                raise RuntimeError(f"{record}: another process (pid {pid}) is training this run now; "
+                                   "wait until it stores its record (then it is reused) or stop that "
+                                   "process and run again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _noted(record: Record) -> Record:
@@ -429,6 +473,7 @@ def is_trusted(json_path: Path | str) -> bool:
 
 
 def checkpoint_path(chapter: str, name: str, cfg: Config) -> Path:
-    """Return where a long run of ``cfg`` keeps its checkpoint (``train.fit(checkpoint=...)``)."""
+    """Return where a long run of ``cfg`` keeps its checkpoint (``train.fit(checkpoint=...)``);
+    its lock (:func:`training_lock`) is the same path with the suffix ``.lock``."""
     json_path, _ = _paths(chapter, name, cfg)
     return json_path.parent / "checkpoints" / (json_path.name[: -len(".json")] + ".pt")

@@ -332,3 +332,38 @@ def test_an_assembled_record_names_the_commit_of_its_last_run_and_counts_the_oth
     assert results.assembled_meta(metas[:1], "1 of 4")["commit"] == "aaa"
     record = results.Record("ch", "exp", Exp.for_profile("reference").to_dict(), {}, meta=meta)
     assert "commit bbb (and 1 earlier)" in record.caption() and "3 of 4" in record.caption()
+
+
+HOLDER = """
+import fcntl, sys, time
+f = open(sys.argv[1], "a+")
+fcntl.flock(f, fcntl.LOCK_EX)
+f.write("4242\\n"); f.flush()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(results.fcntl is None, reason="no file locks on this system")
+def test_a_run_another_process_is_training_fails_at_once_and_trains_once_it_is_free(tmp_path):
+    fn, cfg = Counter(), Exp.for_profile("smoke")
+    lock = results.checkpoint_path("ch", "exp", cfg).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RuntimeError, match=r"exp__smoke__\w+\.json: another process \(pid 4242\) is training"):
+            results.load_or_run("ch", "exp", cfg, fn, lock=lock)
+        assert fn.calls == 0
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    first = results.load_or_run("ch", "exp", cfg, fn, lock=lock)     # the lock died with its process
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert results.load_or_run("ch", "exp", cfg, fn, lock=lock).path == first.path   # stored: no lock needed
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert fn.calls == 1

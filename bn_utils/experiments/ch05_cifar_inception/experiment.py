@@ -117,7 +117,8 @@ def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
     if an earlier attempt was killed; the checkpoint is removed once the record is stored)."""
     ckpt = results.checkpoint_path(chapter, rc.name, rc)
     record = results.load_or_run(chapter, rc.name, rc,
-                                 functools.partial(train_run, checkpoint=ckpt, chapter=chapter))
+                                 functools.partial(train_run, checkpoint=ckpt, chapter=chapter),
+                                 lock=ckpt.with_suffix(".lock"))
     ckpt.unlink(missing_ok=True)
     return record
 

@@ -14,7 +14,9 @@ from .training import HookMaker, train_run
 
 def run_one(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> results.Record:
     """Return the stored record of one run under ``cfg`` (training it first if there is none)."""
-    return results.load_or_run(chapter, run.name, cfg, lambda c: train_run(chapter, c, run, make_hooks))
+    lock = results.checkpoint_path(chapter, run.name, cfg).with_suffix(".lock")   # one trainer at a time
+    return results.load_or_run(chapter, run.name, cfg, lambda c: train_run(chapter, c, run, make_hooks),
+                               lock=lock)
 
 
 def sweep(chapter: str, cfg: SanturkarConfig, runs: Sequence[Run], make_hooks: HookMaker) -> dict:
