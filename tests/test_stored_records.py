@@ -37,10 +37,8 @@ def profile_digests(cls: type, chapter: str, profile: str) -> set[str]:
         cfg = cls.for_profile(profile)
         return {cfg.digest()} | {c.digest() for c in getattr(cfg, "extra_configs", list)()}
     table = inception.AblationConfig.for_profile(profile)
-    runs = table.runs() + table.training_runs()    # the next protocol's runs, stored as they land
     members = ensemble.EnsembleConfig.for_profile(profile)
-    runs += [members.member(name)[0] for name in members.members]
-    runs += [rc for rc, _ in members.training_members()]
+    runs = table.runs() + [members.member(name)[0] for name in members.members]
     return {rc.digest() for rc in runs}
 
 

@@ -52,8 +52,6 @@ def planned(profile: str) -> list[tuple[str, object]]:
     runs = [(inception.CHAPTER, cfg.run_config(row, seed)) for seed in cfg.seeds for row in cfg.rows]
     ens = ensemble.EnsembleConfig.for_profile(profile)
     runs += [ens.member(name)[::-1] for name in ens.members]
-    runs += [(inception.CHAPTER, rc) for rc in cfg.training_runs()]    # the next protocol's, last
-    runs += [member[::-1] for member in ens.training_members()]
     seen, out = set(), []
     for chapter, rc in runs:
         if (chapter, rc.name, rc.digest()) not in seen:

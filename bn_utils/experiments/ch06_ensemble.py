@@ -62,7 +62,7 @@ class EnsembleConfig(Config):
     profile values, so that its BN-x30 runs are exactly the ones the members reuse."""
 
     members: tuple = param(tuple(VARIANTS), "ensemble members", choices=tuple(VARIANTS))
-    epochs: int = param(30, "training epochs of every member (chapter 05's BN rows)", min=1,
+    epochs: int = param(60, "training epochs of every member (chapter 05's BN rows)", min=1,
                         max=EPOCHS_MAX)
     width: int = param(16, "TinyInception base width", min=2, max=WIDTH_MAX)
     n_train: int = param(50_000, "training images (class-stratified subset)", min=64, max=50_000)
@@ -94,16 +94,6 @@ class EnsembleConfig(Config):
         if not spec:
             return self.base().run_config(BASE_ROW, seed), inception.CHAPTER
         return self.base().run_config(BASE_ROW, seed, row=f"{BASE_ROW}-{name}", **spec), CHAPTER
-
-    def training_members(self) -> list[tuple[inception.RunConfig, str]]:
-        """Return :meth:`member` of every member under chapter 05's next protocol
-        (``inception.in_training``: the same members, trained for its epochs), which the ensemble
-        does not use yet; none when the config has overrides or the profile has no next protocol."""
-        spec = inception.in_training(self)
-        if spec is None:
-            return []
-        longer = type(self).for_profile(self.profile, epochs=spec["epochs"])
-        return [longer.member(name) for name in self.members]
 
 
 def training_cost(cfg: EnsembleConfig) -> dict:

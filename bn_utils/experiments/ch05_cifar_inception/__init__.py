@@ -30,11 +30,11 @@ names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 
 from .config import (
     ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS,
-    TARGET_ROW, AblationConfig, RunConfig, in_training, planned_steps, rows_table)
+    TARGET_ROW, AblationConfig, RunConfig, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import claim_rows  # noqa: F401
 from .analysis import (
-    PAPER, STUDENT, at_equal_steps, comparison, crossing_interval, curve,
+    PAPER, STUDENT, STUDENT_BN_EPOCHS, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, late_gains_text, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
     reach_text, seed_levelling, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary, target_sensitivity)

@@ -31,6 +31,7 @@ STUDENT = {
     "BN-x30": {"max_accuracy": 73.0, "epochs": 4},
     "BN-x5-Sigmoid": {"max_accuracy": 55.92, "epochs": None},
 }
+STUDENT_BN_EPOCHS = 30   # the student's budget for every BN row (its Inception: 100 epochs)
 
 
 
@@ -115,12 +116,18 @@ def seed_levelling(row: dict) -> list[float]:
     return [levelling(steps, a)["gain"] for a in acc]
 
 
-def late_gains_text(record: results.Record, rows) -> str:
+def late_gains_text(record: results.Record, rows, epochs: float | None = None) -> str:
     """Return how far the mean curve of each of ``rows`` rose over the last fifth of its run
     (:func:`levelling`), in points, and what that says by the same < 1 point rule: "BN-x5 1.3
     and BN-x30 1.2 points: none had levelled off by the same rule, so each best accuracy is where
-    its run stops, not a plateau" ("not run" when no row is in the record)."""
-    gains = {r: levelling(*mean_curve(record.metrics[r]))["gain"] for r in rows if r in record.metrics}
+    its run stops, not a plateau" ("not run" when no row is in the record). With ``epochs``, each
+    curve is cut after that many epochs first: where a shorter run of the same rows would stop."""
+    def gain(row: dict) -> float:
+        steps, acc = mean_curve(row)
+        keep = steps <= (steps[-1] if epochs is None else epochs * row["steps_per_epoch"])
+        return levelling(steps[keep], acc[keep])["gain"]
+
+    gains = {r: gain(record.metrics[r]) for r in rows if r in record.metrics}
     if not gains:
         return "not run"
     flat = [r for r, g in gains.items() if g < LEVEL_GAIN]

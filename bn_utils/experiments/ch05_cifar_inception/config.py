@@ -41,22 +41,6 @@ SANITY_ROWS = ("Inception-x30", "Inception-x5-Sigmoid")
 ABLATION_ROWS = tuple(r for r in ROWS if r not in SANITY_ROWS)
 TARGET_ROW = "Inception"   # steps are counted to this row's best accuracy
 
-# The next reference protocol, in training (issue #22): the three accelerated BN rows for 60
-# epochs, long enough for their curves to level off (at 30, each row's mean curve still rose 1.2
-# to 1.5 points over its last fifth). tools/train_runs.py trains these runs after the table's own,
-# their records (and, between sessions, their checkpoints) are committed as they land, and the
-# chapter keeps showing its stored table until every one is stored; then the profile takes these
-# epochs and this entry goes.
-IN_TRAINING: dict[str, dict] = {"reference": {"rows": ("BN-x5", "BN-x30", "BN-x5-Sigmoid"), "epochs": 60}}
-
-
-def in_training(cfg: Config) -> dict | None:
-    """Return the next protocol of ``cfg``'s profile (:data:`IN_TRAINING`), or None when the
-    profile has none or ``cfg`` has overrides (only the profile's own runs are trained ahead)."""
-    spec = IN_TRAINING.get(cfg.profile)
-    return spec if spec is not None and cfg.is_profile_default() else None
-
-
 @dataclass(frozen=True)
 class RunConfig(Config):
     """One training run, fully resolved: what a (row, seed) of the table trains with."""
@@ -129,8 +113,11 @@ class AblationConfig(Config):
     epochs_baseline: int = param(30, "epochs of BN-Baseline (the student's 30; it trains at "
                                      "Inception's rate, so the quick profile gives it more than the fast rows)", min=1,
                                  max=EPOCHS_MAX)
-    epochs_bn: int = param(30, "epochs of every other row (the student's 30)", min=1,
-                           max=EPOCHS_MAX)
+    epochs_bn: int = param(60, "epochs of BN-x5, BN-x30 and BN-x5-Sigmoid (the student's 30, "
+                               "after which their curves were still rising)",
+                           min=1, max=EPOCHS_MAX)
+    epochs_sanity: int = param(30, "epochs of the two sanity rows without BN (their claims "
+                                   "ask only whether a row learns)", min=1, max=EPOCHS_MAX)
     batch_size: int = param(32, "examples per minibatch (the paper's 32; the learning rates "
                                 "scale with it linearly)", min=2, max=BATCH_MAX)
     lr_scale: float = param(1.0, "multiplies every row's learning rate", min=1e-3, max=1e3)
@@ -159,17 +146,19 @@ class AblationConfig(Config):
 
     PROFILES: ClassVar[dict] = {
         "full": {},
-        # reference: the full protocol on a 2-core CPU (Inception 100 epochs, until its curve has
-        # levelled off; every BN row 30; three seeds), about 5 h with two one-thread workers
-        # (benchmarks/ch05_cifar_inception/epoch.py times an epoch); each run checkpoints every epoch
+        # reference: the full protocol on a 2-core CPU (Inception 100 epochs and the accelerated BN
+        # rows 60, until their curves have levelled off; BN-Baseline and the sanity rows 30; three
+        # seeds), about 7.5 h with two one-thread workers (the stored runs' own times;
+        # benchmarks/ch05_cifar_inception/epoch.py times an epoch); each run checkpoints every epoch
         "reference": {},
         # quick: early training only, within the 3-minute budget (at 4,096 images the test
         # evaluations cost about as much as the training: 1,000 test images, dense ones for 1 epoch)
         "quick": {"seeds": (0,), "epochs_inception": 8, "epochs_baseline": 6, "epochs_bn": 4,
-                  "n_train": 4096, "n_test": 1000, "evals_per_epoch": 2, "dense_evals_per_epoch": 8,
-                  "dense_epochs": 1.0},
+                  "epochs_sanity": 4, "n_train": 4096, "n_test": 1000, "evals_per_epoch": 2,
+                  "dense_evals_per_epoch": 8, "dense_epochs": 1.0},
         "smoke": {"seeds": (0,), "epochs_inception": 1, "epochs_baseline": 1, "epochs_bn": 1,
-                  "n_train": 256, "n_test": 200, "width": 8, "dense_evals_per_epoch": 2},
+                  "epochs_sanity": 1, "n_train": 256, "n_test": 200, "width": 8,
+                  "dense_evals_per_epoch": 2},
     }
 
     def validate(self) -> None:
@@ -189,9 +178,9 @@ class AblationConfig(Config):
             lr_decay=self.lr_decay,
             decay_epochs=self.decay_epochs / 6 if fast else self.decay_epochs,
             dropout=spec.dropout, jitter=self.jitter_modified if fast else self.jitter,
-            # Inception trains longest, BN-Baseline (same rate) next; sanity rows as long as BN rows
             epochs=(self.epochs_inception if not (spec.bn or fast) else
-                    self.epochs_baseline if row == "BN-Baseline" else self.epochs_bn),
+                    self.epochs_baseline if row == "BN-Baseline" else
+                    self.epochs_sanity if row in SANITY_ROWS else self.epochs_bn),
             batch_size=self.batch_size, width=self.width, n_train=self.n_train,
             n_test=self.n_test, evals_per_epoch=self.evals_per_epoch,
             dense_evals_per_epoch=self.dense_evals_per_epoch, dense_epochs=self.dense_epochs, seed=seed)
@@ -201,15 +190,6 @@ class AblationConfig(Config):
     def runs(self) -> list[RunConfig]:
         """Return every run of the table, row by row."""
         return [self.run_config(row, seed) for row in self.rows for seed in self.seeds]
-
-    def training_runs(self) -> list[RunConfig]:
-        """Return the runs of the next protocol of this profile (:data:`IN_TRAINING`), seed by
-        seed, that the profile's table does not use yet (none if the config has overrides)."""
-        spec = in_training(self)
-        if spec is None:
-            return []
-        return [self.run_config(row, seed, epochs=spec["epochs"])
-                for seed in self.seeds for row in spec["rows"]]
 
 
 def rows_table(cfg: AblationConfig) -> list[dict]:
