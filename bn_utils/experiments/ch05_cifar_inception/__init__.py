@@ -8,9 +8,9 @@ Five rows, one network (:class:`bn_utils.nn.tiny_inception.TinyInception`), mome
     BN-x30          BN, lr x30, the paper's modifications
     BN-x5-Sigmoid   BN, lr x5,  the paper's modifications, sigmoid instead of ReLU
 
-plus two sanity rows without BN: ``Inception-x30`` (BN-x30's recipe, which may diverge) and
-``Inception-x5-Sigmoid`` (BN-x5-Sigmoid's; the paper reports that sigmoid Inception without BN
-stays at chance accuracy).
+plus two sanity rows without BN, each its BN twin's recipe for fewer epochs (``epochs_sanity``):
+``Inception-x30`` (BN-x30's, which may diverge) and ``Inception-x5-Sigmoid`` (BN-x5-Sigmoid's; the
+paper reports that sigmoid Inception without BN stays at chance accuracy).
 "The paper's modifications" (their Sec. 4.2.1) are: no dropout, L2 weight decay / 5, learning-rate
 decay 6x faster, fewer photometric distortions; their other two (no local response normalisation,
 thorough shuffling) hold for every row here, since TinyInception has no LRN and every run
@@ -34,7 +34,7 @@ from .config import (
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import claim_rows  # noqa: F401
 from .analysis import (
-    PAPER, STUDENT, STUDENT_BN_EPOCHS, at_equal_steps, comparison, crossing_interval, curve,
+    LEVEL_GAIN, PAPER, STUDENT, STUDENT_BN_EPOCHS, at_equal_steps, comparison, crossing_interval, curve,
     diverged_at, late_gains_text, levelling, mean_curve, ordered_rows, orderings, paper_speedups, reach_sentence,
     reach_text, seed_levelling, seed_spread, seeds_against_target, seeds_rows, student_speedups,
     summary, target_sensitivity)

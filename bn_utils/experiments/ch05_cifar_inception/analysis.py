@@ -121,7 +121,8 @@ def late_gains_text(record: results.Record, rows, epochs: float | None = None) -
     (:func:`levelling`), in points, and what that says by the same < 1 point rule: "BN-x5 1.3
     and BN-x30 1.2 points: none had levelled off by the same rule, so each best accuracy is where
     its run stops, not a plateau" ("not run" when no row is in the record). With ``epochs``, each
-    curve is cut after that many epochs first: where a shorter run of the same rows would stop."""
+    curve is cut after that many epochs first: where a shorter run of the same rows would stop
+    (then "none" ends "so a run stopped there would end before its plateau")."""
     def gain(row: dict) -> float:
         steps, acc = mean_curve(row)
         keep = steps <= (steps[-1] if epochs is None else epochs * row["steps_per_epoch"])
@@ -133,8 +134,9 @@ def late_gains_text(record: results.Record, rows, epochs: float | None = None) -
     flat = [r for r, g in gains.items() if g < LEVEL_GAIN]
     said = in_words([f"{r} {100 * g:.1f}" for r, g in gains.items()]) + " points"
     if not flat:
-        return (f"{said}: none had levelled off by the same rule, so each best accuracy is where its "
-                "run stops, not a plateau")
+        return f"{said}: none had levelled off by the same rule, so " + (
+            "each best accuracy is where its run stops, not a plateau" if epochs is None else
+            "a run stopped there would end before its plateau")
     if len(flat) == len(gains):
         return f"{said}: all had levelled off by the same rule"
     return f"{said}: only {in_words(flat)} had levelled off by the same rule"
