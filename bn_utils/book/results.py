@@ -39,14 +39,14 @@ import subprocess
 import time
 import warnings
 import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 try:
     import fcntl
 except ImportError:      # Windows: no file locks; a run is then not guarded against a second trainer
     fcntl = None
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -394,12 +394,13 @@ def stand_in(chapter: str, name: str, cfg: Config,
 
 def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dict], *,
                 prefer_stored: bool = False, partial: Callable[[], Record | None] | None = None,
-                lock: Path | None = None) -> Record:
+                lock: bool = False) -> Record:
     """Return, with ``prefer_stored``, the record that stands in for ``cfg`` (:func:`stand_in`:
     the best stored one, else what ``partial()`` assembles from the long runs stored so far);
     else the trusted stored record of ``cfg``; else
-    run ``fn(cfg)``, store its output and return the new record. With ``lock`` (a long run's:
-    :func:`training_lock`), the run trains only while no other process trains it."""
+    run ``fn(cfg)``, store its output and return the new record. With ``lock`` (a long run, which
+    checkpoints), it trains only while no other process trains it (:func:`training_lock`, on the
+    :func:`checkpoint_path` with the suffix ``.lock``)."""
     if prefer_stored:
         shown = stand_in(chapter, name, cfg, partial)
         if shown is not None:
@@ -408,7 +409,9 @@ def load_or_run(chapter: str, name: str, cfg: Config, fn: Callable[[Config], dic
     if stored is not None and _trusted(stored):
         return _noted(stored)
     _check_writable(chapter, name, cfg)
-    with training_lock(lock, _paths(chapter, name, cfg)[0]) if lock else contextlib.nullcontext():
+    guard = (training_lock(checkpoint_path(chapter, name, cfg).with_suffix(".lock"),
+                           _paths(chapter, name, cfg)[0]) if lock else contextlib.nullcontext())
+    with guard:
         if lock:   # stored meanwhile by the process that held the lock (its warnings were given)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -353,16 +353,16 @@ def test_a_run_another_process_is_training_fails_at_once_and_trains_once_it_is_f
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RuntimeError, match=r"exp__smoke__\w+\.json: another process \(pid 4242\) is training"):
-            results.load_or_run("ch", "exp", cfg, fn, lock=lock)
+            results.load_or_run("ch", "exp", cfg, fn, lock=True)
         assert fn.calls == 0
     finally:
         holder.kill()
         holder.wait(timeout=10)
-    first = results.load_or_run("ch", "exp", cfg, fn, lock=lock)     # the lock died with its process
+    first = results.load_or_run("ch", "exp", cfg, fn, lock=True)     # the lock died with its process
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert results.load_or_run("ch", "exp", cfg, fn, lock=lock).path == first.path   # stored: no lock needed
+        assert results.load_or_run("ch", "exp", cfg, fn, lock=True).path == first.path   # stored: no lock needed
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -118,7 +118,7 @@ def run_one(rc: RunConfig, chapter: str = CHAPTER) -> results.Record:
     ckpt = results.checkpoint_path(chapter, rc.name, rc)
     record = results.load_or_run(chapter, rc.name, rc,
                                  functools.partial(train_run, checkpoint=ckpt, chapter=chapter),
-                                 lock=ckpt.with_suffix(".lock"))
+                                 lock=True)
     ckpt.unlink(missing_ok=True)
     return record
 

@@ -14,9 +14,8 @@ from .training import HookMaker, train_run
 
 def run_one(chapter: str, cfg: SanturkarConfig, run: Run, make_hooks: HookMaker) -> results.Record:
     """Return the stored record of one run under ``cfg`` (training it first if there is none)."""
-    lock = results.checkpoint_path(chapter, run.name, cfg).with_suffix(".lock")   # one trainer at a time
     return results.load_or_run(chapter, run.name, cfg, lambda c: train_run(chapter, c, run, make_hooks),
-                               lock=lock)
+                               lock=True)   # one trainer at a time
 
 
 def sweep(chapter: str, cfg: SanturkarConfig, runs: Sequence[Run], make_hooks: HookMaker) -> dict:
