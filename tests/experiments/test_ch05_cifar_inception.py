@@ -129,7 +129,8 @@ def test_bn_baseline_differs_from_inception_only_by_bn_and_its_budget_in_every_p
 def test_each_sanity_row_is_its_bn_twins_recipe_without_bn_in_every_profile():
     for profile in ("smoke", "quick", "reference", "full"):
         cfg = inc.AblationConfig.for_profile(profile)
-        for plain, twin in zip(inc.SANITY_ROWS, ("BN-x30", "BN-x5-Sigmoid")):
+        assert inc.SANITY_TWINS == {"Inception-x30": "BN-x30", "Inception-x5-Sigmoid": "BN-x5-Sigmoid"}
+        for plain, twin in inc.SANITY_TWINS.items():
             a, b = cfg.run_config(plain, 0).to_dict(), cfg.run_config(twin, 0).to_dict()
             assert {k for k in a if a[k] != b[k]} <= {"row", "bn", "epochs"}, (profile, plain)
             assert not a["bn"] and b["bn"]

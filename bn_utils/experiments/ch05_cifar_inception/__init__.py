@@ -29,7 +29,7 @@ names, so that chapters 05 and 06 call ``inc.<name>`` whichever file holds it.
 """
 
 from .config import (
-    ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS,
+    ABLATION_ROWS, BASE_LR, CHAPTER, ROWS, SANITY_ROWS, SANITY_TWINS,
     TARGET_ROW, AblationConfig, RunConfig, planned_steps, rows_table)
 from .figures import plot, plot_loss  # noqa: F401
 from .headlines import claim_rows  # noqa: F401

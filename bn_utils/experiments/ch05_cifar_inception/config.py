@@ -37,7 +37,8 @@ ROWS: dict[str, Row] = {
     "Inception-x30": Row(bn=False, lr_mult=30, accelerated=True),
     "Inception-x5-Sigmoid": Row(bn=False, lr_mult=5, activation="sigmoid", accelerated=True),
 }
-SANITY_ROWS = ("Inception-x30", "Inception-x5-Sigmoid")
+SANITY_TWINS = {"Inception-x30": "BN-x30", "Inception-x5-Sigmoid": "BN-x5-Sigmoid"}   # each: its BN twin
+SANITY_ROWS = tuple(SANITY_TWINS)
 ABLATION_ROWS = tuple(r for r in ROWS if r not in SANITY_ROWS)
 TARGET_ROW = "Inception"   # steps are counted to this row's best accuracy
 
